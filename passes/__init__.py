@@ -1,0 +1,1 @@
+"""Passes: graph-to-graph transformations, one per module."""

@@ -1,0 +1,1 @@
+"""The rsnnc command line."""

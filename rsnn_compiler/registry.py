@@ -1,0 +1,51 @@
+"""Explicit registry of frontends, passes and backends.
+
+The core never imports a frontend, pass or backend module directly: it looks entries up here
+and imports them lazily, so dependencies keep pointing one way (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from rsnn_compiler.errors import UserInputError
+
+# name -> "module:attribute"
+PASSES: dict[str, str] = {
+    "canonicalize": "rsnn_compiler.passes.canonicalize:Canonicalize",
+}
+
+BACKENDS: dict[str, str] = {
+    "ir": "rsnn_compiler.backends.ir_target:IrBackend",
+}
+
+# file suffix -> "module:function"; the function is ``load(source, options) -> ImportResult``
+FRONTENDS: dict[str, str] = {
+    ".rsnn": "rsnn_compiler.frontends.rsnn_file:load",
+}
+# frontend used for ``pkg.module:factory`` sources
+PYTHON_FRONTEND = "rsnn_compiler.frontends.pytorch_import:load"
+
+# export format -> "module:function"; the function is ``export(graph, path) -> None``
+EXPORTERS: dict[str, str] = {}
+
+
+def resolve(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_pass(name: str):
+    if name not in PASSES:
+        raise UserInputError(f"unknown pass '{name}'; known passes: {', '.join(sorted(PASSES))}")
+    return resolve(PASSES[name])()
+
+
+def get_backend(name: str):
+    if name not in BACKENDS:
+        raise UserInputError(
+            f"unknown target '{name}'; available targets: {', '.join(sorted(BACKENDS))}"
+            " (see `rsnnc targets`)"
+        )
+    return resolve(BACKENDS[name])()
