@@ -1,0 +1,251 @@
+"""Exact integer primitives of the fixed-point IR (numpy int64, vectorised).
+
+Every function takes integer arrays (or Python ints) and returns int64 arrays; nothing rounds
+through floating point except the explicit float encoders at the bottom. docs/fixed-point.md
+states each rule; tests/test_fixed_arith.py checks them against arbitrary-precision Python ints.
+
+Conventions: ``>>`` on int64 is an arithmetic shift (floor); ``trunc_shift`` rounds toward zero.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+DECAY_SHIFT = 12
+DECAY_ONE = 1 << DECAY_SHIFT  # 4096: a decay d keeps (4096 - d)/4096 per step
+
+
+class Overflow(enum.Enum):
+    """How a value is brought back into ``bits`` (signed) after an update."""
+
+    WRAP = "wrap"  # two's complement: [-2^(b-1), 2^(b-1))
+    WRAP_ONCE = "wrap_once"  # Lava's u: one add/subtract of 2^b into (-2^(b-1), 2^(b-1)]
+    SATURATE = "saturate"  # clip to [-2^(b-1), 2^(b-1) - 1]
+    SATURATE_SYM = "saturate_sym"  # clip to [-(2^(b-1) - 1), 2^(b-1) - 1] (Lava's v)
+
+
+def i64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.int64)
+
+
+def trunc_shift(x, n) -> np.ndarray:
+    """x / 2^n rounded toward zero: sign(x) * (|x| >> n), n >= 0."""
+    x, n = i64(x), i64(n)
+    mag = np.abs(x) >> n
+    return np.where(x < 0, -mag, mag)
+
+
+def floor_shift(x, n) -> np.ndarray:
+    """x / 2^n rounded toward -inf (arithmetic right shift), n >= 0."""
+    return i64(x) >> i64(n)
+
+
+def shift(x, e) -> np.ndarray:
+    """x * 2^e exactly for e >= 0 (left shift); floor(x / 2^-e) for e < 0 (arithmetic shift)."""
+    x, e = np.broadcast_arrays(i64(x), i64(e))
+    return np.where(e >= 0, x << np.maximum(e, 0), x >> np.maximum(-e, 0))
+
+
+def wrap(x, bits: int) -> np.ndarray:
+    """Two's-complement wrap into [-2^(bits-1), 2^(bits-1))."""
+    x = i64(x)
+    if bits >= 64:
+        return x
+    half = np.int64(1) << np.int64(bits - 1)
+    mask = (np.int64(1) << np.int64(bits)) - 1
+    return ((x + half) & mask) - half
+
+
+def wrap_once(x, bits: int) -> np.ndarray:
+    """Lava's one-shot wrap: x - 2^bits if x > 2^(bits-1); x + 2^bits if x <= -2^(bits-1).
+
+    The result lies in (-2^(bits-1), 2^(bits-1)] only when |x| < 3 * 2^(bits-1).
+    """
+    x = i64(x)
+    half = np.int64(1) << np.int64(bits - 1)
+    full = half << 1
+    return np.where(x > half, x - full, np.where(x <= -half, x + full, x))
+
+
+def saturate(x, bits: int) -> np.ndarray:
+    """Clip to the two's-complement range [-2^(bits-1), 2^(bits-1) - 1]."""
+    if bits >= 64:
+        return i64(x)
+    half = 1 << (bits - 1)
+    return np.clip(i64(x), -half, half - 1)
+
+
+def saturate_sym(x, bits: int) -> np.ndarray:
+    """Clip to the symmetric range [-(2^(bits-1) - 1), 2^(bits-1) - 1]."""
+    half = 1 << (bits - 1)
+    return np.clip(i64(x), -(half - 1), half - 1)
+
+
+def saturate_unsigned(x, bits: int) -> np.ndarray:
+    return np.clip(i64(x), 0, (1 << bits) - 1)
+
+
+def overflow(x, bits: int, mode: Overflow) -> np.ndarray:
+    """Apply ``mode`` (see ``Overflow``) for a signed ``bits``-wide value."""
+    if mode is Overflow.WRAP:
+        return wrap(x, bits)
+    if mode is Overflow.WRAP_ONCE:
+        return wrap_once(x, bits)
+    if mode is Overflow.SATURATE:
+        return saturate(x, bits)
+    return saturate_sym(x, bits)
+
+
+def signed_range(bits: int, mode: Overflow = Overflow.SATURATE) -> tuple[int, int]:
+    """Inclusive (lo, hi) that ``overflow(., bits, mode)`` can produce from in-range input."""
+    half = 1 << (bits - 1)
+    if mode is Overflow.WRAP_ONCE:
+        return -half + 1, half
+    if mode is Overflow.SATURATE_SYM:
+        return -(half - 1), half - 1
+    return -half, half - 1
+
+
+def decay(x, d) -> np.ndarray:
+    """One leak step: trunc0(x * (4096 - d) / 4096), d in 0..4096 (4096 zeroes x)."""
+    return trunc_shift(i64(x) * (DECAY_ONE - i64(d)), DECAY_SHIFT)
+
+
+def floor_div(x, y) -> np.ndarray:
+    """floor(x / y) for y > 0 (Python semantics; C needs the negative-x correction)."""
+    return i64(x) // i64(y)
+
+
+# ------------------------------------------------------------------------------------
+# Loihi 2 / Lava weight rules
+# ------------------------------------------------------------------------------------
+class SignMode(enum.Enum):
+    MIXED = "mixed"
+    EXCITATORY = "excitatory"
+    INHIBITORY = "inhibitory"
+
+
+def loihi_sign_mode(w) -> SignMode:
+    """Lava's choice: EXC if min >= 0, INH if max <= 0 (an all-zero matrix is EXC), else MIXED."""
+    w = i64(w)
+    if w.size == 0 or w.min() >= 0:
+        return SignMode.EXCITATORY
+    if w.max() <= 0:
+        return SignMode.INHIBITORY
+    return SignMode.MIXED
+
+
+def loihi_dropped_bits(num_weight_bits: int, mode: SignMode) -> int:
+    """k = 8 - num_weight_bits + [MIXED]: low bits Lava drops from every weight."""
+    return 8 - int(num_weight_bits) + (1 if mode is SignMode.MIXED else 0)
+
+
+def loihi_weight_quantize(w, num_weight_bits: int = 8, mode: SignMode | None = None) -> np.ndarray:
+    """What Lava 0.10's Dense makes of an integer weight matrix on its first step.
+
+    Clip MIXED [-256, 255], EXC [0, 255], INH [-255, 0]; then drop k low bits by shifting right
+    and left (floor; for INH applied to |w|, i.e. toward zero).
+    """
+    w = i64(w)
+    mode = loihi_sign_mode(w) if mode is None else mode
+    k = loihi_dropped_bits(num_weight_bits, mode)
+    if mode is SignMode.MIXED:
+        return (np.clip(w, -256, 255) >> k) << k
+    if mode is SignMode.EXCITATORY:
+        return (np.clip(w, 0, 255) >> k) << k
+    mag = -np.clip(w, -255, 0)
+    return -((mag >> k) << k)
+
+
+def loihi_weights_exact(w, num_weight_bits: int = 8) -> bool:
+    """True when Lava leaves the matrix unchanged (so our mantissas are what Lava uses)."""
+    w = i64(w)
+    return bool(np.array_equal(loihi_weight_quantize(w, num_weight_bits), w))
+
+
+# ------------------------------------------------------------------------------------
+# Float encoders (used by the quantization passes; the only float code in this module)
+# ------------------------------------------------------------------------------------
+def round_half_away(x) -> np.ndarray:
+    """Round to nearest, ties away from zero, as int64."""
+    x = np.asarray(x, dtype=np.float64)
+    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+
+
+def choose_exponent(max_abs, mant_max: int, exp_lo: int = -64, exp_hi: int = 64) -> np.ndarray:
+    """Smallest e in [exp_lo, exp_hi] with round(max_abs / 2^e) <= mant_max (elementwise).
+
+    A zero ``max_abs`` gets ``exp_lo`` clipped to 0 from below (i.e. min(0, exp_hi) if allowed).
+    """
+    m = np.asarray(max_abs, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        e = np.ceil(np.log2(np.where(m > 0, m, 1.0) / mant_max)).astype(np.int64)
+    # fix rounding at the boundary: ensure round(m/2^e) <= mant_max, and e-1 would not fit
+    e = np.where(round_half_away(m / np.exp2(e)) > mant_max, e + 1, e)
+    e = np.where((e > exp_lo) & (round_half_away(m / np.exp2(e - 1)) <= mant_max), e - 1, e)
+    e = np.where(m > 0, e, np.clip(0, exp_lo, exp_hi))
+    return np.clip(e, exp_lo, exp_hi)
+
+
+def encode_mant_exp(
+    values, mant_bits: int, exp_lo: int = -64, exp_hi: int = 64, signed: bool = True, axis=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encode floats as ``mant * 2^exp`` with ``mant`` in ``mant_bits`` (signed or unsigned).
+
+    ``axis=None`` gives one exponent for the whole array; otherwise one per index along
+    ``axis`` (e.g. per output channel, axis=0). Mantissas round half away from zero and saturate.
+    Returns (mant int64 shaped like values, exp int64 shaped () or (values.shape[axis],)).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    mant_max = (1 << (mant_bits - 1)) - 1 if signed else (1 << mant_bits) - 1
+    mant_min = -(1 << (mant_bits - 1)) if signed else 0
+    if axis is None:
+        e = choose_exponent(np.abs(v).max() if v.size else 0.0, mant_max, exp_lo, exp_hi)
+        eb = e
+    else:
+        red = tuple(i for i in range(v.ndim) if i != axis % v.ndim)
+        e = choose_exponent(np.abs(v).max(axis=red) if v.size else 0.0, mant_max, exp_lo, exp_hi)
+        shape = [1] * v.ndim
+        shape[axis] = -1
+        eb = e.reshape(shape)
+    mant = np.clip(round_half_away(v / np.exp2(eb)), mant_min, mant_max)
+    return mant.astype(np.int64), np.asarray(e, dtype=np.int64)
+
+
+def decode_mant_exp(mant, exp) -> np.ndarray:
+    """mant * 2^exp as float64 (exact for |mant| < 2^53)."""
+    return np.asarray(mant, dtype=np.float64) * np.exp2(np.asarray(exp, dtype=np.float64))
+
+
+def encode_loihi_weights(w, num_weight_bits: int = 8, exp_lo: int = -8, exp_hi: int = 7):
+    """Encode a float matrix for a Lava Dense: returns (mantissa, weight_exp, clipped_fraction).
+
+    Mixed-sign matrices use even mantissas in [-256, 254] (7 bits of magnitude, Lava drops the
+    LSB); single-sign ones use [0, 255] or [-255, 0]. Values round to the nearest representable
+    multiple of 2^k (ties away from zero); the result is a fixed point of
+    ``loihi_weight_quantize`` so Lava uses it unchanged.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    if w.size and w.min() < 0 < w.max():
+        mode = SignMode.MIXED
+    elif w.size and w.max() <= 0 and w.min() < 0:
+        mode = SignMode.INHIBITORY
+    else:
+        mode = SignMode.EXCITATORY
+    k = loihi_dropped_bits(num_weight_bits, mode)
+    step = 1 << k
+    lo, hi = {SignMode.MIXED: (-256, 254), SignMode.EXCITATORY: (0, 255),
+              SignMode.INHIBITORY: (-255, 0)}[mode]
+    hi_q, lo_q = (hi // step) * step, -((-lo) // step) * step
+    mant_max = max(hi_q, -lo_q)
+    e = int(choose_exponent(np.abs(w).max() if w.size else 0.0, mant_max, exp_lo, exp_hi))
+    q = round_half_away(w / np.exp2(e) / step) * step
+    clipped = float(np.mean((q > hi_q) | (q < lo_q))) if w.size else 0.0
+    q = np.clip(q, lo_q, hi_q).astype(np.int64)
+    if not loihi_weights_exact(q, num_weight_bits):
+        # rounding emptied one sign of a mixed matrix: Lava would now pick EXC/INH, whose
+        # ranges exclude -256; stay inside the range every mode keeps exactly
+        q = np.clip(q, -(255 // step) * step, (255 // step) * step)
+    return q, e, clipped
