@@ -20,6 +20,16 @@ BACKENDS: dict[str, str] = {
     "ir": "rsnn_compiler.backends.ir_target:IrBackend",
 }
 
+# executor name -> "module:Class" (``rsnnc run --executor``)
+EXECUTORS: dict[str, str] = {
+    "interp": "rsnn_compiler.executors:InterpreterExecutor",
+}
+
+# extra CLI subcommands: name -> "module:register" where
+# ``register(subparsers, formatter_class, add_common)`` adds a parser with
+# ``set_defaults(handler=fn)`` and ``fn(args, out_console, err_console) -> exit code``
+COMMANDS: dict[str, str] = {}
+
 # file suffix -> "module:function"; the function is ``load(source, options) -> ImportResult``
 FRONTENDS: dict[str, str] = {
     ".rsnn": "rsnn_compiler.frontends.rsnn_file:load",
@@ -49,3 +59,11 @@ def get_backend(name: str):
             " (see `rsnnc targets`)"
         )
     return resolve(BACKENDS[name])()
+
+
+def get_executor(name: str):
+    if name not in EXECUTORS:
+        raise UserInputError(
+            f"unknown executor '{name}'; available: {', '.join(sorted(EXECUTORS))}"
+        )
+    return resolve(EXECUTORS[name])()

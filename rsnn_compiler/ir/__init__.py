@@ -6,6 +6,10 @@ from rsnn_compiler.ir.ops import (
     Flatten, Identity, Input, NeuronOp, Op, OpKind, Output, Pool, PoolMode, ResetMode, Scale,
     Threshold, broadcast_params,
 )
+from rsnn_compiler.ir.fixed_ops import (
+    FixedALIF, FixedConv1d, FixedConv2d, FixedDense, FixedDualIF, FixedLI, FixedLIF,
+    FixedMultiThreshold, Quantize,
+)
 from rsnn_compiler.ir.serialize import load_graph, save_graph
 from rsnn_compiler.ir.text import structural_hash, to_text
 from rsnn_compiler.ir.verify import verify, verify_or_raise
@@ -16,4 +20,6 @@ __all__ = [
     "Identity", "Input", "NeuronOp", "Op", "OpKind", "Output", "Pool", "PoolMode", "ResetMode",
     "Scale", "Threshold", "broadcast_params", "load_graph", "save_graph", "structural_hash",
     "to_text", "verify", "verify_or_raise",
+    "FixedALIF", "FixedConv1d", "FixedConv2d", "FixedDense", "FixedDualIF", "FixedLI", "FixedLIF",
+    "FixedMultiThreshold", "Quantize",
 ]

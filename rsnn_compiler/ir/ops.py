@@ -18,6 +18,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from rsnn_compiler.fixed.arith import Overflow
+
 Shape = tuple[int, ...]
 
 
@@ -40,6 +42,16 @@ class OpKind(enum.Enum):
     LI = "li"
     CUBA_LI = "cuba_li"
     ALIF = "alif"
+    # fixed-point ops (rsnn_compiler/ir/fixed_ops.py, docs/fixed-point.md)
+    QUANTIZE = "quantize"
+    FIXED_DENSE = "fixed_dense"
+    FIXED_CONV1D = "fixed_conv1d"
+    FIXED_CONV2D = "fixed_conv2d"
+    FIXED_LIF = "fixed_lif"
+    FIXED_ALIF = "fixed_alif"
+    FIXED_LI = "fixed_li"
+    FIXED_DUAL_IF = "fixed_dual_if"
+    FIXED_MTN = "fixed_mtn"
 
 
 class ResetMode(enum.Enum):
@@ -552,6 +564,9 @@ _ENUM_FIELDS: dict[str, type[enum.Enum]] = {
     "reset": ResetMode,
     "comparator": Comparator,
     "mode": PoolMode,
+    "acc_overflow": Overflow,
+    "u_overflow": Overflow,
+    "v_overflow": Overflow,
 }
 
 
@@ -579,3 +594,9 @@ def broadcast_params(shape: Shape, **given) -> dict[str, np.ndarray]:
         key: np.broadcast_to(np.asarray(value, dtype=np.float32), shape).copy()
         for key, value in given.items()
     }
+
+
+# Fixed-point ops live in their own module; importing it here registers them in OP_CLASSES.
+from rsnn_compiler.ir import fixed_ops as _fixed_ops  # noqa: E402
+
+OP_CLASSES.update({cls.kind: cls for cls in _fixed_ops.FIXED_OP_CLASSES})

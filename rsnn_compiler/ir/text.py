@@ -2,9 +2,9 @@
 
 The text lists the graph attributes, every node in graph order with its attributes and a
 summary of each array (dtype, shape, range, content digest), then every edge in order.
-The structural hash is the SHA-256 of the text form with full-length array digests, so two
-graphs hash equal exactly when they have the same nodes, parameters (bit for bit), edges and
-attributes.
+The structural hash is the SHA-256 of the text form with full-length array digests (without the
+pass-bookkeeping properties), so two graphs hash equal exactly when they have the same nodes,
+parameters (bit for bit), edges and attributes.
 """
 
 from __future__ import annotations
@@ -49,13 +49,12 @@ def _value(v) -> str:
     return json.dumps(v, separators=(",", ":"), sort_keys=True)
 
 
-def to_text(graph: Graph, digest_len: int = 8) -> str:
+def to_text(graph: Graph, digest_len: int = 8, with_properties: bool = True) -> str:
     a = graph.attrs
-    lines = [
-        f"rsnn-ir {FORMAT_VERSION}",
-        f"graph name={_value(a.name)} dt={_value(a.dt)} domain={a.domain.value}"
-        f" profile={_value(a.profile)} properties={_value(sorted(a.properties))}",
-    ]
+    header = f"graph name={_value(a.name)} dt={_value(a.dt)} domain={a.domain.value} profile={_value(a.profile)}"
+    if with_properties:
+        header += f" properties={_value(sorted(a.properties))}"
+    lines = [f"rsnn-ir {FORMAT_VERSION}", header]
     for name, op in graph.nodes.items():
         parts = [f"node {name} : {op.kind.value}"]
         parts += [f"{k}={_value(v)}" for k, v in op.attributes().items()]
@@ -67,4 +66,5 @@ def to_text(graph: Graph, digest_len: int = 8) -> str:
 
 
 def structural_hash(graph: Graph) -> str:
-    return hashlib.sha256(to_text(graph, digest_len=64).encode()).hexdigest()
+    """Hash of structure and parameters; pipeline bookkeeping (properties) is not part of it."""
+    return hashlib.sha256(to_text(graph, digest_len=64, with_properties=False).encode()).hexdigest()

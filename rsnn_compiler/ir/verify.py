@@ -9,6 +9,7 @@ import numpy as np
 from rsnn_compiler.errors import VerificationError
 from rsnn_compiler.ir import topology
 from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.verify_fixed import verify_domain
 from rsnn_compiler.ir.ops import (
     ALIF, Affine, BatchNorm, Delay, Flatten, Input, NeuronOp, Op, Output, Pool,
     _Conv,
@@ -120,6 +121,7 @@ def verify(graph: Graph) -> list[str]:
                 f"node name '{name}' is invalid; use letters, digits, '_', '.', '-' (no '/', no spaces)"
             )
         problems.extend(_check_params(name, op))
+    problems.extend(verify_domain(graph))
 
     for kind, cls in (("Input", Input), ("Output", Output)):
         count = len(graph.names_of(cls))

@@ -1,0 +1,233 @@
+"""``rsnnc build``: import -> float passes -> per-profile quantization -> target check/emit.
+
+The resolved pipeline is explicit and recorded in the manifest. Float pipeline:
+``canonicalize -> prune``; every fixed-point profile a target needs then gets
+``quantize_weights -> quantize_state``. Pruning that is off (or not available) is recorded as
+skipped. Everything is written atomically into the build directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rsnn_compiler import __version__
+from rsnn_compiler.artifact import MANIFEST, TIMINGS, atomic_directory, file_hashes, sha256_file, write_json
+from rsnn_compiler.data import load_data
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.frontend_api import ImportOptions, ImportResult
+from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.ops import Comparator, ResetMode
+from rsnn_compiler.ir.serialize import save_graph
+from rsnn_compiler.ir.text import structural_hash, to_text
+from rsnn_compiler.pass_manager import SkippedStep, run_pipeline
+from rsnn_compiler.passes_api import PassContext, PassReport, Prop
+from rsnn_compiler import registry
+from rsnn_compiler.target_api import TargetCheckError
+
+FLOAT_GRAPH = "graph.float.rsnn"
+DEFAULT_TARGETS = ("ir",)
+
+
+@dataclass
+class BuildOptions:
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    dt: float | None = None
+    reset: str | None = None
+    comparator: str | None = None
+    weights: str | None = None
+    trust_checkpoint: bool = False
+    calib: str | None = None
+    prune: float | None = None
+    verify_each: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class BuildResult:
+    outdir: Path
+    manifest: dict
+    reports: list[PassReport]
+
+
+def graph_file(profile: str | None) -> str:
+    return f"graph.{profile or 'float'}.rsnn"
+
+
+def _is_python_spec(source: str) -> bool:
+    return ":" in source and not Path(source).exists() and "/" not in source.split(":")[0]
+
+
+def import_model(source: str, options: ImportOptions) -> ImportResult:
+    """Pick the frontend by file suffix (or ``pkg.module:factory``) and import."""
+    if _is_python_spec(source):
+        spec = registry.PYTHON_FRONTEND
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise UserInputError(f"input {source} not found; give a .nir, .onnx or .rsnn file, or pkg.module:factory")
+        spec = registry.FRONTENDS.get(path.suffix.lower())
+        if spec is None:
+            known = ", ".join(sorted(registry.FRONTENDS))
+            raise UserInputError(
+                f"no importer for '{path.suffix or path.name}' files; supported: {known} and pkg.module:factory"
+            )
+    try:
+        load = registry.resolve(spec)
+    except (ImportError, AttributeError):
+        raise UserInputError(f"the importer for {source} is not available in this installation") from None
+    return load(source, options)
+
+
+def _input_digest(source: str, options: BuildOptions) -> str:
+    h = hashlib.sha256()
+    if Path(source).is_file():
+        h.update(sha256_file(Path(source)).encode())
+    else:
+        h.update(source.encode())
+    if options.weights and Path(options.weights).is_file():
+        h.update(sha256_file(Path(options.weights)).encode())
+    return h.hexdigest()
+
+
+def _enum_option(value: str | None, enum_cls, flag: str):
+    if value is None:
+        return None
+    try:
+        return enum_cls(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in enum_cls)
+        raise UserInputError(f"{flag} '{value}' is not one of: {choices}") from None
+
+
+def float_pipeline(options: BuildOptions) -> list:
+    steps: list = ["canonicalize"]
+    if options.prune is not None and "prune_spatial" in registry.PASSES:
+        steps.append("prune_spatial")
+        if "prune_temporal" in registry.PASSES:
+            steps.append("prune_temporal")
+    else:
+        reason = (
+            "pruning is off (enable with --prune FRACTION)"
+            if options.prune is None
+            else "no pruning pass is available in this version"
+        )
+        steps.append(SkippedStep("prune", reason, frozenset({Prop.PRUNED})))
+    return steps
+
+
+def fixed_pipeline() -> list[str]:
+    return ["quantize_weights", "quantize_state"]
+
+
+def _step_name(step) -> str:
+    return step if isinstance(step, str) else step.name
+
+
+def build(
+    source: str,
+    outdir: str | Path,
+    options: BuildOptions,
+    progress: Callable[[str], None] = lambda msg: None,
+    imported: ImportResult | None = None,
+) -> BuildResult:
+    outdir = Path(outdir)
+    backends = [registry.get_backend(t) for t in options.targets]
+    if options.prune is not None and not (0.0 <= options.prune < 1.0):
+        raise UserInputError(f"--prune {options.prune} must be a fraction in [0, 1)")
+    if options.dt is not None and not (np.isfinite(options.dt) and options.dt > 0):
+        raise UserInputError(f"--dt {options.dt} must be a positive number of seconds")
+    calib_x = calib_y = None
+    if options.calib:
+        calib_x, calib_y = load_data(options.calib)
+    import_options = ImportOptions(
+        dt=options.dt,
+        reset=_enum_option(options.reset, ResetMode, "--reset"),
+        comparator=_enum_option(options.comparator, Comparator, "--comparator"),
+        weights=options.weights,
+        trust_checkpoint=options.trust_checkpoint,
+        calib_x=calib_x,
+    )
+
+    progress(f"importing {source}")
+    result = imported or import_model(source, import_options)
+    ctx = PassContext(
+        calib_x=calib_x, calib_y=calib_y, options=dict(options.extra), verify_each=options.verify_each,
+        progress=progress,
+    )
+    if options.prune is not None:
+        ctx.options["prune_fraction"] = options.prune
+    steps = float_pipeline(options)
+    float_graph, reports = run_pipeline(result.graph, steps, ctx)
+    all_reports: list[PassReport] = [result.report, *reports]
+    pipeline = {"float": ["import", *(_step_name(s) for s in steps)]}
+
+    graphs: dict[str | None, Graph] = {None: float_graph}
+    profiles = sorted({b.profile for b in backends if b.profile})
+    for profile in profiles:
+        ctx.profile = profile
+        fixed, fixed_reports = run_pipeline(float_graph, fixed_pipeline(), ctx)
+        for r in fixed_reports:
+            r.notes.insert(0, f"profile {profile}")
+        graphs[profile] = fixed
+        all_reports.extend(fixed_reports)
+        pipeline[profile] = list(fixed_pipeline())
+
+    for backend in backends:
+        diagnostics = backend.check(graphs[backend.profile])
+        if diagnostics:
+            raise TargetCheckError(backend.name, diagnostics)
+
+    with atomic_directory(outdir) as tmp:
+        graph_entries = {}
+        for profile, graph in graphs.items():
+            fname = graph_file(profile)
+            save_graph(graph, tmp / fname)
+            (tmp / fname.replace(".rsnn", ".txt")).write_text(to_text(graph))
+            graph_entries[profile or "float"] = {"file": fname, "hash": structural_hash(graph)}
+        artifacts = {}
+        for backend in backends:
+            progress(f"emitting {backend.name}")
+            target_dir = tmp / backend.name
+            target_dir.mkdir(exist_ok=True)
+            artifact = backend.emit(graphs[backend.profile], target_dir)
+            if not any(target_dir.iterdir()):
+                target_dir.rmdir()
+            artifacts[backend.name] = {
+                "profile": backend.profile,
+                "files": artifact.files,
+                "summary": artifact.summary,
+            }
+        reports_json = [r.to_json() for r in all_reports]
+        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s")} for r in reports_json]}
+        manifest = {
+            "format": "rsnnc-build/1",
+            "compiler": {"name": "rsnnc", "version": __version__},
+            "input": {
+                "source": os.path.basename(source) if Path(source).exists() else source,
+                "sha256": _input_digest(source, options),
+                "format": result.report.source_format,
+            },
+            "options": {
+                "targets": list(options.targets),
+                "dt": options.dt,
+                "reset": options.reset,
+                "comparator": options.comparator,
+                "prune": options.prune,
+                "calib": os.path.basename(options.calib) if options.calib else None,
+            },
+            "dt": float_graph.attrs.dt,
+            "pipeline": pipeline,
+            "passes": reports_json,
+            "graphs": graph_entries,
+            "targets": artifacts,
+        }
+        write_json(tmp / TIMINGS, timings)
+        manifest["files"] = file_hashes(tmp)
+        write_json(tmp / MANIFEST, manifest)
+    return BuildResult(outdir=outdir, manifest=manifest, reports=all_reports)

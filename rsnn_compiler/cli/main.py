@@ -1,0 +1,381 @@
+"""The ``rsnnc`` command line (DESIGN §1).
+
+Exit codes: 0 ok, 1 a check failed, 2 bad input or usage, 3 internal error (a bug: please
+report it with the output of ``--debug``). Errors are one line on stderr; ``--debug`` shows the
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from rich.console import Console
+
+from rsnn_compiler import __version__, registry
+from rsnn_compiler.errors import RsnncError, UserInputError
+
+EXIT_INTERNAL = 3
+
+BUILD_EXAMPLE = """\
+examples:
+  rsnnc build models/example/recurrent.rsnn -o build/demo
+  rsnnc build model.nir --dt 1e-4 --reset subtract_deferred --target c,gpu -o build/
+  rsnnc build mypkg.nets:make_rnn --weights rnn.pt --calib calib.npz -o build/rnn
+
+INPUT is a .nir file, an .onnx ANN, an .rsnn graph, or pkg.module:factory with --weights.
+The build directory holds manifest.json (version, input hash, pipeline, pass reports, file
+hashes), the float graph (graph.float.rsnn/.txt), one fixed-point graph per profile a target
+needs, and one folder per target. It is written atomically."""
+
+RUN_EXAMPLE = """\
+examples:
+  rsnnc run build/demo --inputs models/example/data.npz --out out.npz
+  rsnnc run build/demo --inputs x.npz --out y.npz --executor c --domain fixed
+
+The inputs file holds x shaped (time, batch, *features). The output holds 'out' (time, batch,
+outputs), 'spikes/<node>' and the states 'v/<node>', 'i/<node>' per step."""
+
+REPORT_EXAMPLE = """\
+examples:
+  rsnnc report build/demo
+  rsnnc report build/demo --json | python -c 'import json,sys; print([p["name"] for p in json.load(sys.stdin)["passes"]])'"""
+
+INSPECT_EXAMPLE = """\
+examples:
+  rsnnc inspect models/example/recurrent.rsnn     # import, verify and print the IR text form
+  rsnnc inspect build/demo                        # summary of a build and its float graph
+  rsnnc inspect model.nir --dt 1e-4 --json"""
+
+EXPORT_EXAMPLE = """\
+examples:
+  rsnnc export build/demo --format nir -o demo.nir"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress messages on stderr")
+
+
+def _add_import_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dt", type=float, help="seconds per time step (NIR files do not record it; inferred where possible)")
+    p.add_argument(
+        "--reset",
+        help="reset mode for imported neurons: zero, subtract, subtract_deferred (snnTorch default),"
+        " subtract_nodelay, zero_hold, none (NIR files do not record it; default zero)",
+    )
+    p.add_argument("--comparator", help="spike comparator: gt (v > theta, default) or ge (v >= theta)")
+    p.add_argument("--weights", help="state_dict (.pt) for a pkg.module:factory input (loaded with weights_only)")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow loading a whole pickled module (unpickling runs code: only for files you trust)",
+    )
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rsnnc",
+        description="Compile trained spiking neural networks to Loihi 2 (Lava), fixed-point C and GPU,"
+        " and check that every integer executor computes the same spikes.",
+        formatter_class=_Formatter,
+        epilog="run `rsnnc COMMAND --help` for examples of each command",
+    )
+    parser.add_argument("--version", action="version", version=f"rsnnc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("build", help="compile a model into a build directory", epilog=BUILD_EXAMPLE, formatter_class=_Formatter)
+    p.add_argument("input", metavar="INPUT")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="build directory to (re)create")
+    p.add_argument("--target", default=",".join(_default_targets()), help="comma-separated targets (see `rsnnc targets`)")
+    _add_import_options(p)
+    p.add_argument("--calib", metavar="FILE.npz", help="calibration data (x, optional y) for quantization, pruning and fidelity reports")
+    p.add_argument("--prune", type=float, metavar="FRACTION", help="fraction of weights to prune (off by default)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON instead of a summary")
+    _add_common(p)
+
+    p = sub.add_parser("run", help="run a build on inputs", epilog=RUN_EXAMPLE, formatter_class=_Formatter)
+    p.add_argument("build", metavar="BUILD")
+    p.add_argument("--inputs", required=True, metavar="X.npz")
+    p.add_argument("--out", required=True, metavar="Y.npz")
+    p.add_argument("--executor", default="interp", help=f"one of: {', '.join(sorted(registry.EXECUTORS))} (default interp)")
+    p.add_argument("--domain", default="float", choices=["float", "fixed"])
+    p.add_argument("--profile", help="fixed-point profile to run when the build has several (loihi2, fpga)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    _add_common(p)
+
+    p = sub.add_parser("report", help="show what every pass did", epilog=REPORT_EXAMPLE, formatter_class=_Formatter)
+    p.add_argument("build", metavar="BUILD")
+    p.add_argument("--json", action="store_true", help="print {build, pipeline, passes: [...]} as JSON")
+    _add_common(p)
+
+    p = sub.add_parser("inspect", help="show a model's or a build's IR", epilog=INSPECT_EXAMPLE, formatter_class=_Formatter)
+    p.add_argument("target", metavar="INPUT_OR_BUILD")
+    _add_import_options(p)
+    p.add_argument("--json", action="store_true")
+    _add_common(p)
+
+    p = sub.add_parser("passes", help="list the passes and the pipeline per target", formatter_class=_Formatter,
+                       epilog="example:\n  rsnnc passes --json")
+    p.add_argument("--json", action="store_true")
+    _add_common(p)
+
+    p = sub.add_parser("targets", help="list the targets and their status", formatter_class=_Formatter,
+                       epilog="example:\n  rsnnc targets")
+    p.add_argument("--json", action="store_true")
+    _add_common(p)
+
+    p = sub.add_parser("export", help="export a build's float graph to another format", epilog=EXPORT_EXAMPLE, formatter_class=_Formatter)
+    p.add_argument("build", metavar="BUILD")
+    p.add_argument("--format", required=True, help="export format (e.g. nir)")
+    p.add_argument("-o", "--out", required=True, metavar="FILE")
+    _add_common(p)
+
+    for name, spec in sorted(registry.COMMANDS.items()):
+        registry.resolve(spec)(sub, _Formatter, _add_common)
+    return parser
+
+
+def _default_targets() -> list[str]:
+    return ["ir"]
+
+
+# ---------------------------------------------------------------------------------------------
+def cmd_build(args, out: Console, err: Console) -> int:
+    from rsnn_compiler.artifact import read_timings
+    from rsnn_compiler.build import BuildOptions, build
+    from rsnn_compiler.reports import print_build_summary
+
+    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
+    if not targets:
+        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
+    options = BuildOptions(
+        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
+        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune,
+    )
+    progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
+    if err.is_terminal and not args.quiet:
+        with err.status("building...") as status:
+            result = build(args.input, args.out, options, progress=lambda m: status.update(m))
+    else:
+        result = build(args.input, args.out, options, progress=progress)
+    if args.json:
+        print(json.dumps(result.manifest, indent=2, sort_keys=True))
+    else:
+        print_build_summary(out, result.manifest, read_timings(result.outdir), str(result.outdir))
+    return 0
+
+
+def cmd_run(args, out: Console, err: Console) -> int:
+    import numpy as np
+
+    from rsnn_compiler.artifact import read_manifest
+    from rsnn_compiler.data import load_data, save_npz
+
+    manifest = read_manifest(Path(args.build))
+    x, _y = load_data(args.inputs)
+    executor = registry.get_executor(args.executor)
+    if not args.quiet:
+        err.print(f"[dim]rsnnc:[/dim] running {args.executor} ({args.domain}) on {x.shape[1]} sample(s) x {x.shape[0]} steps", highlight=False)
+    result = executor.run(Path(args.build), manifest, args.domain, args.profile, x)
+    save_npz(args.out, result.to_npz_dict())
+    summary = {
+        "out": args.out,
+        "executor": args.executor,
+        "domain": args.domain,
+        "steps": int(x.shape[0]),
+        "batch": int(x.shape[1]),
+        "output_shape": list(result.out.shape),
+        "prediction": np.argmax(result.out.reshape(result.out.shape[0], result.out.shape[1], -1).sum(0), axis=-1).tolist(),
+        "spikes": {k: int(np.count_nonzero(v)) for k, v in result.spikes.items()},
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        out.print(f"wrote {args.out}: out {tuple(result.out.shape)}, {len(result.spikes)} spiking node(s), "
+                  f"{sum(summary['spikes'].values())} spikes")
+    return 0
+
+
+def cmd_report(args, out: Console, err: Console) -> int:
+    from rsnn_compiler.artifact import read_manifest, read_timings
+    from rsnn_compiler.reports import merged_reports, passes_table
+
+    manifest = read_manifest(Path(args.build))
+    reports = merged_reports(manifest, read_timings(Path(args.build)))
+    if args.json:
+        print(json.dumps({
+            "build": str(args.build),
+            "compiler": manifest.get("compiler"),
+            "input": manifest.get("input"),
+            "pipeline": manifest.get("pipeline"),
+            "passes": reports,
+        }, indent=2, sort_keys=True))
+    else:
+        pipe = manifest.get("pipeline", {})
+        for key, steps in pipe.items():
+            out.print(f"pipeline \\[{key}]: {' -> '.join(steps)}")
+        out.print(passes_table(reports))
+    return 0
+
+
+def cmd_inspect(args, out: Console, err: Console) -> int:
+    from rsnn_compiler.artifact import MANIFEST, read_manifest
+    from rsnn_compiler.build import import_model
+    from rsnn_compiler.executors import load_build_graph
+    from rsnn_compiler.frontend_api import ImportOptions
+    from rsnn_compiler.ir.text import structural_hash, to_text
+    from rsnn_compiler.build import _enum_option
+    from rsnn_compiler.ir.ops import Comparator, ResetMode
+
+    path = Path(args.target)
+    if path.is_dir() and (path / MANIFEST).exists():
+        manifest = read_manifest(path)
+        graph = load_build_graph(path, manifest, "float")
+        header = {"build": str(path), "input": manifest.get("input"), "graphs": manifest.get("graphs")}
+    else:
+        options = ImportOptions(
+            dt=args.dt, reset=_enum_option(args.reset, ResetMode, "--reset"),
+            comparator=_enum_option(args.comparator, Comparator, "--comparator"),
+            weights=args.weights, trust_checkpoint=args.trust_checkpoint,
+        )
+        result = import_model(str(args.target), options)
+        graph = result.graph
+        header = {"input": str(args.target), "import": result.report.to_json()}
+    if args.json:
+        header.update({
+            "hash": structural_hash(graph),
+            "nodes": {n: {"kind": op.kind.value, "in_shape": list(op.in_shape), "out_shape": list(op.out_shape)}
+                      for n, op in graph.nodes.items()},
+            "edges": [[e.src, e.dst, e.delay] for e in graph.edges],
+            "text": to_text(graph),
+        })
+        print(json.dumps(header, indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(to_text(graph))
+        out.print(f"# {len(graph)} nodes, {len(graph.edges)} edges, hash {structural_hash(graph)[:16]}", highlight=False)
+    return 0
+
+
+def cmd_passes(args, out: Console, err: Console) -> int:
+    from rich.table import Table
+
+    from rsnn_compiler.build import fixed_pipeline, float_pipeline, BuildOptions
+
+    rows = []
+    for name in sorted(registry.PASSES):
+        p = registry.get_pass(name)
+        rows.append({
+            "name": name,
+            "requires": sorted(getattr(p, "requires", ())),
+            "establishes": sorted(getattr(p, "establishes", ())),
+            "forbids": sorted(getattr(p, "forbids", ())),
+            "doc": (type(p).__module__ and (sys.modules[type(p).__module__].__doc__ or "").strip().splitlines() or [""])[0],
+        })
+    pipeline = {
+        "float": ["import", *(s if isinstance(s, str) else s.name for s in float_pipeline(BuildOptions()))],
+        "fixed (per profile)": fixed_pipeline(),
+    }
+    if args.json:
+        print(json.dumps({"passes": rows, "pipeline": pipeline}, indent=2))
+        return 0
+    table = Table(title="Passes", title_justify="left")
+    for col in ("pass", "requires", "establishes", "what it does"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], ", ".join(r["requires"]) or "-", ", ".join(r["establishes"]) or "-", r["doc"])
+    out.print(table)
+    for key, steps in pipeline.items():
+        out.print(f"pipeline {key}: {' -> '.join(steps)}")
+    return 0
+
+
+def cmd_targets(args, out: Console, err: Console) -> int:
+    from rich.table import Table
+
+    rows = []
+    for name in sorted(registry.BACKENDS):
+        try:
+            backend = registry.get_backend(name)
+            status = getattr(backend, "status", lambda: "ready")()
+            rows.append({"name": name, "profile": backend.profile, "description": backend.description, "status": status})
+        except Exception as exc:  # a broken optional backend must not hide the others
+            rows.append({"name": name, "profile": None, "description": "", "status": f"unavailable: {exc}"})
+    if args.json:
+        print(json.dumps({"targets": rows, "executors": sorted(registry.EXECUTORS)}, indent=2))
+        return 0
+    table = Table(title="Targets", title_justify="left")
+    for col in ("target", "fixed-point profile", "status", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["profile"] or "- (float)", r["status"], r["description"])
+    out.print(table)
+    out.print(f"executors for `rsnnc run`: {', '.join(sorted(registry.EXECUTORS))}")
+    return 0
+
+
+def cmd_export(args, out: Console, err: Console) -> int:
+    from rsnn_compiler.artifact import read_manifest
+    from rsnn_compiler.executors import load_build_graph
+
+    if args.format not in registry.EXPORTERS:
+        known = ", ".join(sorted(registry.EXPORTERS)) or "none in this installation"
+        raise UserInputError(f"unknown export format '{args.format}'; available: {known}")
+    manifest = read_manifest(Path(args.build))
+    graph = load_build_graph(Path(args.build), manifest, "float")
+    registry.resolve(registry.EXPORTERS[args.format])(graph, args.out)
+    out.print(f"wrote {args.out} ({args.format})")
+    return 0
+
+
+COMMANDS = {
+    "build": cmd_build,
+    "run": cmd_run,
+    "report": cmd_report,
+    "inspect": cmd_inspect,
+    "passes": cmd_passes,
+    "targets": cmd_targets,
+    "export": cmd_export,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    out = Console(highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, soft_wrap=False, width=120)
+    err = Console(stderr=True, highlight=False)
+    handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
+    try:
+        return handler(args, out, err)
+    except RsnncError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"rsnnc: error: {exc}", file=sys.stderr)
+        for diag in getattr(exc, "diagnostics", [])[1:]:
+            print(f"rsnnc: error: {diag}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rsnnc: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: keep the one-line contract, full trace with --debug
+        if args.debug:
+            traceback.print_exc()
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"rsnnc: internal error: {type(exc).__name__}: {msg} (rerun with --debug and report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

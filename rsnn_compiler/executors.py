@@ -1,0 +1,69 @@
+"""Executors run a built graph on inputs: ``run(build_dir, manifest, domain, profile, x)``.
+
+``interp`` is the reference interpreter (core); backends register further executors (gpu, c,
+lava) in ``registry.EXECUTORS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.interpreter.float_interp import run_float
+from rsnn_compiler.interpreter.result import RunResult
+from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.serialize import load_graph
+
+
+class Executor(Protocol):
+    name: ClassVar[str]
+
+    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult: ...
+
+
+def fixed_profiles(manifest: dict) -> list[str]:
+    return sorted(k for k in manifest.get("graphs", {}) if k != "float")
+
+
+def resolve_profile(manifest: dict, domain: str, profile: str | None) -> str | None:
+    """The graph key to run: 'float' or one fixed profile present in the build."""
+    if domain == "float":
+        return "float"
+    available = fixed_profiles(manifest)
+    if not available:
+        raise UserInputError(
+            "this build has no fixed-point graph; rebuild with a fixed-point target (e.g. --target c)"
+        )
+    if profile is None:
+        if len(available) > 1:
+            raise UserInputError(f"the build has several fixed-point profiles ({', '.join(available)}); choose one with --profile")
+        return available[0]
+    if profile not in available:
+        raise UserInputError(f"profile '{profile}' is not in this build (available: {', '.join(available)})")
+    return profile
+
+
+def load_build_graph(build: Path, manifest: dict, key: str) -> Graph:
+    entry = manifest["graphs"][key]
+    return load_graph(Path(build) / entry["file"])
+
+
+@dataclass
+class InterpreterExecutor:
+    name: ClassVar[str] = "interp"
+
+    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
+        key = resolve_profile(manifest, domain, profile)
+        graph = load_build_graph(build, manifest, key)
+        if key == "float":
+            return run_float(graph, x)
+        try:
+            fixed = importlib.import_module("rsnn_compiler.interpreter.fixed_interp")
+        except ImportError:
+            raise UserInputError("the fixed-point interpreter is not available in this installation") from None
+        return fixed.run_fixed(graph, x)

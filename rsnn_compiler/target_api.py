@@ -1,0 +1,53 @@
+"""The backend contract: ``check(graph) -> diagnostics`` and ``emit(graph, outdir) -> Artifact``.
+
+A backend declares the fixed-point ``profile`` it needs (None: it consumes the float graph).
+Target constants live in one typed spec per target, never inline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.ir.graph import Graph
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One thing a target cannot represent: where, what, and how to fix it."""
+
+    where: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}; fix: {self.fix}"
+
+
+@dataclass
+class Artifact:
+    target: str
+    files: list[str] = field(default_factory=list)  # paths relative to the build directory
+    summary: str = ""
+
+
+class Backend(Protocol):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    profile: ClassVar[str | None]
+
+    def check(self, graph: Graph) -> list[Diagnostic]: ...
+
+    def emit(self, graph: Graph, outdir: Path) -> Artifact: ...
+
+
+class TargetCheckError(UserInputError):
+    """A target cannot represent some parameters or states; ``diagnostics`` lists them all."""
+
+    def __init__(self, target: str, diagnostics: list[Diagnostic]):
+        self.target = target
+        self.diagnostics = list(diagnostics)
+        more = f" (and {len(diagnostics) - 1} more; all listed below)" if len(diagnostics) > 1 else ""
+        super().__init__(f"target '{target}' cannot represent the graph: {diagnostics[0]}{more}")

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv (Python 3.11) and install rsnnc with its pinned dependencies from this checkout.
+# Idempotent: a second run only checks that everything is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${RSNNC_PYTHON:-python3}"
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+    for cand in python3.11 "$(command -v pyenv >/dev/null && pyenv prefix 3.11 2>/dev/null)/bin/python"; do
+        if [ -n "$cand" ] && "$cand" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+            PY="$cand"; break
+        fi
+    done
+fi
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || {
+    echo "rsnnc setup: Python 3.11 is required (set RSNNC_PYTHON to its path)" >&2; exit 2; }
+
+if [ ! -x .venv/bin/python ]; then
+    echo "rsnnc setup: creating .venv with $("$PY" --version)"
+    "$PY" -m venv .venv
+fi
+# torch is pinned (2.13.0, CPU wheel) in pyproject.toml; an unpinned torch would pull CUDA.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+    | grep -v "WARNING: Location" || true
+.venv/bin/python -c 'import rsnn_compiler, torch; assert torch.__version__.startswith("2.13.0"), torch.__version__'
+echo "rsnnc setup: .venv ready ($(.venv/bin/rsnnc --version))"
