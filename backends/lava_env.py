@@ -1,0 +1,169 @@
+"""Locate the Python 3.10 Lava environment and run ``lava_runner.py`` inside it.
+
+Lava 0.10 runs only on Python 3.10, the compiler on 3.11+, so the Lava backend calls a separate
+interpreter through a subprocess. Lookup order for that interpreter:
+
+1. ``RSNNC_LAVA_PYTHON`` — an explicit interpreter (nothing else is tried when it is set);
+2. ``RSNNC_LAVA_ENV`` — a virtual environment directory (``$RSNNC_LAVA_ENV/bin/python``);
+3. ``<repo>/.venv-lava/bin/python`` (repo root: ``RSNNC_REPO_ROOT`` or found from this file);
+4. ``~/.cache/rsnnc/lava-env/bin/python``.
+
+Create the environment with ``scripts/setup_lava.sh`` (same ``RSNNC_LAVA_ENV`` convention).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+RUNNER = Path(__file__).resolve().with_name("lava_runner.py")
+SETUP_HINT = "scripts/setup_lava.sh"
+NETWORK_FORMAT = "rsnnc-lava-net"
+NETWORK_VERSION = 1
+
+
+class LavaError(RuntimeError):
+    """The Lava environment is missing or the runner failed."""
+
+
+@dataclass(frozen=True)
+class LavaStatus:
+    """Whether a usable Lava environment exists, and if not, what is missing and how to fix it."""
+
+    found: bool
+    python: Path | None
+    lava_version: str | None
+    reason: str
+
+
+def repo_root() -> Path | None:
+    """The source checkout this module lives in (editable install), or ``RSNNC_REPO_ROOT``."""
+    env = os.environ.get("RSNNC_REPO_ROOT")
+    if env:
+        return Path(env).expanduser()
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").exists() and (root / "backends").is_dir() else None
+
+
+def _candidates() -> list[tuple[str, Path]]:
+    """(label, interpreter path) in lookup order."""
+    explicit = os.environ.get("RSNNC_LAVA_PYTHON")
+    if explicit:
+        return [("RSNNC_LAVA_PYTHON", Path(explicit).expanduser())]
+    out = []
+    env = os.environ.get("RSNNC_LAVA_ENV")
+    if env:
+        out.append(("RSNNC_LAVA_ENV", Path(env).expanduser() / "bin" / "python"))
+    root = repo_root()
+    if root is not None:
+        out.append(("repo .venv-lava", root / ".venv-lava" / "bin" / "python"))
+    out.append(("user cache", Path.home() / ".cache" / "rsnnc" / "lava-env" / "bin" / "python"))
+    return out
+
+
+def find_lava_python() -> Path | None:
+    """First existing interpreter in the lookup order (not checked for a working ``lava``)."""
+    for _, path in _candidates():
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _fix_hint() -> str:
+    root = repo_root()
+    script = f"{root / SETUP_HINT}" if root is not None else SETUP_HINT
+    return f"create it with `{script}` (needs Python 3.10), or set RSNNC_LAVA_PYTHON"
+
+
+@lru_cache(maxsize=8)
+def _probe(python: str) -> tuple[str | None, str]:
+    """(lava-nc version or None, error text) for an interpreter."""
+    code = ("import sys, importlib.metadata as m; import lava; "
+            "from lava.magma.core.run_configs import Loihi2SimCfg; "
+            "print(m.version('lava-nc'), '%d.%d' % sys.version_info[:2])")
+    try:
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, str(exc)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return None, lines[-1] if lines else f"exit code {proc.returncode}"
+    return proc.stdout.split()[0], ""
+
+
+def lava_status() -> LavaStatus:
+    """Find the Lava interpreter and check that ``import lava`` works in it."""
+    python = find_lava_python()
+    if python is None:
+        looked = ", ".join(f"{label}: {path}" for label, path in _candidates())
+        return LavaStatus(False, None, None,
+                          f"no Lava environment found (looked at {looked}); {_fix_hint()}")
+    version, error = _probe(str(python))
+    if version is None:
+        return LavaStatus(False, python, None,
+                          f"`import lava` fails in {python}: {error}; {_fix_hint()}")
+    return LavaStatus(True, python, version, f"lava-nc {version} at {python}")
+
+
+def require_lava() -> Path:
+    """The Lava interpreter, or ``LavaError`` saying what is missing and how to fix it."""
+    status = lava_status()
+    if not status.found:
+        raise LavaError(status.reason)
+    assert status.python is not None
+    return status.python
+
+
+def write_network_dir(net_dir: Path | str, doc: dict, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write ``network.json`` and ``arrays.npz`` for the runner (see docs/lava-runner.md)."""
+    net_dir = Path(net_dir)
+    net_dir.mkdir(parents=True, exist_ok=True)
+    doc = {"format": NETWORK_FORMAT, "version": NETWORK_VERSION, **doc}
+    (net_dir / "network.json").write_text(json.dumps(doc, indent=1) + "\n")
+    np.savez(net_dir / "arrays.npz", **{k: np.asarray(v) for k, v in arrays.items()})
+    return net_dir
+
+
+def run_in_lava(network_dir: Path | str, inputs: np.ndarray, *, steps: int | None = None,
+                replicas: int | None = None, readout: str = "file", timeout: float | None = None,
+                python: Path | str | None = None) -> dict[str, np.ndarray]:
+    """Run ``inputs`` (T, batch, n_in) or (T, n_in) through the network in Lava ``fixed_pt``.
+
+    Returns ``spikes/<pop>``, ``v/<pop>``, ``u/<pop>`` as int64 arrays shaped like the input
+    ((T, batch, n) or (T, n)), in raw Lava time steps, and ``meta`` (a 0-d JSON string array; see
+    :func:`result_meta`). Raises ``LavaError`` if the environment is missing or the runner fails.
+    """
+    python = Path(python) if python is not None else require_lava()
+    x = np.asarray(inputs)
+    if x.dtype.kind not in "iub":
+        raise ValueError(f"inputs must be integers, got {x.dtype}")
+    with tempfile.TemporaryDirectory(prefix="rsnnc-lava-run-") as tmp:
+        x_path, out_path = Path(tmp) / "inputs.npz", Path(tmp) / "results.npz"
+        np.savez(x_path, x=x.astype(np.int64))
+        cmd = [str(python), str(RUNNER), str(network_dir), "--inputs", str(x_path),
+               "--out", str(out_path), "--readout", readout]
+        if steps is not None:
+            cmd += ["--steps", str(steps)]
+        if replicas is not None:
+            cmd += ["--replicas", str(replicas)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise LavaError(f"Lava runner timed out after {timeout} s") from exc
+        if proc.returncode != 0 or not out_path.exists():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
+            raise LavaError(f"Lava runner failed (exit {proc.returncode}): {tail}")
+        with np.load(out_path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+
+def result_meta(results: Mapping[str, np.ndarray]) -> dict:
+    """The runner's metadata (timings, replicas per run, Lava version) from a result dict."""
+    return json.loads(str(results["meta"])) if "meta" in results else {}

@@ -1,0 +1,624 @@
+#!/usr/bin/env python3
+"""Run an integer network description in Lava 0.10 ``fixed_pt`` simulation.
+
+Standalone script for the Python 3.10 Lava environment: it imports only numpy, scipy and lava,
+never ``rsnn_compiler``. The compiler side (``rsnn_compiler.backends.lava_env``) calls it through
+a subprocess. Everything is in Lava's own units; the compiler does any retiming.
+
+    python lava_runner.py NETWORK_DIR [--inputs X.npz] [--out RESULTS.npz]
+                          [--steps T] [--replicas K] [--readout get|file]
+
+NETWORK_DIR holds ``network.json`` (+ ``arrays.npz`` for array-valued fields). The input file holds
+``x`` shaped (T, batch, n_in) or (T, n_in), integers sent by a source RingBuffer (row t at Lava
+step t + 1). The result file holds ``spikes/<pop>``, ``v/<pop>``, ``u/<pop>`` shaped (T, batch, n)
+(or (T, n) for 2-D input) and ``meta`` (a JSON string with timings). Schema: docs/lava-runner.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+FORMAT = "rsnnc-lava-net"
+VERSION = 1
+MAX_DELAY = 63
+RECORDABLE = ("spikes", "v", "u")
+SIGN_MODES = ("auto", "mixed", "excitatory", "inhibitory")
+#: Budget (dense matrix elements x (max_delay + 1)) for one replicated connection.
+REPLICA_ELEMENT_BUDGET = 1 << 22
+MAX_AUTO_REPLICAS = 64
+
+
+class SpecError(ValueError):
+    """The network description is invalid (exit code 2)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Network description
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Population:
+    """A group of neurons of one kind (``neuron``) with its parameters in Lava units."""
+
+    name: str
+    neuron: str
+    size: int
+    params: dict[str, Any]  # scalars stay Python ints; per-neuron values are int64 arrays
+    record: tuple[str, ...] = ()
+
+
+@dataclass
+class Connection:
+    """A synapse process from the input or a population to a population."""
+
+    name: str
+    kind: str  # dense | sparse | delay_dense | direct
+    src: str
+    dst: str
+    weights: np.ndarray | None = None  # (n_dst, n_src) int64
+    delays: np.ndarray | None = None  # (n_dst, n_src) int64, delay_dense only
+    max_delay: int | None = None
+    weight_exp: int = 0
+    num_weight_bits: int = 8
+    sign_mode: str = "auto"
+    num_message_bits: int = 0
+
+
+@dataclass
+class Network:
+    """A parsed ``network.json``."""
+
+    input_name: str
+    input_size: int
+    populations: list[Population]
+    connections: list[Connection]
+    num_steps: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def size_of(self, name: str) -> int:
+        if name == self.input_name:
+            return self.input_size
+        return next(p.size for p in self.populations if p.name == name)
+
+
+def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise SpecError(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _resolve(value: Any, arrays: dict[str, np.ndarray], what: str) -> Any:
+    """Turn ``{"array": key}`` / lists into int64 arrays; leave ints alone."""
+    if isinstance(value, dict):
+        if set(value) != {"array"}:
+            raise SpecError(f"{what}: an array reference is {{\"array\": KEY}}, got {value!r}")
+        key = value["array"]
+        if key not in arrays:
+            raise SpecError(f"{what}: array {key!r} not found in arrays.npz")
+        value = arrays[key]
+    if isinstance(value, (list, np.ndarray)):
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind not in "iu":
+            raise SpecError(f"{what} must hold integers, got dtype {arr.dtype}")
+        return arr.astype(np.int64)
+    return _as_int(value, what)
+
+
+def _check_range(value: Any, lo: int, hi: int, what: str) -> None:
+    arr = np.asarray(value)
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise SpecError(f"{what} must lie in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
+
+
+def _parse_population(d: dict, arrays: dict) -> Population:
+    name = d["name"]
+    neuron = d.get("neuron", "lif")
+    if neuron not in NEURONS:
+        raise SpecError(f"population {name}: unknown neuron {neuron!r} (known: {sorted(NEURONS)})")
+    size = _as_int(d["size"], f"population {name} size")
+    params = {k: _resolve(v, arrays, f"population {name} {k}") for k, v in d.get("params", {}).items()}
+    record = tuple(d.get("record", ()))
+    bad = [r for r in record if r not in RECORDABLE]
+    if bad:
+        raise SpecError(f"population {name}: cannot record {bad} (recordable: {RECORDABLE})")
+    pop = Population(name, neuron, size, params, record)
+    NEURONS[neuron].validate(pop)
+    return pop
+
+
+def _parse_connection(d: dict, arrays: dict, sizes: dict[str, int], input_name: str) -> Connection:
+    name = d.get("name", f"{d['src']}->{d['dst']}")
+    kind = d["kind"]
+    if kind not in CONNECTIONS:
+        raise SpecError(f"connection {name}: unknown kind {kind!r} (known: {sorted(CONNECTIONS)})")
+    src, dst = d["src"], d["dst"]
+    if src not in sizes:
+        raise SpecError(f"connection {name}: unknown source {src!r}")
+    if dst not in sizes or dst == input_name:
+        raise SpecError(f"connection {name}: destination {dst!r} is not a population")
+    c = Connection(name=name, kind=kind, src=src, dst=dst)
+    for key in ("weight_exp", "num_weight_bits", "num_message_bits"):
+        if key in d:
+            setattr(c, key, _as_int(d[key], f"connection {name} {key}"))
+    c.sign_mode = d.get("sign_mode", "auto")
+    if c.sign_mode not in SIGN_MODES:
+        raise SpecError(f"connection {name}: sign_mode must be one of {SIGN_MODES}")
+    if "weights" in d:
+        c.weights = _resolve(d["weights"], arrays, f"connection {name} weights")
+    if "delays" in d:
+        c.delays = _resolve(d["delays"], arrays, f"connection {name} delays")
+    if "max_delay" in d:
+        c.max_delay = _as_int(d["max_delay"], f"connection {name} max_delay")
+    CONNECTIONS[kind].validate(c, sizes[src], sizes[dst])
+    return c
+
+
+def load_network(net_dir: Path) -> Network:
+    """Parse and validate ``network.json`` (+ ``arrays.npz``) in ``net_dir``."""
+    doc = json.loads((net_dir / "network.json").read_text())
+    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise SpecError(f"network.json must have format {FORMAT!r} and version {VERSION}")
+    arrays: dict[str, np.ndarray] = {}
+    if (net_dir / "arrays.npz").exists():
+        with np.load(net_dir / "arrays.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    inp = doc["input"]
+    input_name, input_size = inp.get("name", "input"), _as_int(inp["size"], "input size")
+    pops = [_parse_population(p, arrays) for p in doc["populations"]]
+    sizes = {input_name: input_size, **{p.name: p.size for p in pops}}
+    if len(sizes) != len(pops) + 1:
+        raise SpecError("population and input names must be unique")
+    conns = [_parse_connection(c, arrays, sizes, input_name) for c in doc.get("connections", [])]
+    steps = doc.get("num_steps")
+    return Network(input_name, input_size, pops, conns,
+                   None if steps is None else _as_int(steps, "num_steps"), doc.get("meta", {}))
+
+
+# --------------------------------------------------------------------------------------------
+# Batch replication: k independent copies of the graph in one Lava run (block-diagonal weights)
+# --------------------------------------------------------------------------------------------
+
+
+def _tile(value: Any, k: int) -> Any:
+    return np.tile(value, k) if isinstance(value, np.ndarray) else value
+
+
+def replicate(net: Network, k: int) -> Network:
+    """Return ``net`` with every population and connection copied ``k`` times, block-diagonally.
+
+    Sample ``b`` occupies neurons ``[b*n, (b+1)*n)`` of every population. Block-diagonal matrices
+    keep Lava's automatic sign mode (the added zeros change neither "min >= 0" nor "max <= 0").
+    """
+    if k == 1:
+        return net
+    pops = [replace(p, size=p.size * k, params={n: _tile(v, k) for n, v in p.params.items()})
+            for p in net.populations]
+    conns = []
+    for c in net.connections:
+        w = None if c.weights is None else sp.block_diag([c.weights] * k, format="csr")
+        w = None if w is None else (w if c.kind == "sparse" else w.toarray())
+        dl = None if c.delays is None else np.kron(np.eye(k, dtype=np.int64), c.delays)
+        if c.delays is not None and c.max_delay is None:
+            # kron puts delay 0 off-diagonal (weight 0 there); keep Lava's max_delay unchanged.
+            c = replace(c, max_delay=int(c.delays.max()))
+        conns.append(replace(c, weights=w, delays=dl))
+    return Network(net.input_name, net.input_size * k, pops, conns, net.num_steps, net.meta)
+
+
+def auto_replicas(net: Network, batch: int) -> int:
+    """Copies per Lava run such that no replicated dense matrix exceeds the element budget."""
+    worst = 1
+    for c in net.connections:
+        if c.weights is not None and c.kind != "sparse":
+            depth = 1 if c.delays is None else (c.max_delay or int(c.delays.max())) + 1
+            worst = max(worst, c.weights.size * depth)
+    k = int(np.sqrt(REPLICA_ELEMENT_BUDGET / worst))
+    return max(1, min(batch, k, MAX_AUTO_REPLICAS))
+
+
+# --------------------------------------------------------------------------------------------
+# Lava process construction (imported lazily so that --help and validation work without Lava)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NeuronKind:
+    """How to validate and build one ``neuron`` kind: the extension point for custom neurons."""
+
+    validate: Callable[[Population], None]
+    build: Callable[["LavaBuild", Population], Any]  # -> handle with .a_in, .s_out, .probes
+
+
+@dataclass
+class ConnectionKind:
+    """How to validate and build one connection ``kind``."""
+
+    validate: Callable[[Connection, int, int], None]
+    build: Callable[["LavaBuild", Connection], Any]  # -> process with s_in / a_out, or None
+
+
+LIF_PARAMS = {  # name: (default, lo, hi, per-neuron allowed); ranges = Lava's storage dtypes
+    "du": (0, 0, 4095, False), "dv": (0, 0, 4095, False), "vth": (10, 0, 2**31 - 1, False),
+    "bias_mant": (0, -(2**15), 2**15 - 1, True), "bias_exp": (0, -(2**15), 2**15 - 1, True),
+    "u": (0, -(2**31), 2**31 - 1, True), "v": (0, -(2**31), 2**31 - 1, True),
+}
+
+
+def _validate_lif(pop: Population) -> None:
+    unknown = set(pop.params) - set(LIF_PARAMS)
+    if unknown:
+        raise SpecError(f"population {pop.name}: unknown LIF parameters {sorted(unknown)}")
+    for key, (_, lo, hi, per_neuron) in LIF_PARAMS.items():
+        val = pop.params.get(key)
+        if val is None:
+            continue
+        if isinstance(val, np.ndarray):
+            if not per_neuron:
+                raise SpecError(f"population {pop.name}: Lava's LIF takes a scalar {key}")
+            if val.shape != (pop.size,):
+                raise SpecError(f"population {pop.name}: {key} must have shape ({pop.size},)")
+        _check_range(val, lo, hi, f"population {pop.name} {key}")
+
+
+def _validate_weights(c: Connection, n_src: int, n_dst: int) -> None:
+    if c.weights is None or c.weights.shape != (n_dst, n_src):
+        raise SpecError(f"connection {c.name}: weights must have shape ({n_dst}, {n_src})")
+    _check_range(c.weights, -(2**31), 2**31 - 1, f"connection {c.name} weights")
+    if not 1 <= c.num_weight_bits <= 8:
+        raise SpecError(f"connection {c.name}: num_weight_bits must lie in 1..8")
+
+
+def _validate_dense(c: Connection, n_src: int, n_dst: int) -> None:
+    _validate_weights(c, n_src, n_dst)
+    if c.delays is not None:
+        raise SpecError(f"connection {c.name}: delays need kind delay_dense")
+
+
+def _validate_delay_dense(c: Connection, n_src: int, n_dst: int) -> None:
+    _validate_weights(c, n_src, n_dst)
+    if c.delays is None:
+        raise SpecError(f"connection {c.name}: delay_dense needs delays")
+    if not isinstance(c.delays, np.ndarray):
+        c.delays = np.full((n_dst, n_src), c.delays, dtype=np.int64)
+    if c.delays.shape != (n_dst, n_src):
+        raise SpecError(f"connection {c.name}: delays must have shape ({n_dst}, {n_src})")
+    _check_range(c.delays, 0, MAX_DELAY, f"connection {c.name} delays")
+    if c.max_delay is not None:
+        _check_range(c.max_delay, int(c.delays.max()), MAX_DELAY, f"connection {c.name} max_delay")
+
+
+def _validate_direct(c: Connection, n_src: int, n_dst: int) -> None:
+    if n_src != n_dst or c.weights is not None or c.delays is not None:
+        raise SpecError(f"connection {c.name}: direct needs equal sizes and no weights/delays")
+
+
+class LavaBuild:
+    """Lava processes for one replicated network and one input block, plus their sinks."""
+
+    def __init__(self, net: Network, x: np.ndarray, steps: int, readout: str, tmpdir: Path):
+        from lava.proc.io.source import RingBuffer as Source
+
+        self.net, self.steps, self.readout, self.tmpdir = net, steps, readout, tmpdir
+        # Keyed by process instance: Lava's compiler then skips its model search (which would
+        # import every module next to the process's defining file).
+        self.model_map: dict[Any, type] = {}
+        self.sinks: dict[str, Any] = {}  # "spikes/pop" -> sink process
+        self.source = Source(data=np.ascontiguousarray(x.T.astype(np.int32)))  # (n_in, T)
+        self.neurons = {p.name: NEURONS[p.neuron].build(self, p) for p in net.populations}
+        self.synapses = [self._connect(c) for c in net.connections]
+        for pop in net.populations:
+            handle = self.neurons[pop.name]
+            for what in pop.record:
+                port = handle.s_out if what == "spikes" else handle.probes[what]
+                self.sinks[f"{what}/{pop.name}"] = self._sink(port, pop.size)
+        self._tie_isolated()
+
+    def out_port(self, name: str):
+        return self.source.s_out if name == self.net.input_name else self.neurons[name].s_out
+
+    def _connect(self, c: Connection):
+        proc = CONNECTIONS[c.kind].build(self, c)
+        src, dst = self.out_port(c.src), self.neurons[c.dst].a_in
+        if proc is None:
+            src.connect(dst)
+        else:
+            src.connect(proc.s_in)
+            proc.a_out.connect(dst)
+        return proc
+
+    def _sink(self, port, size: int):
+        if self.readout == "file":
+            custom = _custom_classes()
+            proc = custom["FileSink"](shape=(size,), buffer=self.steps,
+                                      path=str(self.tmpdir / f"sink{len(self.sinks)}.npy"))
+            self.model_map[proc] = custom["PyFileSinkModel"]
+        else:
+            from lava.proc.io.sink import RingBuffer as Sink
+
+            proc = Sink(shape=(size,), buffer=self.steps)
+        port.connect(proc.a_in)
+        return proc
+
+    def _tie_isolated(self) -> None:
+        """Connect populations unreachable from the source with all-zero Dense (adds nothing),
+        so that one ``run`` call compiles the whole graph."""
+        linked = {self.net.input_name}
+        changed = True
+        while changed:
+            changed = False
+            for c in self.net.connections:
+                if (c.src in linked) != (c.dst in linked):
+                    linked |= {c.src, c.dst}
+                    changed = True
+        from lava.proc.dense.process import Dense
+
+        for pop in self.net.populations:
+            if pop.name not in linked:
+                zero = Dense(weights=np.zeros((pop.size, self.net.input_size), dtype=np.int32))
+                self.source.s_out.connect(zero.s_in)
+                zero.a_out.connect(self.neurons[pop.name].a_in)
+                self.synapses.append(zero)
+                linked.add(pop.name)
+
+    def run(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Run ``steps`` steps; return recordings (T, n) as int64 and phase timings."""
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=self.model_map)
+        t0 = time.perf_counter()
+        self.source.run(condition=RunSteps(num_steps=self.steps), run_cfg=cfg)
+        t1 = time.perf_counter()
+        out = {}
+        if self.readout == "get":
+            out = {k: np.asarray(s.data.get()).astype(np.int64).T for k, s in self.sinks.items()}
+        t2 = time.perf_counter()
+        self.source.stop()
+        t3 = time.perf_counter()
+        if self.readout == "file":
+            out = {k: np.load(s.proc_params["path"]).astype(np.int64).T for k, s in self.sinks.items()}
+        return out, {"run_s": t1 - t0, "read_s": t2 - t1 + time.perf_counter() - t3,
+                     "stop_s": t3 - t2}
+
+
+# ---- LIF -----------------------------------------------------------------------------------
+
+
+@dataclass
+class NeuronHandle:
+    a_in: Any
+    s_out: Any
+    probes: dict[str, Any]
+    process: Any
+
+
+def _build_lif(b: LavaBuild, pop: Population) -> NeuronHandle:
+    from lava.proc.lif.process import LIF
+
+    kw = {k: pop.params.get(k, LIF_PARAMS[k][0]) for k in LIF_PARAMS}
+    kw = {k: (v.astype(np.int32) if isinstance(v, np.ndarray) else int(v)) for k, v in kw.items()}
+    if {"v", "u"} & set(pop.record):
+        custom = _custom_classes()
+        proc = custom["ProbedLIF"](shape=(pop.size,), name=pop.name, **kw)
+        b.model_map[proc] = custom["PyProbedLifModel"]
+        return NeuronHandle(proc.a_in, proc.s_out, {"v": proc.v_out, "u": proc.u_out}, proc)
+    proc = LIF(shape=(pop.size,), name=pop.name, **kw)
+    return NeuronHandle(proc.a_in, proc.s_out, {}, proc)
+
+
+# ---- connections ---------------------------------------------------------------------------
+
+
+def _weight_kwargs(c: Connection) -> dict[str, Any]:
+    kw: dict[str, Any] = dict(weight_exp=c.weight_exp, num_weight_bits=c.num_weight_bits,
+                              num_message_bits=c.num_message_bits, name=c.name)
+    if c.sign_mode != "auto":
+        from lava.utils.weightutils import SignMode
+
+        kw["sign_mode"] = SignMode[c.sign_mode.upper()]
+    return kw
+
+
+def _build_dense(b: LavaBuild, c: Connection):
+    from lava.proc.dense.process import Dense
+
+    return Dense(weights=np.asarray(c.weights, dtype=np.int32), **_weight_kwargs(c))
+
+
+def _build_sparse(b: LavaBuild, c: Connection):
+    from lava.proc.sparse.process import Sparse
+
+    w = c.weights if sp.issparse(c.weights) else sp.csr_matrix(c.weights)
+    return Sparse(weights=w.astype(np.int32).tocsr(), **_weight_kwargs(c))
+
+
+def _build_delay_dense(b: LavaBuild, c: Connection):
+    from lava.proc.dense.process import DelayDense
+
+    max_delay = c.max_delay if c.max_delay is not None else int(c.delays.max())
+    return DelayDense(weights=np.asarray(c.weights, dtype=np.int32),
+                      delays=np.asarray(c.delays, dtype=int), max_delay=max_delay,  # int32 rejected
+                      **_weight_kwargs(c))
+
+
+NEURONS: dict[str, NeuronKind] = {"lif": NeuronKind(_validate_lif, _build_lif)}
+CONNECTIONS: dict[str, ConnectionKind] = {
+    "dense": ConnectionKind(_validate_dense, _build_dense),
+    "sparse": ConnectionKind(_validate_dense, _build_sparse),
+    "delay_dense": ConnectionKind(_validate_delay_dense, _build_delay_dense),
+    "direct": ConnectionKind(_validate_direct, lambda b, c: None),
+}
+
+
+# ---- custom Lava classes (probe ports, file sink) -------------------------------------------
+
+_CUSTOM: dict[str, type] = {}
+
+
+def _custom_classes() -> dict[str, type]:
+    """Define (once) the few Lava classes the runner adds on top of Lava's own.
+
+    - ``ProbedLIF`` / ``PyProbedLifModel``: Lava's LIF with ``v_out`` and ``u_out`` ports; the model
+      is Lava's bit-accurate LIF model, extended to send v and u after each step (post-reset, what a
+      Monitor would record) so that states are recorded by sinks instead of slow Monitors.
+    - ``FileSink`` / ``PyFileSinkModel``: a sink that keeps its (n, T) buffer inside the model
+      process and saves it to ``path`` after the last step, instead of being read back element by
+      element through the runtime.
+    """
+    if _CUSTOM:
+        return _CUSTOM
+    from lava.magma.core.decorator import requires, tag
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.ports.ports import InPort, OutPort
+    from lava.magma.core.process.process import AbstractProcess
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+    from lava.proc.lif.models import PyLifModelBitAcc
+    from lava.proc.lif.process import LIF
+
+    class ProbedLIF(LIF):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.v_out = OutPort(shape=kwargs["shape"])
+            self.u_out = OutPort(shape=kwargs["shape"])
+
+    class PyProbedLifModel(PyLifModelBitAcc):
+        implements_process = ProbedLIF  # inherited @implements(LIF) may not be re-decorated
+        v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+        u_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+        def run_spk(self):
+            super().run_spk()
+            self.v_out.send(self.v)
+            self.u_out.send(self.u)
+
+    class FileSink(AbstractProcess):
+        def __init__(self, *, shape: tuple[int, ...], buffer: int, path: str):
+            super().__init__(shape=shape, buffer=buffer, path=path)
+            self.a_in = InPort(shape=shape)
+
+    @requires(CPU)
+    @tag("fixed_pt")
+    class PyFileSinkModel(PyLoihiProcessModel):
+        implements_process = FileSink
+        implements_protocol = LoihiProtocol
+        a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+
+        def __init__(self, proc_params):
+            super().__init__(proc_params)
+            shape = tuple(proc_params["shape"]) + (proc_params["buffer"],)
+            self.buf = np.zeros(shape, dtype=np.int32)
+
+        def run_spk(self):
+            self.buf[..., (self.time_step - 1) % self.buf.shape[-1]] = self.a_in.recv()
+            if self.time_step == self.buf.shape[-1]:
+                np.save(self.proc_params["path"], self.buf)
+
+    _CUSTOM.update(ProbedLIF=ProbedLIF, PyProbedLifModel=PyProbedLifModel, FileSink=FileSink,
+                   PyFileSinkModel=PyFileSinkModel)
+    return _CUSTOM
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------------------------
+
+
+def run_network(net: Network, x: np.ndarray, steps: int | None = None, replicas: int | None = None,
+                readout: str = "file") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Run ``x`` (T, batch, n_in) through ``net``; return recordings (T, batch, n) and meta."""
+    if x.ndim != 3 or x.shape[2] != net.input_size:
+        raise SpecError(f"inputs must be shaped (T, batch, {net.input_size}), got {x.shape}")
+    if x.size and (x.min() < -(2**31) or x.max() > 2**31 - 1):
+        raise SpecError("inputs must fit int32")
+    steps = steps or net.num_steps or x.shape[0]
+    if x.shape[0] < steps:  # run past the input: feed zeros
+        x = np.concatenate([x, np.zeros((steps - x.shape[0],) + x.shape[1:], x.dtype)])
+    x = x[:steps]
+    batch = x.shape[1]
+    k = replicas or auto_replicas(net, batch)
+    results: dict[str, list[np.ndarray]] = {}
+    timings: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="rsnnc-lava-") as tmp:
+        for start in range(0, batch, k):
+            chunk = x[:, start:start + k]
+            kk = chunk.shape[1]
+            t0 = time.perf_counter()
+            build = LavaBuild(replicate(net, kk), chunk.reshape(steps, -1), steps, readout,
+                              Path(tmp))
+            t1 = time.perf_counter()
+            out, tm = build.run()
+            timings.append({"build_s": t1 - t0, **tm, "samples": kk})
+            for key, arr in out.items():  # (T, kk*n) -> (T, kk, n)
+                results.setdefault(key, []).append(arr.reshape(steps, kk, -1))
+    merged = {k: np.concatenate(v, axis=1) for k, v in results.items()}
+    meta = {"steps": steps, "batch": batch, "replicas_per_run": k, "runs": timings,
+            "readout": readout}
+    return merged, meta
+
+
+def lava_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("lava-nc")
+    except Exception:  # pragma: no cover - metadata missing
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("network_dir", type=Path)
+    ap.add_argument("--inputs", type=Path, help="npz with x (T, batch, n_in); default NETWORK_DIR/inputs.npz")
+    ap.add_argument("--out", type=Path, help="result npz; default NETWORK_DIR/results.npz")
+    ap.add_argument("--steps", type=int, help="time steps (default: num_steps or input length)")
+    ap.add_argument("--replicas", type=int, help="samples per Lava run (default: automatic)")
+    ap.add_argument("--readout", choices=("file", "get"), default="file",
+                    help="file: sinks save their buffer at the last step (fast); get: sink.data.get()")
+    ap.add_argument("--check", action="store_true", help="validate the network and exit")
+    args = ap.parse_args(argv)
+    try:
+        net = load_network(args.network_dir)
+        if args.check:
+            print(f"ok: {len(net.populations)} populations, {len(net.connections)} connections")
+            return 0
+        with np.load(args.inputs or args.network_dir / "inputs.npz", allow_pickle=False) as z:
+            x = z["x"]
+        if x.dtype.kind not in "iub":
+            raise SpecError(f"inputs x must be integers, got {x.dtype}")
+        squeeze = x.ndim == 2
+        x = x[:, None, :] if squeeze else x
+        t0 = time.perf_counter()
+        res, meta = run_network(net, x.astype(np.int64), args.steps, args.replicas, args.readout)
+        meta.update(total_s=time.perf_counter() - t0, lava_version=lava_version(),
+                    python=sys.version.split()[0])
+    except (SpecError, KeyError, FileNotFoundError) as exc:
+        msg = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        print(f"lava_runner: error: {msg}", file=sys.stderr)
+        return 2
+    if squeeze:
+        res = {k: v[:, 0] for k, v in res.items()}
+    out = args.out or args.network_dir / "results.npz"
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **res)
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
