@@ -14,7 +14,8 @@ from rsnn_compiler.target_api import Artifact, Diagnostic
 class IrBackend:
     name: ClassVar[str] = "ir"
     description: ClassVar[str] = "float IR only (graph file + text form); runs on the reference interpreter"
-    profile: ClassVar[str | None] = None
+    uses_fixed: ClassVar[bool] = False
+    requires_profile: ClassVar[str | None] = None
 
     def check(self, graph: Graph) -> list[Diagnostic]:
         return []

@@ -1,8 +1,8 @@
 """``rsnnc build``: import -> float passes -> per-profile quantization -> target check/emit.
 
 The resolved pipeline is explicit and recorded in the manifest. Float pipeline:
-``canonicalize -> prune``; every fixed-point profile a target needs then gets
-``quantize_weights -> quantize_state``. Pruning that is off (or not available) is recorded as
+``canonicalize -> prune``; when a target runs integers, the build's one fixed-point profile
+(see ``resolve_profile``) then gets ``quantize_weights -> quantize_state``. Pruning that is off (or not available) is recorded as
 skipped. Everything is written atomically into the build directory.
 """
 
@@ -44,6 +44,7 @@ class BuildOptions:
     trust_checkpoint: bool = False
     calib: str | None = None
     prune: float | None = None
+    profile: str | None = None  # fixed-point profile; default: what a target requires, else fpga
     verify_each: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -121,6 +122,28 @@ def float_pipeline(options: BuildOptions) -> list:
     return steps
 
 
+PROFILES = ("loihi2", "fpga")
+
+
+def resolve_profile(backends, requested: str | None) -> str | None:
+    """One fixed-point profile per build (None when no target runs integers)."""
+    if requested is not None and requested not in PROFILES:
+        raise UserInputError(f"--profile '{requested}' is not one of: {', '.join(PROFILES)}")
+    required = {b.requires_profile for b in backends if b.requires_profile}
+    if len(required) > 1:
+        raise UserInputError(f"targets require different fixed-point profiles ({', '.join(sorted(required))}); build them separately")
+    if requested and required and requested not in required:
+        raise UserInputError(
+            f"--profile {requested} conflicts with target '{next(b.name for b in backends if b.requires_profile)}',"
+            f" which needs {next(iter(required))}; drop --profile or that target"
+        )
+    if not any(b.uses_fixed for b in backends):
+        if requested:
+            raise UserInputError(f"--profile {requested} needs a fixed-point target (c, gpu or lava)")
+        return None
+    return requested or (next(iter(required)) if required else "fpga")
+
+
 def fixed_pipeline() -> list[str]:
     return ["quantize_weights", "quantize_state"]
 
@@ -168,8 +191,8 @@ def build(
     pipeline = {"float": ["import", *(_step_name(s) for s in steps)]}
 
     graphs: dict[str | None, Graph] = {None: float_graph}
-    profiles = sorted({b.profile for b in backends if b.profile})
-    for profile in profiles:
+    profile = resolve_profile(backends, options.profile)
+    if profile is not None:
         ctx.profile = profile
         fixed, fixed_reports = run_pipeline(float_graph, fixed_pipeline(), ctx)
         for r in fixed_reports:
@@ -178,28 +201,31 @@ def build(
         all_reports.extend(fixed_reports)
         pipeline[profile] = list(fixed_pipeline())
 
+    def graph_for(backend) -> Graph:
+        return graphs[profile] if backend.uses_fixed else float_graph
+
     for backend in backends:
-        diagnostics = backend.check(graphs[backend.profile])
+        diagnostics = backend.check(graph_for(backend))
         if diagnostics:
             raise TargetCheckError(backend.name, diagnostics)
 
     with atomic_directory(outdir) as tmp:
         graph_entries = {}
-        for profile, graph in graphs.items():
-            fname = graph_file(profile)
+        for key, graph in graphs.items():
+            fname = graph_file(key)
             save_graph(graph, tmp / fname)
             (tmp / fname.replace(".rsnn", ".txt")).write_text(to_text(graph))
-            graph_entries[profile or "float"] = {"file": fname, "hash": structural_hash(graph)}
+            graph_entries[key or "float"] = {"file": fname, "hash": structural_hash(graph)}
         artifacts = {}
         for backend in backends:
             progress(f"emitting {backend.name}")
             target_dir = tmp / backend.name
             target_dir.mkdir(exist_ok=True)
-            artifact = backend.emit(graphs[backend.profile], target_dir)
+            artifact = backend.emit(graph_for(backend), target_dir)
             if not any(target_dir.iterdir()):
                 target_dir.rmdir()
             artifacts[backend.name] = {
-                "profile": backend.profile,
+                "profile": profile if backend.uses_fixed else None,
                 "files": artifact.files,
                 "summary": artifact.summary,
             }
@@ -219,6 +245,7 @@ def build(
                 "reset": options.reset,
                 "comparator": options.comparator,
                 "prune": options.prune,
+                "profile": profile,
                 "calib": os.path.basename(options.calib) if options.calib else None,
             },
             "dt": float_graph.attrs.dt,

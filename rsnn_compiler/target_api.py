@@ -1,6 +1,9 @@
 """The backend contract: ``check(graph) -> diagnostics`` and ``emit(graph, outdir) -> Artifact``.
 
-A backend declares the fixed-point ``profile`` it needs (None: it consumes the float graph).
+A backend declares whether it runs the fixed-point graph (``uses_fixed``) and which profile it
+insists on, if any (``requires_profile``: "loihi2" for Lava). A build has one fixed-point profile
+for all its targets, so every integer executor runs the same integers (DESIGN §7): the
+``--profile`` option, else the profile some target requires, else "fpga".
 Target constants live in one typed spec per target, never inline.
 """
 
@@ -36,11 +39,14 @@ class Artifact:
 class Backend(Protocol):
     name: ClassVar[str]
     description: ClassVar[str]
-    profile: ClassVar[str | None]
+    uses_fixed: ClassVar[bool]
+    requires_profile: ClassVar[str | None]
 
-    def check(self, graph: Graph) -> list[Diagnostic]: ...
+    def check(self, graph: Graph) -> list[Diagnostic]:
+        """Everything the target cannot represent in ``graph`` (the fixed graph if uses_fixed)."""
 
-    def emit(self, graph: Graph, outdir: Path) -> Artifact: ...
+    def emit(self, graph: Graph, outdir: Path) -> Artifact:
+        """Write the target's files into ``outdir`` (the build's ``<target>/`` folder)."""
 
 
 class TargetCheckError(UserInputError):

@@ -98,6 +98,11 @@ def make_parser() -> argparse.ArgumentParser:
     _add_import_options(p)
     p.add_argument("--calib", metavar="FILE.npz", help="calibration data (x, optional y) for quantization, pruning and fidelity reports")
     p.add_argument("--prune", type=float, metavar="FRACTION", help="fraction of weights to prune (off by default)")
+    p.add_argument(
+        "--profile",
+        help="fixed-point profile for every integer target: loihi2 or fpga (default: loihi2 when"
+        " building for lava, else fpga)",
+    )
     p.add_argument("--json", action="store_true", help="print the manifest as JSON instead of a summary")
     _add_common(p)
 
@@ -158,7 +163,7 @@ def cmd_build(args, out: Console, err: Console) -> int:
         raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
     options = BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
-        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune,
+        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
     )
     progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
     if err.is_terminal and not args.quiet:
@@ -305,7 +310,8 @@ def cmd_targets(args, out: Console, err: Console) -> int:
         try:
             backend = registry.get_backend(name)
             status = getattr(backend, "status", lambda: "ready")()
-            rows.append({"name": name, "profile": backend.profile, "description": backend.description, "status": status})
+            profile = backend.requires_profile or ("loihi2 or fpga" if backend.uses_fixed else None)
+            rows.append({"name": name, "profile": profile, "description": backend.description, "status": status})
         except Exception as exc:  # a broken optional backend must not hide the others
             rows.append({"name": name, "profile": None, "description": "", "status": f"unavailable: {exc}"})
     if args.json:
