@@ -50,6 +50,18 @@ examples:
   rsnnc inspect build/demo                        # summary of a build and its float graph
   rsnnc inspect model.nir --dt 1e-4 --json"""
 
+VALIDATE_EXAMPLE = """\
+examples:
+  rsnnc build models/example/recurrent.rsnn --target c,gpu -o build/demo
+  rsnnc validate build/demo --data models/example/data.npz
+  rsnnc validate build/demo --data test.npz --max-accuracy-drop 1.0 --json
+
+Runs the float model, the fixed-point interpreter and every integer executor in the build (c,
+gpu, lava). Exit 1 when any integer executor differs from the interpreter in any spike or state
+at any step (the first difference is printed), when an executor cannot run (unless
+--allow-missing), or when accuracy drops more than --max-accuracy-drop points. Writes
+BUILD/validate.json."""
+
 EXPORT_EXAMPLE = """\
 examples:
   rsnnc export build/demo --format nir -o demo.nir"""
@@ -135,6 +147,14 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("targets", help="list the targets and their status", formatter_class=_Formatter,
                        epilog="example:\n  rsnnc targets")
     p.add_argument("--json", action="store_true")
+    _add_common(p)
+
+    p = sub.add_parser("validate", help="prove the integer executors agree bit for bit", epilog=VALIDATE_EXAMPLE, formatter_class=_Formatter)
+    p.add_argument("build", metavar="BUILD")
+    p.add_argument("--data", required=True, metavar="X.npz", help="inputs x (time, batch, *features) and optional labels y")
+    p.add_argument("--allow-missing", action="store_true", help="do not fail when an executor cannot run here (e.g. no Lava environment)")
+    p.add_argument("--max-accuracy-drop", type=float, metavar="POINTS", help="fail when fixed-point accuracy is more than POINTS below float")
+    p.add_argument("--json", action="store_true", help="print validate.json to stdout")
     _add_common(p)
 
     p = sub.add_parser("export", help="export a build's float graph to another format", epilog=EXPORT_EXAMPLE, formatter_class=_Formatter)
@@ -327,6 +347,49 @@ def cmd_targets(args, out: Console, err: Console) -> int:
     return 0
 
 
+def cmd_validate(args, out: Console, err: Console) -> int:
+    from rich.table import Table
+
+    from rsnn_compiler.artifact import atomic_write_bytes, read_manifest
+    from rsnn_compiler.data import load_data
+    from rsnn_compiler.validate import validate
+
+    build = Path(args.build)
+    manifest = read_manifest(build)
+    x, y = load_data(args.data)
+    progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
+    report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
+                      max_accuracy_drop=args.max_accuracy_drop, progress=progress)
+    data = report.to_json()
+    atomic_write_bytes(build / "validate.json", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        table = Table(title=f"Integer executors vs the fixed-point interpreter ({report.profile})", title_justify="left")
+        for col in ("executor", "result", "values compared", "time", "detail"):
+            table.add_column(col)
+        for c in report.executors:
+            detail = c.mismatch.describe() if c.mismatch else c.reason
+            table.add_row(c.executor, c.status, f"{c.compared_values:,}", f"{c.wall_time_s:.2f} s", detail)
+        out.print(table)
+        if report.layers:
+            layers = Table(title="Spike agreement, fixed-point vs float, per layer", title_justify="left")
+            for col in ("node", "agreement", "float spikes", "fixed spikes"):
+                layers.add_column(col)
+            for layer in report.layers:
+                layers.add_row(layer.node, f"{100 * layer.spike_agreement:.2f}%", str(layer.float_spikes), str(layer.fixed_spikes))
+            out.print(layers)
+        if report.float_accuracy is not None:
+            fixed = "-" if report.fixed_accuracy is None else f"{100 * report.fixed_accuracy:.2f}%"
+            out.print(f"accuracy: float {100 * report.float_accuracy:.2f}%, fixed-point {fixed}")
+        for note in report.notes:
+            out.print(f"note: {note}")
+        out.print("validate: OK — every integer executor equals the interpreter" if report.ok else "validate: FAILED")
+    for problem in report.problems:
+        print(f"rsnnc: check failed: {problem}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def cmd_export(args, out: Console, err: Console) -> int:
     from rsnn_compiler.artifact import read_manifest
     from rsnn_compiler.executors import load_build_graph
@@ -348,6 +411,7 @@ COMMANDS = {
     "inspect": cmd_inspect,
     "passes": cmd_passes,
     "targets": cmd_targets,
+    "validate": cmd_validate,
     "export": cmd_export,
 }
 
