@@ -272,3 +272,22 @@ FIXED_OP_CLASSES: tuple[type[Op], ...] = (
 FIXED_NEURONS: tuple[type[NeuronOp], ...] = (
     FixedLIF, FixedALIF, FixedLI, FixedDualIF, FixedMultiThreshold,
 )
+
+_NEURON_DEFAULTS = {"du": 4095, "dv": 0, "bias_mant": 0, "bias_exp": 0, "v_reset": 0, "v_init": 0,
+                    "da": 0, "a_inc": 0, "vth_neg": 0}
+
+
+def make_neuron(cls: type[FixedNeuron], shape, **params) -> FixedNeuron:
+    """Build a fixed neuron, broadcasting scalar parameters to ``shape``.
+
+    Missing array parameters default to du=4095 (no current memory), dv=0, bias 0, v_reset=0,
+    v_init=0, da=0, a_inc=0, vth_neg=0; ``vth`` is required where the op has one.
+    """
+    shape = _tuple(shape)
+    kwargs = {}
+    for name in cls.array_fields:
+        value = params.pop(name, _NEURON_DEFAULTS.get(name))
+        if value is None:
+            raise ValueError(f"{cls.__name__}: parameter '{name}' is required")
+        kwargs[name] = np.broadcast_to(np.asarray(value), shape).copy()
+    return cls(**kwargs, **params)
