@@ -33,12 +33,17 @@ COMMANDS: dict[str, str] = {}
 # file suffix -> "module:function"; the function is ``load(source, options) -> ImportResult``
 FRONTENDS: dict[str, str] = {
     ".rsnn": "rsnn_compiler.frontends.rsnn_file:load",
+    ".nir": "rsnn_compiler.frontends.nir_import:load",
+    ".pt": "rsnn_compiler.frontends.pytorch_import:load",
+    ".pth": "rsnn_compiler.frontends.pytorch_import:load",
 }
 # frontend used for ``pkg.module:factory`` sources
 PYTHON_FRONTEND = "rsnn_compiler.frontends.pytorch_import:load"
 
 # export format -> "module:function"; the function is ``export(graph, path) -> None``
-EXPORTERS: dict[str, str] = {}
+EXPORTERS: dict[str, str] = {
+    "nir": "rsnn_compiler.frontends.nir_export:export",
+}
 
 
 def resolve(spec: str) -> Any:

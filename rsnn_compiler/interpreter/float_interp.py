@@ -2,6 +2,10 @@
 
 Per time step t, nodes are evaluated in ``topology.evaluation_order``. A node's input is the sum,
 in edge-list order, of ``value[src][t - delay]`` over its incoming edges (zero before step 0).
+A neuron with several input edges adds them one at a time onto its decayed state, in edge-list
+order (snnTorch's ``beta*mem + input + recurrent(spk)``): LIF base = ((beta*v + gain*x_1) +
+gain*x_2) + ... + bias, and likewise for the Cuba current i; with one input this is the formula
+below.
 Arithmetic is float32 on the CPU, each product and sum rounded separately (no fused
 multiply-add), which reproduces snnTorch/PyTorch float32 spike for spike.
 
@@ -102,19 +106,23 @@ class NeuronState:
         self.s = zeros.clone()
 
 
-def step_neuron(op: NeuronOp, st: NeuronState, x: torch.Tensor) -> torch.Tensor:
-    """Advance ``st`` by one step on input ``x``; return the node's output (spikes or v)."""
+def step_neuron(op: NeuronOp, st: NeuronState, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+    """Advance ``st`` by one step on input ``x`` (one tensor, or the per-edge terms in edge-list
+    order); return the node's output (spikes or v)."""
+    xs = x if isinstance(x, list) else [x]
     if isinstance(op, (LI, CubaLI)):
-        drive = _gain(op.gain, x) if isinstance(op, LI) else _cuba_current(op, st, x)
-        st.v = _t(op.beta) * st.v + drive + _t(op.bias)
+        if isinstance(op, LI):
+            st.v = _accumulate(_t(op.beta) * st.v, op.gain, xs) + _t(op.bias)
+        else:
+            st.v = _t(op.beta) * st.v + _cuba_current(op, st, xs) + _t(op.bias)
         return st.v
     if isinstance(op, CubaLIF):
-        drive = _cuba_current(op, st, x)
+        drive = _cuba_current(op, st, xs)
         base = _t(op.beta) * st.v + drive + _t(op.bias)
     elif isinstance(op, IF):
-        base = st.v + _gain(op.gain, x) + _t(op.bias)
+        base = _accumulate(st.v, op.gain, xs) + _t(op.bias)
     elif isinstance(op, (LIF, ALIF)):
-        base = _t(op.beta) * st.v + _gain(op.gain, x) + _t(op.bias)
+        base = _accumulate(_t(op.beta) * st.v, op.gain, xs) + _t(op.bias)
     else:
         raise UserInputError(f"the float interpreter cannot evaluate {type(op).__name__}")
 
@@ -152,8 +160,14 @@ def _gain(gain: np.ndarray, x: torch.Tensor) -> torch.Tensor:
     return x if bool((gain == 1).all()) else _t(gain) * x
 
 
-def _cuba_current(op, st: NeuronState, x: torch.Tensor) -> torch.Tensor:
-    st.i = _t(op.alpha) * st.i + _gain(op.gain_i, x)
+def _accumulate(acc: torch.Tensor, gain: np.ndarray, xs: list[torch.Tensor]) -> torch.Tensor:
+    for x in xs:
+        acc = acc + _gain(gain, x)
+    return acc
+
+
+def _cuba_current(op, st: NeuronState, xs: list[torch.Tensor]) -> torch.Tensor:
+    st.i = _accumulate(_t(op.alpha) * st.i, op.gain_i, xs)
     return _gain(op.gain_v, st.i)
 
 
@@ -189,16 +203,14 @@ def run_float(graph: Graph, x: np.ndarray, record: bool = True) -> RunResult:
     delay_inputs: dict[str, list[torch.Tensor]] = {n: [] for n in delayed}
     states: dict[str, list[torch.Tensor]] = {}
 
+    def terms(name: str, t: int) -> list[torch.Tensor]:
+        out = [values[e.src][t - e.delay] for e in in_edges[name] if t - e.delay >= 0]
+        return out or [torch.zeros((batch, *graph.nodes[name].in_shape), dtype=DTYPE)]
+
     def gather(name: str, t: int) -> torch.Tensor:
         total = None
-        for e in in_edges[name]:
-            src_t = t - e.delay
-            if src_t < 0:
-                continue
-            v = values[e.src][src_t]
+        for v in terms(name, t):
             total = v if total is None else total + v
-        if total is None:
-            total = torch.zeros((batch, *graph.nodes[name].in_shape), dtype=DTYPE)
         return total
 
     with torch.no_grad():
@@ -211,7 +223,7 @@ def run_float(graph: Graph, x: np.ndarray, record: bool = True) -> RunResult:
                     k = t - op.steps
                     y = delay_inputs[name][k] if k >= 0 else torch.zeros((batch, *op.shape), dtype=DTYPE)
                 elif isinstance(op, NeuronOp) and not isinstance(op, Threshold):
-                    y = step_neuron(op, neurons[name], gather(name, t))
+                    y = step_neuron(op, neurons[name], terms(name, t))
                     if record:
                         for sname, val in _state_record(op, neurons[name]).items():
                             states.setdefault(f"{sname}/{name}", []).append(val.clone())

@@ -1,0 +1,596 @@
+"""PyTorch / snnTorch 1.0 importer.
+
+Supported models: ``nn.Sequential`` (nested allowed) and plain module containers whose
+``forward`` is a sequential chain of their children in registration order (checked by tracing one
+step with forward hooks: every child must consume the previous child's output). Layers:
+``nn.Linear``, ``nn.Conv1d/2d``, ``nn.AvgPool1d/2d``, ``nn.MaxPool1d/2d``, ``nn.Flatten``,
+``nn.BatchNorm1d/2d`` (eval statistics; canonicalize folds it), ``nn.Identity``/``nn.Dropout``
+(dropped), ``snn.Leaky``, ``snn.Synaptic``, ``snn.RLeaky``, ``snn.RSynaptic``.
+
+snnTorch is already discrete: beta/alpha are copied (clamped to [0, 1] as snnTorch does at run
+time), gains are 1, and the reset maps to the IR as
+
+    reset_mechanism  reset_delay  Leaky               Synaptic / RLeaky     RSynaptic
+    subtract         True         subtract_deferred   subtract_deferred     subtract_deferred
+    subtract         False        subtract_nodelay    subtract_nodelay      subtract_deferred (*)
+    zero             True         zero                zero_hold             zero_hold
+    zero             False        zero                zero                  zero_hold (*)
+    none             any          none                none                  none
+(*) snnTorch 1.0's RSynaptic applies its reset_delay=False reset to local variables it then
+discards (rsynaptic.py), so the module behaves as reset_delay=True; rsnnc reproduces that.
+
+Recurrent cells become ``neuron -> w_rec`` (delay 1) and ``w_rec -> neuron`` (delay 0), with the
+feed-forward edge first, so the neuron computes ``(beta*v + input) + W s[t-1] + b`` from t = 0,
+exactly like snnTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
+from rsnn_compiler.interpreter.float_interp import run_float
+from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
+from rsnn_compiler.ir.ops import (
+    LIF, Affine, BatchNorm, Conv1d, Conv2d, CubaLIF, Flatten, Input, Op, Output, Pool, PoolMode,
+    ResetMode, Scale,
+)
+from rsnn_compiler.passes_api import Prop
+
+from rsnn_compiler.frontends._common import finish_graph, sanitize_name, to_array
+
+SNNTORCH_DT = 1e-4
+DISCRETISATION = "none needed: snnTorch models are discrete-time (beta, alpha per step; gains 1)"
+NEURON_CLASSES = ("Leaky", "Synaptic", "RLeaky", "RSynaptic")
+PASSTHROUGH = (nn.Identity, nn.Dropout)
+FIDELITY_STEPS = 100
+FIDELITY_BATCH = 4
+
+
+def _is_snn(module: nn.Module) -> bool:
+    return type(module).__module__.startswith("snntorch") and type(module).__name__ in NEURON_CLASSES
+
+
+def _supported_leaf(module: nn.Module) -> bool:
+    return _is_snn(module) or isinstance(
+        module,
+        (nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d,
+         nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d, *PASSTHROUGH),
+    )
+
+
+@dataclass
+class Layer:
+    path: str  # dotted module path ("" for the model itself)
+    module: nn.Module
+
+
+# ------------------------------------------------------------------------------------------
+# Layer discovery
+# ------------------------------------------------------------------------------------------
+def collect_layers(model: nn.Module, prefix: str = "") -> tuple[list[Layer], bool]:
+    """Leaf layers in execution order, and whether a non-Sequential container was crossed."""
+    if _supported_leaf(model):
+        return [Layer(prefix or type(model).__name__, model)], False
+    children = list(model.named_children())
+    if not children:
+        raise UserInputError(
+            f"module '{prefix or type(model).__name__}' ({type(model).__name__}) is not supported;"
+            " supported: Linear, Conv1d/2d, AvgPool, MaxPool, Flatten, BatchNorm, Dropout, Identity,"
+            " snntorch Leaky/Synaptic/RLeaky/RSynaptic (see docs/frontends.md)"
+        )
+    layers: list[Layer] = []
+    custom = not isinstance(model, nn.Sequential)
+    for name, child in children:
+        sub, sub_custom = collect_layers(child, f"{prefix}.{name}" if prefix else name)
+        layers.extend(sub)
+        custom = custom or sub_custom
+    return layers, custom
+
+
+def _first(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def check_chain(model: nn.Module, layers: list[Layer], example: torch.Tensor) -> None:
+    """Trace one step: the leaf calls must be ``layers`` in order, each fed the previous output."""
+    calls: list[tuple[str, object, object]] = []
+    hooks = [
+        layer.module.register_forward_hook(
+            lambda mod, args, out, path=layer.path: calls.append((path, args[0] if args else None, out))
+        )
+        for layer in layers
+    ]
+    _reset_states(layers)
+    try:
+        with torch.no_grad():
+            model(example)
+    except Exception as err:
+        raise UserInputError(
+            f"cannot trace {type(model).__name__}.forward on one step of shape {tuple(example.shape)}"
+            f" ({type(err).__name__}: {str(err)[:120]}); wrap the layers in nn.Sequential or give an"
+            " example_input of one time step"
+        ) from None
+    finally:
+        for h in hooks:
+            h.remove()
+        _reset_states(layers)
+    n = len(layers)
+    if len(calls) < n:
+        missing = [l.path for l in layers if l.path not in {c[0] for c in calls}]
+        raise UserInputError(
+            f"{type(model).__name__}.forward does not call module '{missing[0] if missing else '?'}';"
+            " only sequential chains of the registered children are supported"
+        )
+    prev = example
+    for i, layer in enumerate(layers):
+        path, arg, out = calls[i]
+        if path != layer.path:
+            raise UserInputError(
+                f"{type(model).__name__}.forward calls '{path}' where '{layer.path}' was expected;"
+                " register children in execution order, or use nn.Sequential"
+            )
+        if arg is not prev:
+            raise UserInputError(
+                f"module '{layer.path}' is not fed the previous layer's output (forward applies an"
+                " operation between layers); express it as a module (e.g. nn.Flatten) in the chain"
+            )
+        prev = _first(out)
+
+
+# ------------------------------------------------------------------------------------------
+# Conversion
+# ------------------------------------------------------------------------------------------
+def reset_mode_of(module: nn.Module) -> tuple[ResetMode, str | None]:
+    """IR reset of a snnTorch neuron (module docstring table) and an optional note."""
+    kind = type(module).__name__
+    val = int(getattr(module, "reset_mechanism_val", 0))
+    delay = bool(getattr(module, "reset_delay", True))
+    if val == 2:
+        return ResetMode.NONE, None
+    note = None
+    if kind == "RSynaptic" and not delay:
+        delay = True
+        note = "snnTorch RSynaptic ignores reset_delay=False (resets local copies); imported as reset_delay=True"
+    if val == 0:
+        return (ResetMode.SUBTRACT_DEFERRED if delay else ResetMode.SUBTRACT_NODELAY), note
+    if kind == "Leaky":
+        return ResetMode.ZERO, note
+    return (ResetMode.ZERO_HOLD if delay else ResetMode.ZERO), note
+
+
+def _param(module, name: str, shape, path: str, clamp: bool = False) -> np.ndarray:
+    value = getattr(module, name, None)
+    arr = to_array(value, f"'{path}'.{name}").astype(np.float32)
+    if clamp:
+        arr = np.clip(arr, 0.0, 1.0)
+    try:
+        return np.broadcast_to(arr, shape).copy()
+    except ValueError:
+        raise UserInputError(
+            f"snnTorch module '{path}': {name} of shape {arr.shape} does not fit the layer shape {shape};"
+            " give one value per neuron or a scalar"
+        ) from None
+
+
+def _check_neuron(module, path: str) -> None:
+    gsf = getattr(module, "graded_spikes_factor", 1.0)
+    if float(torch.as_tensor(gsf).float().reshape(-1)[0]) != 1.0 or torch.as_tensor(gsf).numel() != 1:
+        raise UserInputError(f"snnTorch module '{path}': graded_spikes_factor != 1 is not supported; use 1")
+    if getattr(module, "inhibition", False):
+        raise UserInputError(f"snnTorch module '{path}': inhibition=True is not supported; disable it")
+    if getattr(module, "state_quant", False):
+        raise UserInputError(f"snnTorch module '{path}': state_quant is not supported; quantize with rsnnc instead")
+
+
+def _check_finite(layers: list[Layer]) -> None:
+    for layer in layers:
+        for pname, t in list(layer.module.named_parameters()) + list(layer.module.named_buffers()):
+            if t is not None and t.is_floating_point() and not torch.isfinite(t).all():
+                kind = "NaN" if torch.isnan(t).any() else "Inf"
+                raise UserInputError(
+                    f"module '{layer.path}' parameter '{pname}' contains {kind};"
+                    " retrain or clean the checkpoint so every weight is finite"
+                )
+
+
+class _Builder:
+    def __init__(self):
+        self.nodes: dict[str, Op] = {}
+        self.edges: list[Edge] = []
+        self.taken: set[str] = set()
+        self.neurons: dict[str, str] = {}  # module path -> IR node
+        self.notes: list[str] = []
+
+    def add(self, name: str, op: Op) -> str:
+        name = sanitize_name(name, self.taken)
+        self.nodes[name] = op
+        return name
+
+
+def _conv_padding(module, n: int) -> tuple[int, ...]:
+    pad = module.padding
+    if isinstance(pad, str):
+        if pad == "valid":
+            return (0,) * n
+        totals = [module.dilation[i] * (module.kernel_size[i] - 1) for i in range(n)]
+        if any(t % 2 for t in totals):
+            raise UserInputError("padding='same' with an even kernel pads asymmetrically; use integer padding")
+        return tuple(t // 2 for t in totals)
+    return tuple(int(p) for p in pad)
+
+
+def _convert_layer(layer: Layer, shape: tuple[int, ...], b: _Builder, prev: str) -> tuple[str, tuple[int, ...]]:
+    """Append the IR of one layer after node ``prev``; return (last node, its output shape)."""
+    m, path = layer.module, layer.path
+    if isinstance(m, PASSTHROUGH):
+        return prev, shape
+    if isinstance(m, nn.Linear):
+        op: Op = Affine(weight=to_array(m.weight), bias=None if m.bias is None else to_array(m.bias))
+    elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        n = 1 if isinstance(m, nn.Conv1d) else 2
+        if m.padding_mode != "zeros":
+            raise UserInputError(f"module '{path}': padding_mode '{m.padding_mode}' is not supported; use 'zeros'")
+        cls = Conv1d if n == 1 else Conv2d
+        op = cls(
+            weight=to_array(m.weight), bias=None if m.bias is None else to_array(m.bias),
+            input_shape=shape, stride=tuple(m.stride), padding=_conv_padding(m, n),
+            dilation=tuple(m.dilation), groups=m.groups,
+        )
+    elif isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d)):
+        op = _pool(m, path, shape)
+    elif isinstance(m, nn.Flatten):
+        if m.start_dim == 0:
+            raise UserInputError(f"module '{path}': Flatten(start_dim=0) flattens the batch; use start_dim=1")
+        start = m.start_dim - 1 if m.start_dim > 0 else m.start_dim
+        end = m.end_dim - 1 if m.end_dim > 0 else m.end_dim
+        op = Flatten(input_shape=shape, start_dim=start, end_dim=end)
+    elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        if m.running_mean is None:
+            raise UserInputError(f"module '{path}': BatchNorm without running statistics cannot be imported")
+        c = m.num_features
+        op = BatchNorm(
+            mean=to_array(m.running_mean), var=to_array(m.running_var),
+            gamma=to_array(m.weight) if m.weight is not None else np.ones(c),
+            beta=to_array(m.bias) if m.bias is not None else np.zeros(c),
+            eps=m.eps, shape=shape,
+        )
+    else:
+        return _convert_neuron(m, path, shape, b, prev)
+    name = b.add(path, op)
+    b.edges.append(Edge(prev, name))
+    return name, op.out_shape
+
+
+def _pool(m, path: str, shape) -> Pool:
+    n = 1 if isinstance(m, (nn.AvgPool1d, nn.MaxPool1d)) else 2
+    if getattr(m, "ceil_mode", False):
+        raise UserInputError(f"module '{path}': ceil_mode=True is not supported; use floor mode")
+    is_avg = isinstance(m, (nn.AvgPool1d, nn.AvgPool2d))
+
+    def tup(v):
+        if v is None:
+            return None
+        return tuple(int(x) for x in (v if isinstance(v, (tuple, list)) else (v,) * n))
+
+    kernel = tup(m.kernel_size)
+    stride = tup(m.stride) or kernel
+    padding = tup(m.padding)
+    if is_avg:
+        if getattr(m, "divisor_override", None):
+            raise UserInputError(f"module '{path}': divisor_override is not supported")
+        if max(padding) > 0 and not m.count_include_pad:
+            raise UserInputError(f"module '{path}': count_include_pad=False with padding is not supported")
+    elif max(tup(m.dilation)) != 1:
+        raise UserInputError(f"module '{path}': MaxPool dilation != 1 is not supported")
+    return Pool(mode=PoolMode.AVG if is_avg else PoolMode.MAX, kernel=kernel, stride=stride,
+                padding=padding, input_shape=shape)
+
+
+def _convert_neuron(m, path: str, shape, b: _Builder, prev: str) -> tuple[str, tuple[int, ...]]:
+    kind = type(m).__name__
+    _check_neuron(m, path)
+    reset, note = reset_mode_of(m)
+    if note:
+        b.notes.append(f"'{path}': {note}")
+    zeros = np.zeros(shape, np.float32)
+    ones = np.ones(shape, np.float32)
+    common = dict(
+        beta=_param(m, "beta", shape, path, clamp=True), bias=zeros, theta=_param(m, "threshold", shape, path),
+        v_reset=zeros, v_init=zeros, reset=reset,
+    )
+    if kind in ("Leaky", "RLeaky"):
+        op: Op = LIF(gain=ones, **common)
+    else:
+        op = CubaLIF(alpha=_param(m, "alpha", shape, path, clamp=True), gain_i=ones, gain_v=ones, **common)
+    name = b.add(path, op)
+    b.edges.append(Edge(prev, name))
+    b.neurons[path] = name
+    if kind in ("RLeaky", "RSynaptic"):
+        rec = _recurrent_op(m, path, shape)
+        rname = b.add(f"{path}.w_rec", rec)
+        b.edges.append(Edge(name, rname, 1))
+        b.edges.append(Edge(rname, name, 0))
+    return name, shape
+
+
+def _recurrent_op(m, path: str, shape) -> Op:
+    rec = getattr(m, "recurrent", None)
+    if isinstance(rec, nn.Linear):
+        return Affine(weight=to_array(rec.weight), bias=None if rec.bias is None else to_array(rec.bias))
+    if isinstance(rec, nn.Conv2d):
+        return Conv2d(
+            weight=to_array(rec.weight), bias=None if rec.bias is None else to_array(rec.bias),
+            input_shape=shape, stride=tuple(rec.stride), padding=tuple(int(p) for p in rec.padding),
+            dilation=tuple(rec.dilation), groups=rec.groups,
+        )
+    if rec is not None and hasattr(rec, "V"):
+        return Scale(scale=_param(rec, "V", shape, path + ".recurrent"))
+    raise UserInputError(f"snnTorch module '{path}': unsupported recurrent connection {type(rec).__name__}")
+
+
+def _input_shape(layers: list[Layer], example: torch.Tensor | None) -> tuple[int, ...]:
+    if example is not None:
+        return tuple(int(d) for d in example.shape[1:])
+    for layer in layers:
+        m = layer.module
+        if isinstance(m, PASSTHROUGH):
+            continue
+        if isinstance(m, nn.Linear):
+            return (m.in_features,)
+        break
+    raise UserInputError(
+        f"cannot infer the model's input shape (first layer '{layers[0].path}' is"
+        f" {type(layers[0].module).__name__}); pass example_input of one step, shaped (batch, *features),"
+        " or calibration data"
+    )
+
+
+def _reset_states(layers: list[Layer]) -> None:
+    for layer in layers:
+        if _is_snn(layer.module) and hasattr(layer.module, "reset_mem"):
+            layer.module.reset_mem()
+
+
+# ------------------------------------------------------------------------------------------
+# Running the source model step by step (fidelity)
+# ------------------------------------------------------------------------------------------
+def run_source(layers: list[Layer], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run the layer chain step by step with each snnTorch neuron's own state handling.
+
+    States are passed explicitly (zeros at t = 0) unless the neuron uses ``init_hidden``.
+    Returns spikes per neuron module path, shaped (time, batch, *shape).
+    """
+    _reset_states(layers)
+    states: dict[str, tuple] = {}
+    rec: dict[str, list[torch.Tensor]] = {l.path: [] for l in layers if _is_snn(l.module)}
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    with torch.no_grad():
+        for t in range(xt.shape[0]):
+            h = xt[t]
+            for layer in layers:
+                m = layer.module
+                if not _is_snn(m):
+                    h = m(h)
+                    continue
+                if m.init_hidden:
+                    spk = _first(m(h))
+                else:
+                    kind = type(m).__name__
+                    st = states.get(layer.path)
+                    if st is None:
+                        z = torch.zeros_like(h)
+                        st = {"Leaky": (z,), "Synaptic": (z, z), "RLeaky": (z, z), "RSynaptic": (z, z, z)}[kind]
+                    out = m(h, *st)
+                    spk = out[0]
+                    states[layer.path] = tuple(out) if kind in ("RLeaky", "RSynaptic") else tuple(out[1:])
+                rec[layer.path].append(spk.clone())
+                h = spk
+    _reset_states(layers)
+    return {k: torch.stack(v).numpy() for k, v in rec.items()}
+
+
+def measure_fidelity(layers: list[Layer], graph: Graph, neurons: dict[str, str], x: np.ndarray, origin: str) -> dict:
+    """Per neuron layer: fraction of equal spike events and mismatch counts (source vs run_float)."""
+    src = run_source(layers, x)
+    ir = run_float(graph, x).spikes
+    per_layer, total = {}, 0
+    for path, node in neurons.items():
+        a, b = src[path], ir[node]
+        mism = int(np.count_nonzero(a != b))
+        total += mism
+        per_layer[node] = {
+            "agreement": 1.0 - mism / max(a.size, 1),
+            "mismatches": mism,
+            "events": int(a.size),
+            "spikes_source": int(a.sum()),
+            "spikes_ir": int(b.sum()),
+        }
+    return {
+        "input": origin, "steps": int(x.shape[0]), "batch": int(x.shape[1]),
+        "layers": per_layer, "total_mismatches": total, "exact": total == 0,
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Entry points
+# ------------------------------------------------------------------------------------------
+def import_module(module: nn.Module, example_input=None, options: ImportOptions | None = None,
+                  source: str = "<module>") -> ImportResult:
+    """Import a PyTorch/snnTorch module; ``example_input`` is one step shaped (batch, *features)."""
+    options = options or ImportOptions()
+    start = time.perf_counter()
+    if not isinstance(module, nn.Module):
+        raise UserInputError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    was_training = module.training
+    module.eval()
+    try:
+        return _import(module, example_input, options, source, start)
+    finally:
+        module.train(was_training)
+
+
+def _import(module, example_input, options, source, start) -> ImportResult:
+    layers, custom = collect_layers(module)
+    _check_finite(layers)
+    example = None
+    if example_input is not None:
+        example = torch.as_tensor(np.asarray(to_array(example_input), dtype=np.float32))
+    elif options.calib_x is not None:
+        example = torch.as_tensor(np.asarray(options.calib_x[0], dtype=np.float32))
+    shape = _input_shape(layers, example)
+    if custom:
+        check_chain(module, layers, example if example is not None else torch.zeros((1, *shape)))
+
+    b = _Builder()
+    b.taken.update({"input", "output"})
+    b.nodes["input"] = Input(shape=shape)
+    prev = "input"
+    for layer in layers:
+        prev, shape = _convert_layer(layer, shape, b, prev)
+    b.nodes["output"] = Output(shape=shape)
+    b.edges.append(Edge(prev, "output"))
+    if not b.neurons:
+        b.notes.append("the model has no spiking neurons")
+    if options.reset is not None:
+        b.notes.append(f"--reset {ResetMode(options.reset).value} ignored: snnTorch modules define their own reset")
+
+    dt = float(options.dt) if options.dt is not None else SNNTORCH_DT
+    dt_origin = "option" if options.dt is not None else "snnTorch convention (export_to_nir uses 1e-4 s); the model is discrete-time"
+    name = sanitize_name(options.extra.get("name") or type(module).__name__, set())
+    attrs = GraphAttrs(name=name, dt=dt, properties=frozenset({Prop.DISCRETIZED}))
+    graph = finish_graph(Graph(b.nodes, b.edges, attrs))
+
+    resets = sorted({graph.nodes[n].reset.value for n in b.neurons.values()})
+    fidelity: dict = {}
+    if b.neurons and not options.extra.get("skip_fidelity", False):
+        if options.calib_x is not None:
+            x, origin = np.asarray(options.calib_x, dtype=np.float32), "calibration data"
+        else:
+            gen = np.random.default_rng(0)
+            x = gen.random((FIDELITY_STEPS, FIDELITY_BATCH, *graph.nodes["input"].shape), dtype=np.float32)
+            origin = f"uniform [0, 1) random input, seed 0, {FIDELITY_STEPS} steps, batch {FIDELITY_BATCH}"
+        try:
+            fidelity = measure_fidelity(layers, graph, b.neurons, x, origin)
+        except Exception as err:  # the source model itself may fail (snnTorch bugs)
+            fidelity = {"error": f"{type(err).__name__}: {str(err)[:200]}"}
+            b.notes.append(f"fidelity check could not run the source model: {fidelity['error']}")
+    report = ImportReport(
+        name="import",
+        source=source,
+        source_format="pytorch",
+        dt=dt,
+        dt_origin=dt_origin,
+        reset=", ".join(resets) if resets else "none (no spiking neurons)",
+        reset_origin="snnTorch modules (reset_mechanism, reset_delay; see docs/frontends.md)",
+        discretisation=DISCRETISATION,
+        nodes=len(graph.nodes),
+        edges=len(graph.edges),
+        fidelity=fidelity,
+        notes=b.notes,
+        changed=True,
+        reason=f"{type(module).__name__}: {len(layers)} layers -> {len(graph.nodes)} nodes",
+        wall_time_s=time.perf_counter() - start,
+    )
+    return ImportResult(graph=graph, report=report)
+
+
+def _load_state_dict(model: nn.Module, path: str) -> None:
+    if not os.path.exists(path):
+        raise UserInputError(f"weights file '{path}' does not exist; check --weights")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserInputError(
+            f"cannot read weights '{path}' as a state_dict ({type(err).__name__}: {str(err).splitlines()[0][:120]});"
+            " save it with torch.save(model.state_dict(), path)"
+        ) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UserInputError(f"weights '{path}' hold a {type(state).__name__}, not a state_dict")
+    missing, unexpected = [], []
+    try:
+        result = model.load_state_dict(state, strict=False)
+        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    except RuntimeError as err:
+        raise UserInputError(
+            f"weights '{path}' do not fit the model: {' '.join(str(err).split())[:200]}; check the factory"
+        ) from None
+    if missing:
+        raise UserInputError(
+            f"weights '{path}' lack {len(missing)} parameter(s) of the model, e.g. '{missing[0]}';"
+            " save the state_dict of the same architecture"
+        )
+    if unexpected:
+        raise UserInputError(
+            f"weights '{path}' have {len(unexpected)} parameter(s) the model lacks, e.g. '{unexpected[0]}';"
+            " check that the factory builds the trained architecture"
+        )
+
+
+def _from_factory(source: str, options: ImportOptions) -> nn.Module:
+    mod_name, _, attr = source.partition(":")
+    if not mod_name or not attr:
+        raise UserInputError(f"'{source}' is not of the form pkg.module:factory")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        mod = importlib.import_module(mod_name)
+    except Exception as err:
+        raise UserInputError(
+            f"cannot import module '{mod_name}' ({type(err).__name__}: {str(err)[:120]}); check PYTHONPATH"
+        ) from None
+    factory = getattr(mod, attr, None)
+    if factory is None or not callable(factory):
+        raise UserInputError(f"module '{mod_name}' has no callable '{attr}'; name a function that builds the model")
+    try:
+        model = factory()
+    except Exception as err:
+        raise UserInputError(f"{source}() failed ({type(err).__name__}: {str(err)[:120]})") from None
+    if not isinstance(model, nn.Module):
+        raise UserInputError(f"{source}() returned {type(model).__name__}, not a torch.nn.Module")
+    if options.weights:
+        _load_state_dict(model, options.weights)
+    return model
+
+
+def _from_checkpoint(path: str, options: ImportOptions) -> nn.Module:
+    if not options.trust_checkpoint:
+        raise UserInputError(
+            f"'{path}' would be unpickled, and unpickling runs arbitrary code; pass --trust-checkpoint"
+            " if you trust its origin, or use pkg.module:factory --weights STATE_DICT instead"
+        )
+    if not os.path.exists(path):
+        raise UserInputError(f"checkpoint '{path}' does not exist; check the path")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise UserInputError(f"cannot unpickle '{path}' ({type(err).__name__}: {str(err)[:120]})") from None
+    if not isinstance(obj, nn.Module):
+        raise UserInputError(
+            f"'{path}' holds a {type(obj).__name__}, not a whole module; for a state_dict use"
+            " pkg.module:factory --weights FILE"
+        )
+    return obj
+
+
+def load(source: str, options: ImportOptions | None = None) -> ImportResult:
+    """``pkg.module:factory`` (with optional ``options.weights``) or a pickled ``.pt``/``.pth`` module."""
+    options = options or ImportOptions()
+    source = str(source)
+    if source.endswith((".pt", ".pth")) and ":" not in os.path.basename(source):
+        model = _from_checkpoint(source, options)
+    else:
+        model = _from_factory(source, options)
+    example = options.extra.get("example_input")
+    return import_module(model, example, options, source=source)
