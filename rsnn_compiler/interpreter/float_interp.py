@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.result import RunResult
+from rsnn_compiler.interpreter import conversion_neurons
 from rsnn_compiler.ir import topology
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import (
@@ -110,6 +111,8 @@ def step_neuron(op: NeuronOp, st: NeuronState, x: torch.Tensor | list[torch.Tens
     """Advance ``st`` by one step on input ``x`` (one tensor, or the per-edge terms in edge-list
     order); return the node's output (spikes or v)."""
     xs = x if isinstance(x, list) else [x]
+    if conversion_neurons.handles(op):  # DualThresholdIF, MultiThreshold (docs/conversion.md)
+        return conversion_neurons.step(op, st, xs)
     if isinstance(op, (LI, CubaLI)):
         if isinstance(op, LI):
             st.v = _accumulate(_t(op.beta) * st.v, op.gain, xs) + _t(op.bias)

@@ -52,6 +52,9 @@ class OpKind(enum.Enum):
     FIXED_LI = "fixed_li"
     FIXED_DUAL_IF = "fixed_dual_if"
     FIXED_MTN = "fixed_mtn"
+    # float ANN-to-SNN conversion neurons (rsnn_compiler/ir/conversion_ops.py)
+    DUAL_IF = "dual_if"
+    MTN = "mtn"
 
 
 class ResetMode(enum.Enum):
@@ -600,3 +603,7 @@ def broadcast_params(shape: Shape, **given) -> dict[str, np.ndarray]:
 from rsnn_compiler.ir import fixed_ops as _fixed_ops  # noqa: E402
 
 OP_CLASSES.update({cls.kind: cls for cls in _fixed_ops.FIXED_OP_CLASSES})
+
+from rsnn_compiler.ir import conversion_ops as _conversion_ops  # noqa: E402
+
+OP_CLASSES.update({cls.kind: cls for cls in _conversion_ops.CONVERSION_OP_CLASSES})
