@@ -17,7 +17,6 @@ import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -82,9 +81,13 @@ def _fix_hint() -> str:
     return f"create it with `{script}` (needs Python 3.10), or set RSNNC_LAVA_PYTHON"
 
 
-@lru_cache(maxsize=8)
+_PROBED: dict[str, str] = {}  # interpreter -> lava-nc version (successes only)
+
+
 def _probe(python: str) -> tuple[str | None, str]:
     """(lava-nc version or None, error text) for an interpreter."""
+    if python in _PROBED:
+        return _PROBED[python], ""
     code = ("import sys, importlib.metadata as m; import lava; "
             "from lava.magma.core.run_configs import Loihi2SimCfg; "
             "print(m.version('lava-nc'), '%d.%d' % sys.version_info[:2])")
@@ -95,7 +98,8 @@ def _probe(python: str) -> tuple[str | None, str]:
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         return None, lines[-1] if lines else f"exit code {proc.returncode}"
-    return proc.stdout.split()[0], ""
+    _PROBED[python] = proc.stdout.split()[0]
+    return _PROBED[python], ""
 
 
 def lava_status() -> LavaStatus:
@@ -132,13 +136,17 @@ def write_network_dir(net_dir: Path | str, doc: dict, arrays: Mapping[str, np.nd
 
 
 def run_in_lava(network_dir: Path | str, inputs: np.ndarray, *, steps: int | None = None,
-                replicas: int | None = None, readout: str = "file", timeout: float | None = None,
+                replicas: int | None = None, readout: str = "file",
+                replicate_dense_as: str = "sparse", timeout: float | None = None,
                 python: Path | str | None = None) -> dict[str, np.ndarray]:
     """Run ``inputs`` (T, batch, n_in) or (T, n_in) through the network in Lava ``fixed_pt``.
 
     Returns ``spikes/<pop>``, ``v/<pop>``, ``u/<pop>`` as int64 arrays shaped like the input
     ((T, batch, n) or (T, n)), in raw Lava time steps, and ``meta`` (a 0-d JSON string array; see
-    :func:`result_meta`). Raises ``LavaError`` if the environment is missing or the runner fails.
+    :func:`result_meta`). ``replicas`` samples share one Lava run (block-diagonal copies; default
+    automatic, 1 = one run per sample), whose dense connections become Lava ``Sparse`` unless
+    ``replicate_dense_as="dense"``. ``readout="get"`` reads sinks with ``Var.get()`` (slow).
+    Raises ``LavaError`` if the environment is missing or the runner fails.
     """
     python = Path(python) if python is not None else require_lava()
     x = np.asarray(inputs)
@@ -148,7 +156,8 @@ def run_in_lava(network_dir: Path | str, inputs: np.ndarray, *, steps: int | Non
         x_path, out_path = Path(tmp) / "inputs.npz", Path(tmp) / "results.npz"
         np.savez(x_path, x=x.astype(np.int64))
         cmd = [str(python), str(RUNNER), str(network_dir), "--inputs", str(x_path),
-               "--out", str(out_path), "--readout", readout]
+               "--out", str(out_path), "--readout", readout,
+               "--replicate-dense-as", replicate_dense_as]
         if steps is not None:
             cmd += ["--steps", str(steps)]
         if replicas is not None:

@@ -35,6 +35,7 @@ RECORDABLE = ("spikes", "v", "u")
 SIGN_MODES = ("auto", "mixed", "excitatory", "inhibitory")
 #: Budget (dense matrix elements x (max_delay + 1)) for one replicated connection.
 REPLICA_ELEMENT_BUDGET = 1 << 22
+RECORD_ELEMENT_BUDGET = 1 << 26  # int32 elements held by all sinks of one run
 MAX_AUTO_REPLICAS = 64
 
 
@@ -123,8 +124,20 @@ def _check_range(value: Any, lo: int, hi: int, what: str) -> None:
         raise SpecError(f"{what} must lie in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
 
 
+POPULATION_KEYS = {"name", "neuron", "size", "params", "record"}
+CONNECTION_KEYS = {"name", "kind", "src", "dst", "weights", "delays", "max_delay", "weight_exp",
+                   "num_weight_bits", "sign_mode", "num_message_bits"}
+
+
+def _check_keys(d: dict, allowed: set[str], what: str) -> None:
+    unknown = set(d) - allowed
+    if unknown:
+        raise SpecError(f"{what}: unknown keys {sorted(unknown)}")
+
+
 def _parse_population(d: dict, arrays: dict) -> Population:
     name = d["name"]
+    _check_keys(d, POPULATION_KEYS, f"population {name}")
     neuron = d.get("neuron", "lif")
     if neuron not in NEURONS:
         raise SpecError(f"population {name}: unknown neuron {neuron!r} (known: {sorted(NEURONS)})")
@@ -141,6 +154,7 @@ def _parse_population(d: dict, arrays: dict) -> Population:
 
 def _parse_connection(d: dict, arrays: dict, sizes: dict[str, int], input_name: str) -> Connection:
     name = d.get("name", f"{d['src']}->{d['dst']}")
+    _check_keys(d, CONNECTION_KEYS, f"connection {name}")
     kind = d["kind"]
     if kind not in CONNECTIONS:
         raise SpecError(f"connection {name}: unknown kind {kind!r} (known: {sorted(CONNECTIONS)})")
@@ -149,6 +163,8 @@ def _parse_connection(d: dict, arrays: dict, sizes: dict[str, int], input_name: 
         raise SpecError(f"connection {name}: unknown source {src!r}")
     if dst not in sizes or dst == input_name:
         raise SpecError(f"connection {name}: destination {dst!r} is not a population")
+    if kind == "direct" and src != input_name:
+        raise SpecError(f"connection {name}: direct connections come from the input only")
     c = Connection(name=name, kind=kind, src=src, dst=dst)
     for key in ("weight_exp", "num_weight_bits", "num_message_bits"):
         if key in d:
@@ -169,6 +185,8 @@ def _parse_connection(d: dict, arrays: dict, sizes: dict[str, int], input_name: 
 def load_network(net_dir: Path) -> Network:
     """Parse and validate ``network.json`` (+ ``arrays.npz``) in ``net_dir``."""
     doc = json.loads((net_dir / "network.json").read_text())
+    _check_keys(doc, {"format", "version", "num_steps", "input", "populations", "connections",
+                      "meta"}, "network.json")
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise SpecError(f"network.json must have format {FORMAT!r} and version {VERSION}")
     arrays: dict[str, np.ndarray] = {}
@@ -196,11 +214,13 @@ def _tile(value: Any, k: int) -> Any:
     return np.tile(value, k) if isinstance(value, np.ndarray) else value
 
 
-def replicate(net: Network, k: int) -> Network:
+def replicate(net: Network, k: int, dense_as: str = "sparse") -> Network:
     """Return ``net`` with every population and connection copied ``k`` times, block-diagonally.
 
     Sample ``b`` occupies neurons ``[b*n, (b+1)*n)`` of every population. Block-diagonal matrices
     keep Lava's automatic sign mode (the added zeros change neither "min >= 0" nor "max <= 0").
+    With ``dense_as="sparse"`` a replicated ``dense`` connection becomes Lava ``Sparse`` (same
+    fixed_pt arithmetic, cost linear instead of quadratic in ``k``); ``delay_dense`` stays dense.
     """
     if k == 1:
         return net
@@ -208,25 +228,35 @@ def replicate(net: Network, k: int) -> Network:
             for p in net.populations]
     conns = []
     for c in net.connections:
-        w = None if c.weights is None else sp.block_diag([c.weights] * k, format="csr")
-        w = None if w is None else (w if c.kind == "sparse" else w.toarray())
-        dl = None if c.delays is None else np.kron(np.eye(k, dtype=np.int64), c.delays)
-        if c.delays is not None and c.max_delay is None:
-            # kron puts delay 0 off-diagonal (weight 0 there); keep Lava's max_delay unchanged.
-            c = replace(c, max_delay=int(c.delays.max()))
-        conns.append(replace(c, weights=w, delays=dl))
+        if c.weights is None:  # direct
+            conns.append(c)
+            continue
+        kind = "sparse" if c.kind == "dense" and dense_as == "sparse" else c.kind
+        w = sp.block_diag([c.weights] * k, format="csr")
+        w = w if kind == "sparse" else w.toarray()
+        if c.delays is None:
+            conns.append(replace(c, kind=kind, weights=w))
+            continue
+        # Off-diagonal blocks get delay 0 with weight 0; keep Lava's max_delay unchanged.
+        max_delay = c.max_delay if c.max_delay is not None else int(c.delays.max())
+        conns.append(replace(c, kind=kind, weights=w, max_delay=max_delay,
+                             delays=np.kron(np.eye(k, dtype=np.int64), c.delays)))
     return Network(net.input_name, net.input_size * k, pops, conns, net.num_steps, net.meta)
 
 
-def auto_replicas(net: Network, batch: int) -> int:
-    """Copies per Lava run such that no replicated dense matrix exceeds the element budget."""
+def auto_replicas(net: Network, batch: int, steps: int, dense_as: str = "sparse") -> int:
+    """Samples per Lava run: bounded so that no replicated dense matrix exceeds the element
+    budget (dense cost grows with k^2) and the recorded buffers stay below ~256 MB."""
     worst = 1
     for c in net.connections:
-        if c.weights is not None and c.kind != "sparse":
+        stays_dense = c.kind == "delay_dense" or (c.kind == "dense" and dense_as == "dense")
+        if c.weights is not None and stays_dense:
             depth = 1 if c.delays is None else (c.max_delay or int(c.delays.max())) + 1
             worst = max(worst, c.weights.size * depth)
-    k = int(np.sqrt(REPLICA_ELEMENT_BUDGET / worst))
-    return max(1, min(batch, k, MAX_AUTO_REPLICAS))
+    k_dense = int(np.sqrt(REPLICA_ELEMENT_BUDGET / worst))
+    recorded = sum(p.size * len(p.record) for p in net.populations) * steps
+    k_memory = RECORD_ELEMENT_BUDGET // max(recorded, 1)
+    return max(1, min(batch, k_dense, k_memory, MAX_AUTO_REPLICAS))
 
 
 # --------------------------------------------------------------------------------------------
@@ -540,7 +570,8 @@ def _custom_classes() -> dict[str, type]:
 
 
 def run_network(net: Network, x: np.ndarray, steps: int | None = None, replicas: int | None = None,
-                readout: str = "file") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                readout: str = "file", dense_as: str = "sparse",
+                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Run ``x`` (T, batch, n_in) through ``net``; return recordings (T, batch, n) and meta."""
     if x.ndim != 3 or x.shape[2] != net.input_size:
         raise SpecError(f"inputs must be shaped (T, batch, {net.input_size}), got {x.shape}")
@@ -551,7 +582,9 @@ def run_network(net: Network, x: np.ndarray, steps: int | None = None, replicas:
         x = np.concatenate([x, np.zeros((steps - x.shape[0],) + x.shape[1:], x.dtype)])
     x = x[:steps]
     batch = x.shape[1]
-    k = replicas or auto_replicas(net, batch)
+    if batch == 0 or steps <= 0:
+        raise SpecError("need at least one sample and one time step")
+    k = min(replicas or auto_replicas(net, batch, steps, dense_as), max(batch, 1))
     results: dict[str, list[np.ndarray]] = {}
     timings: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="rsnnc-lava-") as tmp:
@@ -559,8 +592,8 @@ def run_network(net: Network, x: np.ndarray, steps: int | None = None, replicas:
             chunk = x[:, start:start + k]
             kk = chunk.shape[1]
             t0 = time.perf_counter()
-            build = LavaBuild(replicate(net, kk), chunk.reshape(steps, -1), steps, readout,
-                              Path(tmp))
+            build = LavaBuild(replicate(net, kk, dense_as), chunk.reshape(steps, -1), steps,
+                              readout, Path(tmp))
             t1 = time.perf_counter()
             out, tm = build.run()
             timings.append({"build_s": t1 - t0, **tm, "samples": kk})
@@ -568,7 +601,7 @@ def run_network(net: Network, x: np.ndarray, steps: int | None = None, replicas:
                 results.setdefault(key, []).append(arr.reshape(steps, kk, -1))
     merged = {k: np.concatenate(v, axis=1) for k, v in results.items()}
     meta = {"steps": steps, "batch": batch, "replicas_per_run": k, "runs": timings,
-            "readout": readout}
+            "readout": readout, "dense_as": dense_as if k > 1 else "dense"}
     return merged, meta
 
 
@@ -581,6 +614,19 @@ def lava_version() -> str:
         return "unknown"
 
 
+def _load_inputs(args: argparse.Namespace) -> tuple[Network, np.ndarray | None]:
+    """The validated network and the input array (None with --check)."""
+    net = load_network(args.network_dir)
+    if args.check:
+        return net, None
+    with np.load(args.inputs or args.network_dir / "inputs.npz", allow_pickle=False) as z:
+        x = z["x"]
+    if x.dtype.kind not in "iub" or x.ndim not in (2, 3):
+        raise SpecError(f"inputs x must be integers shaped (T, batch, n_in) or (T, n_in), "
+                        f"got {x.dtype} {x.shape}")
+    return net, x
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("network_dir", type=Path)
@@ -590,27 +636,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replicas", type=int, help="samples per Lava run (default: automatic)")
     ap.add_argument("--readout", choices=("file", "get"), default="file",
                     help="file: sinks save their buffer at the last step (fast); get: sink.data.get()")
+    ap.add_argument("--replicate-dense-as", choices=("sparse", "dense"), default="sparse",
+                    help="Lava process for a dense connection copied for several samples in one run")
     ap.add_argument("--check", action="store_true", help="validate the network and exit")
     args = ap.parse_args(argv)
     try:
-        net = load_network(args.network_dir)
-        if args.check:
-            print(f"ok: {len(net.populations)} populations, {len(net.connections)} connections")
-            return 0
-        with np.load(args.inputs or args.network_dir / "inputs.npz", allow_pickle=False) as z:
-            x = z["x"]
-        if x.dtype.kind not in "iub":
-            raise SpecError(f"inputs x must be integers, got {x.dtype}")
-        squeeze = x.ndim == 2
-        x = x[:, None, :] if squeeze else x
-        t0 = time.perf_counter()
-        res, meta = run_network(net, x.astype(np.int64), args.steps, args.replicas, args.readout)
-        meta.update(total_s=time.perf_counter() - t0, lava_version=lava_version(),
-                    python=sys.version.split()[0])
-    except (SpecError, KeyError, FileNotFoundError) as exc:
+        net, x = _load_inputs(args)
+    except (ValueError, KeyError, TypeError, OSError) as exc:  # ValueError covers SpecError
         msg = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
         print(f"lava_runner: error: {msg}", file=sys.stderr)
         return 2
+    if x is None:
+        print(f"ok: {len(net.populations)} populations, {len(net.connections)} connections")
+        return 0
+    squeeze = x.ndim == 2
+    x = x[:, None, :] if squeeze else x
+    t0 = time.perf_counter()
+    try:
+        res, meta = run_network(net, x.astype(np.int64), args.steps, args.replicas, args.readout,
+                                args.replicate_dense_as)
+    except SpecError as exc:
+        print(f"lava_runner: error: {exc}", file=sys.stderr)
+        return 2
+    meta.update(total_s=time.perf_counter() - t0, lava_version=lava_version(),
+                python=sys.version.split()[0])
     if squeeze:
         res = {k: v[:, 0] for k, v in res.items()}
     out = args.out or args.network_dir / "results.npz"

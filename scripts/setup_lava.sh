@@ -23,7 +23,7 @@ find_python310() {
     if [ -n "${RSNNC_PYTHON310:-}" ]; then
         if is_py310 "$RSNNC_PYTHON310"; then echo "$RSNNC_PYTHON310"; return 0; fi
         echo "error: RSNNC_PYTHON310=$RSNNC_PYTHON310 is not an executable Python 3.10" >&2
-        return 1
+        return 3
     fi
     if command -v pyenv >/dev/null 2>&1; then
         cand="$(pyenv prefix 3.10 2>/dev/null | head -n1 || true)"
@@ -39,7 +39,8 @@ find_python310() {
     tried+=("python3.10 on PATH")
     {
         echo "error: no Python 3.10 interpreter found (lava-nc 0.10.0 requires Python >=3.10,<3.11)."
-        echo "  looked at: RSNNC_PYTHON310 (unset), ${tried[*]}"
+        local IFS=";"
+        echo "  looked at: RSNNC_PYTHON310 (unset); ${tried[*]}"
         echo "  fix: install one, e.g. 'pyenv install 3.10.13' or 'apt-get install python3.10 python3.10-venv',"
         echo "       or point RSNNC_PYTHON310 at an existing python3.10, then rerun $0"
     } >&2

@@ -354,7 +354,6 @@ def test_random_network_matches_reference(name, tmp_path, lava_python):
     assert sum(int(v.sum()) for k, v in want.items() if k.startswith("spikes/")) > 0, "no spikes"
 
 
-@pytest.mark.lava
 def test_overflow_cases_really_overflow():
     """Guard: the wrap / saturation cases do reach the 24-bit limits."""
     net, x = make_case(CASES["current_wrap"])
@@ -368,14 +367,21 @@ def test_overflow_cases_really_overflow():
 
 @pytest.mark.lava
 def test_batch_modes_and_readouts_agree(tmp_path, lava_python):
-    """Replicated batch (one Lava run) == one run per sample; file sink == sink.data.get()."""
-    net, x = make_case(Case(21, batch=3, delays=3, T=30))
+    """Replicated batch (one Lava run; dense copied as Sparse or as Dense) == one run per sample;
+    file sink == sink.data.get(); uneven chunks."""
+    net, x = make_case(Case(21, batch=3, delays=3, T=30, second_layer=True))
+    net.conns[0].delays = None  # in_h: plain dense, h_h: delay_dense, h_o: sparse
+    net.conns[0].kind = "dense"
     want = simulate_batch(net, x)
-    rep = run_case(net, x, tmp_path, lava_python)
-    loop = run_case(net, x, tmp_path, lava_python, replicas=1, readout="get")
-    assert result_meta(rep)["replicas_per_run"] == 3 and result_meta(loop)["replicas_per_run"] == 1
-    assert_same(rep, want)
-    assert_same(loop, want)
+    runs = {
+        "rep_sparse": run_case(net, x, tmp_path, lava_python),
+        "rep_dense": run_case(net, x, tmp_path, lava_python, replicate_dense_as="dense"),
+        "chunks": run_case(net, x, tmp_path, lava_python, replicas=2),
+        "loop_get": run_case(net, x, tmp_path, lava_python, replicas=1, readout="get"),
+    }
+    assert [len(result_meta(r)["runs"]) for r in runs.values()] == [1, 1, 2, 3]
+    for got in runs.values():
+        assert_same(got, want)
 
 
 @pytest.mark.lava
@@ -388,6 +394,21 @@ def test_two_dimensional_input_and_extra_steps(tmp_path, lava_python):
     want = {k: v[:, 0] for k, v in simulate_batch(net, xpad).items()}
     assert got["spikes/h"].shape == (30, net.pops[0].size)
     assert_same(got, want)
+
+
+@pytest.mark.lava
+def test_population_not_reachable_from_input(tmp_path, lava_python):
+    """A bias-driven recurrent population with no path from the input still runs."""
+    rng = np.random.default_rng(24)
+    net = RefNet(3, [RefPop("a", 5, du=50, dv=20, vth=300, bias_mant=rng.integers(100, 900, 5),
+                            bias_exp=3, record=("spikes", "v")),
+                     RefPop("b", 4, vth=100, record=("spikes",))],
+                 [RefConn("a_a", "a", "a", rand_weights(rng, (5, 5), "neg"), weight_exp=4),
+                  RefConn("in_b", "in", "b", rand_weights(rng, (4, 3), "pos"))])
+    x = (rng.random((25, 2, 3)) < 0.5).astype(np.int64)
+    want = simulate_batch(net, x)
+    assert want["spikes/a"].sum() > 0
+    assert_same(run_case(net, x, tmp_path, lava_python), want)
 
 
 @pytest.mark.lava
