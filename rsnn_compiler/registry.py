@@ -14,15 +14,21 @@ from rsnn_compiler.errors import UserInputError
 # name -> "module:attribute"
 PASSES: dict[str, str] = {
     "canonicalize": "rsnn_compiler.passes.canonicalize:Canonicalize",
+    "prune_spatial": "rsnn_compiler.passes.prune_spatial:PruneSpatial",
+    "prune_temporal": "rsnn_compiler.passes.prune_temporal:PruneTemporal",
+    "quantize_weights": "rsnn_compiler.passes.quantize_weights:QuantizeWeights",
+    "quantize_state": "rsnn_compiler.passes.quantize_state:QuantizeState",
 }
 
 BACKENDS: dict[str, str] = {
     "ir": "rsnn_compiler.backends.ir_target:IrBackend",
+    "gpu": "rsnn_compiler.backends.gpu_backend:GpuBackend",
 }
 
 # executor name -> "module:Class" (``rsnnc run --executor``)
 EXECUTORS: dict[str, str] = {
     "interp": "rsnn_compiler.executors:InterpreterExecutor",
+    "gpu": "rsnn_compiler.backends.gpu_executor:GpuExecutor",
 }
 
 # extra CLI subcommands: name -> "module:register" where

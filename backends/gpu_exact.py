@@ -1,0 +1,139 @@
+"""Exact integer linear maps (dense / conv) on any torch device, and value bounds that pick them.
+
+Contract: ``ExactLinear.apply(x)`` returns the mathematically exact ``W ⊛ x`` as int64 (wrapping
+mod 2^64 exactly like numpy int64 when the true sum leaves int64, which no legal graph does).
+
+Strategies (``LinearPlan.dtype``):
+- ``int64``: torch's integer matmul/conv — exact, CPU only (CUDA has no int64 GEMM/conv).
+- ``float32`` / ``float64``: cast to float, multiply, cast back. Exact when every partial sum is an
+  integer of magnitude < 2^24 (float32) / 2^53 (float64): then no addition ever rounds, whatever
+  the summation order. ``row_bound * x_bound`` bounds every partial sum, where
+  ``row_bound = max_o Σ_j |W[o, j]|`` and ``x_bound = max |x|``. TF32 must be off (see
+  ``exact_float_context``) and cuDNN is disabled for these convs (FFT/Winograd would round).
+- limbs: when the bound exceeds 2^53, split ``x = Σ_k x_k·2^(kL)`` into L-bit limbs so each
+  ``W ⊛ x_k`` is exact in float64, then recombine in int64.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+INT_POLICIES = ("auto", "int64", "float", "float32", "float64", "limbs")
+TEST_LIMB_BITS = 3  # ``limbs`` policy: always split, to exercise the limb path on small graphs
+FLOAT32_EXACT = 1 << 24
+FLOAT64_EXACT = 1 << 53
+UNKNOWN_BOUND = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class LinearPlan:
+    """How one integer linear map is evaluated: dtype and, for float64, the limb split."""
+
+    dtype: str  # "int64" | "float32" | "float64"
+    limbs: int = 1
+    limb_bits: int = 0
+
+    def describe(self) -> str:
+        if self.limbs > 1:
+            return f"{self.dtype} x{self.limbs} limbs of {self.limb_bits} bits"
+        return self.dtype
+
+
+def choose_plan(policy: str, device: torch.device, row_bound: int, x_bound: int) -> LinearPlan:
+    """Cheapest exact strategy for ``|partial sums| <= row_bound * x_bound`` under ``policy``.
+
+    ``auto``: int64 on CPU, exact float on CUDA. ``float``: float32 when the bound is below 2^24,
+    else float64 (with limbs above 2^53). ``float32``/``float64`` force the dtype where exact
+    (float32 falls back to float64 when it would round). ``limbs`` always splits into limbs of at
+    most ``TEST_LIMB_BITS`` bits (for tests). ``int64`` on CUDA is refused.
+    """
+    if policy not in INT_POLICIES:
+        raise ValueError(f"int_matmul policy '{policy}' is not one of {', '.join(INT_POLICIES)}")
+    if policy == "int64" or (policy == "auto" and device.type == "cpu"):
+        if device.type == "cuda":
+            raise ValueError("CUDA has no exact int64 matmul/conv; use int_matmul='auto' or 'float'")
+        return LinearPlan("int64")
+    bound = row_bound * x_bound
+    if policy in ("auto", "float", "float32") and bound < FLOAT32_EXACT:
+        return LinearPlan("float32")
+    if bound < FLOAT64_EXACT and policy != "limbs":
+        return LinearPlan("float64")
+    limb_bits = 52 - max(int(row_bound), 1).bit_length()
+    if policy == "limbs":
+        limb_bits = min(limb_bits, TEST_LIMB_BITS)
+    if limb_bits < 1:
+        raise ValueError(f"weights too large for exact float64 evaluation (row sum {row_bound})")
+    x_bits = max(int(x_bound), 1).bit_length()
+    limbs = max(2 if policy == "limbs" else 1, math.ceil((x_bits + 1) / limb_bits))
+    return LinearPlan("float64", limbs, limb_bits)
+
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class ExactLinear:
+    """An integer linear map ``f(x, W)`` with its weights prepared for every strategy."""
+
+    def __init__(self, weight: torch.Tensor, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+        self.weight = weight  # int64
+        self.fn = fn
+        flat = weight.reshape(weight.shape[0], -1).abs()
+        self.row_bound = int(flat.sum(dim=1).max().item()) if weight.numel() else 0
+        self._float: dict[torch.dtype, torch.Tensor] = {}
+
+    def _w(self, dtype: torch.dtype) -> torch.Tensor:
+        if dtype not in self._float:
+            self._float[dtype] = self.weight.to(dtype)
+        return self._float[dtype]
+
+    def apply(self, x: torch.Tensor, plan: LinearPlan) -> torch.Tensor:
+        if plan.dtype == "int64":
+            return self.fn(x, self.weight)
+        dtype = _DTYPES[plan.dtype]
+        w = self._w(dtype)
+        with _no_cudnn(x.device):
+            if plan.limbs == 1:
+                return self.fn(x.to(dtype), w).to(torch.int64)
+            mask = (1 << plan.limb_bits) - 1
+            rest = x
+            total = None
+            for k in range(plan.limbs):
+                last = k == plan.limbs - 1
+                limb = rest if last else rest & mask
+                part = self.fn(limb.to(dtype), w).to(torch.int64) << (k * plan.limb_bits)
+                total = part if total is None else total + part
+                rest = rest >> plan.limb_bits
+            return total
+
+
+@contextlib.contextmanager
+def _no_cudnn(device: torch.device):
+    if device.type != "cuda":
+        yield
+        return
+    with torch.backends.cudnn.flags(enabled=False):
+        yield
+
+
+@contextlib.contextmanager
+def exact_float_context(device: torch.device):
+    """Disable TF32 (matmul and cuDNN) on CUDA for the duration; restore the settings after."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def cap(bound: int) -> int:
+    return min(int(bound), UNKNOWN_BOUND)

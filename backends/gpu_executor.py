@@ -1,0 +1,31 @@
+"""``rsnnc run BUILD --executor gpu --domain float|fixed``: the GPU runtime on a build directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from rsnn_compiler.executors import load_build_graph, resolve_profile
+from rsnn_compiler.interpreter.result import RunResult
+
+from rsnn_compiler.backends.gpu_runtime import GraphRuntime
+
+
+@dataclass
+class GpuExecutor:
+    """Loads ``graph.float.rsnn`` or ``graph.<profile>.rsnn`` and runs it batched.
+
+    ``device`` None follows the runtime's policy ($RSNNC_GPU_DEVICE, else CUDA if available,
+    else CPU).
+    """
+
+    name: ClassVar[str] = "gpu"
+    device: str | None = None
+
+    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
+        key = resolve_profile(manifest, domain, profile)
+        graph = load_build_graph(Path(build), manifest, key)
+        return GraphRuntime(graph, device=self.device).run(x)

@@ -1,0 +1,302 @@
+"""Batched PyTorch runtime for float and fixed-point graphs (``--target gpu``).
+
+``GraphRuntime(graph, device=None, record=True)`` compiles the graph once: evaluation order,
+per-node input edges and every parameter as a device tensor. ``run(x)`` then loops over time
+in Python and evaluates each node on the whole batch, with the interpreters' timing
+(docs/fixed-point.md §1): per step t nodes run in ``topology.evaluation_order``; a node's input
+is the sum over its edges ``(src, dst, delay)`` of ``value[src][t − delay]`` (zero before step
+0); a ``Delay`` node with ``steps >= 1`` emits what its inputs summed to ``steps`` steps ago.
+
+Exactness (docs/gpu-runtime.md):
+- float graphs: float32 with the interpreter's operation order — bit-identical to ``run_float``
+  on the CPU; on CUDA float32-accurate (TF32 off), not bit-identical.
+- fixed graphs: every value is int64 and every elementwise rule is the integer rule, on any
+  device. Dense/conv sums use int64 on the CPU; on CUDA float32 / float64 / float64 limbs chosen
+  from static value bounds so that every partial sum is exactly representable
+  (``gpu_exact.choose_plan``). Bit-identical to ``run_fixed`` on every device.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.interpreter.float_interp import check_inputs
+from rsnn_compiler.interpreter.result import RunResult
+from rsnn_compiler.ir import topology
+from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
+from rsnn_compiler.ir.graph import Domain, Graph
+from rsnn_compiler.ir.ops import Delay, Input, NeuronOp, Threshold
+
+from rsnn_compiler.backends import gpu_fixed_ops as fx
+from rsnn_compiler.backends import gpu_float_ops as fl
+from rsnn_compiler.backends.gpu_exact import UNKNOWN_BOUND, cap, choose_plan, exact_float_context
+
+DEVICE_ENV = "RSNNC_GPU_DEVICE"
+
+INPUT, DELAY, NEURON, STATELESS = "input", "delay", "neuron", "stateless"
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device``, else $RSNNC_GPU_DEVICE, else CUDA when available, else CPU."""
+    if device is None:
+        device = os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"device '{device}' requested but CUDA is not available; use device='cpu'")
+    return dev
+
+
+@dataclass
+class Slot:
+    """One node of the compiled schedule."""
+
+    name: str
+    index: int
+    kind: str
+    op: object
+    edges: tuple[tuple[int, int], ...]  # (source slot index, delay), edge-list order
+    kernel: object = None
+    steps: int = 0  # Delay nodes
+
+
+@dataclass
+class Trace:
+    """Device tensors of one run, shaped (time, batch, *features)."""
+
+    out: torch.Tensor
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
+    spikes: dict[str, torch.Tensor] = field(default_factory=dict)
+    states: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def to_result(self) -> RunResult:
+        np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
+        return RunResult(
+            out=np_(self.out),
+            values={k: np_(v) for k, v in self.values.items()},
+            spikes={k: np_(v) for k, v in self.spikes.items()},
+            states={k: np_(v) for k, v in self.states.items()},
+        )
+
+
+def fixed_input_is_float(graph: Graph) -> bool:
+    """The Input's values stay float only when every reader is a Quantize node."""
+    readers = [graph.nodes[e.dst] for e in graph.out_edges(graph.input_name)]
+    return bool(readers) and all(isinstance(r, Quantize) for r in readers)
+
+
+def build_schedule(graph: Graph, neuron_kernel, stateless_kernel) -> list[Slot]:
+    """Slots in evaluation order with kernels from the two factories ``f(op) -> kernel``."""
+    order = topology.evaluation_order(graph)
+    index = {n: i for i, n in enumerate(order)}
+    slots = []
+    for name in order:
+        op = graph.nodes[name]
+        edges = tuple((index[e.src], int(e.delay)) for e in graph.in_edges(name))
+        if isinstance(op, Input):
+            slots.append(Slot(name, index[name], INPUT, op, edges))
+        elif isinstance(op, Delay) and op.steps >= 1:
+            slots.append(Slot(name, index[name], DELAY, op, edges, steps=op.steps))
+        elif isinstance(op, NeuronOp) and not isinstance(op, Threshold):
+            slots.append(Slot(name, index[name], NEURON, op, edges, neuron_kernel(op)))
+        else:
+            slots.append(Slot(name, index[name], STATELESS, op, edges, stateless_kernel(op)))
+    return slots
+
+
+def execute(slots: list[Slot], x: torch.Tensor, zeros: list[torch.Tensor], record: bool,
+            output: int) -> tuple[list[list], dict[str, list]]:
+    """The time loop shared by the runtime and the QAT module.
+
+    Returns every slot's outputs per step (entries no longer needed are dropped when not
+    recording, except the output's) and, when recording, the neuron states per step.
+    """
+    steps, batch = x.shape[0], x.shape[1]
+    hist: list[list] = [[] for _ in slots]
+    keep = _history_needs(slots, record, output)
+    delayed = [s for s in slots if s.kind == DELAY]
+    dhist: dict[int, list] = {s.index: [] for s in delayed}
+    states = {s.index: s.kernel.init(batch) for s in slots if s.kind == NEURON}
+    rec: dict[str, list] = {}
+
+    def terms(slot: Slot, t: int) -> list:
+        return [hist[src][t - d] for src, d in slot.edges if t >= d]
+
+    def summed(slot: Slot, t: int):
+        total = None
+        for v in terms(slot, t):
+            total = v if total is None else total + v
+        return zeros[slot.index] if total is None else total
+
+    for t in range(steps):
+        for slot in slots:
+            kind = slot.kind
+            if kind == STATELESS:
+                y = slot.kernel(summed(slot, t))
+            elif kind == NEURON:
+                kernel = slot.kernel
+                st = states[slot.index]
+                if kernel.takes_terms:
+                    y = kernel.step(st, terms(slot, t) or [zeros[slot.index]])
+                else:
+                    y = kernel.step(st, summed(slot, t))
+                if record:
+                    for sname, val in kernel.states(st).items():
+                        rec.setdefault(f"{sname}/{slot.name}", []).append(val)
+            elif kind == INPUT:
+                y = x[t]
+            else:  # DELAY
+                k = t - slot.steps
+                y = dhist[slot.index][k] if k >= 0 else zeros[slot.index]
+            hist[slot.index].append(y)
+        for slot in delayed:
+            dhist[slot.index].append(summed(slot, t))
+            if not record and t - slot.steps >= 0:
+                dhist[slot.index][t - slot.steps] = None
+        if not record:
+            for i, need in keep:
+                if t - need >= 0:
+                    hist[i][t - need] = None
+    return hist, rec
+
+
+def _history_needs(slots: list[Slot], record: bool, output: int) -> list[tuple[int, int]]:
+    """(slot, steps of history still needed) for the slots whose old outputs can be dropped."""
+    if record:
+        return []
+    need = {s.index: 0 for s in slots}
+    for s in slots:
+        for src, d in s.edges:
+            need[src] = max(need[src], d)
+    return [(i, n) for i, n in need.items() if i != output]
+
+
+class GraphRuntime:
+    """A graph compiled for batched execution on one device.
+
+    ``int_matmul`` picks how fixed-point dense/conv sums are computed: ``auto`` (int64 on CPU,
+    exact float on CUDA), ``int64``, ``float`` (float32 below 2^24, else float64, limbs above
+    2^53) or a forced ``float32``/``float64`` (falling back where the forced type would round).
+    """
+
+    def __init__(self, graph: Graph, device: str | torch.device | None = None, record: bool = True,
+                 int_matmul: str = "auto"):
+        from rsnn_compiler.backends.gpu_backend import unsupported
+
+        problems = unsupported(graph)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise UserInputError(f"the GPU runtime cannot run this graph: {problems[0]}{more}")
+        self.graph = graph
+        self.device = resolve_device(device)
+        self.record = record
+        self.int_matmul = int_matmul
+        self.fixed = graph.attrs.domain is Domain.FIXED
+        if self.fixed:
+            self.slots = build_schedule(
+                graph, lambda op: fx.FixedNeuronKernel(op, self.device),
+                lambda op: fx.stateless_kernel(op, self.device),
+            )
+            self.input_float = fixed_input_is_float(graph)
+            choose_plan(int_matmul, self.device, 0, 0)  # validates the policy for this device
+        else:
+            self.slots = build_schedule(
+                graph, lambda op: fl.FloatNeuronKernel(op, self.device),
+                lambda op: fl.stateless_kernel(op, self.device),
+            )
+        self.by_name = {s.name: s for s in self.slots}
+        self.output = self.by_name[graph.output_name].index
+        self._plans_for: int | None = None
+
+    # ---- inputs ------------------------------------------------------------------------
+    def prepare_input(self, x) -> torch.Tensor:
+        """Check ``x`` (time, batch, *input_shape) and move it to the device with the
+        interpreter's dtype: float32 (float graphs), float64 (fixed, Quantize-only input) or int64."""
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        x = check_inputs(self.graph, x)
+        if not self.fixed:
+            return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        if self.input_float:
+            return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(self.device)
+        if not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
+            if not np.array_equal(x, np.round(x)):
+                raise UserInputError(
+                    "this fixed-point graph takes integer inputs (its Input feeds integer ops"
+                    " directly); pass integers or add a Quantize node after the Input"
+                )
+        return torch.from_numpy(np.ascontiguousarray(x.astype(np.int64))).to(self.device)
+
+    # ---- exact-sum planning (fixed graphs) ---------------------------------------------------
+    def value_bounds(self, input_bound: int) -> dict[str, int]:
+        """Static max |value| per node (fixpoint over the graph; cycles that keep growing are UNKNOWN)."""
+        bound = {s.name: 0 for s in self.slots}
+        bound[self.graph.input_name] = cap(input_bound)
+        for _ in range(len(self.slots) + 2):
+            changed = False
+            for s in self.slots:
+                if s.kind == INPUT:
+                    continue
+                ins = cap(sum(bound[self.slots[src].name] for src, _d in s.edges))
+                new = cap(fx.output_bound(s.op, ins))
+                if new != bound[s.name]:
+                    bound[s.name], changed = new, True
+            if not changed:
+                return bound
+        return {k: (UNKNOWN_BOUND if v else 0) for k, v in bound.items()}
+
+    def plan_synapses(self, input_bound: int = UNKNOWN_BOUND) -> dict[str, str]:
+        """Choose each synapse's exact strategy for inputs with max |x| = ``input_bound``."""
+        bounds = self.value_bounds(input_bound)
+        plans = {}
+        for s in self.slots:
+            if isinstance(s.kernel, fx.SynapseKernel):
+                xb = cap(sum(bounds[self.slots[src].name] for src, _d in s.edges))
+                s.kernel.plan = choose_plan(self.int_matmul, self.device, s.kernel.linear.row_bound, xb)
+                plans[s.name] = s.kernel.plan.describe()
+        self._plans_for = input_bound
+        return plans
+
+    def _input_bound(self, x: torch.Tensor) -> int:
+        if self.input_float or x.numel() == 0:
+            return 0
+        return int(x.abs().max().item())
+
+    # ---- running -------------------------------------------------------------------------
+    def zeros(self, batch: int) -> list[torch.Tensor]:
+        dtype = torch.int64 if self.fixed else torch.float32
+        out = []
+        for s in self.slots:
+            shape = s.op.shape if s.kind == DELAY else s.op.in_shape
+            out.append(torch.zeros((batch, *shape), dtype=dtype, device=self.device))
+        return out
+
+    def run_tensors(self, x, record: bool | None = None) -> Trace:
+        """Run on ``x`` (array or tensor, (time, batch, *input_shape)); results stay on the device."""
+        record = self.record if record is None else record
+        xt = self.prepare_input(x)
+        if self.fixed:
+            bound = self._input_bound(xt)
+            if self._plans_for is None or (self._plans_for < bound):
+                self.plan_synapses(max(bound, 1))
+        with torch.no_grad(), exact_float_context(self.device):
+            hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output)
+        out = torch.stack(hist[self.output])
+        trace = Trace(out=out)
+        if record:
+            trace.values = {s.name: torch.stack(hist[s.index]) for s in self.slots}
+            trace.spikes = {
+                s.name: trace.values[s.name] for s in self.slots
+                if isinstance(s.op, NeuronOp) and s.op.spiking
+                and (not self.fixed or isinstance(s.op, FixedNeuron))
+            }
+            trace.states = {k: torch.stack(v) for k, v in rec.items()}
+        return trace
+
+    def run(self, x, record: bool | None = None) -> RunResult:
+        """Run on ``x`` shaped (time, batch, *input_shape); numpy results like the interpreters."""
+        return self.run_tensors(x, record).to_result()
