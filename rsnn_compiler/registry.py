@@ -22,12 +22,14 @@ PASSES: dict[str, str] = {
 
 BACKENDS: dict[str, str] = {
     "ir": "rsnn_compiler.backends.ir_target:IrBackend",
+    "c": "rsnn_compiler.backends.c_backend:CBackend",
     "gpu": "rsnn_compiler.backends.gpu_backend:GpuBackend",
 }
 
 # executor name -> "module:Class" (``rsnnc run --executor``)
 EXECUTORS: dict[str, str] = {
     "interp": "rsnn_compiler.executors:InterpreterExecutor",
+    "c": "rsnn_compiler.backends.c_executor:CExecutor",
     "gpu": "rsnn_compiler.backends.gpu_executor:GpuExecutor",
 }
 

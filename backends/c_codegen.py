@@ -1,0 +1,601 @@
+"""Generate ``model.h`` / ``model.c`` (C99, integers only) for a fixed-point graph.
+
+One sample per ``<prefix>_state_t``; ``<prefix>_step`` advances it by one time step, evaluating
+nodes in ``topology.evaluation_order`` exactly as ``run_fixed`` does (docs/fixed-point.md §1).
+Every identifier carries the prefix, so several models can share one translation unit.
+Parameters that are equal across a population become literals; others become ``static const``
+arrays of the narrowest int type. Output text depends only on the graph (deterministic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rsnn_compiler.fixed import arith as A
+from rsnn_compiler.fixed.arith import Overflow
+from rsnn_compiler.ir.fixed_ops import (
+    FixedALIF, FixedConv1d, FixedDense, FixedDualIF, FixedLI, FixedLIF, FixedMultiThreshold,
+    FixedNeuron, Quantize, _CurrentNeuron, _FixedConv,
+)
+from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.ops import (
+    Comparator, Delay, Flatten, Identity, Input, Output, Pool, PoolMode, ResetMode,
+)
+
+from rsnn_compiler.backends.c_plan import HOST_QUANTIZE, NodePlan, Plan, delay_ops, make_plan
+from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
+
+INT32_MAX = (1 << 31) - 1
+_TYPES = ((8, "int8_t"), (16, "int16_t"), (32, "int32_t"), (64, "int64_t"))
+_OVF_FN = {
+    Overflow.WRAP: "rsnn_wrap",
+    Overflow.WRAP_ONCE: "rsnn_wrap_once",
+    Overflow.SATURATE: "rsnn_saturate",
+    Overflow.SATURATE_SYM: "rsnn_saturate_sym",
+}
+
+
+def lit(v: int) -> str:
+    """A C literal for an int64 value."""
+    v = int(v)
+    return str(v) if -INT32_MAX <= v <= INT32_MAX else f"INT64_C({v})"
+
+
+def int_type(arr: np.ndarray) -> str:
+    """The narrowest of int8/16/32/64_t holding every value of ``arr``."""
+    lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+    for bits, name in _TYPES:
+        if -(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1)):
+            return name
+    raise ValueError("value does not fit int64")
+
+
+def ovf(expr: str, bits: int, mode: Overflow) -> str:
+    return f"{_OVF_FN[mode]}({expr}, {bits})"
+
+
+def _comment(text: str) -> str:
+    return text.replace("*/", "* /")
+
+
+@dataclass(frozen=True)
+class CSources:
+    """The generated text of one model and its storage plan."""
+
+    model_h: str
+    model_c: str
+    plan: Plan
+    state_bytes: int
+
+
+class _Emitter:
+    """Builds model.c section by section for one plan."""
+
+    def __init__(self, graph: Graph, plan: Plan):
+        self.graph, self.plan, self.p = graph, plan, plan.prefix
+        self.consts: list[str] = []
+        self.funcs: list[str] = []
+        self._arrays: dict[str, str] = {}
+
+    # --- buffers ---------------------------------------------------------------------
+    def cur(self, n: NodePlan) -> str:
+        """Expression for node n's output buffer at the current step."""
+        if n.slots:
+            return f"s->val_{n.cid}[s->pos_{n.cid}]"
+        return f"s->val_{n.cid}"
+
+    def past(self, src: str, delay: int) -> str:
+        n = self.plan.nodes[src]
+        if delay == 0:
+            return self.cur(n)
+        return f"s->val_{n.cid}[(s->pos_{n.cid} + {n.slots - delay}) % {n.slots}]"
+
+    def gather(self, n: NodePlan, target: str = "s->xin") -> tuple[str, str]:
+        """(C statements, pointer expression) for the summed input of node n."""
+        edges = n.in_edges
+        if len(edges) == 1 and target == "s->xin":
+            return "", self.past(edges[0].src, edges[0].delay)
+        if not edges:
+            return f"    for (k = 0; k < {n.in_size}; ++k) {{\n        {target}[k] = 0;\n    }}\n", target
+        terms = " + ".join(f"{self.past(e.src, e.delay)}[k]" for e in edges)
+        names = ", ".join(f"{e.src}@{e.delay}" for e in edges)
+        code = (
+            f"    /* input = sum of {_comment(names)} (source@delay) */\n"
+            f"    for (k = 0; k < {n.in_size}; ++k) {{\n        {target}[k] = {terms};\n    }}\n"
+        )
+        return code, target
+
+    # --- constants -------------------------------------------------------------------
+    def array(self, name: str, arr: np.ndarray, what: str) -> str:
+        flat = np.asarray(arr, dtype=np.int64).reshape(-1)
+        ctype = int_type(flat)
+        cname = f"{self.p}_{name}"
+        body = _wrap_values([lit(v) for v in flat]) if flat.size else "0"
+        self.consts.append(
+            f"/* {_comment(what)} */\nstatic const {ctype} {cname}[{max(flat.size, 1)}] = {{\n{body}\n}};\n"
+        )
+        return cname
+
+    def param(self, n: NodePlan, pname: str, arr, index: str = "k") -> str:
+        """A literal when ``arr`` is uniform, else an element of a const array."""
+        arr = np.asarray(arr, dtype=np.int64).reshape(-1)
+        if arr.size == 0 or (arr == arr[0]).all():
+            return lit(arr[0]) if arr.size else "0"
+        key = f"{n.cid}_{pname}"
+        if key not in self._arrays:
+            self._arrays[key] = self.array(key, arr, f"{n.name}: {pname}")
+        return f"{self._arrays[key]}[{index}]"
+
+    def function(self, n: NodePlan, doc: str, body: str, uses_k: bool = True) -> None:
+        decl = "    long k;\n" if uses_k else ""
+        self.funcs.append(
+            f"/* node '{_comment(n.name)}' ({type(n.op).__name__}): {_comment(doc)} */\n"
+            f"static void {self.p}_{n.cid}({self.p}_state_t *s)\n{{\n{decl}{body}}}\n"
+        )
+
+    # --- ops -------------------------------------------------------------------------
+    def emit_node(self, n: NodePlan) -> None:
+        op = n.op
+        if isinstance(op, Input):
+            return  # written by <prefix>_step from the input vector
+        if isinstance(op, Quantize) and self.plan.input_mode == HOST_QUANTIZE:
+            return
+        if isinstance(op, Delay) and op.steps >= 1:
+            return self._delay(n)
+        if isinstance(op, (Output, Identity, Flatten, Delay)):
+            return self._copy(n)
+        if isinstance(op, Quantize):
+            return self._quantize(n)
+        if isinstance(op, FixedDense):
+            return self._dense(n)
+        if isinstance(op, _FixedConv):
+            return self._conv(n)
+        if isinstance(op, Pool):
+            return self._pool(n)
+        if isinstance(op, FixedLI):
+            return self._li(n)
+        if isinstance(op, FixedLIF):
+            return self._lif(n)
+        if isinstance(op, FixedDualIF):
+            return self._dual_if(n)
+        if isinstance(op, FixedMultiThreshold):
+            return self._mtn(n)
+        raise ValueError(f"the C backend cannot emit {type(op).__name__}")  # check() reports it
+
+    def _copy(self, n: NodePlan) -> None:
+        code, x = self.gather(n)
+        body = code + (
+            f"    for (k = 0; k < {n.out_size}; ++k) {{\n        {self.cur(n)}[k] = {x}[k];\n    }}\n"
+        )
+        self.function(n, "y = x", body)
+
+    def _delay(self, n: NodePlan) -> None:
+        body = (
+            f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
+            f"        {self.cur(n)}[k] = s->dl_{n.cid}[s->dpos_{n.cid}][k];\n    }}\n"
+        )
+        self.function(n, f"y[t] = x[t - {n.op.steps}] (input captured at the end of each step)", body)
+
+    def _quantize(self, n: NodePlan) -> None:
+        op: Quantize = n.op
+        lo, hi = op.limits
+        code, x = self.gather(n)
+        if op.shift >= 0:
+            pre_hi, pre_lo = hi >> op.shift, -((-lo) >> op.shift)
+            expr = (
+                f"v > {lit(pre_hi)} ? {lit(hi)} : (v < {lit(pre_lo)} ? {lit(lo)} :"
+                f" rsnn_clip(rsnn_shl(v, {op.shift}), {lit(lo)}, {lit(hi)}))"
+            )
+        else:
+            m = -op.shift
+            expr = f"rsnn_clip(rsnn_floor_shift(v + {lit(1 << (m - 1))}, {m}), {lit(lo)}, {lit(hi)})"
+        body = code + (
+            f"    for (k = 0; k < {n.out_size}; ++k) {{\n        const int64_t v = {x}[k];\n"
+            f"        {self.cur(n)}[k] = {expr};\n    }}\n"
+        )
+        self.function(n, f"y = clip(floor(x * 2^{op.shift} + 1/2), {lo}, {hi}) on integers", body)
+
+    def _synapse_tail(self, n: NodePlan, y: str, channel: str, per: int) -> str:
+        """y = ovf_acc(shift(acc, weight_exp[c]) + bias[c]) over all outputs."""
+        op = n.op
+        channel = "k" if per == 1 else channel
+        e = self.param(n, "wexp", op.weight_exp, channel)
+        b = "" if op.bias is None or not op.bias.any() else f" + {self.param(n, 'bias', op.bias, channel)}"
+        loop = f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
+        if per > 1 and ("[c]" in e or "[c]" in b):
+            loop += f"        const long c = k / {per};\n"
+        return loop + f"        {y}[k] = {ovf(f'rsnn_shift({y}[k], {e}){b}', op.acc_bits, op.acc_overflow)};\n    }}\n"
+
+    def _binary_source(self, n: NodePlan) -> bool:
+        """True when the only input is a LIF/ALIF spike train (0/1): events add weights."""
+        if len(n.in_edges) != 1:
+            return False
+        src = self.graph.nodes[n.in_edges[0].src]
+        return isinstance(src, FixedLIF)
+
+    def _dense(self, n: NodePlan) -> None:
+        op: FixedDense = n.op
+        n_out, n_in = op.weight.shape
+        w = self.array(f"{n.cid}_w", op.weight.T, f"{n.name}: weight mantissas, transposed [in {n_in}][out {n_out}]")
+        code, x = self.gather(n)
+        y = self.cur(n)
+        add = "w[o]" if self._binary_source(n) else "xj * w[o]"
+        xj = "" if self._binary_source(n) else f"        const int64_t xj = {x}[s->act[a]];\n"
+        body = code + (
+            f"    long a, o, n_act = 0;\n    int64_t *y = {y};\n"
+            f"    for (o = 0; o < {n_out}; ++o) {{\n        y[o] = 0;\n    }}\n"
+            f"    /* event list: indices of the nonzero inputs (spikes / nonzero payloads) */\n"
+            f"    for (k = 0; k < {n_in}; ++k) {{\n        if ({x}[k] != 0) {{\n"
+            f"            s->act[n_act++] = (int32_t)k;\n        }}\n    }}\n"
+            f"    for (a = 0; a < n_act; ++a) {{\n{xj}"
+            f"        const {int_type(op.weight)} *w = &{w}[(long)s->act[a] * {n_out}];\n"
+            f"        for (o = 0; o < {n_out}; ++o) {{\n            y[o] += {add};\n        }}\n    }}\n"
+        )
+        body += self._synapse_tail(n, "y", "k", 1)
+        e = "e" if op.weight_exp.size and (op.weight_exp != op.weight_exp[0]).any() else str(int(op.weight_exp[0]) if op.weight_exp.size else 0)
+        doc = (f"{n_out} <- {n_in}, event-driven: acc[o] = sum over nonzero x[j] of W[o,j]*x[j];"
+               f" y[o] = {op.acc_overflow.value}_{op.acc_bits}(shift(acc[o], {e}) + bias[o])")
+        self.function(n, doc, body)
+
+    def _conv(self, n: NodePlan) -> None:
+        op: _FixedConv = n.op
+        one_d = isinstance(op, FixedConv1d)
+        cin, in_sp = op.input_shape[0], tuple(op.input_shape[1:])
+        cout, out_sp = op.out_shape[0], tuple(op.out_shape[1:])
+        kern = tuple(op.weight.shape[2:])
+        if one_d:
+            ih, iw, oh, ow, kh, kw = 1, in_sp[0], 1, out_sp[0], 1, kern[0]
+            sh, sw, ph, pw, dh, dw = 1, op.stride[0], 0, op.padding[0], 1, op.dilation[0]
+        else:
+            (ih, iw), (oh, ow), (kh, kw) = in_sp, out_sp, kern
+            (sh, sw), (ph, pw), (dh, dw) = op.stride, op.padding, op.dilation
+        g = op.groups
+        cin_g, cout_g = cin // g, cout // g
+        w = self.array(f"{n.cid}_w", op.weight, f"{n.name}: weights [{cout}][{cin_g}][{kh}][{kw}]")
+        code, x = self.gather(n)
+        y = self.cur(n)
+        body = code + (
+            f"    long ci, iy, ix, oc, ky, kx;\n    int64_t *y = {y};\n"
+            f"    for (k = 0; k < {n.out_size}; ++k) {{\n        y[k] = 0;\n    }}\n"
+            f"    /* event-driven scatter: each nonzero input adds W * x to the outputs it reaches */\n"
+            f"    for (ci = 0; ci < {cin}; ++ci) {{\n"
+            f"        const long grp = ci / {cin_g};\n"
+            f"        for (iy = 0; iy < {ih}; ++iy) {{\n"
+            f"            for (ix = 0; ix < {iw}; ++ix) {{\n"
+            f"                const int64_t xv = {x}[(ci * {ih} + iy) * {iw} + ix];\n"
+            f"                if (xv == 0) {{\n                    continue;\n                }}\n"
+            f"                for (oc = grp * {cout_g}; oc < (grp + 1) * {cout_g}; ++oc) {{\n"
+            f"                    for (ky = 0; ky < {kh}; ++ky) {{\n"
+            f"                        const long ty = iy + {ph} - ky * {dh};\n"
+            f"                        if (ty < 0 || ty % {sh} != 0 || ty / {sh} >= {oh}) {{\n"
+            f"                            continue;\n                        }}\n"
+            f"                        for (kx = 0; kx < {kw}; ++kx) {{\n"
+            f"                            const long tx = ix + {pw} - kx * {dw};\n"
+            f"                            if (tx < 0 || tx % {sw} != 0 || tx / {sw} >= {ow}) {{\n"
+            f"                                continue;\n                            }}\n"
+            f"                            y[(oc * {oh} + ty / {sh}) * {ow} + tx / {sw}] +=\n"
+            f"                                xv * {w}[((oc * {cin_g} + (ci - grp * {cin_g})) * {kh} + ky) * {kw} + kx];\n"
+            f"                        }}\n                    }}\n                }}\n"
+            f"            }}\n        }}\n    }}\n"
+        )
+        body += self._synapse_tail(n, "y", "c", oh * ow)
+        doc = (f"conv {cin}x{in_sp} -> {cout}x{out_sp}, kernel {kern}, stride {op.stride}, padding {op.padding},"
+               f" dilation {op.dilation}, groups {g}; y[c] = {op.acc_overflow.value}_{op.acc_bits}"
+               f"(shift(conv(x, W)[c], e[c]) + bias[c])")
+        self.function(n, doc, body)
+
+    def _pool(self, n: NodePlan) -> None:
+        op: Pool = n.op
+        c = op.input_shape[0]
+        sp_in, sp_out = tuple(op.input_shape[1:]), tuple(op.out_shape[1:])
+        if len(sp_in) == 1:
+            ih, iw, oh, ow = 1, sp_in[0], 1, sp_out[0]
+            kh, kw, sh, sw, ph, pw = 1, op.kernel[0], 1, op.stride[0], 0, op.padding[0]
+        else:
+            (ih, iw), (oh, ow) = sp_in, sp_out
+            (kh, kw), (sh, sw), (ph, pw) = op.kernel, op.stride, op.padding
+        is_max = op.mode is PoolMode.MAX
+        code, x = self.gather(n)
+        init = "INT64_MIN" if is_max else "0"
+        combine = "acc = v > acc ? v : acc;" if is_max else "acc += v;"
+        body = code + (
+            f"    long ch, oy, ox, ky, kx;\n    int64_t *y = {self.cur(n)};\n"
+            f"    for (ch = 0; ch < {c}; ++ch) {{\n"
+            f"        for (oy = 0; oy < {oh}; ++oy) {{\n"
+            f"            for (ox = 0; ox < {ow}; ++ox) {{\n"
+            f"                int64_t acc = {init};\n"
+            f"                for (ky = 0; ky < {kh}; ++ky) {{\n"
+            f"                    const long iy = oy * {sh} - {ph} + ky;\n"
+            f"                    for (kx = 0; kx < {kw}; ++kx) {{\n"
+            f"                        const long ix = ox * {sw} - {pw} + kx;\n"
+            f"                        if (iy >= 0 && iy < {ih} && ix >= 0 && ix < {iw}) {{\n"
+            f"                            const int64_t v = {x}[(ch * {ih} + iy) * {iw} + ix];\n"
+            f"                            {combine}\n"
+            f"                        }}\n                    }}\n                }}\n"
+            f"                y[(ch * {oh} + oy) * {ow} + ox] = acc;\n"
+            f"            }}\n        }}\n    }}\n"
+        )
+        doc = f"{op.mode.value} pool, kernel {op.kernel}, stride {op.stride}, padding {op.padding}"
+        self.function(n, doc + (" (padding never wins)" if is_max else " (zero padding)"), body, uses_k=bool(code))
+
+    # --- neurons ---------------------------------------------------------------------
+    def _current(self, n: NodePlan) -> tuple[str, str, str]:
+        """(u statement, base statement, doc) shared by FixedLIF/ALIF/LI (docs §3.4)."""
+        op: _CurrentNeuron = n.op
+        du = self.param(n, "du", op.du + op.du_offset)
+        dv = self.param(n, "dv", op.dv)
+        b = self.param(n, "bias", A.shift(op.bias_mant, op.bias_exp))
+        x = f"rsnn_shl(x[k], {op.input_shift})" if op.input_shift else "x[k]"
+        u_stmt = f"        const int64_t u = {ovf(f'rsnn_decay(s->i_{n.cid}[k], {du}) + {x}', op.u_bits, op.u_overflow)};\n"
+        bias = "" if b == "0" else f" + {b}"
+        base_stmt = f"        const int64_t base = {ovf(f'rsnn_decay(s->v_{n.cid}[k], {dv}) + u{bias}', op.v_bits, op.v_overflow)};\n"
+        doc = (f"u = {op.u_overflow.value}_{op.u_bits}(decay(u, du + {op.du_offset}) + (x << {op.input_shift}));"
+               f" base = {op.v_overflow.value}_{op.v_bits}(decay(v, dv) + u + b)")
+        return u_stmt, base_stmt, doc
+
+    def _neuron_function(self, n: NodePlan, doc: str, inner: str) -> None:
+        code, x = self.gather(n)
+        body = code + f"    const int64_t *x = {x};\n    int64_t *y = {self.cur(n)};\n"
+        body += f"    for (k = 0; k < {n.out_size}; ++k) {{\n{inner}    }}\n"
+        self.function(n, doc, body)
+
+    def _li(self, n: NodePlan) -> None:
+        u_stmt, base_stmt, doc = self._current(n)
+        inner = u_stmt + base_stmt + (
+            f"        s->i_{n.cid}[k] = u;\n        s->v_{n.cid}[k] = base;\n        y[k] = base;\n"
+        )
+        self._neuron_function(n, doc + "; v = base; emits v", inner)
+
+    def _lif(self, n: NodePlan) -> None:
+        op: FixedLIF = n.op
+        u_stmt, base_stmt, doc = self._current(n)
+        c = n.cid
+        cmp = ">=" if op.comparator is Comparator.GE else ">"
+        theta = self.param(n, "theta", op.vth << op.vth_shift)
+        alif = isinstance(op, FixedALIF)
+        ov = lambda e: ovf(e, op.v_bits, op.v_overflow)  # noqa: E731
+        inner = u_stmt + base_stmt
+        inner += f"        const int64_t theta = {theta}{f' + s->a_{c}[k]' if alif else ''};\n"
+        inner += "        int64_t v, sp;\n"
+        mode = op.reset
+        if mode is ResetMode.ZERO:
+            reset = (f"        sp = base {cmp} theta;\n"
+                     f"        v = sp ? {self.param(n, 'v_reset', op.v_reset)} : base;\n")
+            rdoc = "s = base CMP theta; v = s ? v_reset : base"
+        elif mode is ResetMode.SUBTRACT:
+            reset = f"        sp = base {cmp} theta;\n        v = {ov('base - theta * sp')};\n"
+            rdoc = "s = base CMP theta; v = ovf_v(base - theta*s)"
+        elif mode is ResetMode.SUBTRACT_DEFERRED:
+            reset = f"        v = {ov(f'base - theta * s->sp_{c}[k]')};\n        sp = v {cmp} theta;\n"
+            rdoc = "v = ovf_v(base - theta*s_prev); s = v CMP theta"
+        elif mode is ResetMode.SUBTRACT_NODELAY:
+            reset = (f"        {{\n            const int64_t r = s->v_{c}[k] {cmp} theta;\n"
+                     f"            const int64_t m = {ov('base - theta * r')};\n"
+                     f"            sp = m {cmp} theta;\n            v = {ov('m - theta * (sp - r)')};\n        }}\n")
+            rdoc = "r = v_prev CMP theta; m = ovf_v(base - theta*r); s = m CMP theta; v = ovf_v(m - theta*(s - r))"
+        elif mode is ResetMode.ZERO_HOLD:
+            reset = f"        v = s->sp_{c}[k] ? 0 : base;\n        sp = v {cmp} theta;\n"
+            rdoc = "v = s_prev ? 0 : base; s = v CMP theta"
+        else:
+            reset = f"        v = base;\n        sp = v {cmp} theta;\n"
+            rdoc = "v = base; s = v CMP theta"
+        inner += reset
+        if alif:
+            da = self.param(n, "da", op.da)
+            ainc = self.param(n, "a_inc", op.a_inc)
+            inner += f"        s->a_{c}[k] = {ov(f'rsnn_decay(s->a_{c}[k], {da}) + {ainc} * sp')};\n"
+            rdoc += "; a = ovf_v(decay(a, da) + a_inc*s); theta = (vth << vth_shift) + a_prev"
+        inner += f"        s->i_{c}[k] = u;\n        s->v_{c}[k] = v;\n"
+        if _needs_prev_spike(op):
+            inner += f"        s->sp_{c}[k] = sp;\n"
+        inner += "        y[k] = sp;\n"
+        self._neuron_function(n, f"{doc}; reset {mode.value}: {rdoc.replace('CMP', cmp)}", inner)
+
+    def _dual_if(self, n: NodePlan) -> None:
+        op: FixedDualIF = n.op
+        c = n.cid
+        cmp = ">=" if op.comparator is Comparator.GE else ">"
+        ov = lambda e: ovf(e, op.v_bits, op.v_overflow)  # noqa: E731
+        b = self.param(n, "bias", A.shift(op.bias_mant, op.bias_exp))
+        theta = self.param(n, "theta", op.vth << op.vth_shift)
+        theta_neg = self.param(n, "theta_neg", op.vth_neg << op.vth_shift)
+        inner = (
+            f"        const int64_t m = {ov(f's->v_{c}[k] + rsnn_shl(x[k], {op.input_shift}) + {b}')};\n"
+            f"        const int64_t pos = m {cmp} {theta};\n"
+            f"        const int64_t sp = pos ? 1 : ((m < {theta_neg} && s->c_{c}[k] > 0) ? -1 : 0);\n"
+            f"        s->v_{c}[k] = {ov(f'm - sp * {theta}')};\n"
+            f"        s->c_{c}[k] += sp;\n        y[k] = sp;\n"
+        )
+        doc = (f"m = ovf_v(v + (x << {op.input_shift}) + b); s = +1 if m {cmp} theta, -1 if m < theta_neg"
+               f" and c > 0, else 0; v = ovf_v(m - s*theta); c += s")
+        self._neuron_function(n, doc, inner)
+
+    def _mtn(self, n: NodePlan) -> None:
+        op: FixedMultiThreshold = n.op
+        c = n.cid
+        ov = lambda e: ovf(e, op.v_bits, op.v_overflow)  # noqa: E731
+        b = self.param(n, "bias", A.shift(op.bias_mant, op.bias_exp))
+        theta = self.param(n, "theta", op.vth << op.vth_shift)
+        inner = (
+            f"        const int64_t m = {ov(f's->v_{c}[k] + rsnn_shl(x[k], {op.input_shift}) + {b}')};\n"
+            f"        const int64_t level = rsnn_clip(rsnn_floor_div(m, {theta}), 0, {op.levels});\n"
+        )
+        if op.reset is ResetMode.ZERO:
+            inner += f"        s->v_{c}[k] = {self.param(n, 'v_init', op.v_init)};\n"
+            rdoc = "v = v_init"
+        else:
+            inner += f"        s->v_{c}[k] = {ov(f'm - level * {theta}')};\n"
+            rdoc = "v = ovf_v(m - n*theta)"
+        inner += "        y[k] = level;\n"
+        doc = (f"m = ovf_v(v + (x << {op.input_shift}) + b); n = clip(floor_div(m, theta), 0, {op.levels});"
+               f" {rdoc}; emits n")
+        self._neuron_function(n, doc, inner)
+
+
+def _needs_prev_spike(op) -> bool:
+    return isinstance(op, FixedLIF) and op.reset in (ResetMode.SUBTRACT_DEFERRED, ResetMode.ZERO_HOLD)
+
+
+def _wrap_values(values: list[str], width: int = 96) -> str:
+    lines, line = [], "    "
+    for v in values:
+        piece = v + ", "
+        if len(line) + len(piece) > width and line.strip():
+            lines.append(line.rstrip())
+            line = "    "
+        line += piece
+    lines.append(line.rstrip().rstrip(","))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------
+# state struct, reset, step, record
+# ------------------------------------------------------------------------------------------
+def _state_members(graph: Graph, plan: Plan) -> tuple[list[str], int]:
+    """Struct member declarations and the struct's approximate size in bytes."""
+    lines: list[str] = []
+    nbytes = 0
+    max_in, max_act = 1, 1
+    for name, n in plan.nodes.items():
+        op = n.op
+        members: list[tuple[str, str]] = []
+        if n.has_buffer:
+            if n.slots:
+                members.append((f"int64_t val_{n.cid}[{n.slots}][{n.out_size}]", "output ring"))
+                members.append((f"int32_t pos_{n.cid}", "ring slot of the current step"))
+                nbytes += 8 * n.slots * n.out_size + 4
+            else:
+                members.append((f"int64_t val_{n.cid}[{n.out_size}]", "output"))
+                nbytes += 8 * n.out_size
+        if isinstance(op, FixedNeuron):
+            for sname in op.state_names:
+                members.append((f"int64_t {sname}_{n.cid}[{n.out_size}]", f"state {sname}"))
+                nbytes += 8 * n.out_size
+            if _needs_prev_spike(op):
+                members.append((f"int64_t sp_{n.cid}[{n.out_size}]", "previous spikes"))
+                nbytes += 8 * n.out_size
+        if isinstance(op, Delay) and op.steps >= 1:
+            members.append((f"int64_t dl_{n.cid}[{op.steps}][{n.in_size}]", f"inputs of the last {op.steps} steps"))
+            members.append((f"int32_t dpos_{n.cid}", "delay line slot"))
+            nbytes += 8 * op.steps * n.in_size + 4
+        if n.in_edges and len(n.in_edges) > 1 or not n.in_edges:
+            max_in = max(max_in, n.in_size)
+        if isinstance(op, FixedDense):
+            max_act = max(max_act, n.in_size)
+        if members:
+            lines.append(f"    /* node '{_comment(name)}' ({type(op).__name__}) */")
+            lines += [f"    {decl}; /* {what} */" for decl, what in members]
+    lines.append("    /* work area */")
+    lines.append(f"    int64_t xin[{max_in}]; /* summed input of a node with several (or no) in-edges */")
+    lines.append(f"    int32_t act[{max_act}]; /* event list: indices of nonzero synapse inputs */")
+    nbytes += 8 * max_in + 4 * max_act
+    return lines, nbytes
+
+
+def state_size(graph: Graph, plan: Plan) -> int:
+    """Bytes of one sample's state (approximate: without padding)."""
+    return _state_members(graph, plan)[1]
+
+
+def _reset_body(em: _Emitter) -> str:
+    p = em.p
+    body = "    memset(s, 0, sizeof *s);\n"
+    for n in em.plan.nodes.values():
+        op = n.op
+        if isinstance(op, FixedNeuron) and "v" in op.state_names and np.asarray(op.v_init).any():
+            vi = em.param(n, "v_init", op.v_init)
+            body += (f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
+                     f"        s->v_{n.cid}[k] = {vi}; /* '{_comment(n.name)}' v_init */\n    }}\n")
+    return f"void {p}_reset({p}_state_t *s)\n{{\n    long k;\n{body}    (void)k;\n}}\n"
+
+
+def _step_body(em: _Emitter) -> str:
+    p, plan = em.p, em.plan
+    lines = [f"void {p}_step({p}_state_t *s, const int32_t *input, int64_t *output)", "{", "    long k;"]
+    offset = 0
+    rings = [n for n in plan.nodes.values() if n.slots]
+    if rings:
+        lines.append("    /* new step: advance the output rings of nodes read with a delay */")
+    for n in rings:
+        lines.append(f"    s->pos_{n.cid} = s->pos_{n.cid} + 1 == {n.slots} ? 0 : s->pos_{n.cid} + 1;")
+    for name in plan.order:
+        n = plan.nodes[name]
+        op = n.op
+        if isinstance(op, Input) and n.has_buffer:
+            lines.append(f"    /* '{_comment(name)}' (Input): the input vector */")
+            lines.append(f"    for (k = 0; k < {n.out_size}; ++k) {{\n        {em.cur(n)}[k] = input[k];\n    }}")
+        elif isinstance(op, Input):
+            continue
+        elif name in plan.quantize_nodes:
+            lines.append(f"    /* '{_comment(name)}' (Quantize): quantized by the host, input[{offset}..{offset + n.out_size}) */")
+            lines.append(f"    for (k = 0; k < {n.out_size}; ++k) {{\n        {em.cur(n)}[k] = input[{offset} + k];\n    }}")
+            offset += n.out_size
+        else:
+            lines.append(f"    {p}_{n.cid}(s);")
+    for n in delay_ops(plan):
+        code, _ = em.gather(n, target=f"s->dl_{n.cid}[s->dpos_{n.cid}]")
+        lines.append(f"    /* '{_comment(n.name)}' (Delay {n.op.steps}): capture this step's input */")
+        lines.append(code.rstrip("\n"))
+        lines.append(f"    s->dpos_{n.cid} = s->dpos_{n.cid} + 1 == {n.op.steps} ? 0 : s->dpos_{n.cid} + 1;")
+    out = plan.nodes[plan.output_name]
+    lines.append("    if (output != 0) {")
+    lines.append(f"        for (k = 0; k < {out.out_size}; ++k) {{\n            output[k] = {em.cur(out)}[k];\n        }}\n    }}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _record_body(em: _Emitter) -> str:
+    p, plan = em.p, em.plan
+    lines = [f"void {p}_record(const {p}_state_t *s, int64_t *rec)", "{", "    long k;"]
+    for f in plan.fields:
+        kind, name = f.key.split("/", 1)
+        n = plan.nodes[name]
+        src = em.cur(n) if kind == "values" else f"s->{kind}_{n.cid}"
+        lines.append(f"    for (k = 0; k < {f.size}; ++k) {{ /* {_comment(f.key)} */\n"
+                     f"        rec[{f.offset} + k] = {src}[k];\n    }}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSources:
+    """model.h and model.c text for ``graph`` (already accepted by ``check``)."""
+    plan = make_plan(graph, prefix)
+    em = _Emitter(graph, plan)
+    for name in plan.order:
+        em.emit_node(plan.nodes[name])
+    members, nbytes = _state_members(graph, plan)
+    plan.max_batch = int(max(1, min(spec.max_batch, spec.harness_state_bytes // max(nbytes, 1))))
+    reset, step, record = _reset_body(em), _step_body(em), _record_body(em)
+    m = prefix.upper()
+    out = plan.field(f"values/{plan.output_name}")
+    title = _comment(graph.attrs.name)
+    header = (
+        f"/* model.h -- '{title}' compiled by rsnnc for the C target (profile {graph.attrs.profile}).\n"
+        f" * C99, integers only, no dynamic memory. One {prefix}_state_t holds one sample. */\n"
+        f"#ifndef {m}_MODEL_H\n#define {m}_MODEL_H\n\n#include <stdint.h>\n\n"
+        f"#define {m}_N_IN {plan.n_in} /* int32 inputs per step ({plan.input_mode}) */\n"
+        f"#define {m}_N_OUT {out.size} /* values of the output node '{_comment(plan.output_name)}' */\n"
+        f"#define {m}_RECORD_LEN {plan.record_len} /* int64 values written by {prefix}_record */\n"
+        f"#define {m}_OUT_OFFSET {out.offset} /* where the output node's values start in a record */\n"
+        f"#ifndef {m}_MAX_BATCH\n#define {m}_MAX_BATCH {plan.max_batch} /* samples per harness run */\n#endif\n\n"
+        f"typedef struct {{\n" + "\n".join(members) + f"\n}} {prefix}_state_t;\n\n"
+        f"/* Set every state to its initial value (v = v_init, everything else 0). */\n"
+        f"void {prefix}_reset({prefix}_state_t *s);\n"
+        f"/* Advance one time step on {m}_N_IN integer inputs; if output is not NULL, write the\n"
+        f" * output node's {m}_N_OUT values there. */\n"
+        f"void {prefix}_step({prefix}_state_t *s, const int32_t *input, int64_t *output);\n"
+        f"/* Copy every node's current value and every neuron state into rec[{m}_RECORD_LEN]\n"
+        f" * (offsets in layout.json). */\n"
+        f"void {prefix}_record(const {prefix}_state_t *s, int64_t *rec);\n\n#endif\n"
+    )
+    source = (
+        f"/* model.c -- '{title}' ({len(graph.nodes)} nodes, {len(graph.edges)} edges), generated by rsnnc.\n"
+        f" * Semantics: docs/fixed-point.md; per step, nodes run in evaluation order and a node's\n"
+        f" * input is the sum over its in-edges of the source's value `delay` steps ago. */\n"
+        f'#include <stdint.h>\n#include <string.h>\n\n#include "rsnn_fixed.h"\n#include "model.h"\n\n'
+        + "\n".join(em.consts) + ("\n" if em.consts else "")
+        + "\n".join(em.funcs) + "\n" + reset + "\n" + step + "\n" + record
+    )
+    return CSources(model_h=header, model_c=source, plan=plan, state_bytes=nbytes)

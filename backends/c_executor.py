@@ -1,0 +1,158 @@
+"""``rsnnc run --executor c``: run a build's compiled C model and return a ``RunResult``.
+
+Inputs: C has no floats, so when the graph's Input feeds only Quantize nodes (``host_quantize``
+mode, see ``c_plan``) the executor applies those Quantize ops in Python exactly as the reference
+does (docs/fixed-point.md §3.1) and streams the integer codes; otherwise it streams the integer
+inputs unchanged. Either way the binary sees little-endian int32 rows, time-major.
+The binary is ``<build>/c/rsnn_run`` when its stamp matches the sources and this machine's
+toolchain; otherwise it is rebuilt from the shipped sources into a cache folder (the build folder
+is never modified, so its manifest hashes stay valid).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.executors import load_build_graph, resolve_profile
+from rsnn_compiler.interpreter.fixed_interp import quantize_input
+from rsnn_compiler.interpreter.float_interp import check_inputs
+from rsnn_compiler.interpreter.result import RunResult
+from rsnn_compiler.ir.fixed_ops import FixedNeuron
+from rsnn_compiler.ir.graph import Graph
+
+from rsnn_compiler.backends.c_backend import SOURCES, STAMP_SUFFIX, build_binary
+from rsnn_compiler.backends.c_plan import HOST_QUANTIZE, RECORD_DTYPE
+from rsnn_compiler.backends.c_spec import C_SPEC
+from rsnn_compiler.backends.c_toolchain import sources_digest
+
+INT32 = np.iinfo(np.int32)
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rsnnc" / "c"
+
+
+def ensure_binary(cdir: Path) -> Path:
+    """A binary built from ``cdir``'s sources with this machine's toolchain (rebuilt if stale)."""
+    digest = sources_digest(cdir, SOURCES)
+    binary = cdir / C_SPEC.binary
+    stamp = cdir / (C_SPEC.binary + STAMP_SUFFIX)
+    if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
+        return binary
+    for root in (_cache_root(), Path(tempfile.gettempdir()) / "rsnnc-c"):
+        cached = root / digest[:32] / C_SPEC.binary
+        if cached.is_file():
+            return cached
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        except OSError:
+            continue
+        for name in SOURCES:
+            shutil.copyfile(cdir / name, work / name)
+        build_binary(work)
+        try:
+            os.replace(work, cached.parent)
+        except OSError:  # another process won the race (or the folder exists): use theirs
+            shutil.rmtree(work, ignore_errors=True)
+        return cached
+    raise UserInputError("cannot find a writable folder to rebuild the C model; set XDG_CACHE_HOME")
+
+
+def encode_inputs(graph: Graph, layout: dict, x: np.ndarray) -> np.ndarray:
+    """The int32 array (T, B, n_in) the C model consumes (host-side Quantize if needed)."""
+    x = check_inputs(graph, x)
+    steps, batch = x.shape[:2]
+    if layout["input"]["mode"] == HOST_QUANTIZE:
+        xf = np.asarray(x, dtype=np.float64)
+        parts = [quantize_input(graph.nodes[q], xf).reshape(steps, batch, -1) for q in layout["input"]["quantize_nodes"]]
+        ints = np.concatenate(parts, axis=2) if parts else np.zeros((steps, batch, 0), np.int64)
+    else:
+        if not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
+            if not np.array_equal(x, np.round(x)):
+                raise UserInputError(
+                    "this fixed-point graph takes integer inputs (its Input feeds integer ops directly);"
+                    " pass integers or add a Quantize node after the Input"
+                )
+        ints = np.asarray(x).astype(np.int64).reshape(steps, batch, -1)
+    if ints.size and (ints.min() < INT32.min or ints.max() > INT32.max):
+        raise UserInputError("the C model takes int32 inputs; an input value is outside the int32 range")
+    return ints.astype(np.int32)
+
+
+def run_records(binary: Path, ints: np.ndarray, record_len: int, max_batch: int) -> np.ndarray:
+    """Stream ``ints`` (T, B, n_in) through the binary in batch chunks; records (T, B, L)."""
+    steps, batch = ints.shape[:2]
+    chunks = []
+    for b0 in range(0, batch, max_batch):
+        part = np.ascontiguousarray(ints[:, b0:b0 + max_batch].astype("<i4"))
+        nb = part.shape[1]
+        res = subprocess.run(
+            [str(binary), "-w", "4", str(steps), str(nb), "-", "-"], input=part.tobytes(), capture_output=True,
+        )
+        if res.returncode != 0:
+            msg = res.stderr.decode(errors="replace").strip() or f"exit status {res.returncode}"
+            raise UserInputError(f"the C model failed: {msg}")
+        chunks.append(np.frombuffer(res.stdout, dtype=RECORD_DTYPE).reshape(steps, nb, record_len))
+    if not chunks:
+        return np.zeros((steps, 0, record_len), np.int64)
+    return np.concatenate(chunks, axis=1).astype(np.int64)
+
+
+def decode(graph: Graph, layout: dict, records: np.ndarray, x: np.ndarray) -> RunResult:
+    """Split records (T, B, L) into a RunResult laid out like ``run_fixed``'s."""
+    steps, batch = records.shape[:2]
+    values: dict[str, np.ndarray] = {}
+    states: dict[str, np.ndarray] = {}
+    for f in layout["record"]["fields"]:
+        size = int(np.prod(f["shape"])) if f["shape"] else 1
+        arr = records[:, :, f["offset"]:f["offset"] + size].reshape(steps, batch, *f["shape"])
+        kind, name = f["key"].split("/", 1)
+        if kind == "values":
+            values[name] = np.ascontiguousarray(arr)
+        else:
+            states[f["key"]] = np.ascontiguousarray(arr)
+    if layout["input"]["mode"] == HOST_QUANTIZE:
+        values[graph.input_name] = np.asarray(x, dtype=np.float64)
+    ordered = {n: values[n] for n in graph.nodes if n in values}
+    result = RunResult(out=ordered[graph.output_name])
+    result.values = ordered
+    result.spikes = {
+        n: ordered[n] for n, op in graph.nodes.items() if isinstance(op, FixedNeuron) and op.spiking
+    }
+    result.states = states
+    return result
+
+
+def run_c(binary: Path, layout: dict, graph: Graph, x: np.ndarray) -> RunResult:
+    """Run ``graph``'s compiled C model ``binary`` (layout from its layout.json) on ``x``."""
+    ints = encode_inputs(graph, layout, x)
+    records = run_records(binary, ints, layout["record"]["length"], layout["max_batch"])
+    return decode(graph, layout, records, x)
+
+
+class CExecutor:
+    name: ClassVar[str] = "c"
+
+    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
+        if domain != "fixed":
+            raise UserInputError("the c executor runs the fixed-point graph; use --domain fixed")
+        build = Path(build)
+        target = manifest.get("targets", {}).get("c")
+        cdir = build / "c"
+        if target is None or not (cdir / "layout.json").is_file():
+            raise UserInputError(f"{build} has no C target; rebuild with --target c")
+        key = resolve_profile(manifest, domain, profile or target.get("profile"))
+        graph = load_build_graph(build, manifest, key)
+        layout = json.loads((cdir / "layout.json").read_text())
+        return run_c(ensure_binary(cdir), layout, graph, x)

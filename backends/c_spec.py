@@ -1,0 +1,37 @@
+"""Target constants of the C backend (one typed spec, DESIGN §6): limits ``check`` enforces and
+the compiler flags the build uses. No other C module hard-codes these numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CSpec:
+    """Limits of the generated C99 code (docs/c-backend.md, "Limits")."""
+
+    name: str = "c"
+    # widest state / accumulator / message the int64_t code keeps exact with headroom for the
+    # products and sums of one update (decay multiplies by up to 2^12)
+    max_value_bits: int = 48
+    # largest edge delay or Delay op length: ring buffers hold max_delay + 1 slots per node
+    max_delay: int = 1024
+    # every exact intermediate of an update must stay inside int64_t
+    int64_limit: int = (1 << 63) - 1
+    # rsnn_step takes int32_t inputs: the widest integer input a sample may carry
+    input_bits: int = 32
+    # shifts by a constant (weight_exp, bias_exp, input/vth shift): |n| <= this
+    max_shift: int = 62
+    # the harness keeps this many bytes of per-sample state in static storage; RSNN_MAX_BATCH
+    # (samples per harness run) is chosen so max_batch * sizeof(state) fits
+    harness_state_bytes: int = 64 << 20
+    max_batch: int = 256
+    # largest per-sample state the generated code accepts (fixed-size static arrays)
+    max_state_bytes: int = 256 << 20
+    # compiler invocation: $CC (default cc) with these flags
+    cc_default: str = "cc"
+    cflags: tuple[str, ...] = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic")
+    binary: str = "rsnn_run"
+
+
+C_SPEC = CSpec()

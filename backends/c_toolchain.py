@@ -1,0 +1,74 @@
+"""Calling the system C compiler (``$CC``, default ``cc``) with the C target's flags."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from rsnn_compiler.errors import RsnncError, UserInputError
+
+from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
+
+
+class CCompileError(RsnncError):
+    """The generated C did not compile: a backend bug (the message has the first error line)."""
+
+
+def compiler(spec: CSpec = C_SPEC) -> list[str]:
+    """The compiler command: ``$CC`` split like a shell word list, else ``cc``."""
+    cmd = shlex.split(os.environ.get("CC", "") or spec.cc_default)
+    if not cmd or shutil.which(cmd[0]) is None:
+        raise UserInputError(
+            f"no C compiler found ('{cmd[0] if cmd else ''}'); install gcc or clang, or set CC"
+        )
+    return cmd
+
+
+@functools.lru_cache(maxsize=8)
+def _version(cmd: tuple[str, ...]) -> str:
+    try:
+        res = subprocess.run([*cmd, "--version"], capture_output=True, text=True, timeout=60)
+        return res.stdout.splitlines()[0] if res.stdout else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def toolchain_id(spec: CSpec = C_SPEC) -> str:
+    """Identifies compiler, flags and host: a binary built under another id may not run here."""
+    cmd = tuple(compiler(spec))
+    return f"{' '.join(cmd)} | {_version(cmd)} | {' '.join(spec.cflags)} | {os.uname().machine}"
+
+
+def first_error(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if "error" in ln:
+            return ln.strip()
+    return lines[0].strip() if lines else "(no compiler output)"
+
+
+def compile_c(
+    sources: list[str], output: str, cwd: Path, spec: CSpec = C_SPEC, extra_flags: tuple[str, ...] = (),
+    timeout: float = 600,
+) -> None:
+    """Compile ``sources`` (paths relative to ``cwd``) into ``cwd/output``; raise CCompileError
+    with the compiler's first error line on failure."""
+    cmd = [*compiler(spec), *spec.cflags, *extra_flags, "-o", output, *sources]
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise CCompileError(
+            f"the generated C failed to compile (a C backend bug, please report it): {first_error(res.stderr)}"
+        )
+
+
+def sources_digest(folder: Path, names: list[str], spec: CSpec = C_SPEC) -> str:
+    """Hash of the sources plus the toolchain id: the key of a binary built from them."""
+    h = hashlib.sha256(toolchain_id(spec).encode())
+    for name in names:
+        h.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
+    return h.hexdigest()
