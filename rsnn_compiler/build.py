@@ -249,6 +249,7 @@ def build(
                 "calib": os.path.basename(options.calib) if options.calib else None,
             },
             "dt": float_graph.attrs.dt,
+            "steps": float_graph.attrs.steps,  # time steps chosen by temporal pruning (None: all)
             "pipeline": pipeline,
             "passes": reports_json,
             "graphs": graph_entries,

@@ -30,13 +30,16 @@ class Edge:
 @dataclass(frozen=True)
 class GraphAttrs:
     """Graph-wide facts: name, time step (seconds, None when unknown), numeric domain,
-    fixed-point profile once quantized, and the properties passes have established."""
+    fixed-point profile once quantized, the properties passes have established, and ``steps``:
+    the number of time steps the model is meant to run for (None: as many as the data has; set
+    by temporal pruning, executors then run the first ``steps`` steps of the data)."""
 
     name: str = "graph"
     dt: float | None = None
     domain: Domain = Domain.FLOAT
     profile: str | None = None
     properties: frozenset[str] = frozenset()
+    steps: int | None = None
 
     def with_properties(self, *added: str, removed: Iterable[str] = ()) -> "GraphAttrs":
         props = (set(self.properties) | set(added)) - set(removed)

@@ -24,16 +24,19 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def graph_to_dict(graph: Graph) -> dict:
     a = graph.attrs
+    attrs = {
+        "name": a.name,
+        "dt": a.dt,
+        "domain": a.domain.value,
+        "profile": a.profile,
+        "properties": sorted(a.properties),
+    }
+    if a.steps is not None:  # written only when set, so older files stay byte-identical
+        attrs["steps"] = a.steps
     return {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
-        "attrs": {
-            "name": a.name,
-            "dt": a.dt,
-            "domain": a.domain.value,
-            "profile": a.profile,
-            "properties": sorted(a.properties),
-        },
+        "attrs": attrs,
         "nodes": [
             {"name": n, "kind": op.kind.value, "attributes": op.attributes(), "arrays": sorted(op.arrays())}
             for n, op in graph.nodes.items()
@@ -84,6 +87,7 @@ def load_graph(path: str | Path) -> Graph:
                 domain=Domain(a["domain"]),
                 profile=a["profile"],
                 properties=frozenset(a["properties"]),
+                steps=None if a.get("steps") is None else int(a["steps"]),
             )
             edges = [Edge(s, d, int(k)) for s, d, k in meta["edges"]]
     except UserInputError:

@@ -52,6 +52,8 @@ def _value(v) -> str:
 def to_text(graph: Graph, digest_len: int = 8, with_properties: bool = True) -> str:
     a = graph.attrs
     header = f"graph name={_value(a.name)} dt={_value(a.dt)} domain={a.domain.value} profile={_value(a.profile)}"
+    if a.steps is not None:  # only when set, so hashes of graphs without it are unchanged
+        header += f" steps={a.steps}"
     if with_properties:
         header += f" properties={_value(sorted(a.properties))}"
     lines = [f"rsnn-ir {FORMAT_VERSION}", header]
