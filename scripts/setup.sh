@@ -24,3 +24,14 @@ fi
     | grep -v "WARNING: Location" || true
 .venv/bin/python -c 'import rsnn_compiler, torch; assert torch.__version__.startswith("2.13.0"), torch.__version__'
 echo "rsnnc setup: .venv ready ($(.venv/bin/rsnnc --version))"
+
+# Lava 0.10 needs Python 3.10: it gets its own environment (.venv-lava), which the compiler calls.
+# Without Python 3.10 the compiler still works; `rsnnc validate` then says exactly what is missing.
+if [ "${RSNNC_SKIP_LAVA:-0}" != "1" ]; then
+    status=0
+    bash scripts/setup_lava.sh || status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "rsnnc setup: the Lava environment is not available (exit $status); the lava target cannot run here" >&2
+        [ "${CI:-}" = "true" ] && exit "$status"
+    fi
+fi
