@@ -7,7 +7,7 @@ graph has none), in float32 like snnTorch's exporter:
 Edges carry no delay in NIR: recurrent delays are implied (NIR readers put them on the edges
 leaving neurons, as rsnnc's importer does). What NIR cannot say is kept in metadata so that
 rsnnc's own round trip is lossless: graph ``rsnnc_version``, ``rsnnc_dt``, ``rsnnc_name``,
-``rsnnc_edges`` (JSON [src, dst, delay] list), and per node ``rsnnc_op`` (JSON kind and
+``rsnnc_edges`` (JSON [src, dst, delay] list), ``rsnnc_nodes`` (node order), and per node ``rsnnc_op`` (JSON kind and
 attributes, including reset mode and comparator), ``rsnnc_reset``, ``rsnnc_comparator``,
 ``rsnnc_dt_used`` and the exact arrays as ``rsnnc_a_<name>``.
 """
@@ -149,6 +149,7 @@ def to_nir(graph: Graph):
         META + "dt": float(dt),
         META + "name": graph.attrs.name,
         META + "edges": json.dumps([[e.src, e.dst, e.delay] for e in graph.edges]),
+        META + "nodes": json.dumps(list(graph.nodes)),  # HDF5 reads groups back sorted
     }
     if graph.attrs.dt is None:
         metadata[META + "dt_assumed"] = "graph had no dt; 1e-4 s used for the NIR time constants"

@@ -68,7 +68,15 @@ def read_nir(path: str):
                 f"'{path}' is not an HDF5 file, so it cannot be a NIR graph;"
                 " export the model again with nir.write"
             )
-        return nir.read(path)
+        _check_types(path)
+        try:
+            return nir.read(path)
+        except ValueError as err:
+            if "type" not in str(err).lower():
+                raise
+            # nir's own type inference failed (e.g. mismatched shapes): read without it and let
+            # rsnnc's verifier name the offending edge
+            return nir.read(path, type_check=False)
     except UserInputError:
         raise
     except AssertionError:
@@ -82,6 +90,29 @@ def read_nir(path: str):
             f"cannot read NIR file '{path}' ({type(err).__name__}: {reason[:160]});"
             " the file is truncated, corrupt or not written by nir.write — export it again"
         ) from None
+
+
+def _check_types(path: str) -> None:
+    """Name the first node whose ``type`` nir does not know (nir itself only asserts)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "node" not in f:
+            raise UserInputError(f"'{path}' is HDF5 but has no NIR 'node' group; export it with nir.write")
+
+        def walk(group, prefix: str) -> None:
+            kind = group["type"][()] if "type" in group else b"?"
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind not in KNOWN_TYPES:
+                raise UserInputError(
+                    f"NIR node '{prefix or 'top'}' has unknown type '{kind}'; supported types:"
+                    f" {', '.join(t for t in KNOWN_TYPES if t != 'Identity')}"
+                )
+            if kind == "NIRGraph" and "nodes" in group:
+                for name, child in group["nodes"].items():
+                    walk(child, f"{prefix}.{name}" if prefix else name)
+
+        walk(f["node"], "")
 
 
 def _meta(node) -> dict:
@@ -510,6 +541,7 @@ def import_graph(nir_graph, options: ImportOptions | None = None, source: str = 
     leaves = {rename[n]: v for n, v in flat.nodes.items()}
 
     ops = _convert_all(leaves, edges, ctx)
+    ops = _stored_order(ops, top_meta)
     triples, cut_text = _edge_delays(ops, edges, top_meta, notes)
     if cut_text:
         notes.append("recurrent delay placed on the edges leaving neurons: " + ", ".join(cut_text))
@@ -571,6 +603,17 @@ def _convert_all(leaves: dict, edges: list[tuple[str, str]], ctx: Ctx) -> dict[s
             )
         pending = waiting
     return {n: ops[n] for n in leaves}  # keep file order
+
+
+def _stored_order(ops: dict[str, Op], top_meta: dict) -> dict[str, Op]:
+    """Node order written by rsnnc's exporter (HDF5 returns groups sorted by name)."""
+    try:
+        order = [str(n) for n in json.loads(str(top_meta[META + "nodes"]))]
+    except Exception:
+        return ops
+    if sorted(order) != sorted(ops):
+        return ops
+    return {n: ops[n] for n in order}
 
 
 def _edge_delays(ops: dict[str, Op], edges, top_meta: dict, notes: list[str]):
