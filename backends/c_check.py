@@ -221,6 +221,17 @@ def check_graph(graph: Graph, spec: CSpec = C_SPEC) -> list[Diagnostic]:
     if diags:
         return diags
     host = input_mode(graph)[0] == HOST_QUANTIZE
+    readers = graph.out_edges(graph.input_name)
+    if not host and readers and all(isinstance(graph.nodes[e.dst], Quantize) for e in readers):
+        # run_fixed takes float features here, but the host can only quantize them when every
+        # Input -> Quantize edge has delay 0 and each Quantize reads only the Input
+        for e in readers:
+            if e.delay or len(graph.in_edges(e.dst)) > 1:
+                diags.append(Diagnostic(
+                    f"edge {e.src} -> {e.dst}",
+                    "float inputs are quantized on the host (C has no floats), which needs delay-0 edges"
+                    " from the Input into Quantize nodes that read nothing else",
+                    "move the delay / the extra inputs after the Quantize node"))
     syn = {n: _Synapse(op) for n, op in graph.nodes.items() if isinstance(op, (FixedDense, _FixedConv))}
     _, in_b = value_bounds(graph, syn)
     for name, op in graph.nodes.items():
