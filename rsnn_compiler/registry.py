@@ -18,6 +18,7 @@ PASSES: dict[str, str] = {
     "prune_temporal": "rsnn_compiler.passes.prune_temporal:PruneTemporal",
     "quantize_weights": "rsnn_compiler.passes.quantize_weights:QuantizeWeights",
     "quantize_state": "rsnn_compiler.passes.quantize_state:QuantizeState",
+    "retime": "rsnn_compiler.passes.retime:Retime",
 }
 
 BACKENDS: dict[str, str] = {
