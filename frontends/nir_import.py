@@ -321,10 +321,17 @@ def _need_dt(name: str, ctx: Ctx) -> float:
     return ctx.dt
 
 
-def _leak(tau, r, v_leak, dt):
+def _leak(tau, r, v_leak, dt, where: str = "a neuron"):
     """(beta, gain, bias) for tau*dv/dt = (v_leak - v) + r*x under forward Euler."""
     tau64, r64 = np.asarray(tau, np.float64), np.asarray(r, np.float64)
-    beta = decay_from_tau(tau, dt)
+    if np.any(tau64 <= 0) or np.any(np.isnan(tau64)):
+        raise UserInputError(f"{where} has a time constant <= 0 or NaN; every tau must be positive")
+    if np.any(dt > tau64 * (1 + 1e-6)):
+        raise UserInputError(
+            f"dt = {dt:g} s is larger than the smallest time constant {float(tau64.min()):g} s of {where};"
+            " forward Euler needs dt <= tau: pass a smaller --dt"
+        )
+    beta = np.maximum(decay_from_tau(tau, dt), np.float32(0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         a = dt / tau64
         gain = np.where(np.isinf(tau64), np.where(np.isinf(r64), 1.0, 0.0), r64 * a)
@@ -459,7 +466,7 @@ def _neuron(name: str, node, kind: str, in_shape, ctx: Ctx) -> Op:
         tau, r, vl = (to_array(getattr(node, k), f"'{name}'.{k}") for k in ("tau", "r", "v_leak"))
         extra = [to_array(node.v_threshold)] if kind == "LIF" else []
         shape = _pshape(in_shape, tau, r, vl, *extra)
-        beta, gain, bias = _leak(_bc(shape, tau), _bc(shape, r), _bc(shape, vl), dt)
+        beta, gain, bias = _leak(_bc(shape, tau), _bc(shape, r), _bc(shape, vl), dt, f"node '{name}'")
         zeros = np.zeros(shape, np.float32)
         if kind == "LI":
             return LI(beta=beta, gain=gain, bias=bias, v_init=zeros)
@@ -469,8 +476,8 @@ def _neuron(name: str, node, kind: str, in_shape, ctx: Ctx) -> Op:
     ts, tm, r, vl, w_in = (to_array(getattr(node, k), f"'{name}'.{k}") for k in names)
     extra = [to_array(node.v_threshold)] if kind == "CubaLIF" else []
     shape = _pshape(in_shape, ts, tm, r, vl, w_in, *extra)
-    beta, gain_v, bias = _leak(_bc(shape, tm), _bc(shape, r), _bc(shape, vl), dt)
-    alpha, gain_i, _ = _leak(_bc(shape, ts), _bc(shape, w_in), np.zeros(shape), dt)
+    beta, gain_v, bias = _leak(_bc(shape, tm), _bc(shape, r), _bc(shape, vl), dt, f"node '{name}'")
+    alpha, gain_i, _ = _leak(_bc(shape, ts), _bc(shape, w_in), np.zeros(shape), dt, f"node '{name}'")
     zeros = np.zeros(shape, np.float32)
     common = dict(alpha=alpha, beta=beta, gain_i=gain_i, gain_v=gain_v, bias=bias, v_init=zeros)
     if kind == "CubaLI":
