@@ -556,7 +556,10 @@ def import_graph(nir_graph, options: ImportOptions | None = None, source: str = 
     name = str(top_meta.get(META + "name", os.path.splitext(os.path.basename(source))[0] or "nir_graph"))
     taken_name = sanitize_name(name, set())
     attrs = GraphAttrs(name=taken_name, dt=dt, properties=frozenset({Prop.DISCRETIZED}))
-    graph = finish_graph(Graph(ops, [Edge(s, d, k) for s, d, k in triples], attrs))
+    try:
+        graph = finish_graph(Graph(ops, [Edge(s, d, k) for s, d, k in triples], attrs))
+    except UserInputError as err:
+        raise UserInputError(_batch_hint(str(err), ops)) from None
     report = ImportReport(
         name="import",
         source=source,
@@ -610,6 +613,17 @@ def _convert_all(leaves: dict, edges: list[tuple[str, str]], ctx: Ctx) -> dict[s
             )
         pending = waiting
     return {n: ops[n] for n in leaves}  # keep file order
+
+
+def _batch_hint(message: str, ops: dict[str, Op]) -> str:
+    """Point at the common cause of an input shape mismatch: batch leaked into the Input type."""
+    for name, op in ops.items():
+        if isinstance(op, Input) and len(op.shape) > 1 and op.shape[0] == 1 and f"'{name}' produces" in message:
+            return message + (
+                f"; the Input type {op.shape} seems to include the batch dim: export with"
+                " export_to_nir(..., ignore_dims=[0])"
+            )
+    return message
 
 
 def _stored_order(ops: dict[str, Op], top_meta: dict) -> dict[str, Op]:

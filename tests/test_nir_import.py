@@ -389,6 +389,29 @@ def test_nan_weights(tmp_path):
     _one_line_error(path, "parameter 'weight' contains NaN.*finite")
 
 
+def test_batch_dim_in_input_type_gets_a_hint():
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([1, 3])), "fc": nir.Linear(np.ones((2, 3), np.float32)),
+               "output": nir.Output(np.array([2]))},
+        edges=[("input", "fc"), ("fc", "output")], type_check=False,
+    )
+    with pytest.raises(UserInputError, match="include the batch dim: export with .*ignore_dims"):
+        import_graph(g)
+
+
+def test_dt_larger_than_tau_is_rejected():
+    n = 2
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([n])),
+               "lif": nir.LIF(tau=np.full(n, 1e-3), r=np.full(n, 10.0), v_leak=np.zeros(n), v_threshold=np.ones(n),
+                              v_reset=np.zeros(n)),
+               "output": nir.Output(np.array([n]))},
+        edges=[("input", "lif"), ("lif", "output")],
+    )
+    with pytest.raises(UserInputError, match="dt = 0.01 s is larger than .* of node 'lif'.*smaller --dt"):
+        import_graph(g, ImportOptions(dt=1e-2))
+
+
 def test_missing_weight_dataset(tmp_path):
     path = _small_file(tmp_path)
     with h5py.File(path, "r+") as f:
