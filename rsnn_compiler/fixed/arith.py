@@ -182,6 +182,7 @@ def choose_exponent(max_abs, mant_max: int, exp_lo: int = -64, exp_hi: int = 64)
     m = np.asarray(max_abs, dtype=np.float64)
     with np.errstate(divide="ignore"):
         e = np.ceil(np.log2(np.where(m > 0, m, 1.0) / mant_max)).astype(np.int64)
+    e = np.clip(e, exp_lo, exp_hi)
     # fix rounding at the boundary: ensure round(m/2^e) <= mant_max, and e-1 would not fit
     e = np.where(round_half_away(m / np.exp2(e)) > mant_max, e + 1, e)
     e = np.where((e > exp_lo) & (round_half_away(m / np.exp2(e - 1)) <= mant_max), e - 1, e)
@@ -222,8 +223,9 @@ def decode_mant_exp(mant, exp) -> np.ndarray:
 def encode_loihi_weights(w, num_weight_bits: int = 8, exp_lo: int = -8, exp_hi: int = 7):
     """Encode a float matrix for a Lava Dense: returns (mantissa, weight_exp, clipped_fraction).
 
-    Mixed-sign matrices use even mantissas in [-256, 254] (7 bits of magnitude, Lava drops the
-    LSB); single-sign ones use [0, 255] or [-255, 0]. Values round to the nearest representable
+    Mixed-sign matrices use even mantissas in [-254, 254] (Lava drops the LSB; -256 is left out
+    so the grid is symmetric and re-encoding a snapped matrix is exact); single-sign ones use
+    [0, 255] or [-255, 0]. Values round to the nearest representable
     multiple of 2^k (ties away from zero); the result is a fixed point of
     ``loihi_weight_quantize`` so Lava uses it unchanged.
     """
@@ -236,9 +238,11 @@ def encode_loihi_weights(w, num_weight_bits: int = 8, exp_lo: int = -8, exp_hi: 
         mode = SignMode.EXCITATORY
     k = loihi_dropped_bits(num_weight_bits, mode)
     step = 1 << k
-    lo, hi = {SignMode.MIXED: (-256, 254), SignMode.EXCITATORY: (0, 255),
+    lo, hi = {SignMode.MIXED: (-254, 254), SignMode.EXCITATORY: (0, 255),
               SignMode.INHIBITORY: (-255, 0)}[mode]
     hi_q, lo_q = (hi // step) * step, -((-lo) // step) * step
+    if hi_q == lo_q == 0:  # 1-bit mixed: Lava keeps only {-256, 0}
+        lo_q = -256
     mant_max = max(hi_q, -lo_q)
     e = int(choose_exponent(np.abs(w).max() if w.size else 0.0, mant_max, exp_lo, exp_hi))
     q = round_half_away(w / np.exp2(e) / step) * step

@@ -80,24 +80,34 @@ def pool_int(x: np.ndarray, op: Pool) -> np.ndarray:
     return (win.max(axis=axes) if op.mode is PoolMode.MAX else win.sum(axis=axes)).astype(I64)
 
 
-def _synapse_out(op, acc: np.ndarray) -> np.ndarray:
+def _count(stats: dict | None, key: str, before: np.ndarray, after: np.ndarray) -> None:
+    if stats is not None:
+        stats[key] = stats.get(key, 0) + int(np.count_nonzero(before != after))
+
+
+def _synapse_out(op, acc: np.ndarray, stats: dict | None = None, key: str = "") -> np.ndarray:
     e = op.weight_exp.reshape((-1,) + (1,) * (acc.ndim - 2))
     y = A.shift(acc, e)
     if op.bias is not None:
         y = y + op.bias.reshape(e.shape)
-    return A.overflow(y, op.acc_bits, op.acc_overflow)
+    out = A.overflow(y, op.acc_bits, op.acc_overflow)
+    _count(stats, key, y, out)
+    return out
 
 
-def apply_stateless(op: Op, x: np.ndarray) -> np.ndarray:
-    """Evaluate a stateless op on an int64 batch ``x`` shaped (batch, *in_shape)."""
+def apply_stateless(op: Op, x: np.ndarray, stats: dict | None = None, name: str = "") -> np.ndarray:
+    """Evaluate a stateless op on an int64 batch ``x`` shaped (batch, *in_shape).
+
+    ``stats`` (optional) counts accumulator overflow events under ``"acc/<name>"``.
+    """
     if isinstance(op, (Output, Identity)) or (isinstance(op, Delay) and op.steps == 0):
         return x
     if isinstance(op, Quantize):
         return quantize_input(op, x)
     if isinstance(op, FixedDense):
-        return _synapse_out(op, x @ op.weight.T)
+        return _synapse_out(op, x @ op.weight.T, stats, f"acc/{name}")
     if isinstance(op, _FixedConv):
-        return _synapse_out(op, conv_int(x, op))
+        return _synapse_out(op, conv_int(x, op), stats, f"acc/{name}")
     if isinstance(op, Pool):
         return pool_int(x, op)
     if isinstance(op, Flatten):
@@ -113,13 +123,20 @@ def apply_stateless(op: Op, x: np.ndarray) -> np.ndarray:
 class FixedState:
     """Per-run integer state of one population (batch-first)."""
 
-    def __init__(self, op: FixedNeuron, batch: int):
+    def __init__(self, op: FixedNeuron, batch: int, name: str = "", stats: dict | None = None):
+        self.name, self.stats = name, stats
         shape = (batch, *op.shape)
         self.u = np.zeros(shape, I64)
         self.v = np.broadcast_to(op.v_init, shape).astype(I64)
         self.a = np.zeros(shape, I64)
         self.c = np.zeros(shape, I64)
         self.s = np.zeros(shape, I64)
+
+    def ovf(self, y: np.ndarray, bits: int, mode, state: str) -> np.ndarray:
+        """overflow(y) that also counts changed elements as ``stats["<state>/<node>"]``."""
+        out = A.overflow(y, bits, mode)
+        _count(self.stats, f"{state}/{self.name}", y, out)
+        return out
 
     def record(self, op: FixedNeuron) -> dict[str, np.ndarray]:
         names = {"i": self.u, "v": self.v, "a": self.a, "c": self.c}
@@ -137,8 +154,8 @@ def _bias(op) -> np.ndarray:
 def _integrate(op: _CurrentNeuron, st: FixedState, x: np.ndarray) -> np.ndarray:
     """u update, then base = ovf_v(decay(v, dv) + u + b) (docs §3.4)."""
     drive = x << op.input_shift
-    st.u = A.overflow(A.decay(st.u, op.du + op.du_offset) + drive, op.u_bits, op.u_overflow)
-    return A.overflow(A.decay(st.v, op.dv) + st.u + _bias(op), op.v_bits, op.v_overflow)
+    st.u = st.ovf(A.decay(st.u, op.du + op.du_offset) + drive, op.u_bits, op.u_overflow, "i")
+    return st.ovf(A.decay(st.v, op.dv) + st.u + _bias(op), op.v_bits, op.v_overflow, "v")
 
 
 def _lif(op: FixedLIF, st: FixedState, x: np.ndarray) -> np.ndarray:
@@ -146,7 +163,7 @@ def _lif(op: FixedLIF, st: FixedState, x: np.ndarray) -> np.ndarray:
     theta = op.vth << op.vth_shift
     if isinstance(op, FixedALIF):
         theta = theta + st.a
-    ovf = lambda y: A.overflow(y, op.v_bits, op.v_overflow)  # noqa: E731
+    ovf = lambda y: st.ovf(y, op.v_bits, op.v_overflow, "v")  # noqa: E731
     cmp, mode = op.comparator, op.reset
     if mode is ResetMode.ZERO:
         s = _cmp(base, theta, cmp)
@@ -169,13 +186,13 @@ def _lif(op: FixedLIF, st: FixedState, x: np.ndarray) -> np.ndarray:
         v = base
         s = _cmp(v, theta, cmp)
     if isinstance(op, FixedALIF):
-        st.a = ovf(A.decay(st.a, op.da) + op.a_inc * s)
+        st.a = st.ovf(A.decay(st.a, op.da) + op.a_inc * s, op.v_bits, op.v_overflow, "a")
     st.v, st.s = v.astype(I64), s
     return s
 
 
 def _dual_if(op: FixedDualIF, st: FixedState, x: np.ndarray) -> np.ndarray:
-    ovf = lambda y: A.overflow(y, op.v_bits, op.v_overflow)  # noqa: E731
+    ovf = lambda y: st.ovf(y, op.v_bits, op.v_overflow, "v")  # noqa: E731
     m = ovf(st.v + (x << op.input_shift) + _bias(op))
     theta, theta_neg = op.vth << op.vth_shift, op.vth_neg << op.vth_shift
     pos = _cmp(m, theta, op.comparator)
@@ -188,7 +205,7 @@ def _dual_if(op: FixedDualIF, st: FixedState, x: np.ndarray) -> np.ndarray:
 
 
 def _mtn(op: FixedMultiThreshold, st: FixedState, x: np.ndarray) -> np.ndarray:
-    ovf = lambda y: A.overflow(y, op.v_bits, op.v_overflow)  # noqa: E731
+    ovf = lambda y: st.ovf(y, op.v_bits, op.v_overflow, "v")  # noqa: E731
     m = ovf(st.v + (x << op.input_shift) + _bias(op))
     theta = op.vth << op.vth_shift
     n = np.clip(A.floor_div(m, theta), 0, op.levels)
@@ -233,15 +250,21 @@ def _input_values(graph: Graph, x: np.ndarray) -> np.ndarray:
     return x.astype(I64)
 
 
-def run_fixed(graph: Graph, x: np.ndarray, record: bool = True) -> RunResult:
-    """Run a fixed graph on ``x`` shaped (time, batch, *input_shape); results are int64."""
+def run_fixed(graph: Graph, x: np.ndarray, record: bool = True, stats: dict | None = None) -> RunResult:
+    """Run a fixed graph on ``x`` shaped (time, batch, *input_shape); results are int64.
+
+    If ``stats`` is a dict it receives overflow counts: ``"<state>/<node>"`` (i, v, a) and
+    ``"acc/<synapse>"`` = number of elements whose value the overflow rule changed.
+    """
     if graph.attrs.domain is not Domain.FIXED:
         raise UserInputError("run_fixed needs a fixed-point graph; quantize it or use run_float")
     x = _input_values(graph, check_inputs(graph, x))
     steps, batch = x.shape[0], x.shape[1]
     order = topology.evaluation_order(graph)
     in_edges = {n: graph.in_edges(n) for n in graph.nodes}
-    neurons = {n: FixedState(op, batch) for n, op in graph.nodes.items() if isinstance(op, FixedNeuron)}
+    neurons = {
+        n: FixedState(op, batch, n, stats) for n, op in graph.nodes.items() if isinstance(op, FixedNeuron)
+    }
     delayed = [n for n, op in graph.nodes.items() if isinstance(op, Delay) and op.steps >= 1]
     values: dict[str, list[np.ndarray]] = {n: [] for n in graph.nodes}
     delay_inputs: dict[str, list[np.ndarray]] = {n: [] for n in delayed}
@@ -271,7 +294,7 @@ def run_fixed(graph: Graph, x: np.ndarray, record: bool = True) -> RunResult:
                     for sname, val in neurons[name].record(op).items():
                         states.setdefault(f"{sname}/{name}", []).append(val)
             else:
-                y = apply_stateless(op, gather(name, t))
+                y = apply_stateless(op, gather(name, t), stats, name)
             values[name].append(y)
         for name in delayed:
             delay_inputs[name].append(gather(name, t))
