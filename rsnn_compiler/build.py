@@ -67,7 +67,7 @@ def _is_python_spec(source: str) -> bool:
 def import_model(source: str, options: ImportOptions) -> ImportResult:
     """Pick the frontend by file suffix (or ``pkg.module:factory``) and import."""
     if _is_python_spec(source):
-        spec = registry.PYTHON_FRONTEND
+        spec = registry.PYTHON_ANN_FRONTEND if options.extra.get("convert") else registry.PYTHON_FRONTEND
     else:
         path = Path(source)
         if not path.exists():
@@ -175,6 +175,8 @@ def build(
         weights=options.weights,
         trust_checkpoint=options.trust_checkpoint,
         calib_x=calib_x,
+        calib_y=calib_y,
+        extra={"convert": options.extra["convert"]} if options.extra.get("convert") else {},
     )
 
     progress(f"importing {source}")

@@ -23,6 +23,7 @@ class ImportOptions:
     weights: str | None = None  # state_dict for ``pkg.module:factory`` sources
     trust_checkpoint: bool = False  # allow unpickling a whole module (runs code)
     calib_x: np.ndarray | None = None  # for import-fidelity checks
+    calib_y: np.ndarray | None = None  # labels of calib_x (ANN conversion reports accuracy)
     extra: dict = field(default_factory=dict)
 
 

@@ -45,9 +45,12 @@ FRONTENDS: dict[str, str] = {
     ".nir": "rsnn_compiler.frontends.nir_import:load",
     ".pt": "rsnn_compiler.frontends.pytorch_import:load",
     ".pth": "rsnn_compiler.frontends.pytorch_import:load",
+    ".onnx": "rsnn_compiler.frontends.onnx_import:load",
 }
 # frontend used for ``pkg.module:factory`` sources
 PYTHON_FRONTEND = "rsnn_compiler.frontends.pytorch_import:load"
+# frontend for ``pkg.module:factory`` ANNs built with ``--convert`` (torch.fx)
+PYTHON_ANN_FRONTEND = "rsnn_compiler.frontends.torch_ann_import:load"
 
 # export format -> "module:function"; the function is ``export(graph, path) -> None``
 EXPORTERS: dict[str, str] = {

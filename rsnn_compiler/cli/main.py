@@ -111,6 +111,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", metavar="FILE.npz", help="calibration data (x, optional y) for quantization, pruning and fidelity reports")
     p.add_argument("--prune", type=float, metavar="FRACTION", help="fraction of weights to prune (off by default)")
     p.add_argument(
+        "--convert", choices=["maxnorm", "ecl", "sfn"],
+        help="ANN-to-SNN conversion for .onnx and pkg.module:factory ANNs (default for .onnx: sfn);"
+        " see docs/conversion.md",
+    )
+    p.add_argument("--steps", type=int, metavar="T", help="time steps the converted SNN runs (default: sfn 1, ecl 2, maxnorm 8)")
+    p.add_argument("--levels", type=int, metavar="N", help="sfn: graded-spike levels per step (default: the QCFS L, else 8)")
+    p.add_argument(
+        "--convert-opt", action="append", default=[], metavar="KEY=VALUE",
+        help="conversion knob, repeatable: percentile, v_init, theta_neg, epochs, lr, search, report_samples",
+    )
+    p.add_argument(
         "--profile",
         help="fixed-point profile for every integer target: loihi2 or fpga (default: loihi2 when"
         " building for lava, else fpga)",
@@ -173,6 +184,22 @@ def _default_targets() -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+def _convert_extra(args) -> dict:
+    """``--convert/--steps/--levels/--convert-opt`` as BuildOptions.extra["convert"]."""
+    opts = {}
+    for item in args.convert_opt:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserInputError(f"--convert-opt '{item}' must be KEY=VALUE")
+        opts[key.strip()] = value.strip()
+    if not args.convert and (args.steps or args.levels or opts):
+        if not str(args.input).endswith(".onnx"):
+            raise UserInputError("--steps, --levels and --convert-opt need --convert (ANN inputs only)")
+    if not (args.convert or args.steps or args.levels or opts):
+        return {}
+    return {"convert": {"method": args.convert or "sfn", "steps": args.steps, "levels": args.levels, "opts": opts}}
+
+
 def cmd_build(args, out: Console, err: Console) -> int:
     from rsnn_compiler.artifact import read_timings
     from rsnn_compiler.build import BuildOptions, build
@@ -184,6 +211,7 @@ def cmd_build(args, out: Console, err: Console) -> int:
     options = BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
+        extra=_convert_extra(args),
     )
     progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
     if err.is_terminal and not args.quiet:

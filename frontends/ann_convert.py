@@ -1,0 +1,225 @@
+"""ANN -> SNN conversion driver: options, calibration activations, method dispatch, report.
+
+``convert(ann, options, calib_x, calib_y)`` folds BN, chooses one ``SitePlan`` per activation
+call site with the selected method (``maxnorm``, ``ecl``, ``sfn``), builds the float SNN graph
+(``snn_build``) and measures it (``conversion_report``). The importers call
+``convert_and_report``. Options come from ``ImportOptions.extra["convert"]``:
+``method``, ``steps`` (T), ``levels`` (N) and ``opts`` (method knobs, strings or numbers):
+
+    percentile  maxnorm threshold percentile (100 = max, default)
+    v_init      maxnorm initial membrane: zero (default) or half
+    theta_neg   ecl negative threshold in units of theta (default 0)
+    epochs, lr  ecl fine-tune (ReLU ANNs only; default 30, 1e-3)
+    search      sfn threshold-scale search: 1 (default) or 0
+    report_samples  calibration samples used for the report (default 512)
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
+from rsnn_compiler.frontends import conversion_report as cr
+from rsnn_compiler.frontends.ann_graph import AnnGraph, fold_batchnorm, forward
+from rsnn_compiler.frontends.ecl import finetune_clip, needs_finetune, plan_ecl
+from rsnn_compiler.frontends.maxnorm import plan_maxnorm
+from rsnn_compiler.frontends.sfn import plan_sfn
+from rsnn_compiler.frontends.snn_build import BuiltSnn, SitePlan, build_snn
+
+
+class Method(enum.Enum):
+    MAXNORM = "maxnorm"
+    ECL = "ecl"
+    SFN = "sfn"
+
+
+DEFAULT_STEPS = {Method.MAXNORM: 8, Method.ECL: 2, Method.SFN: 1}
+REPORT_STEPS = (1, 2, 4, 8)
+
+
+@dataclass
+class ConvertOptions:
+    method: Method = Method.SFN
+    steps: int | None = None
+    levels: int | None = None
+    percentile: float = 100.0
+    half_init: bool = False
+    theta_neg: float = 0.0
+    epochs: int = 30
+    lr: float = 1e-3
+    search: bool = True
+    report_samples: int = 512
+    seed: int = 0
+
+    @property
+    def t(self) -> int:
+        return self.steps or DEFAULT_STEPS[self.method]
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ConvertOptions":
+        d = dict(d or {})
+        try:
+            method = Method(d.pop("method", None) or "sfn")
+        except ValueError:
+            raise UserInputError(f"--convert must be one of: {', '.join(m.value for m in Method)}") from None
+        o = cls(method=method, steps=d.pop("steps", None), levels=d.pop("levels", None))
+        opts = dict(d.pop("opts", {}) or {})
+        opts.update(d)
+        conv = {"percentile": float, "theta_neg": float, "epochs": int, "lr": float,
+                "report_samples": int, "seed": int}
+        for key, value in opts.items():
+            if key in conv:
+                try:
+                    setattr(o, key, conv[key](value))
+                except ValueError:
+                    raise UserInputError(f"--convert-opt {key}={value}: not a number") from None
+            elif key == "v_init":
+                if str(value) not in ("zero", "half"):
+                    raise UserInputError("--convert-opt v_init must be zero or half")
+                o.half_init = str(value) == "half"
+            elif key == "search":
+                o.search = str(value).lower() not in ("0", "false", "no", "off")
+            else:
+                raise UserInputError(
+                    f"unknown conversion option '{key}'; known: percentile, v_init, theta_neg, epochs, lr,"
+                    " search, report_samples, seed")
+        if o.steps is not None and int(o.steps) < 1:
+            raise UserInputError("--steps must be >= 1")
+        if o.levels is not None and int(o.levels) < 1:
+            raise UserInputError("--levels must be >= 1")
+        o.steps = None if o.steps is None else int(o.steps)
+        o.levels = None if o.levels is None else int(o.levels)
+        return o
+
+
+@dataclass
+class ConversionReport(ImportReport):
+    method: str = ""
+    steps: int = 0
+    levels: int | None = None
+    calibration_samples: int = 0
+    layers: list = field(default_factory=list)  # per site: neuron, thresholds, origin, errors, messages
+    accuracy: dict = field(default_factory=dict)  # ann, snn per T, agreement with the ANN per T
+    messages_per_sample: float = 0.0
+    payload_per_sample: float = 0.0
+    method_details: dict = field(default_factory=dict)
+
+
+@dataclass
+class Conversion:
+    built: BuiltSnn
+    plans: dict[str, SitePlan]
+    ann: AnnGraph  # the ANN actually converted (BN folded; fine-tuned for ecl on ReLU ANNs)
+    details: dict
+
+
+def static_input(calib_x: np.ndarray | None) -> np.ndarray | None:
+    """Calibration x (T, batch, *features) -> the ANN's static input (batch, *features)."""
+    if calib_x is None:
+        return None
+    x = np.asarray(calib_x, np.float32)
+    return x[0] if x.ndim >= 3 else x
+
+
+def site_activations(ann: AnnGraph, x: np.ndarray) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        vals = forward(ann, x, record=True)
+    return {n.name: vals[n.name].numpy() for n in ann.acts()}
+
+
+def convert(ann: AnnGraph, opts: ConvertOptions, x: np.ndarray | None, y: np.ndarray | None,
+            name: str = "converted") -> Conversion:
+    ann, folded = fold_batchnorm(ann)
+    details: dict = {"batchnorms_folded": folded}
+    acts = site_activations(ann, x) if x is not None else None
+    if opts.method is Method.MAXNORM:
+        plans = plan_maxnorm(ann, acts, opts.percentile, opts.half_init)
+    elif opts.method is Method.SFN:
+        plans, info = plan_sfn(ann, x, acts, opts.levels, opts.t, opts.search)
+        details["search"] = {"alphas": info.alphas, "kl_before": info.kl_before, "kl_after": info.kl_after,
+                             "exact_sites": info.exact_sites}
+    else:
+        origin = "activation's clip level"
+        if needs_finetune(ann):
+            if x is None:
+                raise UserInputError("ecl on a ReLU ANN learns its clipping thresholds: give --calib FILE.npz")
+            ann, info = finetune_clip(ann, x, y, acts, opts.t, opts.epochs, opts.lr, opts.seed)
+            details["finetune"] = info.__dict__
+            origin = "learned by fine-tuning"
+        plans = plan_ecl(ann, opts.theta_neg, origin)
+    built = build_snn(ann, plans, name)
+    return Conversion(built, plans, ann, details)
+
+
+def _layer_rows(conv: Conversion, errors: list[cr.LayerErrors] | None) -> list[dict]:
+    by_site = {e.site: e for e in errors or []}
+    rows = []
+    for node in conv.ann.acts():
+        p = conv.plans[node.name]
+        row = {
+            "site": node.name, "where": node.where, "ann_activation": node.p("spec").describe(),
+            "neuron": p.neuron.value, "node": conv.built.neuron_of[node.name], "theta": p.theta,
+            "unit": p.unit, "levels": p.levels, "v_init": p.v_init, "theta_neg": p.theta_neg,
+            "clip_level": p.ceiling, "origin": p.origin,
+        }
+        if node.name in by_site:
+            e = by_site[node.name]
+            row.update(clipping_error=round(e.clipping, 4), quantisation_error=round(e.quantisation, 4),
+                       unevenness_error=round(e.unevenness, 4),
+                       messages_per_sample=round(e.messages_per_sample, 2),
+                       payload_per_sample=round(e.payload_per_sample, 2))
+        rows.append(row)
+    return rows
+
+
+def convert_and_report(ann: AnnGraph, options: ImportOptions, source: str, fmt: str, start: float) -> ImportResult:
+    """Convert with ``options.extra['convert']`` and return the graph with a ConversionReport."""
+    opts = ConvertOptions.from_dict(options.extra.get("convert"))
+    x = static_input(options.calib_x)
+    y = getattr(options, "calib_y", None)
+    if y is None:
+        y = options.extra.get("calib_y")
+    if x is not None and tuple(x.shape[1:]) != tuple(ann.input_shape):
+        raise UserInputError(f"calibration x has features {tuple(x.shape[1:])} but the ANN takes {tuple(ann.input_shape)}")
+    conv = convert(ann, opts, x, y, name=fmt.replace(".", "_") + "_converted")
+    graph = conv.built.graph
+    notes = list(ann.notes) + conv.built.notes
+    if options.calib_x is not None and np.asarray(options.calib_x).shape[0] > 1 and \
+            not np.allclose(options.calib_x, options.calib_x[:1]):
+        notes.append("calibration x varies over time: the ANN was calibrated on its first step")
+    errors = acc = None
+    if x is not None:
+        xs = x[: opts.report_samples]
+        ys = None if y is None else np.asarray(y)[: opts.report_samples]
+        errors = cr.error_split(conv.built, conv.plans, xs, opts.t)
+        steps = sorted(set(REPORT_STEPS) | {opts.t}) if opts.method is not Method.SFN else sorted({1, opts.t})
+        acc = cr.accuracies(conv.ann, graph, xs, ys, steps)
+        # ANN accuracy is the original ANN's (before any fine-tune)
+        if ys is not None:
+            with torch.no_grad():
+                acc["ann"] = round(100.0 * float((forward(fold_batchnorm(ann)[0], xs).argmax(1).numpy() == ys).mean()), 2)
+    rows = _layer_rows(conv, errors)
+    report = ConversionReport(
+        name="import", source=source, source_format=fmt, dt=None, dt_origin="not needed (discrete conversion)",
+        reset="subtract (soft reset)" if opts.method is not Method.SFN or opts.t > 1 else "zero (memoryless one-step neuron)",
+        reset_origin=f"--convert {opts.method.value}",
+        discretisation=f"ANN conversion: run with x of shape (T={opts.t}, batch, *features), the same input every step",
+        nodes=len(graph.nodes), edges=len(graph.edges), notes=notes, changed=True,
+        reason=f"{fmt} ANN, {len(rows)} activation site(s) -> {opts.method.value} at T={opts.t}",
+        method=opts.method.value, steps=opts.t,
+        levels=max([p.levels for p in conv.plans.values()], default=None) if opts.method is Method.SFN else None,
+        calibration_samples=0 if x is None else int(len(x)), layers=rows, accuracy=acc or {},
+        messages_per_sample=round(sum(e.messages_per_sample for e in errors or []), 2),
+        payload_per_sample=round(sum(e.payload_per_sample for e in errors or []), 2),
+        method_details=conv.details,
+        wall_time_s=time.perf_counter() - start,
+    )
+    if acc:
+        report.fidelity = {"agreement_with_ann_percent": acc.get("agreement", {})}
+    return ImportResult(graph, report)
