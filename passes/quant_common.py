@@ -157,12 +157,18 @@ def floor_pow2(x: float) -> int:
     return int(np.floor(np.log2(x)))
 
 
-def grid_weights(w: np.ndarray, spec, bits: int, calib_in: np.ndarray | None, conv: bool):
+def per_channel(spec, options: dict) -> bool:
+    """fpga: one exponent per output channel unless ``options["per_channel"]`` is False."""
+    return spec.per_channel_weight_exp and bool(options.get("per_channel", True))
+
+
+def grid_weights(w: np.ndarray, spec, bits: int, calib_in: np.ndarray | None, conv: bool,
+                 channelwise: bool = True):
     """Snap float weights to the profile's mantissa * 2^exponent grid.
 
     loihi2: one exponent per matrix, Lava weight rules (mixed matrices: even mantissas in
     [-254, 254]). fpga: one exponent per output channel, signed ``bits`` mantissas in
-    [-(2^(bits-1) - 1), 2^(bits-1) - 1]. With calibration inputs, also try one exponent finer
+    [-(2^(bits-1) - 1), 2^(bits-1) - 1] (one exponent per layer if not ``channelwise``). With calibration inputs, also try one exponent finer
     (clipping outliers) and keep whichever gives the smaller output error.
     Returns (w_q float64, exponent(s), clipped fraction).
     """
@@ -174,6 +180,8 @@ def grid_weights(w: np.ndarray, spec, bits: int, calib_in: np.ndarray | None, co
         e0 = int(arith.choose_exponent(np.abs(w).max() if w.size else 0.0, lim))
     else:
         rows = np.abs(w).reshape(w.shape[0], -1).max(axis=1) if w.size else np.zeros(w.shape[0])
+        if not channelwise:
+            rows = np.full(w.shape[0], rows.max() if rows.size else 0.0)
         e0 = arith.choose_exponent(rows, lim)
 
     def encode(offset: int):

@@ -147,7 +147,9 @@ class _Builder:
             e = np.full(w.shape[0], e0)
             kw = dict(weight_bits=8, acc_bits=self.spec.dense_acc_bits, acc_overflow=self.spec.dense_acc_overflow)
         else:
-            m, e = arith.encode_mant_exp(w, self.bits, *self.spec.weight_exp_range, axis=0)
+            axis = 0 if Q.per_channel(self.spec, self.ctx.options) else None
+            m, e = arith.encode_mant_exp(w, self.bits, *self.spec.weight_exp_range, axis=axis)
+            e = np.broadcast_to(e, (w.shape[0],)).copy()
             kw = dict(weight_bits=self.bits, acc_bits=self.acc_bits, acc_overflow=self.overflow)
             if cuba_bias is not None:
                 lo, hi = arith.signed_range(self.acc_bits)

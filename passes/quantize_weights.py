@@ -7,7 +7,8 @@ The graph stays float (so the float interpreter measures the effect); weights be
 - ``loihi2``: one exponent per matrix and Lava's weight rules (mixed-sign: even mantissas in
   [-254, 254]; single-sign: [0, 255] / [-255, 0]), so quantize_state maps them to Lava Dense
   weights without rounding again;
-- ``fpga``: one exponent per output channel, signed ``weight_bits`` mantissas (option, default 8).
+- ``fpga``: one exponent per output channel (``options["per_channel"] = False``: per layer),
+  signed ``weight_bits`` mantissas (option, default 8) in a symmetric range.
 With calibration data (``ctx.calib_x``) each dense layer also tries one exponent finer (clipping
 outlier weights) and keeps the one with the smaller output error on the layer's calibration
 inputs; the report gives per-layer SQNR and clipped fraction and the spike agreement / accuracy
@@ -71,7 +72,8 @@ class QuantizeWeights:
             if not isinstance(op, Q.SYNAPSES):
                 continue
             calib_in = Q.layer_inputs(graph, before, name) if before is not None else None
-            wq, exp, clipped = Q.grid_weights(op.weight, spec, bits, calib_in, Q.is_conv(op))
+            wq, exp, clipped = Q.grid_weights(op.weight, spec, bits, calib_in, Q.is_conv(op),
+                                              Q.per_channel(spec, ctx.options))
             graph = graph.with_node(name, op.replace(weight=wq.astype(np.float32)))
             s = Q.sqnr_db(op.weight, wq)
             sqnrs.append(s)

@@ -197,3 +197,17 @@ def test_without_calibration_data_and_bad_inputs():
         quantize(bad, "fpga")
     with pytest.raises(UserInputError, match="profile"):
         quantize(g, "tpu")
+
+
+def test_fpga_options_per_layer_and_widths():
+    g = recurrent_example()
+    x = example_inputs()
+    fixed, wrep, _ = quantize(g, "fpga", calib_x=x, per_channel=False, weight_bits=6, state_bits=20,
+                              acc_bits=24, state_overflow="wrap")
+    assert all(isinstance(layer["exponent"], list) and len(set(layer["exponent"])) == 1 for layer in wrep.layers)
+    fc = fixed.nodes["fc_in"]
+    assert len(set(fc.weight_exp.tolist())) == 1 and np.abs(fc.weight).max() <= 31
+    assert fc.weight_bits == 6 and fc.acc_bits == 24
+    lif = fixed.nodes["lif"]
+    assert lif.v_bits == 20 and lif.v_overflow.value == "wrap"
+    assert verify(fixed) == []
