@@ -421,3 +421,22 @@ def test_missing_weight_dataset(tmp_path):
 
 def test_registry_entry():
     assert registry.resolve(registry.FRONTENDS[".nir"]) is load
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_large_snntorch_file_sweep(tmp_path, seed):
+    """784-256-128-10, per-neuron beta in [0.5, 1), default subtract reset (NIR notes §3)."""
+    torch.manual_seed(seed)
+    sizes = [784, 256, 128, 10]
+    layers = []
+    for k, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers += [nn.Linear(a, b), snn.Leaky(beta=vec(b, 0.5, 1.0, 100 * seed + k), threshold=torch.ones(b))]
+    net = nn.Sequential(*layers)
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(3)
+    path = export_snntorch(net, torch.zeros(1, 784), tmp_path / "big.nir")
+    result = load(path, ImportOptions(reset=ResetMode.SUBTRACT_DEFERRED))
+    check_same(net, spikes_in(100, 16, 784, p=0.2, seed=seed), result)
