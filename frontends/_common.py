@@ -9,13 +9,11 @@ Gains within 1e-5 of 1 are set to exactly 1 (snnTorch's float32 export gives 0.9
 from __future__ import annotations
 
 import re
-from typing import Iterable
-
 import networkx as nx
 import numpy as np
 
 from rsnn_compiler.errors import UserInputError, VerificationError
-from rsnn_compiler.ir.graph import Edge, Graph
+from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.verify import verify_or_raise
 
 GAIN_SNAP = 1e-5
@@ -154,6 +152,3 @@ def finish_graph(graph: Graph) -> Graph:
     except VerificationError as err:
         raise UserInputError(f"imported graph is invalid: {err}") from None
 
-
-def edges_of(triples: Iterable[tuple[str, str, int]]) -> list[Edge]:
-    return [Edge(s, d, int(k)) for s, d, k in triples]

@@ -28,8 +28,7 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
 from rsnn_compiler.ir.ops import (
-    IF, LI, LIF, Affine, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay, Flatten, Identity,
-    Input, Op, Output, Pool, PoolMode, ResetMode, Scale, Threshold, op_from_parts,
+    IF, LI, LIF, Affine, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay, Flatten, Input, Op, Output, Pool, PoolMode, ResetMode, Scale, Threshold, op_from_parts,
 )
 from rsnn_compiler.passes_api import Prop
 
@@ -307,9 +306,10 @@ def _spiking_kw(name: str, node, shape, ctx: Ctx) -> dict:
         cmp = ctx.comparator
     else:
         cmp = Comparator(str(meta.get(META + "comparator", "gt")))
+    v_reset = getattr(node, "v_reset", None)  # absent in files older than NIR PR #129
     return {
         "theta": _bc(shape, to_array(node.v_threshold, f"'{name}'.v_threshold")),
-        "v_reset": _bc(shape, to_array(getattr(node, "v_reset", 0.0) if getattr(node, "v_reset", None) is not None else 0.0)),
+        "v_reset": _bc(shape, 0.0 if v_reset is None else to_array(v_reset)),
         "reset": reset,
         "comparator": cmp,
     }
@@ -657,4 +657,4 @@ def load(source: str, options: ImportOptions | None = None) -> ImportResult:
     return import_graph(read_nir(str(source)), options, source=str(source))
 
 
-__all__ = ["load", "import_graph", "read_nir", "convert_node", "flatten_graph", "Identity"]
+__all__ = ["load", "import_graph", "read_nir", "convert_node", "flatten_graph"]

@@ -16,7 +16,7 @@ from rsnn_compiler import registry
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions
 from rsnn_compiler.frontends.nir_export import export
-from rsnn_compiler.frontends.nir_import import load
+from rsnn_compiler.frontends.nir_import import import_graph, load
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.ir import (
     IF, LI, LIF, Affine, BatchNorm, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay, Flatten,
@@ -130,9 +130,6 @@ def test_ir_nir_ir_is_lossless(tmp_path):
     for node in plain.nodes.values():
         node.metadata = {}
     plain.metadata = {}
-    lif = load_plain = None  # noqa: F841
-    from rsnn_compiler.frontends.nir_import import import_graph
-
     plain_ir = import_graph(plain, ImportOptions(dt=1e-3, reset=ResetMode.SUBTRACT_NODELAY)).graph
     lif = plain_ir.nodes["lif"]
     np.testing.assert_allclose(lif.beta, g.nodes["lif"].beta, rtol=1e-6)
