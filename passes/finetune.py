@@ -9,7 +9,8 @@ has a fast-sigmoid surrogate gradient
 and the reset term is detached (as snnTorch does). The trainable parameters are the weights and
 biases of Affine / Conv layers; a 0/1 mask per layer multiplies the weight in the forward pass, so
 pruned weights stay exactly zero. ``finetune`` minimises the cross-entropy of
-``logits = out.mean(0)`` (same argmax as the CLI's prediction ``argmax(out.sum(0))``) with Adam; it is
+``logits = scale * out.sum(0)`` (same argmax as the CLI's prediction ``argmax(out.sum(0))``;
+scale 1/T for a value readout, 0.5 for spike counts) with Adam; it is
 seeded and deterministic on the CPU.
 """
 
@@ -208,6 +209,14 @@ class TorchGraph(nn.Module):
         return graph
 
 
+def spiking_output(graph: Graph) -> bool:
+    """Whether the output node records spikes (else a value readout such as LI)."""
+    return any(
+        isinstance(graph.nodes[e.src], NeuronOp) and graph.nodes[e.src].spiking
+        for e in graph.in_edges(graph.output_name)
+    )
+
+
 @dataclass
 class FinetuneConfig:
     epochs: int = 3
@@ -216,6 +225,8 @@ class FinetuneConfig:
     slope: float = 25.0  # surrogate steepness k
     max_grad_norm: float = 1.0
     seed: int = 0
+    logit_scale: float | None = None  # logits = scale * out.sum(0); None: 1/T for a value
+    # readout (the time mean), 0.5 for spike counts (snnTorch's usual count scaling)
 
 
 @dataclass
@@ -245,6 +256,9 @@ def finetune(
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     n = xt.shape[1]
+    scale = config.logit_scale
+    if scale is None:
+        scale = 0.5 if spiking_output(graph) else 1.0 / max(xt.shape[0], 1)
     gen = torch.Generator().manual_seed(config.seed)
     result = FinetuneResult(epochs=config.epochs, updates=0, samples=int(n))
     for _ in range(config.epochs):
@@ -252,7 +266,7 @@ def finetune(
         total = 0.0
         for start in range(0, n, config.batch_size):
             idx = perm[start : start + config.batch_size]
-            logits = model(xt[:, idx]).mean(0)
+            logits = model(xt[:, idx]).sum(0) * scale
             loss = F.cross_entropy(logits.reshape(len(idx), -1), yt[idx])
             opt.zero_grad()
             loss.backward()
@@ -265,4 +279,4 @@ def finetune(
     return model.to_graph(), result
 
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "TorchGraph", "finetune", "spike"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "TorchGraph", "finetune", "spike", "spiking_output"]

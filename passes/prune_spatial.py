@@ -23,7 +23,8 @@ spikes from actual runs (``rsnn_compiler.accounting``). An optional masked fine-
 
 Options (``ctx.options``): prune_fraction, prune_structure, prune_exclude (list of node names),
 prune_curve (list of sparsities), prune_tolerance, prune_finetune_epochs, prune_finetune_lr,
-prune_finetune_batch, prune_curve_finetune (bool: also fine-tune every curve point),
+prune_finetune_batch, prune_rounds (gradual pruning: R rounds of prune-to-s_k then fine-tune,
+s_k = s (1 - (1 - k/R)^3)), prune_curve_finetune (bool: also fine-tune every curve point),
 finetune_x / finetune_y (arrays) or prune_finetune_data (.npz path) — default: the calibration data.
 """
 
@@ -248,15 +249,16 @@ class PruneSpatial:
             cfg = FinetuneConfig(
                 epochs=epochs, lr=ev.option(ctx, "prune_finetune_lr", 1e-3),
                 batch_size=ev.option(ctx, "prune_finetune_batch", 64, int), seed=ctx.seed,
+                logit_scale=ev.option(ctx, "prune_finetune_logit_scale", None),
             )
             ctx.progress(f"prune_spatial: fine-tuning ({tag}, {epochs} epochs on {source})")
             # every zero stays zero: the new ones and those the layer already had
             full_masks = {n: op.weight != 0 for n, op in pruned.nodes.items()
                           if isinstance(op, (Affine, Conv1d, Conv2d))}
             tuned, result = finetune(pruned, ev.graph_steps(pruned, fx), fy, full_masks, cfg)
-            report.finetune = {"epochs": result.epochs, "updates": result.updates, "samples": result.samples,
+            report.finetune.update({"epochs": result.epochs, "updates": result.updates, "samples": result.samples,
                                "lr": cfg.lr, "batch_size": cfg.batch_size, "data": source,
-                               "loss_per_epoch": result.loss_per_epoch}
+                               "loss_per_epoch": result.loss_per_epoch})
             return tuned
 
         # accuracy-vs-sparsity curve (and the tolerance back-off uses it)
@@ -265,22 +267,33 @@ class PruneSpatial:
             points = sorted({round(float(s), 4) for s in grid} | {round(fraction, 4)})
             for s in points:
                 g_s, m_s = prune_to(graph, s, structure, exclude)
-                reached = round(global_sparsity(g_s), 4)
+                reached = round(float(global_sparsity(g_s)), 4)
                 report.curve.append((reached, ev.accuracy(g_s, x, labels)))
                 if epochs > 0 and ctx.options.get("prune_curve_finetune") and s > 0:
                     report.curve_finetuned.append((reached, ev.accuracy(finetuned(g_s, m_s, f"curve {s}"), x, labels)))
 
-        pruned, masks = prune_to(graph, fraction, structure, exclude)
+        pruned, masks = prune_to(graph, fraction, structure, exclude)  # one shot
+        touched = set(masks)
         if x is not None:
             report.accuracy_pruned = ev.accuracy(pruned, x, labels)
         if epochs > 0:
-            pruned = finetuned(pruned, masks, f"sparsity {fraction}")
+            rounds = max(1, ev.option(ctx, "prune_rounds", 1, int))
+            pruned, history = graph, []
+            for k in range(1, rounds + 1):  # gradual: cubic schedule s_k = s (1 - (1 - k/R)^3)
+                s_k = fraction if k == rounds else fraction * (1.0 - (1.0 - k / rounds) ** 3)
+                pruned, masks = prune_to(pruned, s_k, structure, exclude)
+                touched |= set(masks)
+                pruned = finetuned(pruned, masks, f"round {k}/{rounds}, sparsity {s_k:.3f}")
+                if x is not None:
+                    history.append((round(float(global_sparsity(pruned)), 4), ev.accuracy(pruned, x, labels)))
+            report.finetune["rounds"] = history
         if x is not None:
             report.accuracy_after = ev.accuracy(pruned, x, labels)
             if report.tolerance is not None:
                 report.within_tolerance = report.accuracy_before - report.accuracy_after <= report.tolerance
                 if not report.within_tolerance:
                     pruned, masks = self._back_off(graph, report, structure, exclude, fraction)
+                    touched = set(masks)
                     if epochs > 0 and masks:
                         pruned = finetuned(pruned, masks, "back-off")
                     report.accuracy_after = ev.accuracy(pruned, x, labels)
@@ -293,7 +306,7 @@ class PruneSpatial:
             report.spikes_per_sample_after = report.synops_after["spikes_per_sample"]
         else:
             report.notes.append("no calibration data: no accuracy, curve or synaptic-op counts")
-        self._fill_layers(graph, pruned, report, set(masks))
+        self._fill_layers(graph, pruned, report, touched)
         report.reason = (
             f"{report.fraction_reached:.1%} of {report.weights_total} weights zero"
             f" (target {fraction:.1%}, LAMP, {structure})"
@@ -329,7 +342,8 @@ class PruneSpatial:
         report.weights_total = sum(l.total for l in report.layers.values())
         report.weights_kept_before = sum(l.kept_before for l in report.layers.values())
         report.weights_kept_after = sum(l.kept for l in report.layers.values())
-        report.fraction_reached = 1.0 - report.weights_kept_after / max(report.weights_total, 1)
+        if report.weights_total:
+            report.fraction_reached = 1.0 - report.weights_kept_after / report.weights_total
 
 
 __all__ = ["PruneSpatial", "PruneSpatialReport", "apply_masks", "global_sparsity", "lamp_masks",

@@ -39,6 +39,7 @@ from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 
 from rsnn_compiler.accounting import count_synops, is_synapse
 from rsnn_compiler.passes import prune_eval as ev
+from rsnn_compiler.passes.finetune import spiking_output
 
 
 @dataclass
@@ -109,13 +110,6 @@ def delays_to_output(graph: Graph) -> dict[str, int]:
     return dict(nx.single_source_dijkstra_path_length(view, graph.output_name, weight="delay"))
 
 
-def _spiking_output(graph: Graph) -> bool:
-    for e in graph.in_edges(graph.output_name):
-        op = graph.nodes[e.src]
-        return isinstance(op, NeuronOp) and op.spiking
-    return False
-
-
 class PruneTemporal:
     name: ClassVar[str] = "prune_temporal"
     requires: ClassVar[frozenset[str]] = frozenset()
@@ -145,7 +139,7 @@ class PruneTemporal:
             labels, report.metric = np.asarray(ctx.calib_y), "accuracy"
         else:
             labels, report.metric = ev.predictions(result.out), "agreement_with_full_length"
-        dists = output_distributions(result.out, _spiking_output(graph))
+        dists = output_distributions(result.out, spiking_output(graph))
         full = dists[-1]
         cum = np.cumsum(result.out.reshape(steps, result.out.shape[1], -1), axis=0)
         acc = (cum.argmax(axis=-1) == labels[None]).mean(axis=1) * 100.0
