@@ -42,6 +42,7 @@ class Pointwise:
     opname: str = ""
     magnitudes: list[float] = field(default_factory=list)  # |constants|, to size the probe grid
     is_add: bool = False  # a plain sum (residual add when its inputs differ)
+    label: str = ""
 
 
 def _fail(where: str, why: str) -> UserInputError:
@@ -137,7 +138,7 @@ def group_pointwise(items: list, output: str) -> tuple[list[AnnNode], str]:
             raise UserInputError(
                 f"{it.opname or 'elementwise op'} at {it.where} combines two different tensors;"
                 " only residual additions (x + y) are supported")
-        out.append(AnnNode(it.name, AnnKind.ADD, list(it.inputs), it.where))
+        out.append(AnnNode(it.name, AnnKind.ADD, list(it.inputs), it.where, label=it.label))
     # every region is evaluated lazily: its consumers decide which member is the region output
     used: dict[str, set[str]] = {}
     for it in items:
@@ -156,7 +157,8 @@ def group_pointwise(items: list, output: str) -> tuple[list[AnnNode], str]:
         fn = _region_fn(mem, s, ex.name)
         mag = max([1.0, *[m_ for m in mem for m_ in m.magnitudes]])
         spec = classify(fn, ex.where or s, mag)
-        node = AnnNode(ex.name, AnnKind.ACT, [s], ex.where, {"spec": spec, "ops": [m.opname for m in mem]})
+        label = ex.label.rsplit(".", 1)[0] if len(mem) > 1 and "." in ex.label else ex.label
+        node = AnnNode(ex.name, AnnKind.ACT, [s], ex.where, {"spec": spec, "ops": [m.opname for m in mem]}, label)
         acts[s] = node
         region_out[ex.name] = ex.name
     # rebuild in order: an act goes right after its source

@@ -78,6 +78,7 @@ class AnnNode:
     inputs: list[str]
     where: str = ""  # location in the source model, for messages
     params: dict = field(default_factory=dict)
+    label: str = ""  # readable base name for the IR node (defaults to ``name``)
 
     def p(self, key: str):
         return self.params[key]

@@ -171,6 +171,7 @@ def read_onnx(path: str | Path) -> AnnGraph:
             raise UserInputError(
                 f"unsupported ONNX op '{op}' at {where}; supported: Gemm, MatMul, Add, Conv, Relu, Clip,"
                 " BatchNormalization, AveragePool, GlobalAveragePool, MaxPool, Flatten, Reshape (see docs/conversion.md)")
+        n.label = (node.name or out).strip("/").replace("/", ".")
         items.append(n)
         if isinstance(n, AnnNode):
             producer[out] = n

@@ -118,7 +118,7 @@ class _Builder:
             op = cls(weight=ws.astype(np.float32), bias=None, input_shape=self.ann.shapes[node.inputs[0]],
                      stride=node.p("stride"), padding=node.p("padding"), dilation=node.p("dilation"),
                      groups=groups)
-        name = self.add(node.name, op, h.srcs)
+        name = self.add(node.label or node.name, op, h.srcs)
         out_shape = self.ann.shapes[node.name]
         bias_full = b.reshape((-1,) + (1,) * (len(out_shape) - 1)) * np.ones(out_shape)
         self.unwritten[name] = b
@@ -160,7 +160,7 @@ class _Builder:
             op = DualThresholdIF(bias=bias_x, theta=theta, theta_neg=f32(plan.theta_neg / s), v_init=v0)
         else:
             op = MultiThreshold(bias=bias_x, theta=theta, v_init=v0, levels=plan.levels, reset=plan.reset)
-        name = self.add(node.name, op, h.srcs)
+        name = self.add(node.label or node.name, op, h.srcs)
         self.neuron_of[node.name] = name
         self.scale_in[name] = s
         return Handle([name], "spikes", np.full(shape, plan.unit, dtype=np.float64))
@@ -172,7 +172,8 @@ class _Builder:
         if node.p("mode") == "avg":
             op = Pool(mode=PoolMode.SUM, kernel=k, stride=st, padding=pad, input_shape=shape_in)
             fn = F.avg_pool2d if len(k) == 2 else F.avg_pool1d
-            scale = fn(scale_t, k, st, pad, count_include_pad=True)[0].numpy()
+            # SNN value = window sum; ANN value = sum / k (padding counted): scale' = scale / k
+            scale = fn(scale_t, k, st, pad, count_include_pad=True)[0].numpy() / float(np.prod(k))
             kind = h.kind
         else:
             _per_channel(h.scale, node)
@@ -186,14 +187,14 @@ class _Builder:
                 self.notes.append(
                     f"max-pool {node.where or node.name} on binary/signed spikes takes the max of"
                     " per-step spikes (not of rates); prefer avg-pool or sfn")
-        name = self.add(node.name, op, h.srcs)
+        name = self.add(node.label or node.name, op, h.srcs)
         return Handle([name], kind, scale)
 
     def flatten(self, node: AnnNode, h: Handle) -> Handle:
         shape_in = self.ann.shapes[node.inputs[0]]
         if len(shape_in) == 1:
             return h
-        name = self.add(node.name, Flatten(input_shape=shape_in), h.srcs)
+        name = self.add(node.label or node.name, Flatten(input_shape=shape_in), h.srcs)
         return Handle([name], h.kind, h.scale.reshape(-1))
 
     def residual(self, node: AnnNode, hs: list[Handle]) -> Handle:

@@ -1,0 +1,189 @@
+"""ANN-to-SNN conversion: exactness properties, accuracy on a trained digits MLP, report, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ann_fixtures import DigitsMLP, Mnist1dCNN, ResQ, trained
+from rsnn_compiler.cli.main import main
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.frontend_api import ImportOptions
+from rsnn_compiler.frontends.ann_convert import ConvertOptions, Method
+from rsnn_compiler.frontends.conversion_report import repeat_input, snn_predict
+from rsnn_compiler.frontends.torch_ann_import import load
+from rsnn_compiler.interpreter.float_interp import run_float
+from rsnn_compiler.ir import IF, Pool, PoolMode
+from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold
+
+
+def _convert(model, x, y=None, **conv):
+    opts = ImportOptions(calib_x=x[None], calib_y=y, extra={"convert": conv})
+    return load(model, opts)
+
+
+def _acc(graph, x, y, steps) -> float:
+    return 100.0 * float((snn_predict(graph, x, steps) == y).mean())
+
+
+def _ann_logits(model, x):
+    with torch.no_grad():
+        return model(torch.as_tensor(x)).numpy()
+
+
+# ------------------------------------------------------------------------------------------
+# exactness
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make,shape", [
+    (lambda: DigitsMLP("qcfs"), (64,)),
+    (lambda: ResQ("qcfs"), (64,)),  # residual + one activation object called twice
+    (lambda: Mnist1dCNN("qcfs", "max"), (1, 40)),  # max-pool is exact on graded spikes
+    (lambda: Mnist1dCNN("qcfs", "avg"), (1, 40)),  # avg-pool folded into the next weights
+])
+def test_sfn_t1_equals_qcfs_ann(make, shape):
+    torch.manual_seed(0)
+    model = make().eval()
+    for m in model.modules():
+        if hasattr(m, "lam"):
+            m.lam.data.fill_(float(torch.empty(()).uniform_(1.0, 3.0)))
+    x = (torch.rand(64, *shape) * 2).numpy()
+    res = _convert(model, x, method="sfn")
+    ops = res.graph.nodes.values()
+    assert all(not isinstance(op, (IF, DualThresholdIF)) for op in ops)
+    assert sum(isinstance(op, MultiThreshold) for op in ops) >= 2
+    out = run_float(res.graph, x[None], record=False).out[0]
+    np.testing.assert_allclose(out, _ann_logits(model, x), rtol=1e-4, atol=2e-4)
+    assert all(r["origin"] == "QCFS activation (exact)" for r in res.report.layers)
+    if "max" in type(model).__name__ or any(isinstance(op, Pool) and op.mode is PoolMode.MAX for op in ops):
+        assert not any("max-pool" in n for n in res.report.notes)
+
+
+def test_avg_pool_becomes_sum_pool_with_folded_weights():
+    model = Mnist1dCNN("qcfs", "avg").eval()
+    res = _convert(model, np.random.default_rng(0).random((16, 1, 40), dtype=np.float32), method="maxnorm")
+    pools = [op for op in res.graph.nodes.values() if isinstance(op, Pool)]
+    assert pools and all(p.mode is PoolMode.SUM for p in pools)
+
+
+def test_bias_is_injected_every_step_by_the_neuron():
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", "relu")
+    res = _convert(model, xtr[:200], method="maxnorm")
+    neurons = [op for op in res.graph.nodes.values() if isinstance(op, IF)]
+    assert len(neurons) == 2 and all(np.any(op.bias != 0) for op in neurons)
+    # the readout keeps its bias in the synapse: out(t) = W o(t) + b every step
+    r = run_float(res.graph, repeat_input(xte[:4], 3))
+    assert r.out.shape == (3, 4, 10)
+
+
+def test_maxnorm_thresholds_are_layer_maxima_and_v0_zero():
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", "relu")
+    res = _convert(model, xtr[:300], method="maxnorm", steps=8)
+    for row in res.report.layers:
+        assert row["neuron"] == "if" and row["v_init"] == 0.0
+        assert row["origin"] == "max of calibration activations"
+    half = _convert(model, xtr[:300], method="maxnorm", opts={"v_init": "half", "percentile": 99.9})
+    assert all(r["v_init"] == pytest.approx(r["theta"] / 2) for r in half.report.layers)
+
+
+def test_ecl_uses_dual_threshold_neurons_with_half_membrane():
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", "clip")
+    res = _convert(model, xtr[:200], method="ecl", steps=2)
+    duals = [op for op in res.graph.nodes.values() if isinstance(op, DualThresholdIF)]
+    assert len(duals) == 2
+    for op in duals:
+        np.testing.assert_allclose(op.v_init, op.theta / 2)
+        assert (op.theta_neg == 0).all()
+    assert all(r["origin"] == "activation's clip level" for r in res.report.layers)
+
+
+# ------------------------------------------------------------------------------------------
+# accuracy (one real check in the default run; sweeps are slow)
+# ------------------------------------------------------------------------------------------
+def test_sfn_t1_within_half_point_of_relu_ann_digits():
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", "relu")
+    ann = 100.0 * float((_ann_logits(model, xte).argmax(1) == yte).mean())
+    res = _convert(model, xtr, ytr, method="sfn", levels=8)
+    snn = _acc(res.graph, xte, yte, 1)
+    assert snn >= ann - 0.5, (ann, snn)
+
+
+def test_ecl_t2_within_1_5_points_of_clip_ann_digits():
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", "clip")
+    ann = 100.0 * float((_ann_logits(model, xte).argmax(1) == yte).mean())
+    res = _convert(model, xtr, ytr, method="ecl", steps=2)
+    assert _acc(res.graph, xte, yte, 2) >= ann - 1.5
+
+
+def test_ecl_finetunes_relu_ann_quickly():
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", "relu")
+    res = _convert(model, xtr, ytr, method="ecl", steps=2, opts={"epochs": 8})
+    info = res.report.method_details["finetune"]
+    assert info["used_labels"] and set(info["lam"]) == {r["site"] for r in res.report.layers}
+    assert all(r["origin"] == "learned by fine-tuning" for r in res.report.layers)
+    assert _acc(res.graph, xte, yte, 2) > 90.0
+
+
+# ------------------------------------------------------------------------------------------
+# report, options, errors
+# ------------------------------------------------------------------------------------------
+def test_report_has_thresholds_error_split_messages_and_accuracy():
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", "relu")
+    res = _convert(model, xtr[:256], ytr[:256], method="maxnorm", steps=4)
+    rep = res.report
+    assert rep.method == "maxnorm" and rep.steps == 4
+    assert set(rep.accuracy["snn"]) == {"1", "2", "4", "8"} and rep.accuracy["ann"] is not None
+    for row in rep.layers:
+        for key in ("theta", "clipping_error", "quantisation_error", "unevenness_error", "messages_per_sample"):
+            assert key in row
+        assert row["clipping_error"] == 0.0  # max-norm never clips on its own calibration data
+    assert rep.messages_per_sample > 0
+    data = rep.to_json()
+    json.dumps(data)
+    assert data["metrics"]["layers"][0]["neuron"] == "if"
+
+
+def test_error_split_dual_if_reduces_unevenness_vs_if():
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", "clip")
+    dual = _convert(model, xtr[:256], method="ecl", steps=4).report.layers
+    # same thresholds with plain IF neurons
+    plain = _convert(model, xtr[:256], method="maxnorm", steps=4, opts={"v_init": "half"}).report.layers
+    assert sum(r["unevenness_error"] for r in dual) <= sum(r["unevenness_error"] for r in plain) + 1e-6
+
+
+def test_options_are_checked():
+    with pytest.raises(UserInputError, match="unknown conversion option 'bogus'"):
+        ConvertOptions.from_dict({"method": "sfn", "opts": {"bogus": 1}})
+    with pytest.raises(UserInputError, match="--convert must be one of"):
+        ConvertOptions.from_dict({"method": "rate"})
+    o = ConvertOptions.from_dict({"method": "ecl", "steps": None, "opts": {"theta_neg": "-0.5"}})
+    assert o.method is Method.ECL and o.t == 2 and o.theta_neg == -0.5
+
+
+def test_relu_without_calibration_is_an_error():
+    model, _ = trained("digits_mlp", "relu")
+    with pytest.raises(UserInputError, match="--calib"):
+        load(model, ImportOptions(extra={"convert": {"method": "sfn"}, "input_shape": (64,)}))
+
+
+def test_cli_build_run_onnx(tmp_path, capsys):
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", "qcfs")
+    onnx_path = tmp_path / "m.onnx"
+    torch.onnx.export(model, torch.zeros(1, 64), str(onnx_path), dynamo=False, opset_version=17)
+    np.savez(tmp_path / "calib.npz", x=xtr[None, :300], y=ytr[:300])
+    np.savez(tmp_path / "test.npz", x=xte[None, :100], y=yte[:100])
+    build = tmp_path / "b"
+    code = main(["build", str(onnx_path), "--convert", "sfn", "--calib", str(tmp_path / "calib.npz"),
+                 "-o", str(build), "--json", "-q"])
+    assert code == 0
+    manifest = json.loads(capsys.readouterr().out)
+    imp = manifest["passes"][0]
+    assert imp["metrics"]["method"] == "sfn" and imp["metrics"]["steps"] == 1
+    assert main(["run", str(build), "--inputs", str(tmp_path / "test.npz"), "--out", str(tmp_path / "y.npz")]) == 0
+    out = np.load(tmp_path / "y.npz")["out"]
+    assert out.shape == (1, 100, 10)
+    np.testing.assert_array_equal(out.sum(0).argmax(-1), _ann_logits(model, xte[:100]).argmax(1))
+    code = main(["build", str(onnx_path), "--convert", "sfn", "--convert-opt", "nonsense", "-o", str(build)])
+    assert code == 2
