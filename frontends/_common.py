@@ -64,31 +64,22 @@ def decay_from_tau(tau: np.ndarray, dt: float) -> np.ndarray:
     naive = exact.astype(np.float32)
     if raw.dtype != np.float32:
         return np.where(np.isinf(tau64) & (tau64 > 0), np.float32(1.0), naive).astype(np.float32)
-    tau32 = raw
-    out = naive.copy()
     dt32 = np.float32(dt)
-    flat_tau, flat_exact, flat_out = tau32.reshape(-1), exact.reshape(-1), out.reshape(-1)
-    for k in range(flat_out.size):
-        t = flat_tau[k]
-        if not np.isfinite(t) or not np.isfinite(flat_exact[k]):
-            continue
-        cand = flat_out[k]
-        best, best_err = None, None
-        c = cand
-        for _ in range(4):
-            c = np.nextafter(c, np.float32(-np.inf))
-        for _ in range(9):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                back = np.float32(dt32 / np.float32(np.float32(1.0) - c))
-            if back == t:
-                err = abs(float(c) - flat_exact[k])
-                if best is None or err < best_err:
-                    best, best_err = c, err
-            c = np.nextafter(c, np.float32(np.inf))
-        if best is not None:
-            flat_out[k] = best
-    out = flat_out.reshape(tau32.shape)
-    out = np.where(np.isinf(tau64) & (tau64 > 0), np.float32(1.0), out)
+    ok = np.isfinite(raw) & np.isfinite(exact)
+    best = naive.copy()
+    best_err = np.full(raw.shape, np.inf)
+    cand = naive.copy()
+    for _ in range(4):
+        cand = np.nextafter(cand, np.float32(-np.inf))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(9):  # naive - 4 ulp .. naive + 4 ulp
+            back = (dt32 / (np.float32(1.0) - cand)).astype(np.float32)
+            err = np.abs(cand.astype(np.float64) - exact)
+            take = ok & (back == raw) & (err < best_err)
+            best = np.where(take, cand, best)
+            best_err = np.where(take, err, best_err)
+            cand = np.nextafter(cand, np.float32(np.inf))
+    out = np.where(np.isinf(tau64) & (tau64 > 0), np.float32(1.0), best)
     return out.astype(np.float32)
 
 

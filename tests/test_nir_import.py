@@ -440,3 +440,12 @@ def test_large_snntorch_file_sweep(tmp_path, seed):
     path = export_snntorch(net, torch.zeros(1, 784), tmp_path / "big.nir")
     result = load(path, ImportOptions(reset=ResetMode.SUBTRACT_DEFERRED))
     check_same(net, spikes_in(100, 16, 784, p=0.2, seed=seed), result)
+
+
+def test_beta_recovered_exactly_from_float32_tau():
+    from rsnn_compiler.frontends._common import decay_from_tau
+
+    beta = np.random.default_rng(0).uniform(0.5, 1.0, 50000).astype(np.float32)
+    tau = (np.float32(1e-4) / (np.float32(1) - beta)).astype(np.float32)  # snnTorch's export formula
+    assert np.array_equal(decay_from_tau(tau, 1e-4), beta)
+    assert decay_from_tau(np.array([np.inf], np.float32), 1e-4).tolist() == [1.0]
