@@ -54,6 +54,7 @@ NEURON_CLASSES = ("Leaky", "Synaptic", "RLeaky", "RSynaptic")
 PASSTHROUGH = (nn.Identity, nn.Dropout)
 FIDELITY_STEPS = 100
 FIDELITY_BATCH = 4
+FIDELITY_MAX_BATCH = 64  # calibration samples used for the fidelity check
 
 
 def _is_snn(module: nn.Module) -> bool:
@@ -474,7 +475,8 @@ def _import(module, example_input, options, source, start) -> ImportResult:
     fidelity: dict = {}
     if b.neurons and not options.extra.get("skip_fidelity", False):
         if options.calib_x is not None:
-            x, origin = np.asarray(options.calib_x, dtype=np.float32), "calibration data"
+            x = np.asarray(options.calib_x, dtype=np.float32)[:, :FIDELITY_MAX_BATCH]
+            origin = f"calibration data (first {x.shape[1]} samples)"
         else:
             gen = np.random.default_rng(0)
             x = gen.random((FIDELITY_STEPS, FIDELITY_BATCH, *graph.nodes["input"].shape), dtype=np.float32)
