@@ -1,0 +1,416 @@
+"""GPU runtime (run here on the CPU) against the reference interpreters, spike for spike and state
+for state at every step; the exact-sum strategies CUDA uses; the gpu target/executor; and the
+straight-through fine-tuning module."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rsnn_compiler.backends.gpu_backend import GpuBackend, unsupported
+from rsnn_compiler.backends.gpu_exact import ExactLinear, LinearPlan, choose_plan
+from rsnn_compiler.backends.gpu_qat import FixedPointModule, requantize
+from rsnn_compiler.backends.gpu_runtime import GraphRuntime, resolve_device
+from rsnn_compiler.cli.main import main
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.examples import example_inputs
+from rsnn_compiler.fixed import arith
+from rsnn_compiler.fixed.arith import Overflow
+from rsnn_compiler.interpreter import run_fixed, run_float
+from rsnn_compiler.ir import (
+    Delay, Domain, FixedConv2d, FixedDense, FixedLI, FixedLIF, FixedMultiThreshold, Flatten,
+    GraphBuilder, Identity, Input, Output, Pool, PoolMode, Quantize, ResetMode, verify,
+)
+from rsnn_compiler.ir.fixed_ops import FixedALIF, make_neuron
+from rsnn_compiler.testing.random_float_graphs import random_float_graph, random_float_input
+from rsnn_compiler.testing.random_graphs import random_fixed_graph, random_input
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "models" / "example" / "recurrent.rsnn"
+CUDA_POLICIES = ("float", "float32", "float64", "limbs")
+
+
+def assert_same(ref, got, tag=""):
+    """Equal out, spikes, states and node values: same keys, dtypes and every element."""
+    assert ref.out.dtype == got.out.dtype, tag
+    assert np.array_equal(ref.out, got.out), tag
+    for field in ("spikes", "states", "values"):
+        a, b = getattr(ref, field), getattr(got, field)
+        assert a.keys() == b.keys(), (tag, field, sorted(a), sorted(b))
+        for k in a:
+            assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, (tag, field, k)
+            if not np.array_equal(a[k], b[k]):
+                idx = tuple(np.argwhere(a[k] != b[k])[0])
+                raise AssertionError(f"{tag} {field}[{k}] differs first at (t, b, ...)={idx}:"
+                                     f" {a[k][idx]} != {b[k][idx]}")
+
+
+# --------------------------------------------------------------------------------------
+# Fixed-point graphs: differential fuzzing against run_fixed
+# --------------------------------------------------------------------------------------
+def _fixed_case(seed: int, profile: str):
+    knobs = dict(conv=seed % 5 == 0, quantize_input=seed % 3 == 0)
+    if seed % 4 == 1:
+        knobs["overflow"] = True
+    if profile == "fpga" and seed % 2:
+        knobs["readout"] = "li"
+    g = random_fixed_graph(seed, profile, **knobs)
+    return g, random_input(g, steps=8, batch=2, seed=seed)
+
+
+CHUNK = 25
+
+
+@pytest.mark.parametrize("profile", ["loihi2", "fpga"])
+@pytest.mark.parametrize("start", range(0, 100, CHUNK))
+def test_fixed_random_graphs_match_run_fixed(profile, start):
+    for seed in range(start, start + CHUNK):
+        g, x = _fixed_case(seed, profile)
+        assert_same(run_fixed(g, x), GraphRuntime(g).run(x), (profile, seed))
+
+
+@pytest.mark.parametrize("policy", CUDA_POLICIES)
+def test_fixed_cuda_sum_strategies_are_exact_on_random_graphs(policy):
+    """The float32 / float64 / limb strategies CUDA uses, exercised on the CPU."""
+    for seed in range(8):
+        for profile in ("loihi2", "fpga"):
+            g, x = _fixed_case(1000 + seed, profile)
+            assert_same(run_fixed(g, x), GraphRuntime(g, int_matmul=policy).run(x), (policy, profile, seed))
+
+
+def test_fuzz_covers_the_promised_features():
+    seen = {k: 0 for k in ("recurrent", "delay", "cuba", "graded", "li", "conv", "quant",
+                           "alif", "dual_if", "mtn", "wrap", "saturate", "spikes")}
+    for profile in ("loihi2", "fpga"):
+        for seed in range(100):
+            g, x = _fixed_case(seed, profile)
+            ops = list(g.nodes.values())
+            seen["recurrent"] += any(n.startswith("rec") for n in g.nodes)
+            seen["delay"] += any(e.delay > 0 for e in g.edges if not e.src.startswith("n"))
+            seen["cuba"] += any(isinstance(o, FixedLIF) and (o.du < 4095).any() for o in ops)
+            seen["graded"] += "_p1_" not in g.attrs.name
+            seen["li"] += any(isinstance(o, FixedLI) for o in ops)
+            seen["conv"] += "conv" in g.nodes
+            seen["quant"] += "q" in g.nodes
+            seen["alif"] += any(isinstance(o, FixedALIF) for o in ops)
+            seen["dual_if"] += any(type(o).__name__ == "FixedDualIF" for o in ops)
+            seen["mtn"] += any(isinstance(o, FixedMultiThreshold) for o in ops)
+            seen["wrap"] += any(getattr(o, "u_overflow", None) in (Overflow.WRAP, Overflow.WRAP_ONCE) for o in ops)
+            seen["saturate"] += any(getattr(o, "v_overflow", None) is Overflow.SATURATE for o in ops)
+            r = run_fixed(g, x)
+            seen["spikes"] += sum(int(np.count_nonzero(v)) for v in r.spikes.values()) > 0
+    assert all(v > 0 for v in seen.values()), seen
+    assert seen["spikes"] > 150, seen
+
+
+def _extra_fixed_graph(seed: int):
+    """Ops the generator leaves out: FixedConv2d (groups, stride), sum/max Pool with padding,
+    Delay nodes, Identity, a dense fed by two edges and an Output summing two edges."""
+    r = np.random.default_rng(seed)
+    st = dict(input_shift=int(r.integers(0, 3)), v_bits=int(r.integers(10, 20)),
+              v_overflow=Overflow(r.choice(["wrap", "saturate", "saturate_sym"])))
+    cur = dict(u_bits=st["v_bits"], u_overflow=st["v_overflow"], du_offset=1)
+    groups = int(r.choice([1, 2]))
+    conv = FixedConv2d(weight=r.integers(-100, 100, (4, 2 // groups, 3, 3)),
+                       weight_exp=r.integers(-4, 1, 4), input_shape=(2, 6, 6), padding=1,
+                       stride=int(r.integers(1, 3)), groups=groups, weight_bits=8,
+                       acc_bits=int(r.integers(12, 33)), acc_overflow=Overflow(r.choice(["wrap", "saturate"])))
+    pool = Pool(mode=PoolMode(r.choice(["sum", "max"])), kernel=2, stride=int(r.integers(1, 3)),
+                padding=int(r.integers(0, 2)), input_shape=conv.out_shape)
+    flat_n = int(np.prod(pool.out_shape))
+    b = GraphBuilder("extra")
+    b.add("in", Input(shape=(2, 6, 6)))
+    b.add("conv", conv)
+    b.add("pool", pool)
+    b.add("flat", Flatten(input_shape=pool.out_shape))
+    b.add("fc", FixedDense(weight=r.integers(-60, 60, (6, flat_n)), weight_exp=np.full(6, -3),
+                           bias=r.integers(-20, 20, 6), weight_bits=8, acc_bits=32))
+    reset = ResetMode(r.choice([m.value for m in ResetMode]))
+    b.add("lif", make_neuron(FixedLIF, (6,), du=r.integers(0, 4096, 6), dv=r.integers(0, 4096, 6),
+                             vth=int(r.integers(20, 400)), vth_shift=2, reset=reset, bias_mant=3,
+                             bias_exp=-1, **st, **cur))
+    b.add("dly", Delay(shape=(6,), steps=int(r.integers(1, 4))))
+    b.add("fc2", FixedDense(weight=r.integers(-100, 100, (3, 6)), weight_exp=np.zeros(3), weight_bits=8))
+    b.add("mtn", make_neuron(FixedMultiThreshold, (3,), vth=int(r.integers(5, 60)), vth_shift=1,
+                             levels=3, reset=ResetMode(r.choice(["subtract", "zero"])), **st))
+    b.add("id", Identity(shape=(3,)))
+    b.add("out", Output(shape=(3,)))
+    b.chain("in", "conv", "pool", "flat", "fc", "lif", "dly", "fc2", "mtn", "id", "out")
+    b.connect("lif", "fc2", 1)  # a second edge into a dense: summed input
+    b.connect("id", "out", 2)  # the Output sums now and two steps ago
+    g = b.build().with_attrs(domain=Domain.FIXED, profile="fpga")
+    assert verify(g) == [], verify(g)
+    x = r.integers(-8, 9, (10, 3, 2, 6, 6))
+    return g, x
+
+
+@pytest.mark.parametrize("policy", ("auto",) + CUDA_POLICIES)
+def test_fixed_conv2d_pool_delay_graphs(policy):
+    for seed in range(8 if policy == "auto" else 4):
+        g, x = _extra_fixed_graph(seed)
+        assert_same(run_fixed(g, x), GraphRuntime(g, int_matmul=policy).run(x), (policy, seed))
+
+
+def test_record_false_keeps_only_the_output():
+    g, x = _fixed_case(7, "fpga")
+    rt = GraphRuntime(g, record=False)
+    r = rt.run(x)
+    assert np.array_equal(r.out, run_fixed(g, x).out) and not r.spikes and not r.states
+    assert_same(run_fixed(g, x), rt.run(x, record=True))
+
+
+def test_runtime_is_reusable_across_batches_and_lengths():
+    g, _ = _fixed_case(3, "loihi2")
+    rt = GraphRuntime(g)
+    for steps, batch in ((5, 1), (9, 4), (1, 3)):
+        x = random_input(g, steps, batch, seed=steps)
+        assert_same(run_fixed(g, x), rt.run(x), (steps, batch))
+
+
+# --------------------------------------------------------------------------------------
+# Float graphs: bit-identical to run_float on the CPU
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("start", range(0, 120, 30))
+def test_float_random_graphs_match_run_float(start):
+    for seed in range(start, start + 30):
+        g = random_float_graph(seed)
+        x = random_float_input(g, steps=8, batch=2, seed=seed)
+        assert_same(run_float(g, x), GraphRuntime(g).run(x), seed)
+
+
+def test_float_example_model_matches_interpreter():
+    from rsnn_compiler.ir import load_graph
+
+    g = load_graph(EXAMPLE)
+    x = example_inputs(steps=25, batch=8)
+    assert_same(run_float(g, x), GraphRuntime(g).run(x))
+
+
+# --------------------------------------------------------------------------------------
+# Exact sums: plans and limbs
+# --------------------------------------------------------------------------------------
+def test_choose_plan_picks_the_cheapest_exact_dtype():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose_plan("auto", cpu, 10**6, 10**6) == LinearPlan("int64")
+    assert choose_plan("auto", cuda, 1000, 1000).dtype == "float32"
+    assert choose_plan("auto", cuda, 1 << 20, 1 << 10).dtype == "float64"
+    big = choose_plan("auto", cuda, 1 << 20, (1 << 62))
+    assert big.dtype == "float64" and big.limbs > 1 and big.limb_bits > 0
+    with pytest.raises(ValueError):
+        choose_plan("int64", cuda, 1, 1)
+    with pytest.raises(ValueError):
+        choose_plan("bogus", cpu, 1, 1)
+
+
+@pytest.mark.parametrize("xbits", [10, 30, 52, 62])
+def test_limb_split_is_exact_for_large_values(xbits):
+    rng = np.random.default_rng(xbits)
+    w = rng.integers(-(1 << 15), 1 << 15, (5, 40))
+    x = rng.integers(-(1 << xbits), 1 << xbits, (3, 40))
+    ref = x @ w.T  # int64 (wraps mod 2^64 like the runtime when the true sum leaves int64)
+    lin = ExactLinear(torch.from_numpy(w), lambda a, b: a @ b.t())
+    plan = choose_plan("float", torch.device("cuda"), lin.row_bound, int(np.abs(x).max()))
+    got = lin.apply(torch.from_numpy(x), plan)
+    assert np.array_equal(got.numpy(), ref), plan
+
+
+# --------------------------------------------------------------------------------------
+# Backend, executor, devices, errors
+# --------------------------------------------------------------------------------------
+def test_check_lists_every_unsupported_item():
+    g, _ = _extra_fixed_graph(0)
+    assert unsupported(g) == []
+    bad_pool = Pool(mode=PoolMode.AVG, kernel=2, stride=2, input_shape=g.nodes["pool"].input_shape)
+    g2 = g.with_node("pool", bad_pool)
+    g2 = g2.with_node("lif", g2.nodes["lif"].replace(v_bits=70, v_overflow=Overflow.SATURATE))
+    diags = GpuBackend().check(g2)
+    assert len(diags) == 2 and all(d.fix for d in diags)
+    assert "average pooling" in str(diags[0]) and "membrane width 70" in str(diags[1])
+    with pytest.raises(UserInputError, match="cannot run this graph"):
+        GraphRuntime(g2)
+
+
+def test_emit_writes_runtime_json(tmp_path):
+    g, _ = _fixed_case(2, "fpga")
+    art = GpuBackend().emit(g, tmp_path)
+    assert art.files == ["gpu/runtime.json"]
+    desc = json.loads((tmp_path / "runtime.json").read_text())
+    assert desc["profile"] == "fpga" and desc["graphs"]["fpga"] == "graph.fpga.rsnn"
+    assert desc["float"]["tf32"] is False and set(desc["fixed"]["cuda_plan"]) == {
+        n for n, op in g.nodes.items() if isinstance(op, FixedDense)}
+
+
+def test_devices_and_input_errors():
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device().type == "cpu"
+        with pytest.raises(UserInputError, match="CUDA is not available"):
+            resolve_device("cuda")
+    g, x = _fixed_case(0, "fpga")
+    rt = GraphRuntime(g, device="cpu")
+    with pytest.raises(UserInputError, match="shape"):
+        rt.run(x[:, :, :1])
+    if "q" not in g.nodes:
+        with pytest.raises(UserInputError, match="integer inputs"):
+            rt.run(x + 0.5)
+    with pytest.raises(UserInputError, match="NaN"):
+        GraphRuntime(random_float_graph(0)).run(np.full((2, 1, *random_float_graph(0).nodes["in"].shape), np.nan))
+
+
+def _cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_executor_on_a_real_gpu_build(tmp_path, capsys):
+    build = tmp_path / "build"
+    code, _, err = _cli(capsys, "build", EXAMPLE, "-o", build, "--target", "gpu", "-q")
+    assert code == 0, err
+    desc = json.loads((build / "gpu" / "runtime.json").read_text())
+    manifest = json.loads((build / "manifest.json").read_text())
+    profile = manifest["options"]["profile"]
+    assert (build / desc["graphs"][profile]).exists() and (build / desc["graphs"]["float"]).exists()
+    np.savez(tmp_path / "x.npz", x=example_inputs(steps=20, batch=4))
+    for domain in ("float", "fixed"):
+        outs = {}
+        for executor in ("interp", "gpu"):
+            out = tmp_path / f"{executor}_{domain}.npz"
+            code, _, err = _cli(capsys, "run", build, "--inputs", tmp_path / "x.npz", "--out", out,
+                                "--executor", executor, "--domain", domain, "-q")
+            assert code == 0, err
+            outs[executor] = np.load(out)
+        ref, got = outs["interp"], outs["gpu"]
+        assert sorted(ref.files) == sorted(got.files) and "out" in got.files
+        for k in ref.files:
+            assert ref[k].dtype == got[k].dtype and np.array_equal(ref[k], got[k]), (domain, k)
+
+
+# --------------------------------------------------------------------------------------
+# Straight-through fine-tuning module
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("profile", ["loihi2", "fpga"])
+def test_qat_forward_equals_run_fixed(profile):
+    for seed in range(10):
+        g, x = _fixed_case(200 + seed, profile)
+        ref = run_fixed(g, x)
+        m = FixedPointModule(g)
+        tr = m.trace(x)
+        assert np.array_equal(tr.out, ref.out)
+        for field in ("spikes", "states"):
+            a, b = getattr(ref, field), getattr(tr, field)
+            assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), (seed, field)
+        out = m(x)
+        assert out.dtype == torch.float64 and np.array_equal(out.detach().numpy(), ref.out.astype(np.float64))
+        out.square().mean().backward()  # gradients reach the shadow weights
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+        assert_same(ref, run_fixed(m.export_fixed_graph(), x), ("export untrained", seed))
+
+
+def _tiny_task_graph(profile: str):
+    rng = np.random.default_rng(0)
+    loihi = profile == "loihi2"
+    st = {} if loihi else dict(input_shift=0, v_bits=16, v_overflow=Overflow.SATURATE,
+                                u_bits=16, u_overflow=Overflow.SATURATE)
+    vshift = 6 if loihi else 0
+    dense = (lambda w, e: dict(weight=arith.loihi_weight_quantize(w), weight_exp=np.full(len(w), e),
+                               acc_bits=32, acc_overflow=Overflow.WRAP)) if loihi else (
+        lambda w, e: dict(weight=w, weight_exp=np.full(len(w), e), weight_bits=8, acc_bits=32))
+    b = GraphBuilder("tiny")
+    b.add("in", Input(shape=(4,)))
+    b.add("q", Quantize(shape=(4,), shift=4, bits=8, signed=True))
+    b.add("fc1", FixedDense(**dense(rng.integers(-60, 61, (8, 4)), -2)))
+    b.add("lif", make_neuron(FixedLIF, (8,), du=4095, dv=400, vth=300, vth_shift=vshift, **st))
+    b.add("fc2", FixedDense(**dense(rng.integers(-60, 61, (2, 8)), 0)))
+    b.add("li", make_neuron(FixedLI, (2,), du=4095, dv=600, **st))
+    b.add("out", Output(shape=(2,)))
+    b.chain("in", "q", "fc1", "lif", "fc2", "li", "out")
+    g = b.build().with_attrs(domain=Domain.FIXED, profile=profile)
+    assert verify(g) == [], verify(g)
+    return g
+
+
+def _tiny_task(seed: int = 1, batch: int = 16, steps: int = 10):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, batch)
+    x = rng.uniform(0, 0.3, (steps, batch, 4))
+    x[:, y == 0, :2] += 0.8
+    x[:, y == 1, 2:] += 0.8
+    return x, torch.from_numpy(y)
+
+
+@pytest.mark.parametrize("profile,lr,scale", [("fpga", 20.0, 200.0), ("loihi2", 20.0, 12800.0)])
+def test_qat_sgd_reduces_loss_and_exports_an_identical_graph(profile, lr, scale):
+    g = _tiny_task_graph(profile)
+    x, y = _tiny_task()
+    m = FixedPointModule(g)
+    opt = torch.optim.SGD(m.parameters(), lr=lr)
+    losses = []
+    for _ in range(6):
+        loss = torch.nn.functional.cross_entropy(m(x).sum(0) / scale, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    final = torch.nn.functional.cross_entropy(m(x).sum(0) / scale, y).item()
+    assert final < 0.7 * losses[0], losses + [final]
+    exported = m.export_fixed_graph()
+    assert verify(exported) == []
+    assert list(exported.nodes) == list(g.nodes) and exported.edges == g.edges
+    assert any(not np.array_equal(exported.nodes[n].weight, g.nodes[n].weight) for n in ("fc1", "fc2"))
+    ref = run_fixed(exported, x)
+    assert np.array_equal(ref.out.astype(np.float64), m(x).detach().numpy())
+    assert_same(ref, m.trace(x))
+    if profile == "loihi2":
+        assert all(arith.loihi_weights_exact(exported.nodes[n].weight, exported.nodes[n].weight_bits)
+                   for n in ("fc1", "fc2"))
+
+
+def test_requantize_is_identity_on_legal_weights():
+    for seed in range(30):
+        for profile in ("loihi2", "fpga"):
+            g, _ = _fixed_case(seed, profile)
+            for op in g.nodes.values():
+                if isinstance(op, FixedDense):
+                    e = np.asarray(op.weight_exp, np.float64)[:, None]
+                    shadow = torch.from_numpy(op.weight * np.exp2(e))
+                    assert np.array_equal(requantize(op, shadow, profile).numpy(), op.weight)
+
+
+# --------------------------------------------------------------------------------------
+# Larger sweep (pytest -m slow)
+# --------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["loihi2", "fpga"])
+def test_slow_fixed_sweep(profile):
+    for seed in range(2000, 2600):
+        knobs = dict(conv=seed % 5 == 0, quantize_input=seed % 3 == 0, overflow=seed % 4 == 1)
+        g = random_fixed_graph(seed, profile, **knobs)
+        x = random_input(g, steps=30, batch=4, seed=seed)
+        ref = run_fixed(g, x)
+        assert_same(ref, GraphRuntime(g).run(x), (profile, seed))
+        if seed % 10 == 0:
+            for policy in CUDA_POLICIES:
+                assert_same(ref, GraphRuntime(g, int_matmul=policy).run(x), (profile, seed, policy))
+
+
+@pytest.mark.slow
+def test_slow_float_sweep():
+    for seed in range(1000, 1500):
+        g = random_float_graph(seed)
+        x = random_float_input(g, steps=30, batch=4, seed=seed)
+        assert_same(run_float(g, x), GraphRuntime(g).run(x), seed)
+
+
+@pytest.mark.slow
+def test_slow_extra_fixed_graphs_and_qat():
+    for seed in range(100, 160):
+        g, x = _extra_fixed_graph(seed)
+        ref = run_fixed(g, x)
+        assert_same(ref, GraphRuntime(g).run(x), seed)
+        assert_same(ref, FixedPointModule(g).trace(x), ("qat", seed))
