@@ -13,8 +13,7 @@ from rsnn_compiler.fixed.arith import Overflow, SignMode
 I40 = st.integers(-(1 << 40), (1 << 40))
 I62 = st.integers(-(1 << 62), (1 << 62) - 1)
 BITS = st.integers(2, 48)
-settings.register_profile("fixed", max_examples=200, deadline=None)
-settings.load_profile("fixed")
+FAST = settings(max_examples=100, deadline=None)  # per test: no global hypothesis profile
 
 
 def py_trunc_shift(x: int, n: int) -> int:
@@ -37,18 +36,21 @@ def py_wrap_once(x: int, b: int) -> int:
     return x
 
 
+@FAST
 @given(I62, st.integers(0, 62))
 def test_trunc_shift_rounds_toward_zero(x, n):
     assert int(A.trunc_shift(x, n)) == py_trunc_shift(x, n)
     assert int(A.floor_shift(x, n)) == x >> n
 
 
+@FAST
 @given(I40, st.integers(-20, 20))
 def test_shift_signed_exponent(x, e):
     expected = x << e if e >= 0 else x >> -e  # Python >> floors
     assert int(A.shift(x, e)) == expected
 
 
+@FAST
 @given(st.lists(I40, min_size=1, max_size=8), st.integers(-12, 12))
 def test_shift_vectorised_per_channel(xs, e):
     x = np.array(xs)
@@ -57,6 +59,7 @@ def test_shift_vectorised_per_channel(xs, e):
     assert [int(v) for v in got] == [a << b if b >= 0 else a >> -b for a, b in zip(xs, es)]
 
 
+@FAST
 @given(I62, BITS)
 def test_wrap_twos_complement(x, b):
     assert int(A.wrap(x, b)) == py_wrap(x, b)
@@ -64,6 +67,7 @@ def test_wrap_twos_complement(x, b):
     assert lo <= int(A.wrap(x, b)) <= hi
 
 
+@FAST
 @given(st.integers(-(3 << 30) + 1, (3 << 30) - 1), st.integers(2, 31))
 def test_wrap_once(x, b):
     got = int(A.wrap_once(x, b))
@@ -77,6 +81,7 @@ def test_wrap_once_lava_examples():
     assert A.wrap_once(a << 6, 24).tolist() == [8388608, -8388544, 8388608, -3977216]
 
 
+@FAST
 @given(I62, BITS)
 def test_saturate(x, b):
     half = 1 << (b - 1)
@@ -89,6 +94,7 @@ def test_saturate(x, b):
             assert int(A.overflow(x, b, mode)) == x
 
 
+@FAST
 @given(st.integers(-(1 << 40), 1 << 40), st.integers(0, 4096))
 def test_decay_is_trunc0_of_product(x, d):
     assert int(A.decay(x, d)) == py_trunc_shift(x * (4096 - d), 12)
@@ -106,6 +112,7 @@ def test_decay_examples():
     assert int(A.decay(-5, 2048)) == -2  # -2.5 toward zero
 
 
+@FAST
 @given(I40, st.integers(1, 1 << 20))
 def test_floor_div(x, y):
     assert int(A.floor_div(x, y)) == x // y
@@ -120,6 +127,7 @@ def test_loihi_weight_examples():
     assert A.loihi_weight_quantize(np.array([3, 300]), 6).tolist() == [0, 252]
 
 
+@FAST
 @given(st.lists(st.integers(-300, 300), min_size=1, max_size=12), st.integers(1, 8))
 def test_loihi_weight_quantize_model(ws, nwb):
     w = np.array(ws)
@@ -141,6 +149,7 @@ def test_loihi_weight_quantize_model(ws, nwb):
         assert A.loihi_weights_exact(q, nwb)
 
 
+@FAST
 @given(
     st.lists(st.floats(-10, 10, allow_nan=False), min_size=1, max_size=20),
     st.integers(1, 8),
@@ -154,6 +163,7 @@ def test_encode_loihi_weights_is_lava_fixed_point(ws, nwb):
 
 
 # --- mantissa / exponent ----------------------------------------------------------
+@FAST
 @given(
     st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=16),
     st.integers(2, 16),
@@ -172,6 +182,7 @@ def test_encode_mant_exp_fits_and_is_tight(vs, bits):
             assert A.round_half_away(np.abs(v).max() / 2.0 ** (int(e) - 1)) > lim
 
 
+@FAST
 @given(st.integers(-(1 << 12), (1 << 12) - 1), st.integers(-8, 8))
 def test_encode_mant_exp_exact_for_representable(m, e):
     value = m * 2.0**e

@@ -24,6 +24,17 @@ from rsnn_compiler.registry import get_pass
 PRUNE_SKIPPED = SkippedStep("prune", "pruning off", frozenset({Prop.PRUNED}))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """The float interpreter runs tiny torch ops; extra threads only contend on a busy CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def quantize(graph, profile, calib_x=None, calib_y=None, **options):
     ctx = PassContext(calib_x=calib_x, calib_y=calib_y, profile=profile, options=options, verify_each=True)
     fixed, reports = run_pipeline(graph, [PRUNE_SKIPPED, "quantize_weights", "quantize_state"], ctx)

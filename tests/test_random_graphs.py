@@ -14,7 +14,7 @@ from rsnn_compiler.ir import (
 from rsnn_compiler.ir.topology import cycles
 from rsnn_compiler.testing.random_graphs import random_fixed_graph, random_input
 
-SEEDS = range(30)
+SEEDS = range(20)
 
 
 @pytest.mark.parametrize("profile", ["loihi2", "fpga"])

@@ -181,8 +181,8 @@ def choose_exponent(max_abs, mant_max: int, exp_lo: int = -64, exp_hi: int = 64)
     """
     m = np.asarray(max_abs, dtype=np.float64)
     with np.errstate(divide="ignore"):
-        e = np.ceil(np.log2(np.where(m > 0, m, 1.0) / mant_max)).astype(np.int64)
-    e = np.clip(e, exp_lo, exp_hi)
+        e = np.ceil(np.log2(np.where(m > 0, m, 1.0)) - np.log2(mant_max))
+    e = np.clip(e, exp_lo, exp_hi).astype(np.int64)
     # fix rounding at the boundary: ensure round(m/2^e) <= mant_max, and e-1 would not fit
     e = np.where(round_half_away(m / np.exp2(e)) > mant_max, e + 1, e)
     e = np.where((e > exp_lo) & (round_half_away(m / np.exp2(e - 1)) <= mant_max), e - 1, e)
