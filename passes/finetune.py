@@ -10,7 +10,7 @@ and the reset term is detached (as snnTorch does). The trainable parameters are 
 biases of Affine / Conv layers; a 0/1 mask per layer multiplies the weight in the forward pass, so
 pruned weights stay exactly zero. ``finetune`` minimises the cross-entropy of
 ``logits = scale * out.sum(0)`` (same argmax as the CLI's prediction ``argmax(out.sum(0))``;
-scale 1/T for a value readout, 0.5 for spike counts) with Adam; it is
+scale 1/T for a value readout, 0.5 for spike counts) with Adam (learning rate cosine-annealed to 0); it is
 seeded and deterministic on the CPU.
 """
 
@@ -225,6 +225,7 @@ class FinetuneConfig:
     slope: float = 25.0  # surrogate steepness k
     max_grad_norm: float = 1.0
     seed: int = 0
+    cosine: bool = True  # cosine-anneal the learning rate to 0 over the run
     logit_scale: float | None = None  # logits = scale * out.sum(0); None: 1/T for a value
     # readout (the time mean), 0.5 for spike counts (snnTorch's usual count scaling)
 
@@ -260,6 +261,8 @@ def finetune(
     if scale is None:
         scale = 0.5 if spiking_output(graph) else 1.0 / max(xt.shape[0], 1)
     gen = torch.Generator().manual_seed(config.seed)
+    total_updates = config.epochs * ((n + config.batch_size - 1) // config.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total_updates, 1)) if config.cosine else None
     result = FinetuneResult(epochs=config.epochs, updates=0, samples=int(n))
     for _ in range(config.epochs):
         perm = torch.randperm(n, generator=gen)
@@ -273,6 +276,8 @@ def finetune(
             if config.max_grad_norm:
                 nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             opt.step()
+            if sched is not None:
+                sched.step()
             total += float(loss.detach()) * len(idx)
             result.updates += 1
         result.loss_per_epoch.append(total / n)

@@ -23,7 +23,8 @@ spikes from actual runs (``rsnn_compiler.accounting``). An optional masked fine-
 
 Options (``ctx.options``): prune_fraction, prune_structure, prune_exclude (list of node names),
 prune_curve (list of sparsities), prune_tolerance, prune_finetune_epochs, prune_finetune_lr,
-prune_finetune_batch, prune_rounds (gradual pruning: R rounds of prune-to-s_k then fine-tune,
+prune_finetune_batch, prune_finetune_control (bool: also fine-tune the unpruned graph with the same
+budget and report its accuracy), prune_rounds (gradual pruning: R rounds of prune-to-s_k then fine-tune,
 s_k = s (1 - (1 - k/R)^3)), prune_curve_finetune (bool: also fine-tune every curve point),
 finetune_x / finetune_y (arrays) or prune_finetune_data (.npz path) — default: the calibration data.
 """
@@ -73,6 +74,7 @@ class PruneSpatialReport(PassReport):
     accuracy_before: float | None = None
     accuracy_pruned: float | None = None  # after pruning, before fine-tune
     accuracy_after: float | None = None
+    accuracy_unpruned_finetuned: float | None = None  # control (prune_finetune_control)
     tolerance: float | None = None
     within_tolerance: bool | None = None
     curve: list[tuple[float, float]] = field(default_factory=list)  # (sparsity, accuracy), no fine-tune
@@ -242,16 +244,18 @@ class PruneSpatial:
             acc_before = ev.account(graph, x)
             report.synops_before = ev.summary(acc_before)
 
-        def finetuned(pruned: Graph, masks, tag: str) -> Graph:
+        rounds = max(1, ev.option(ctx, "prune_rounds", 1, int))
+
+        def finetuned(pruned: Graph, masks, tag: str, n_epochs: int = epochs) -> Graph:
             from rsnn_compiler.passes.finetune import FinetuneConfig, finetune
 
             fx, fy, source = _finetune_data(ctx)
             cfg = FinetuneConfig(
-                epochs=epochs, lr=ev.option(ctx, "prune_finetune_lr", 1e-3),
+                epochs=n_epochs, lr=ev.option(ctx, "prune_finetune_lr", 5e-3),
                 batch_size=ev.option(ctx, "prune_finetune_batch", 64, int), seed=ctx.seed,
                 logit_scale=ev.option(ctx, "prune_finetune_logit_scale", None),
             )
-            ctx.progress(f"prune_spatial: fine-tuning ({tag}, {epochs} epochs on {source})")
+            ctx.progress(f"prune_spatial: fine-tuning ({tag}, {n_epochs} epochs on {source})")
             # every zero stays zero: the new ones and those the layer already had
             full_masks = {n: op.weight != 0 for n, op in pruned.nodes.items()
                           if isinstance(op, (Affine, Conv1d, Conv2d))}
@@ -272,12 +276,16 @@ class PruneSpatial:
                 if epochs > 0 and ctx.options.get("prune_curve_finetune") and s > 0:
                     report.curve_finetuned.append((reached, ev.accuracy(finetuned(g_s, m_s, f"curve {s}"), x, labels)))
 
+        if epochs > 0 and x is not None and ctx.options.get("prune_finetune_control"):
+            # control: the unpruned graph fine-tuned with the same budget (is the gain pruning's?)
+            control = finetuned(graph, {}, "unpruned control", epochs * rounds)
+            report.accuracy_unpruned_finetuned = ev.accuracy(control, x, labels)
+
         pruned, masks = prune_to(graph, fraction, structure, exclude)  # one shot
         touched = set(masks)
         if x is not None:
             report.accuracy_pruned = ev.accuracy(pruned, x, labels)
         if epochs > 0:
-            rounds = max(1, ev.option(ctx, "prune_rounds", 1, int))
             pruned, history = graph, []
             for k in range(1, rounds + 1):  # gradual: cubic schedule s_k = s (1 - (1 - k/R)^3)
                 s_k = fraction if k == rounds else fraction * (1.0 - (1.0 - k / rounds) ** 3)

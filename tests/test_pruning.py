@@ -441,8 +441,8 @@ def test_trained_recurrent_net_pruned_80_percent_within_one_point(trained_digits
     assert dense_acc > 70.0
     ctx = PassContext(
         calib_x=xte, calib_y=yte,
-        options={"prune_fraction": 0.8, "prune_rounds": 2, "prune_finetune_epochs": 3,
-                 "prune_finetune_lr": 2e-3, "finetune_x": xtr, "finetune_y": ytr},
+        options={"prune_fraction": 0.8, "prune_rounds": 2, "prune_finetune_epochs": 5,
+                 "prune_finetune_lr": 1e-2, "finetune_x": xtr, "finetune_y": ytr},
     )
     new, report = PruneSpatial().run(g, ctx)
     assert report.fraction_reached >= 0.8
@@ -451,7 +451,7 @@ def test_trained_recurrent_net_pruned_80_percent_within_one_point(trained_digits
     assert report.accuracy_after > report.accuracy_pruned
     assert len(report.curve) >= 5 and report.curve[0][1] == pytest.approx(dense_acc)
     assert report.effective_synops_after < report.effective_synops_before
-    assert report.finetune["epochs"] == 3 and report.finetune["data"] == "options"
+    assert report.finetune["epochs"] == 5 and report.finetune["data"] == "options"
     assert [s for s, _ in report.finetune["rounds"]] == pytest.approx([0.7, 0.8], abs=1e-3)
 
 
