@@ -371,11 +371,13 @@ class FixedPointModule(torch.nn.Module):
     def from_float(cls, graph: Graph, profile: str = "fpga", calib_x: np.ndarray | None = None,
                    **kwargs) -> "FixedPointModule":
         """Quantize a float graph with the build's fixed pipeline, then wrap the result."""
-        from rsnn_compiler.build import fixed_pipeline
+        from rsnn_compiler.build import BuildOptions, fixed_pipeline, float_pipeline
         from rsnn_compiler.pass_manager import run_pipeline
         from rsnn_compiler.passes_api import PassContext
 
-        fixed, _reports = run_pipeline(graph, fixed_pipeline(), PassContext(profile=profile, calib_x=calib_x))
+        ctx = PassContext(profile=profile, calib_x=calib_x)
+        steps = float_pipeline(BuildOptions()) + fixed_pipeline()  # canonicalize, prune (off), quantize
+        fixed, _reports = run_pipeline(graph, steps, ctx)
         return cls(fixed, **kwargs)
 
     def _stateless(self, op):

@@ -35,6 +35,15 @@ EXAMPLE = ROOT / "models" / "example" / "recurrent.rsnn"
 CUDA_POLICIES = ("float", "float32", "float64", "limbs")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is much faster (and steadier on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def assert_same(ref, got, tag=""):
     """Equal out, spikes, states and node values: same keys, dtypes and every element."""
     assert ref.out.dtype == got.out.dtype, tag
@@ -69,9 +78,13 @@ CHUNK = 25
 @pytest.mark.parametrize("profile", ["loihi2", "fpga"])
 @pytest.mark.parametrize("start", range(0, 100, CHUNK))
 def test_fixed_random_graphs_match_run_fixed(profile, start):
+    spiking = 0
     for seed in range(start, start + CHUNK):
         g, x = _fixed_case(seed, profile)
-        assert_same(run_fixed(g, x), GraphRuntime(g).run(x), (profile, seed))
+        ref = run_fixed(g, x)
+        assert_same(ref, GraphRuntime(g).run(x), (profile, seed))
+        spiking += any(np.count_nonzero(v) for v in ref.spikes.values())
+    assert spiking >= CHUNK // 2  # the comparison is not vacuous
 
 
 @pytest.mark.parametrize("policy", CUDA_POLICIES)
@@ -85,10 +98,10 @@ def test_fixed_cuda_sum_strategies_are_exact_on_random_graphs(policy):
 
 def test_fuzz_covers_the_promised_features():
     seen = {k: 0 for k in ("recurrent", "delay", "cuba", "graded", "li", "conv", "quant",
-                           "alif", "dual_if", "mtn", "wrap", "saturate", "spikes")}
+                           "alif", "dual_if", "mtn", "wrap", "saturate")}
     for profile in ("loihi2", "fpga"):
         for seed in range(100):
-            g, x = _fixed_case(seed, profile)
+            g, _x = _fixed_case(seed, profile)
             ops = list(g.nodes.values())
             seen["recurrent"] += any(n.startswith("rec") for n in g.nodes)
             seen["delay"] += any(e.delay > 0 for e in g.edges if not e.src.startswith("n"))
@@ -102,10 +115,7 @@ def test_fuzz_covers_the_promised_features():
             seen["mtn"] += any(isinstance(o, FixedMultiThreshold) for o in ops)
             seen["wrap"] += any(getattr(o, "u_overflow", None) in (Overflow.WRAP, Overflow.WRAP_ONCE) for o in ops)
             seen["saturate"] += any(getattr(o, "v_overflow", None) is Overflow.SATURATE for o in ops)
-            r = run_fixed(g, x)
-            seen["spikes"] += sum(int(np.count_nonzero(v)) for v in r.spikes.values()) > 0
     assert all(v > 0 for v in seen.values()), seen
-    assert seen["spikes"] > 150, seen
 
 
 def _extra_fixed_graph(seed: int):
@@ -177,10 +187,14 @@ def test_runtime_is_reusable_across_batches_and_lengths():
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("start", range(0, 120, 30))
 def test_float_random_graphs_match_run_float(start):
+    spiking = 0
     for seed in range(start, start + 30):
         g = random_float_graph(seed)
         x = random_float_input(g, steps=8, batch=2, seed=seed)
-        assert_same(run_float(g, x), GraphRuntime(g).run(x), seed)
+        ref = run_float(g, x)
+        assert_same(ref, GraphRuntime(g).run(x), seed)
+        spiking += any(np.count_nonzero(v) for v in ref.spikes.values())
+    assert spiking >= 15
 
 
 def test_float_example_model_matches_interpreter():
@@ -369,6 +383,17 @@ def test_qat_sgd_reduces_loss_and_exports_an_identical_graph(profile, lr, scale)
     if profile == "loihi2":
         assert all(arith.loihi_weights_exact(exported.nodes[n].weight, exported.nodes[n].weight_bits)
                    for n in ("fc1", "fc2"))
+
+
+def test_qat_from_float_quantizes_with_the_build_pipeline():
+    from rsnn_compiler.ir import load_graph
+
+    x = example_inputs(steps=12, batch=4)
+    m = FixedPointModule.from_float(load_graph(EXAMPLE), "fpga", calib_x=x)
+    assert m.graph.attrs.domain is Domain.FIXED and m.profile == "fpga"
+    ref = run_fixed(m.graph, x)
+    assert np.array_equal(m(x).detach().numpy(), ref.out.astype(np.float64))
+    assert_same(ref, GraphRuntime(m.graph).run(x))
 
 
 def test_requantize_is_identity_on_legal_weights():
