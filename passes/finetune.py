@@ -7,11 +7,11 @@ has a fast-sigmoid surrogate gradient
     forward  s = H(v - theta)          backward  ds/dv = 1 / (1 + k |v - theta|)^2
 
 and the reset term is detached (as snnTorch does). The trainable parameters are the weights and
-biases of Affine / Conv layers; a 0/1 mask per layer multiplies the weight in the forward pass, so
-pruned weights stay exactly zero. ``finetune`` minimises the cross-entropy of
-``logits = scale * out.sum(0)`` (same argmax as the CLI's prediction ``argmax(out.sum(0))``;
-scale 1/T for a value readout, 0.5 for spike counts) with Adam (learning rate cosine-annealed to 0); it is
-seeded and deterministic on the CPU.
+biases of Affine / Conv layers; a 0/1 mask per layer multiplies the weight in the forward pass,
+so pruned weights stay exactly zero (and the bias of a row with no weight left stays as it was).
+``finetune`` minimises the cross-entropy of ``logits = scale * out.sum(0)`` (same argmax as the
+CLI's prediction ``argmax(out.sum(0))``; scale 1/T for a value readout, 0.5 for spike counts)
+with Adam, the learning rate cosine-annealed to 0; it is seeded and deterministic on the CPU.
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ class TorchGraph(nn.Module):
         self.weights = nn.ParameterDict()
         self.biases = nn.ParameterDict()
         self.masks: dict[str, torch.Tensor] = {}
+        self.bias_alive: dict[str, torch.Tensor] = {}
+        self.bias_frozen: dict[str, torch.Tensor] = {}
         for name, op in graph.nodes.items():
             if isinstance(op, (Affine, Conv1d, Conv2d)):
                 self.weights[name] = nn.Parameter(_p(op.weight))
@@ -88,12 +90,22 @@ class TorchGraph(nn.Module):
                     self.biases[name] = nn.Parameter(_p(op.bias))
                 mask = None if masks is None else masks.get(name)
                 self.masks[name] = _p(mask if mask is not None else np.ones(op.weight.shape))
+                if op.bias is not None:  # a row with no weight left keeps its bias as it is
+                    alive = self.masks[name].reshape(op.weight.shape[0], -1).any(dim=1)
+                    self.bias_alive[name] = alive.to(DTYPE)
+                    self.bias_frozen[name] = _p(op.bias)
 
     def weight(self, name: str) -> torch.Tensor:
         return self.weights[name] * self.masks[name]
 
+    def bias(self, name: str) -> torch.Tensor | None:
+        if name not in self.biases:
+            return None
+        alive = self.bias_alive[name]
+        return self.bias_frozen[name] + (self.biases[name] - self.bias_frozen[name]) * alive
+
     def _synapse(self, name: str, op, x: torch.Tensor) -> torch.Tensor:
-        b = self.biases[name] if name in self.biases else None
+        b = self.bias(name)
         if isinstance(op, Affine):
             return F.linear(x, self.weight(name), b)
         conv = F.conv1d if isinstance(op, Conv1d) else F.conv2d
@@ -204,7 +216,8 @@ class TorchGraph(nn.Module):
                 op = graph.nodes[name]
                 mask = self.masks[name].numpy() > 0
                 w = np.where(mask, self.weights[name].numpy(), 0.0).astype(np.float32)  # no -0.0
-                b = self.biases[name].numpy().astype(np.float32) if name in self.biases else None
+                b = self.bias(name)
+                b = None if b is None else b.numpy().astype(np.float32)
                 graph = graph.with_node(name, op.replace(weight=w, bias=b))
         return graph
 

@@ -559,3 +559,35 @@ def test_acceptance_recurrent_mnist1d_80_percent_within_one_point():
     t_new, t_report = PruneTemporal().run(new, PassContext(calib_x=xte, calib_y=yte))
     print(t_report.reason)
     assert t_report.accuracy_after >= t_report.accuracy_before - 1.0
+
+
+def _conv_net():
+    rng = np.random.default_rng(5)
+    b = GraphBuilder("conv_snn")
+    b.add("input", Input(shape=(2, 16)))
+    b.add("conv", Conv1d(weight=rng.normal(0, 0.8, (6, 2, 3)), bias=rng.normal(0, 0.1, 6), input_shape=(2, 16)))
+    b.add("lif", LIF(**broadcast_params((6, 14), beta=0.9, gain=1.0, bias=0.0, theta=1.0, v_reset=0.0, v_init=0.0)))
+    b.add("flat", Flatten(input_shape=(6, 14)))
+    b.add("fc", Affine(weight=rng.normal(0, 0.3, (3, 84))))
+    b.add("readout", LI(**broadcast_params((3,), beta=0.9, gain=1.0, bias=0.0, v_init=0.0)))
+    b.add("output", Output(shape=(3,)))
+    b.chain("input", "conv", "lif", "flat", "fc", "readout", "output")
+    return b.build()
+
+
+def test_channel_pruning_and_fine_tune_on_a_conv_net():
+    g = _conv_net()
+    x = (np.random.default_rng(1).random((12, 8, 2, 16)) < 0.5).astype(np.float32)
+    with torch.no_grad():
+        assert np.array_equal(TorchGraph(g)(torch.from_numpy(x)).numpy(), run_float(g, x).out)
+    pruned, masks = prune_to(g, 0.2, structure="channels")
+    assert set(masks) == {"conv"}  # fc feeds the readout: protected in structured mode
+    dead = ~pruned.nodes["conv"].weight.reshape(6, -1).any(axis=1)
+    assert dead.sum() >= 1 and np.all(pruned.nodes["conv"].bias[dead] == 0)
+    tuned, _ = finetune(pruned, x, np.arange(8) % 3, {"conv": pruned.nodes["conv"].weight != 0},
+                        FinetuneConfig(epochs=2, batch_size=4))
+    assert np.array_equal(tuned.nodes["conv"].weight.reshape(6, -1).any(axis=1), ~dead)
+    assert np.all(tuned.nodes["conv"].bias[dead] == 0)  # removed channels stay removed
+    acc, _ = account_float(pruned, x)
+    dense, _ = account_float(g, x)
+    assert acc.layers[0].effective_per_sample < dense.layers[0].effective_per_sample
