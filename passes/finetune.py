@@ -83,11 +83,13 @@ class TorchGraph(nn.Module):
         self.masks: dict[str, torch.Tensor] = {}
         self.bias_alive: dict[str, torch.Tensor] = {}
         self.bias_frozen: dict[str, torch.Tensor] = {}
+        self.key: dict[str, str] = {}  # node name -> parameter key (node names may contain '.')
         for name, op in graph.nodes.items():
             if isinstance(op, (Affine, Conv1d, Conv2d)):
-                self.weights[name] = nn.Parameter(_p(op.weight))
+                key = self.key[name] = f"n{len(self.key)}"
+                self.weights[key] = nn.Parameter(_p(op.weight))
                 if op.bias is not None:
-                    self.biases[name] = nn.Parameter(_p(op.bias))
+                    self.biases[key] = nn.Parameter(_p(op.bias))
                 mask = None if masks is None else masks.get(name)
                 self.masks[name] = _p(mask if mask is not None else np.ones(op.weight.shape))
                 if op.bias is not None:  # a row with no weight left keeps its bias as it is
@@ -96,13 +98,13 @@ class TorchGraph(nn.Module):
                     self.bias_frozen[name] = _p(op.bias)
 
     def weight(self, name: str) -> torch.Tensor:
-        return self.weights[name] * self.masks[name]
+        return self.weights[self.key[name]] * self.masks[name]
 
     def bias(self, name: str) -> torch.Tensor | None:
-        if name not in self.biases:
+        if self.key[name] not in self.biases:
             return None
         alive = self.bias_alive[name]
-        return self.bias_frozen[name] + (self.biases[name] - self.bias_frozen[name]) * alive
+        return self.bias_frozen[name] + (self.biases[self.key[name]] - self.bias_frozen[name]) * alive
 
     def _synapse(self, name: str, op, x: torch.Tensor) -> torch.Tensor:
         b = self.bias(name)
@@ -199,7 +201,7 @@ class TorchGraph(nn.Module):
                     y = spike(gather(name, t), _p(op.theta), op.comparator, self.slope)
                 elif isinstance(op, NeuronOp):
                     y = self._neuron(op, states[name], terms(name, t))
-                elif name in self.weights:
+                elif name in self.key:
                     y = self._synapse(name, op, gather(name, t))
                 else:
                     y = apply_stateless(op, gather(name, t))
@@ -212,10 +214,10 @@ class TorchGraph(nn.Module):
         """The graph with the current (masked) weights and biases written back as float32."""
         graph = self.graph
         with torch.no_grad():
-            for name in self.weights:
+            for name in self.key:
                 op = graph.nodes[name]
                 mask = self.masks[name].numpy() > 0
-                w = np.where(mask, self.weights[name].numpy(), 0.0).astype(np.float32)  # no -0.0
+                w = np.where(mask, self.weights[self.key[name]].numpy(), 0.0).astype(np.float32)  # no -0.0
                 b = self.bias(name)
                 b = None if b is None else b.numpy().astype(np.float32)
                 graph = graph.with_node(name, op.replace(weight=w, bias=b))

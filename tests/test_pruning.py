@@ -591,3 +591,26 @@ def test_channel_pruning_and_fine_tune_on_a_conv_net():
     acc, _ = account_float(pruned, x)
     dense, _ = account_float(g, x)
     assert acc.layers[0].effective_per_sample < dense.layers[0].effective_per_sample
+
+
+def test_runner_and_pruning_on_an_imported_snntorch_rleaky():
+    snn = pytest.importorskip("snntorch")
+    from rsnn_compiler.frontends.pytorch_import import import_module
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(4, 16),
+        snn.RLeaky(beta=torch.full((16,), 0.85), learn_beta=True, all_to_all=True, linear_features=16,
+                   init_hidden=True),
+        torch.nn.Linear(16, 3),
+        snn.Leaky(beta=0.9, init_hidden=True, output=True),
+    )
+    g, _ = run_pipeline(import_module(net, torch.zeros(1, 4)).graph, ["canonicalize"], PassContext())
+    assert any("." in n for n in g.nodes)  # dotted node names must work as parameters
+    x = np.random.default_rng(0).normal(0, 1.5, (10, 6, 4)).astype(np.float32)
+    with torch.no_grad():
+        assert np.array_equal(TorchGraph(g)(torch.from_numpy(x)).numpy(), run_float(g, x).out)
+    ctx = PassContext(calib_x=x, calib_y=np.arange(6) % 3,
+                      options={"prune_fraction": 0.5, "prune_finetune_epochs": 1, "prune_finetune_batch": 3})
+    new, report = PruneSpatial().run(g, ctx)
+    assert report.fraction_reached >= 0.5 and report.finetune["updates"] == 2
