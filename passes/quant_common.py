@@ -12,7 +12,7 @@ from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.ops import (
-    ALIF, IF, LI, LIF, Affine, Conv1d, Conv2d, CubaLI, CubaLIF, NeuronOp, _Conv,
+    ALIF, IF, LI, LIF, Affine, Conv1d, Conv2d, CubaLI, CubaLIF, _Conv,
 )
 
 SYNAPSES = (Affine, Conv1d, Conv2d)

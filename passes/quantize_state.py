@@ -167,11 +167,28 @@ class _Builder:
                 f"cannot quantize neuron '{name}': its input '{bad[0]}' is not a synapse"
                 " (Affine/Conv); insert a dense layer in front"
             )
-        sig = {s: self.sigma_of(self.g.in_edges(s)[0].src) if self.g.in_edges(s) else 1.0 for s in syns}
+        shared = [s for s in syns if len(self.g.out_edges(s)) != 1]
+        if shared:
+            raise UserInputError(
+                f"cannot quantize synapse '{shared[0]}': it feeds several nodes, which may need"
+                " different state scales; give each consumer its own copy of the layer"
+            )
+        gain = self._gain(op)
+        if gain is not None:  # gain not folded by quantize_weights: apply it to the weights now
+            for s in syns:
+                syn = self.g.nodes[s]
+                shape = (-1,) + (1,) * (syn.weight.ndim - 1)
+                g = gain.reshape(syn.weight.shape[0], -1)[:, 0]
+                self.g = self.g.with_node(s, syn.replace(
+                    weight=syn.weight * g.reshape(shape).astype(np.float32),
+                    bias=None if syn.bias is None else syn.bias * g.astype(np.float32)))
+        sig = {s: self._sigma_in(s) for s in syns}
         limits = [self.synapse_limit(self.g.nodes[s], sig[s]) for s in syns]
         v_budget = float(1 << (self.state_bits - 2))
         if op.spiking:
             theta = float(np.max(op.theta)) if op.theta.size else 1.0
+            if isinstance(op, MultiThreshold):  # m reaches (levels + 1) * theta before firing
+                theta *= op.levels + 1
             limits.append(self.theta_budget() / max(theta, 1e-30))
         else:
             vmax = self._li_bound(name, op)
@@ -183,15 +200,6 @@ class _Builder:
         self.scale[name] = k
         cuba = isinstance(op, (CubaLIF, CubaLI))
         alpha = op.alpha.astype(np.float64) if cuba else None
-        gain = self._gain(op)
-        if gain is not None:  # unfolded gain: apply it to the weights of each synapse now
-            for s in syns:
-                syn = self.g.nodes[s]
-                shape = (-1,) + (1,) * (syn.weight.ndim - 1)
-                g = gain.reshape(syn.weight.shape[0], -1)[:, 0]
-                self.g = self.g.with_node(s, syn.replace(
-                    weight=syn.weight * g.reshape(shape).astype(np.float32),
-                    bias=None if syn.bias is None else syn.bias * g.astype(np.float32)))
         v_bias = op.bias.astype(np.float64) * S
         for s in syns:
             syn = self.g.nodes[s]
@@ -217,6 +225,13 @@ class _Builder:
                 arr = getattr(fop, p)
                 info[p] = [int(arr.min()), int(arr.max())]
         self.report.layers.append(info)
+
+    def _sigma_in(self, syn: str) -> float:
+        """Scale of a synapse's summed input (every input edge must agree)."""
+        scales = {self.sigma_of(e.src) for e in self.g.in_edges(syn)}
+        if len(scales) > 1:
+            raise UserInputError(f"synapse '{syn}' sums inputs of different scales; split the layer")
+        return scales.pop() if scales else 1.0
 
     def _gain(self, op) -> np.ndarray | None:
         g = None
@@ -308,12 +323,10 @@ class _Builder:
         qname = f"{inp}.q"
         quant = self.input_quantizer(inp)
         self.sigma[inp] = 2.0**quant.shift
-        consumed = set()
         for name in topology.evaluation_order(g):
             op = self.g.nodes[name]
             if isinstance(op, NeuronOp) and isinstance(op, Q.FLOAT_NEURONS):
                 self.neuron(name)
-                consumed.update(e.src for e in g.in_edges(name))
         for name in g.nodes:
             op = self.g.nodes[name]
             if name in self.nodes:
@@ -339,8 +352,7 @@ class _Builder:
     def _free_affine(self, name: str) -> None:
         """An Affine not followed by a neuron (e.g. a linear readout): scale 2^-e of its grid."""
         syn = self.g.nodes[name]
-        ins = self.g.in_edges(name)
-        sigma_in = self.sigma_of(ins[0].src) if ins else 1.0
+        sigma_in = self._sigma_in(name)
         w = syn.weight.astype(np.float64) / sigma_in
         wmax = float(np.abs(w).max()) or 1.0
         mant = 254.0 if self.loihi else float((1 << (self.bits - 1)) - 1)

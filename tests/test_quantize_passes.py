@@ -222,3 +222,39 @@ def test_fpga_options_per_layer_and_widths():
     lif = fixed.nodes["lif"]
     assert lif.v_bits == 20 and lif.v_overflow.value == "wrap"
     assert verify(fixed) == []
+
+
+@pytest.mark.parametrize("profile", ["loihi2", "fpga"])
+def test_linear_readout_and_shared_synapse(profile):
+    rng = np.random.default_rng(0)
+
+    def build(shared: bool):
+        b = GraphBuilder("lin")
+        b.add("in", Input(shape=(6,)))
+        b.add("fc1", Affine(weight=rng.normal(0, 0.8, (8, 6))))
+        b.add("h", LIF(**broadcast_params((8,), beta=0.9, gain=2.0, bias=0.0, theta=1.0, v_reset=0.0,
+                                          v_init=0.0)))
+        b.add("fc2", Affine(weight=rng.normal(0, 0.5, (3, 8)), bias=np.array([0.5, 0.0, -0.5])))
+        b.add("out", Output(shape=(3,)))
+        b.chain("in", "fc1", "h", "fc2", "out")
+        if shared:  # fc1 also feeds a second population
+            b.add("h2", LIF(**broadcast_params((8,), beta=0.5, gain=1.0, bias=0.0, theta=3.0, v_reset=0.0,
+                                               v_init=0.0)))
+            b.connect("fc1", "h2")
+            b.add("fc3", Affine(weight=np.zeros((3, 8))))
+            b.chain("h2", "fc3", "out")
+        return b.build().with_attrs(properties=frozenset({Prop.DISCRETIZED}))
+
+    g = build(False)
+    x = (rng.random((20, 8, 6)) < 0.5).astype(np.float32)
+    fixed, wrep, srep = quantize(g, profile, calib_x=x)
+    assert wrep.gains_folded == 1 and verify(fixed) == []
+    ref, got = run_float(g, x), run_fixed(fixed, x)
+    assert spike_stats(ref, got)["spike_agreement"] > 0.95
+    if profile == "fpga":  # linear readout: integer output proportional to the float one
+        corr = np.corrcoef(ref.out.reshape(-1), got.out.reshape(-1).astype(float))[0, 1]
+        assert corr > 0.95
+    else:
+        assert any("bias was dropped" in n for n in srep.notes)
+    with pytest.raises(UserInputError, match="feeds several nodes"):
+        quantize(build(True), profile)
