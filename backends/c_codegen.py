@@ -480,7 +480,7 @@ def _state_members(graph: Graph, plan: Plan) -> tuple[list[str], int]:
             members.append((f"int64_t dl_{n.cid}[{op.steps}][{n.in_size}]", f"inputs of the last {op.steps} steps"))
             members.append((f"int32_t dpos_{n.cid}", "delay line slot"))
             nbytes += 8 * op.steps * n.in_size + 4
-        if n.in_edges and len(n.in_edges) > 1 or not n.in_edges:
+        if len(n.in_edges) != 1:  # summed (or zero) input goes through the work area
             max_in = max(max_in, n.in_size)
         if isinstance(op, FixedDense):
             max_act = max(max_act, n.in_size)
