@@ -258,3 +258,20 @@ def test_linear_readout_and_shared_synapse(profile):
         assert any("bias was dropped" in n for n in srep.notes)
     with pytest.raises(UserInputError, match="feeds several nodes"):
         quantize(build(True), profile)
+
+
+@pytest.mark.parametrize("profile", ["loihi2", "fpga"])
+def test_golden_quantized_example(profile):
+    """Text form of the quantized example (no calibration data: fully deterministic).
+    Regenerate deliberately with RSNNC_UPDATE_GOLDEN=1."""
+    import os
+    from pathlib import Path
+
+    from rsnn_compiler.ir import to_text
+
+    fixed, _, _ = quantize(recurrent_example(), profile)
+    text = to_text(fixed)
+    golden = Path(__file__).parent / "golden" / f"example_recurrent_{profile}.txt"
+    if os.environ.get("RSNNC_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text()

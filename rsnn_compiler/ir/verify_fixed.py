@@ -68,6 +68,9 @@ def _common(where: str, op: Op) -> list[str]:
             if name in op.array_fields:
                 p += _range(where, name, getattr(op, name), lo, hi, f"{op.v_bits}-bit membrane")
         p += _range(where, "vth", op.vth, 0, 1 << 40, "thresholds are non-negative") if hasattr(op, "vth") else []
+        if hasattr(op, "vth_neg"):
+            p += _range(where, "vth_neg", op.vth_neg, lo >> op.vth_shift, hi >> op.vth_shift,
+                        f"vth_neg << {op.vth_shift} must fit the {op.v_bits}-bit membrane")
         if isinstance(op, (FixedDualIF, FixedMultiThreshold)) and (op.vth <= 0).any():
             p.append(f"{where}: vth must be > 0 for {type(op).__name__}")
         if isinstance(op, FixedMultiThreshold):
