@@ -91,13 +91,16 @@ def runtime_description(graph: Graph) -> dict:
         profile = graph.attrs.profile
         desc["profile"] = profile
         desc["graphs"][profile] = f"graph.{profile}.rsnn"
-        rt = GraphRuntime(graph, device="cpu", int_matmul="float")  # what CUDA would pick
+        cuda = GraphRuntime(graph, device="cpu", int_matmul="float")  # what CUDA picks
+        cpu = GraphRuntime(graph, device="cpu", int_matmul="auto")
         desc["fixed"] = {
-            "values": "int64 on every device",
-            "cpu_sums": "int64 matmul/conv",
-            "cuda_sums": "exact float (TF32 and cuDNN off); per synapse, for inputs with"
-                         " statically bounded values (unbounded integer inputs use limbs):",
-            "cuda_plan": rt.plan_synapses(),
+            "values": "int64 on every device; elementwise rules in int64",
+            "sums": "exact: float64 BLAS (cpu) / float32, float64 or float64 limbs (cuda) while every"
+                    " partial sum is representable, else int64 kernels (cpu); reduced-precision float32"
+                    " (TF32, bf16) and cuDNN off. Plans below are for statically bounded values"
+                    " (integer graph inputs count as unbounded here; the runtime uses the run's max |x|)",
+            "cpu_plan": cpu.plan_synapses(),
+            "cuda_plan": cuda.plan_synapses(),
         }
     return desc
 

@@ -4,12 +4,14 @@ Contract: ``ExactLinear.apply(x)`` returns the mathematically exact ``W ⊛ x`` 
 mod 2^64 exactly like numpy int64 when the true sum leaves int64, which no legal graph does).
 
 Strategies (``LinearPlan.dtype``):
-- ``int64``: torch's integer matmul/conv — exact, CPU only (CUDA has no int64 GEMM/conv).
+- ``int64``: torch's integer matmul/conv — exact, CPU only (CUDA has no int64 GEMM/conv), and
+  slow (no BLAS): the CPU uses it only when float64 could round.
 - ``float32`` / ``float64``: cast to float, multiply, cast back. Exact when every partial sum is an
   integer of magnitude < 2^24 (float32) / 2^53 (float64): then no addition ever rounds, whatever
   the summation order. ``row_bound * x_bound`` bounds every partial sum, where
-  ``row_bound = max_o Σ_j |W[o, j]|`` and ``x_bound = max |x|``. TF32 must be off (see
-  ``exact_float_context``) and cuDNN is disabled for these convs (FFT/Winograd would round).
+  ``row_bound = max_o Σ_j |W[o, j]|`` and ``x_bound = max |x|``. Reduced-precision float32 modes
+  (TF32, bf16) must be off (``exact_float_context``) and cuDNN is disabled for these convs
+  (FFT/Winograd would round).
 - limbs: when the bound exceeds 2^53, split ``x = Σ_k x_k·2^(kL)`` into L-bit limbs so each
   ``W ⊛ x_k`` is exact in float64, then recombine in int64.
 """
@@ -47,18 +49,21 @@ class LinearPlan:
 def choose_plan(policy: str, device: torch.device, row_bound: int, x_bound: int) -> LinearPlan:
     """Cheapest exact strategy for ``|partial sums| <= row_bound * x_bound`` under ``policy``.
 
-    ``auto``: int64 on CPU, exact float on CUDA. ``float``: float32 when the bound is below 2^24,
-    else float64 (with limbs above 2^53). ``float32``/``float64`` force the dtype where exact
-    (float32 falls back to float64 when it would round). ``limbs`` always splits into limbs of at
-    most ``TEST_LIMB_BITS`` bits (for tests). ``int64`` on CUDA is refused.
+    ``auto``: CPU float64 (BLAS) below 2^53, else int64; CUDA float32 below 2^24, float64 below
+    2^53, else float64 limbs. ``float``: the CUDA rule on any device. ``float32``/``float64``
+    force the dtype where exact (float32 falls back to float64 when it would round). ``limbs``
+    always splits into limbs of at most ``TEST_LIMB_BITS`` bits (for tests). ``int64``: integer
+    kernels (refused on CUDA).
     """
     if policy not in INT_POLICIES:
         raise ValueError(f"int_matmul policy '{policy}' is not one of {', '.join(INT_POLICIES)}")
-    if policy == "int64" or (policy == "auto" and device.type == "cpu"):
-        if device.type == "cuda":
-            raise ValueError("CUDA has no exact int64 matmul/conv; use int_matmul='auto' or 'float'")
-        return LinearPlan("int64")
+    if policy == "int64" and device.type == "cuda":
+        raise ValueError("CUDA has no exact int64 matmul/conv; use int_matmul='auto' or 'float'")
     bound = row_bound * x_bound
+    if policy == "int64" or (policy == "auto" and device.type != "cuda" and bound >= FLOAT64_EXACT):
+        return LinearPlan("int64")
+    if policy == "auto" and device.type != "cuda":
+        return LinearPlan("float64")
     if policy in ("auto", "float", "float32") and bound < FLOAT32_EXACT:
         return LinearPlan("float32")
     if bound < FLOAT64_EXACT and policy != "limbs":
@@ -120,19 +125,50 @@ def _no_cudnn(device: torch.device):
         yield
 
 
+# (backend, attribute) pairs of torch's float32 precision switches; "ieee" = full float32
+_FP32_SWITCHES = (
+    ("torch.backends.cuda.matmul", "fp32_precision"),
+    ("torch.backends.cudnn.conv", "fp32_precision"),
+    ("torch.backends.mkldnn.matmul", "fp32_precision"),
+    ("torch.backends.mkldnn.conv", "fp32_precision"),
+)
+
+
+def _switches():
+    for path, attr in _FP32_SWITCHES:
+        obj = torch
+        try:
+            for part in path.split(".")[1:]:
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        if hasattr(obj, attr):
+            yield obj, attr
+
+
 @contextlib.contextmanager
-def exact_float_context(device: torch.device):
-    """Disable TF32 (matmul and cuDNN) on CUDA for the duration; restore the settings after."""
-    if device.type != "cuda":
+def exact_float_context(device: torch.device, cpu_too: bool = True):
+    """Full-precision float32 (no TF32 / bf16 internals) for the duration; restored after.
+
+    Uses torch's ``fp32_precision`` switches where they exist, else the legacy ``allow_tf32``
+    flags. ``cpu_too=False`` leaves CPU settings alone (float graphs must match the interpreter,
+    which runs under the user's settings).
+    """
+    if device.type != "cuda" and not cpu_too:
         yield
         return
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    saved = [(obj, attr, getattr(obj, attr)) for obj, attr in _switches()]
+    legacy = not saved
+    if legacy:
+        saved = [(torch.backends.cuda.matmul, "allow_tf32", torch.backends.cuda.matmul.allow_tf32),
+                 (torch.backends.cudnn, "allow_tf32", torch.backends.cudnn.allow_tf32)]
     try:
+        for obj, attr, _ in saved:
+            setattr(obj, attr, False if legacy else "ieee")
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        for obj, attr, value in saved:
+            setattr(obj, attr, value)
 
 
 def cap(bound: int) -> int:

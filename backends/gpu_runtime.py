@@ -11,9 +11,10 @@ Exactness (docs/gpu-runtime.md):
 - float graphs: float32 with the interpreter's operation order — bit-identical to ``run_float``
   on the CPU; on CUDA float32-accurate (TF32 off), not bit-identical.
 - fixed graphs: every value is int64 and every elementwise rule is the integer rule, on any
-  device. Dense/conv sums use int64 on the CPU; on CUDA float32 / float64 / float64 limbs chosen
-  from static value bounds so that every partial sum is exactly representable
-  (``gpu_exact.choose_plan``). Bit-identical to ``run_fixed`` on every device.
+  device. Dense/conv sums use float64 BLAS (CPU) or float32 / float64 / float64 limbs (CUDA),
+  chosen from static value bounds so that every partial sum is exactly representable, and int64
+  kernels on the CPU beyond 2^53 (``gpu_exact.choose_plan``). Bit-identical to ``run_fixed``
+  on every device.
 """
 
 from __future__ import annotations
@@ -178,9 +179,10 @@ def _history_needs(slots: list[Slot], record: bool, output: int) -> list[tuple[i
 class GraphRuntime:
     """A graph compiled for batched execution on one device.
 
-    ``int_matmul`` picks how fixed-point dense/conv sums are computed: ``auto`` (int64 on CPU,
-    exact float on CUDA), ``int64``, ``float`` (float32 below 2^24, else float64, limbs above
-    2^53) or a forced ``float32``/``float64`` (falling back where the forced type would round).
+    ``int_matmul`` picks how fixed-point dense/conv sums are computed: ``auto`` (CPU: float64
+    below 2^53, else int64; CUDA: like ``float``), ``int64``, ``float`` (float32 below 2^24, else
+    float64, limbs above 2^53), a forced ``float32``/``float64`` (falling back where the forced
+    type would round) or ``limbs`` (always split; for tests).
     """
 
     def __init__(self, graph: Graph, device: str | torch.device | None = None, record: bool = True,
@@ -283,7 +285,7 @@ class GraphRuntime:
             bound = self._input_bound(xt)
             if self._plans_for is None or (self._plans_for < bound):
                 self.plan_synapses(max(bound, 1))
-        with torch.no_grad(), exact_float_context(self.device):
+        with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed):
             hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output)
         out = torch.stack(hist[self.output])
         trace = Trace(out=out)

@@ -88,8 +88,12 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--n-out", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--int-matmul", default="auto", help="fixed-point sum strategy of the runtime")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model = make_model(args.n_in, args.hidden, args.n_out)
     rng = np.random.default_rng(0)
@@ -114,7 +118,7 @@ def main() -> None:
         }
         fixed = fixed_graph(graph, x)
         if fixed is not None:
-            fixed_rt = GraphRuntime(fixed, device="cpu", record=False)
+            fixed_rt = GraphRuntime(fixed, device="cpu", record=False, int_matmul=args.int_matmul)
             t_fx, got = best_time(lambda: fixed_rt.run(x), args.repeats)
             t_ref, want = best_time(lambda: run_fixed(fixed, x, record=False), 1)
             row["runtime_fixed_sample_steps_per_s"] = work / t_fx
@@ -136,7 +140,7 @@ def main() -> None:
         "model": {"n_in": args.n_in, "hidden": args.hidden, "n_out": args.n_out, "recurrent": "RLeaky all-to-all"},
         "device": "cpu",
         "torch": torch.__version__, "snntorch": snn.__version__,
-        "threads": torch.get_num_threads(), "machine": platform.machine(),
+        "threads": torch.get_num_threads(), "machine": platform.machine(), "int_matmul": args.int_matmul,
         "note": "wall-clock on a shared machine; compare rows, not absolute numbers",
         "rows": rows,
     }

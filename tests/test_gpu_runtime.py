@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "models" / "example" / "recurrent.rsnn"
-CUDA_POLICIES = ("float", "float32", "float64", "limbs")
+CUDA_POLICIES = ("float", "float32", "float64", "limbs", "int64")  # "auto" is float64 on the CPU
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -89,7 +89,7 @@ def test_fixed_random_graphs_match_run_fixed(profile, start):
 
 @pytest.mark.parametrize("policy", CUDA_POLICIES)
 def test_fixed_cuda_sum_strategies_are_exact_on_random_graphs(policy):
-    """The float32 / float64 / limb strategies CUDA uses, exercised on the CPU."""
+    """The float32 / float64 / limb strategies CUDA uses (and int64 kernels), on the CPU."""
     for seed in range(8):
         for profile in ("loihi2", "fpga"):
             g, x = _fixed_case(1000 + seed, profile)
@@ -210,7 +210,9 @@ def test_float_example_model_matches_interpreter():
 # --------------------------------------------------------------------------------------
 def test_choose_plan_picks_the_cheapest_exact_dtype():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert choose_plan("auto", cpu, 10**6, 10**6) == LinearPlan("int64")
+    assert choose_plan("auto", cpu, 10**6, 10**6) == LinearPlan("float64")
+    assert choose_plan("auto", cpu, 1 << 40, 1 << 20) == LinearPlan("int64")
+    assert choose_plan("int64", cpu, 1, 1) == LinearPlan("int64")
     assert choose_plan("auto", cuda, 1000, 1000).dtype == "float32"
     assert choose_plan("auto", cuda, 1 << 20, 1 << 10).dtype == "float64"
     big = choose_plan("auto", cuda, 1 << 20, (1 << 62))
