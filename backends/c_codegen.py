@@ -256,27 +256,31 @@ class _Emitter:
         w = self.array(f"{n.cid}_w", op.weight, f"{n.name}: weights [{cout}][{cin_g}][{kh}][{kw}]")
         code, x = self.gather(n)
         y = self.cur(n)
+        grp = f"ci / {cin_g}" if cin_g > 1 else "ci"
+        oc_lo, oc_hi = _mul("grp", cout_g), _mul("(grp + 1)", cout_g)
+        ty, tx = _add(_add("iy", ph), f"-{_mul('ky', dh)}"), _add(_add("ix", pw), f"-{_mul('kx', dw)}")
+        ydiv, xdiv = _div("ty", sh), _div("tx", sw)
         body = code + (
             f"    long ci, iy, ix, oc, ky, kx;\n    int64_t *y = {y};\n"
             f"    for (k = 0; k < {n.out_size}; ++k) {{\n        y[k] = 0;\n    }}\n"
             f"    /* event-driven scatter: each nonzero input adds W * x to the outputs it reaches */\n"
             f"    for (ci = 0; ci < {cin}; ++ci) {{\n"
-            f"        const long grp = ci / {cin_g};\n"
+            f"        const long grp = {grp}; /* group of input channel ci */\n"
             f"        for (iy = 0; iy < {ih}; ++iy) {{\n"
             f"            for (ix = 0; ix < {iw}; ++ix) {{\n"
-            f"                const int64_t xv = {x}[(ci * {ih} + iy) * {iw} + ix];\n"
+            f"                const int64_t xv = {x}[{_idx(_idx('ci', ih, 'iy'), iw, 'ix')}];\n"
             f"                if (xv == 0) {{\n                    continue;\n                }}\n"
-            f"                for (oc = grp * {cout_g}; oc < (grp + 1) * {cout_g}; ++oc) {{\n"
+            f"                for (oc = {oc_lo}; oc < {oc_hi}; ++oc) {{\n"
             f"                    for (ky = 0; ky < {kh}; ++ky) {{\n"
-            f"                        const long ty = iy + {ph} - ky * {dh};\n"
-            f"                        if (ty < 0 || ty % {sh} != 0 || ty / {sh} >= {oh}) {{\n"
+            f"                        const long ty = {ty}; /* output row * stride */\n"
+            f"                        if (ty < 0{_mod_test('ty', sh)} || {ydiv} >= {oh}) {{\n"
             f"                            continue;\n                        }}\n"
             f"                        for (kx = 0; kx < {kw}; ++kx) {{\n"
-            f"                            const long tx = ix + {pw} - kx * {dw};\n"
-            f"                            if (tx < 0 || tx % {sw} != 0 || tx / {sw} >= {ow}) {{\n"
+            f"                            const long tx = {tx}; /* output column * stride */\n"
+            f"                            if (tx < 0{_mod_test('tx', sw)} || {xdiv} >= {ow}) {{\n"
             f"                                continue;\n                            }}\n"
-            f"                            y[(oc * {oh} + ty / {sh}) * {ow} + tx / {sw}] +=\n"
-            f"                                xv * {w}[((oc * {cin_g} + (ci - grp * {cin_g})) * {kh} + ky) * {kw} + kx];\n"
+            f"                            y[{_idx(_idx('oc', oh, ydiv), ow, xdiv)}] +=\n"
+            f"                                xv * {w}[{_idx(_idx(_idx('oc', cin_g, _add('ci', '-' + _mul('grp', cin_g))), kh, 'ky'), kw, 'kx')}];\n"
             f"                        }}\n                    }}\n                }}\n"
             f"            }}\n        }}\n    }}\n"
         )
@@ -432,6 +436,34 @@ class _Emitter:
         doc = (f"m = ovf_v(v + (x << {op.input_shift}) + b); n = clip(floor_div(m, theta), 0, {op.levels});"
                f" {rdoc}; emits n")
         self._neuron_function(n, doc, inner)
+
+
+def _mul(a: str, k: int) -> str:
+    return a if k == 1 else ("0" if k == 0 else f"{a} * {k}")
+
+
+def _add(a: str, b) -> str:
+    """a + b, where b is an int or a string that may start with '-' (a subtraction)."""
+    b = str(b)
+    if b in ("0", "-0"):
+        return a
+    return f"{a} - {b[1:]}" if b.startswith("-") else f"{a} + {b}"
+
+
+def _div(a: str, k: int) -> str:
+    return a if k == 1 else f"{a} / {k}"
+
+
+def _mod_test(a: str, k: int) -> str:
+    return "" if k == 1 else f" || {a} % {k} != 0"
+
+
+def _idx(outer: str, size: int, inner: str) -> str:
+    """Row-major index (outer * size + inner), simplified for size 1."""
+    if size == 1:
+        return inner if outer == "0" else _add(outer, inner)
+    o = outer if " " not in outer else f"({outer})"
+    return f"{o} * {size} + {inner}"
 
 
 def _needs_prev_spike(op) -> bool:
