@@ -219,7 +219,7 @@ class GraphRuntime:
         """Check ``x`` (time, batch, *input_shape) and move it to the device with the
         interpreter's dtype: float32 (float graphs), float64 (fixed, Quantize-only input) or int64."""
         if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
+            return self._prepare_tensor(x)
         x = check_inputs(self.graph, x)
         if not self.fixed:
             return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
@@ -232,6 +232,26 @@ class GraphRuntime:
                     " directly); pass integers or add a Quantize node after the Input"
                 )
         return torch.from_numpy(np.ascontiguousarray(x.astype(np.int64))).to(self.device)
+
+    def _prepare_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """``prepare_input`` for a tensor (any device), without a round trip through numpy."""
+        shape = tuple(self.graph.nodes[self.graph.input_name].in_shape)
+        if x.ndim < 2 or tuple(x.shape[2:]) != shape:
+            raise UserInputError(
+                f"inputs have shape {tuple(x.shape)} but the graph expects (time, batch,"
+                f" {', '.join(map(str, shape))}); reshape the data or rebuild the model")
+        x = x.detach().to(self.device)
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise UserInputError("inputs contain NaN or Inf; clean the data before running")
+        if not self.fixed:
+            return x.to(torch.float32).contiguous()
+        if self.input_float:
+            return x.to(torch.float64).contiguous()
+        if x.is_floating_point() and not bool((x == torch.round(x)).all()):
+            raise UserInputError(
+                "this fixed-point graph takes integer inputs (its Input feeds integer ops"
+                " directly); pass integers or add a Quantize node after the Input")
+        return x.to(torch.int64).contiguous()
 
     # ---- exact-sum planning (fixed graphs) ---------------------------------------------------
     def value_bounds(self, input_bound: int) -> dict[str, int]:
@@ -281,6 +301,8 @@ class GraphRuntime:
         """Run on ``x`` (array or tensor, (time, batch, *input_shape)); results stay on the device."""
         record = self.record if record is None else record
         xt = self.prepare_input(x)
+        if xt.shape[0] == 0:
+            raise UserInputError("inputs have no time steps; give at least one step")
         if self.fixed:
             bound = self._input_bound(xt)
             if self._plans_for is None or (self._plans_for < bound):

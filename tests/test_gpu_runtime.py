@@ -174,6 +174,19 @@ def test_record_false_keeps_only_the_output():
     assert_same(run_fixed(g, x), rt.run(x, record=True))
 
 
+def test_tensor_inputs_match_array_inputs():
+    for seed, profile in ((0, "fpga"), (3, "loihi2"), (6, "fpga")):
+        g, x = _fixed_case(seed, profile)
+        rt = GraphRuntime(g)
+        assert_same(rt.run(x), rt.run(torch.from_numpy(x)), seed)
+    g = random_float_graph(5)
+    x = random_float_input(g, 6, 2, 5).astype(np.float64)
+    rt = GraphRuntime(g)
+    assert_same(rt.run(x), rt.run(torch.from_numpy(x)))
+    with pytest.raises(UserInputError, match="shape"):
+        rt.run(torch.zeros(3, 2, 99))
+
+
 def test_runtime_is_reusable_across_batches_and_lengths():
     g, _ = _fixed_case(3, "loihi2")
     rt = GraphRuntime(g)
