@@ -118,11 +118,17 @@ class ExactLinear:
 
 @contextlib.contextmanager
 def _no_cudnn(device: torch.device):
+    """cuDNN off (its FFT/Winograd convs round); torch's im2col + GEMM conv is used instead.
+    Only the ``enabled`` switch is touched (``cudnn.flags()`` would also reset precision flags)."""
     if device.type != "cuda":
         yield
         return
-    with torch.backends.cudnn.flags(enabled=False):
+    saved = torch.backends.cudnn.enabled
+    torch.backends.cudnn.enabled = False
+    try:
         yield
+    finally:
+        torch.backends.cudnn.enabled = saved
 
 
 # (backend, attribute) pairs of torch's float32 precision switches; "ieee" = full float32

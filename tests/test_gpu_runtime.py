@@ -236,6 +236,18 @@ def test_choose_plan_picks_the_cheapest_exact_dtype():
         choose_plan("bogus", cpu, 1, 1)
 
 
+def test_precision_switches_are_forced_and_restored():
+    from rsnn_compiler.backends.gpu_exact import _no_cudnn, _switches, exact_float_context
+
+    before = [(obj, attr, getattr(obj, attr)) for obj, attr in _switches()]
+    cudnn = torch.backends.cudnn.enabled
+    with exact_float_context(torch.device("cuda")), _no_cudnn(torch.device("cuda")):
+        assert all(getattr(obj, attr) == "ieee" for obj, attr, _ in before)
+        assert torch.backends.cudnn.enabled is False
+    assert all(getattr(obj, attr) == value for obj, attr, value in before)
+    assert torch.backends.cudnn.enabled == cudnn
+
+
 @pytest.mark.parametrize("xbits", [10, 30, 52, 62])
 def test_limb_split_is_exact_for_large_values(xbits):
     rng = np.random.default_rng(xbits)
