@@ -143,7 +143,7 @@ class PruneTemporal:
         full = dists[-1]
         cum = np.cumsum(result.out.reshape(steps, result.out.shape[1], -1), axis=0)
         acc = (cum.argmax(axis=-1) == labels[None]).mean(axis=1) * 100.0
-        kl = kl_divergence(full[None], dists).mean(axis=1)
+        kl = np.maximum(kl_divergence(full[None], dists).mean(axis=1), 0.0)
         report.accuracy_before = float(acc[-1])
         passes = (kl <= report.kl_tolerance) & (acc >= acc[-1] - report.accuracy_tolerance)
         passes[: min_steps - 1] = False
