@@ -620,3 +620,30 @@ def test_runner_and_pruning_on_an_imported_snntorch_rleaky():
                       options={"prune_fraction": 0.5, "prune_finetune_epochs": 1, "prune_finetune_batch": 3})
     new, report = PruneSpatial().run(g, ctx)
     assert report.fraction_reached >= 0.5 and report.finetune["updates"] == 2
+
+
+def test_shipped_rleaky_mnist1d_prunes_and_accounts_on_its_calibration_data():
+    """Fast check on the shipped trained example (no fine-tune): import, accuracy as recorded by
+    models/rleaky_mnist1d, 80 % LAMP sparsity reached, spike-driven synop accounting."""
+    folder = ROOT / "models" / "rleaky_mnist1d"
+    if not (folder / "weights.pt").is_file():
+        pytest.skip("models/rleaky_mnist1d has not been made")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from rsnn_compiler.build import import_model
+    from rsnn_compiler.data import load_data
+    from rsnn_compiler.frontend_api import ImportOptions
+
+    meta = json.loads((folder / "model_meta.json").read_text())
+    g = import_model("models.rleaky_mnist1d.model:build", ImportOptions(weights=str(folder / "weights.pt"))).graph
+    x, y = load_data(folder / "data.npz")
+    new, (spatial, temporal) = run_pipeline(
+        g, ["prune_spatial", "prune_temporal"],
+        PassContext(calib_x=x, calib_y=y, options={"prune_fraction": 0.8, "prune_curve": [0.0, 0.8]}, verify_each=True),
+    )
+    assert spatial.accuracy_before == pytest.approx(meta["data_accuracy"], abs=0.01)
+    assert spatial.fraction_reached >= 0.8 and len(spatial.layers) == 3
+    assert spatial.synops_before["per_layer"]["0"]["op_type"] == "MAC"  # analog input windows
+    assert spatial.effective_synops_after < spatial.effective_synops_before
+    assert 1 <= temporal.steps_after <= temporal.steps_before == 17
+    assert new.attrs.steps == temporal.steps_after
