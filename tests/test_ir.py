@@ -176,3 +176,15 @@ def test_load_never_unpickles(tmp_path):
             dst.writestr(item, data)
     with pytest.raises(UserInputError, match="malformed"):
         load_graph(tmp_path / "evil.rsnn")
+
+
+def test_batchnorm_shift_named_beta_is_not_a_decay():
+    from rsnn_compiler.ir import BatchNorm
+
+    bn = BatchNorm(mean=[0.0, 0.0], var=[1.0, 1.0], gamma=[1.0, 1.0], beta=[-3.0, 2.0], shape=(2,))
+    b = GraphBuilder("bn")
+    b.add("in", Input(shape=(2,)))
+    b.add("bn", bn)
+    b.add("out", Output(shape=(2,)))
+    b.chain("in", "bn", "out")
+    assert verify(b.build()) == []

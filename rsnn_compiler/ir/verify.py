@@ -42,7 +42,7 @@ def _check_params(name: str, op: Op) -> list[str]:
                     " retrain or clean the checkpoint so every parameter is finite"
                 )
                 continue
-        if pname in DECAYS:
+        if pname in DECAYS and isinstance(op, NeuronOp):
             bad = (arr < 0) | (arr > 1)
             if bad.any():
                 value = arr[tuple(np.argwhere(bad)[0])]
