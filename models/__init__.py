@@ -1,0 +1,1 @@
+"""Example trained models for rsnnc (see models/README.md)."""
