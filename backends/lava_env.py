@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ RUNNER = Path(__file__).resolve().with_name("lava_runner.py")
 SETUP_HINT = "scripts/setup_lava.sh"
 NETWORK_FORMAT = "rsnnc-lava-net"
 NETWORK_VERSION = 1
+#: Default limit for one runner call (a Lava process model that crashes can leave Lava waiting).
+DEFAULT_TIMEOUT_S = float(os.environ.get("RSNNC_LAVA_TIMEOUT", 900))
 
 
 class LavaError(RuntimeError):
@@ -137,7 +140,7 @@ def write_network_dir(net_dir: Path | str, doc: dict, arrays: Mapping[str, np.nd
 
 def run_in_lava(network_dir: Path | str, inputs: np.ndarray, *, steps: int | None = None,
                 replicas: int | None = None, readout: str = "file",
-                replicate_dense_as: str = "sparse", timeout: float | None = None,
+                replicate_dense_as: str = "sparse", timeout: float | None = DEFAULT_TIMEOUT_S,
                 python: Path | str | None = None) -> dict[str, np.ndarray]:
     """Run ``inputs`` (T, batch, n_in) or (T, n_in) through the network in Lava ``fixed_pt``.
 
@@ -162,15 +165,29 @@ def run_in_lava(network_dir: Path | str, inputs: np.ndarray, *, steps: int | Non
             cmd += ["--steps", str(steps)]
         if replicas is not None:
             cmd += ["--replicas", str(replicas)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise LavaError(f"Lava runner timed out after {timeout} s") from exc
+        proc = _run_group(cmd, timeout)
         if proc.returncode != 0 or not out_path.exists():
             tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
             raise LavaError(f"Lava runner failed (exit {proc.returncode}): {tail}")
         with np.load(out_path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
+
+
+def _run_group(cmd: list[str], timeout: float | None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own session; on timeout kill its whole process group (Lava starts one
+    OS process per Lava process, and a crashed process model can leave the run waiting)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        raise LavaError(f"Lava runner timed out after {timeout} s") from exc
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def result_meta(results: Mapping[str, np.ndarray]) -> dict:

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 FORMAT = "rsnnc-lava-net"
 VERSION = 1
 MAX_DELAY = 63
-RECORDABLE = ("spikes", "v", "u")
+RECORDABLE = ("spikes", "v", "u", "a", "c")
 SIGN_MODES = ("auto", "mixed", "excitatory", "inhibitory")
 #: Budget (dense matrix elements x (max_delay + 1)) for one replicated connection.
 REPLICA_ELEMENT_BUDGET = 1 << 22
@@ -100,7 +100,9 @@ def _as_int(value: Any, what: str) -> int:
 
 
 def _resolve(value: Any, arrays: dict[str, np.ndarray], what: str) -> Any:
-    """Turn ``{"array": key}`` / lists into int64 arrays; leave ints alone."""
+    """Turn ``{"array": key}`` / lists into int64 arrays; leave ints (and choice strings) alone."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, dict):
         if set(value) != {"array"}:
             raise SpecError(f"{what}: an array reference is {{\"array\": KEY}}, got {value!r}")
@@ -288,6 +290,8 @@ LIF_PARAMS = {  # name: (default, lo, hi, per-neuron allowed); ranges = Lava's s
 
 
 def _validate_lif(pop: Population) -> None:
+    if set(pop.record) - {"spikes", "v", "u"}:
+        raise SpecError(f"population {pop.name}: Lava's LIF records spikes, v and u only")
     unknown = set(pop.params) - set(LIF_PARAMS)
     if unknown:
         raise SpecError(f"population {pop.name}: unknown LIF parameters {sorted(unknown)}")
@@ -352,9 +356,15 @@ class LavaBuild:
         for pop in net.populations:
             handle = self.neurons[pop.name]
             for what in pop.record:
-                port = handle.s_out if what == "spikes" else handle.probes[what]
-                self.sinks[f"{what}/{pop.name}"] = self._sink(port, pop.size)
+                if handle.record_file is None:
+                    port = handle.s_out if what == "spikes" else handle.probes[what]
+                    self.sinks[f"{what}/{pop.name}"] = self._sink(port, pop.size)
         self._tie_isolated()
+
+    def record_file(self, pop: Population) -> str:
+        """Where a self-recording neuron model saves its recordings (``.npz``)."""
+        self._files = getattr(self, "_files", 0) + 1
+        return str(self.tmpdir / f"rec{self._files}.npz")
 
     def out_port(self, name: str):
         return self.source.s_out if name == self.net.input_name else self.neurons[name].s_out
@@ -420,6 +430,11 @@ class LavaBuild:
         t3 = time.perf_counter()
         if self.readout == "file":
             out = {k: np.load(s.proc_params["path"]).astype(np.int64).T for k, s in self.sinks.items()}
+        for pop in self.net.populations:  # self-recorded populations
+            path = self.neurons[pop.name].record_file
+            if path is not None and pop.record:
+                with np.load(path) as z:
+                    out.update({f"{w}/{pop.name}": z[w].astype(np.int64).T for w in pop.record})
         return out, {"run_s": t1 - t0, "read_s": t2 - t1 + time.perf_counter() - t3,
                      "stop_s": t3 - t2}
 
@@ -431,8 +446,9 @@ class LavaBuild:
 class NeuronHandle:
     a_in: Any
     s_out: Any
-    probes: dict[str, Any]
+    probes: dict[str, Any]  # recorded item -> OutPort (read through sinks)
     process: Any
+    record_file: str | None = None  # the model records itself into this .npz instead
 
 
 def _build_lif(b: LavaBuild, pop: Population) -> NeuronHandle:
@@ -440,6 +456,13 @@ def _build_lif(b: LavaBuild, pop: Population) -> NeuronHandle:
 
     kw = {k: pop.params.get(k, LIF_PARAMS[k][0]) for k in LIF_PARAMS}
     kw = {k: (v.astype(np.int32) if isinstance(v, np.ndarray) else int(v)) for k, v in kw.items()}
+    if pop.record and b.readout == "file":
+        custom = _custom_classes()
+        path = b.record_file(pop)
+        proc = custom["RecordingLIF"](shape=(pop.size,), name=pop.name, record=pop.record,
+                                      num_steps=b.steps, path=path, **kw)
+        b.model_map[proc] = custom["PyRecordingLifModel"]
+        return NeuronHandle(proc.a_in, proc.s_out, {}, proc, record_file=path)
     if {"v", "u"} & set(pop.record):
         custom = _custom_classes()
         proc = custom["ProbedLIF"](shape=(pop.size,), name=pop.name, **kw)
@@ -484,7 +507,61 @@ def _build_delay_dense(b: LavaBuild, c: Connection):
                       **_weight_kwargs(c))
 
 
-NEURONS: dict[str, NeuronKind] = {"lif": NeuronKind(_validate_lif, _build_lif)}
+# ---- custom neurons (lava_custom_neurons.py) -------------------------------------------------
+
+
+def _custom_neurons():
+    """The sibling module with the custom neuron arithmetic (importable when run as a script
+    or as ``rsnn_compiler.backends.lava_runner``)."""
+    try:
+        from . import lava_custom_neurons as m  # type: ignore[no-redef]
+    except ImportError:
+        import lava_custom_neurons as m  # type: ignore[no-redef]
+    return m
+
+
+def _validate_custom(pop: Population) -> None:
+    m = _custom_neurons()
+    kind = pop.neuron.removeprefix("rsnn_")
+    spec = m.PARAMS[kind]
+    unknown = set(pop.params) - set(spec)
+    if unknown:
+        raise SpecError(f"population {pop.name}: unknown {pop.neuron} parameters {sorted(unknown)}")
+    choices = {"reset": m.RESETS, "comparator": m.COMPARATORS}
+    for key, val in pop.params.items():
+        default, per_neuron = spec[key]
+        if isinstance(default, str):
+            if val not in choices[key]:
+                raise SpecError(f"population {pop.name}: {key} must be one of {choices[key]}")
+            continue
+        if isinstance(val, str):
+            raise SpecError(f"population {pop.name}: {key} must be an integer")
+        if isinstance(val, np.ndarray) and (not per_neuron or val.shape != (pop.size,)):
+            raise SpecError(f"population {pop.name}: {key} must be a scalar"
+                            + (f" or shaped ({pop.size},)" if per_neuron else ""))
+        if key in ("du", "dv", "da"):
+            _check_range(val, 0, 4095, f"population {pop.name} {key}")
+    bad = set(pop.record) - {"spikes", *m.STATES[kind]}
+    if bad:
+        raise SpecError(f"population {pop.name}: {pop.neuron} cannot record {sorted(bad)}")
+
+
+def _build_custom(b: LavaBuild, pop: Population) -> NeuronHandle:
+    m = _custom_neurons()
+    cls = m.lava_classes()
+    path = b.record_file(pop)
+    proc = cls["RsnnNeuron"](shape=(pop.size,), kind=pop.neuron.removeprefix("rsnn_"),
+                             params=dict(pop.params), record=pop.record, num_steps=b.steps,
+                             path=path, name=pop.name)
+    b.model_map[proc] = cls["PyRsnnNeuronModel"]
+    return NeuronHandle(proc.a_in, proc.s_out, {}, proc, record_file=path)
+
+
+CUSTOM_NEURONS = ("lif", "alif", "li", "dual_if", "mtn")
+NEURONS: dict[str, NeuronKind] = {
+    "lif": NeuronKind(_validate_lif, _build_lif),
+    **{f"rsnn_{k}": NeuronKind(_validate_custom, _build_custom) for k in CUSTOM_NEURONS},
+}
 CONNECTIONS: dict[str, ConnectionKind] = {
     "dense": ConnectionKind(_validate_dense, _build_dense),
     "sparse": ConnectionKind(_validate_dense, _build_sparse),
@@ -559,8 +636,29 @@ def _custom_classes() -> dict[str, type]:
             if self.time_step == self.buf.shape[-1]:
                 np.save(self.proc_params["path"], self.buf)
 
+    class RecordingLIF(LIF):
+        """Lava's LIF whose model keeps its own recordings (kwargs record, num_steps, path)."""
+
+    class PyRecordingLifModel(PyLifModelBitAcc):
+        implements_process = RecordingLIF
+
+        def __init__(self, proc_params):
+            super().__init__(proc_params)
+            self.rs_steps = int(proc_params["num_steps"])  # prefixed: Lava owns plain names
+            self.rs_rec = {w: [] for w in proc_params["record"]}
+
+        def run_spk(self):
+            super().run_spk()
+            state = {"spikes": self.s_out_buff, "v": self.v, "u": self.u}
+            for what, seq in self.rs_rec.items():
+                seq.append(np.array(state[what], dtype=np.int64))
+            if self.time_step == self.rs_steps:
+                np.savez(self.proc_params["path"],
+                         **{w: np.stack(seq, axis=1) for w, seq in self.rs_rec.items()})
+
     _CUSTOM.update(ProbedLIF=ProbedLIF, PyProbedLifModel=PyProbedLifModel, FileSink=FileSink,
-                   PyFileSinkModel=PyFileSinkModel)
+                   PyFileSinkModel=PyFileSinkModel, RecordingLIF=RecordingLIF,
+                   PyRecordingLifModel=PyRecordingLifModel)
     return _CUSTOM
 
 

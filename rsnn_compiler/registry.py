@@ -25,6 +25,7 @@ BACKENDS: dict[str, str] = {
     "ir": "rsnn_compiler.backends.ir_target:IrBackend",
     "c": "rsnn_compiler.backends.c_backend:CBackend",
     "gpu": "rsnn_compiler.backends.gpu_backend:GpuBackend",
+    "lava": "rsnn_compiler.backends.lava_backend:LavaBackend",
 }
 
 # executor name -> "module:Class" (``rsnnc run --executor``)
@@ -32,6 +33,7 @@ EXECUTORS: dict[str, str] = {
     "interp": "rsnn_compiler.executors:InterpreterExecutor",
     "c": "rsnn_compiler.backends.c_executor:CExecutor",
     "gpu": "rsnn_compiler.backends.gpu_executor:GpuExecutor",
+    "lava": "rsnn_compiler.backends.lava_executor:LavaExecutor",
 }
 
 # extra CLI subcommands: name -> "module:register" where

@@ -1,0 +1,325 @@
+"""Lower a ``loihi2`` fixed-point graph to a Lava program description (runner format v1).
+
+``lower(graph)`` maps every population (the input source and each neuron) to a Lava population
+and every retimed connection path (``passes/retime.py``) to a Lava connection, and returns all
+diagnostics at once. ``to_network(program)`` gives the runner's ``network.json`` document (with
+an ``meta.rsnnc`` block the executor uses to map Lava recordings back to IR nodes) and arrays.
+
+Mapping (docs/lava-backend.md):
+- FixedLIF with reset zero, comparator gt, v_reset 0 and one du/dv/vth per population -> Lava
+  ``LIF`` (when the population starts at stage 0, or has no bias and v_init 0: Lava's LIF cannot
+  be held idle until its stage); every other neuron -> a custom ``rsnn_<kind>`` process.
+- FixedDense on a path -> ``Dense`` (Lava delay 1) or ``DelayDense`` (delay L - 1), explicit sign
+  mode, ``num_weight_bits`` = weight_bits; a path without a synapse -> identity weights.
+- Connections from binary spiking neurons are binary; every other source is graded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rsnn_compiler.ir.fixed_ops import (
+    FixedALIF, FixedDense, FixedDualIF, FixedLI, FixedLIF, FixedMultiThreshold, FixedNeuron,
+    Quantize,
+)
+from rsnn_compiler.ir.graph import Domain, Graph
+from rsnn_compiler.ir.ops import Comparator, ResetMode
+from rsnn_compiler.ir.verify import verify
+from rsnn_compiler.passes.retime import RetimedPath, RetimeSpec, plan_retiming
+from rsnn_compiler.target_api import Diagnostic
+
+from rsnn_compiler.backends.lava_spec import LAVA_SPEC, LavaSpec
+
+#: IR op class -> custom neuron kind (lava_custom_neurons.KINDS)
+CUSTOM_KIND = {FixedALIF: "alif", FixedLIF: "lif", FixedLI: "li", FixedDualIF: "dual_if",
+               FixedMultiThreshold: "mtn"}
+#: Lava recording name -> IR state name
+IR_STATE = {"u": "i", "v": "v", "a": "a", "c": "c"}
+#: recorded Lava states per custom kind (plus "spikes" for spiking kinds)
+KIND_STATES = {"lif": ("u", "v"), "alif": ("u", "v", "a"), "li": ("u", "v"), "dual_if": ("v", "c"),
+               "mtn": ("v",)}
+
+
+@dataclass
+class PopulationPlan:
+    node: str  # IR node (also the Lava population name)
+    neuron: str  # "lif" (Lava LIF) or "rsnn_<kind>" (custom process)
+    shape: tuple[int, ...]
+    stage: int
+    params: dict[str, Any]  # ints, choice strings, or int64 arrays (size,)
+    record: tuple[str, ...]  # Lava recordings: spikes, u, v, a, c
+    value: str  # what the node emits in the IR: "spikes" or "v" (LI)
+    why_custom: str = ""  # empty for Lava's LIF
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+
+@dataclass
+class ConnectionPlan:
+    name: str
+    src: str
+    dst: str
+    weights: np.ndarray  # (n_dst, n_src) int64
+    weight_exp: int
+    num_weight_bits: int
+    sign_mode: str
+    num_message_bits: int
+    lava_delay: int  # 1 = Dense; >1 = DelayDense with delay lava_delay - 1
+
+    @property
+    def kind(self) -> str:
+        return "dense" if self.lava_delay == 1 else "delay_dense"
+
+
+@dataclass
+class LavaProgram:
+    graph_name: str
+    source: str  # IR node the host feeds: the Input, or its Quantize node (applied host-side)
+    source_shape: tuple[int, ...]
+    quantize: str | None
+    populations: list[PopulationPlan] = field(default_factory=list)
+    connections: list[ConnectionPlan] = field(default_factory=list)
+    output: tuple[str, int] = ("", 0)  # (population feeding the Output, edge delay)
+    stages: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def max_stage(self) -> int:
+        return max(self.stages.values(), default=0)
+
+    @property
+    def input_size(self) -> int:
+        return int(np.prod(self.source_shape)) if self.source_shape else 1
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.int64).reshape(-1)
+
+
+def _uniform(a: np.ndarray) -> bool:
+    a = _flat(a)
+    return a.size == 0 or bool((a == a[0]).all())
+
+
+def lif_blockers(op: FixedNeuron, stage: int) -> list[str]:
+    """Why Lava's own LIF cannot run ``op`` at ``stage`` (empty: it can)."""
+    if type(op) is not FixedLIF:
+        return [f"{type(op).__name__} has no Lava process"]
+    why = []
+    if op.reset is not ResetMode.ZERO:
+        why.append(f"reset '{op.reset.value}'")
+    if op.comparator is not Comparator.GT:
+        why.append("comparator '>='")
+    if (op.v_reset != 0).any():
+        why.append("v_reset != 0")
+    varying = [p for p in LAVA_SPEC.lif_scalar_params if not _uniform(getattr(op, p))]
+    if varying:
+        why.append(f"per-neuron {'/'.join(varying)}")
+    if stage > 0 and ((op.bias_mant != 0).any() or (op.v_init != 0).any()):
+        why.append(f"bias or v_init at stage {stage} (Lava's LIF cannot wait for its stage)")
+    return why
+
+
+def neuron_plan(name: str, op: FixedNeuron, stage: int) -> PopulationPlan:
+    shape = tuple(op.shape)
+    value = "spikes" if op.spiking else "v"
+    blockers = lif_blockers(op, stage)
+    if not blockers:
+        params = {"du": int(_flat(op.du)[0]), "dv": int(_flat(op.dv)[0]),
+                  "vth": int(_flat(op.vth)[0]), "bias_mant": _flat(op.bias_mant),
+                  "bias_exp": _flat(op.bias_exp), "u": 0, "v": _flat(op.v_init)}
+        return PopulationPlan(name, "lif", shape, stage, params, ("spikes", "u", "v"), value)
+    kind = CUSTOM_KIND[type(op)]
+    params: dict[str, Any] = {"start": stage, "input_shift": op.input_shift, "v_bits": op.v_bits}
+    for pname in op.array_fields:
+        params[pname] = _flat(getattr(op, pname))
+    for attr in ("du_offset", "u_bits", "vth_shift", "levels"):
+        if hasattr(op, attr):
+            params[attr] = int(getattr(op, attr))
+    if hasattr(op, "reset"):
+        params["reset"] = op.reset.value
+    if hasattr(op, "comparator"):
+        params["comparator"] = op.comparator.value
+    record = (("spikes",) if op.spiking else ()) + KIND_STATES[kind]
+    return PopulationPlan(name, f"rsnn_{kind}", shape, stage, params, record, value,
+                          why_custom=", ".join(blockers))
+
+
+def _binary_source(graph: Graph, name: str) -> bool:
+    return type(graph.nodes[name]) in (FixedLIF, FixedALIF)
+
+
+def connection_plan(graph: Graph, rp: RetimedPath, sizes: dict[str, int],
+                    spec: LavaSpec) -> tuple[ConnectionPlan | None, list[Diagnostic]]:
+    p = rp.path
+    n_src, n_dst = sizes[p.src], sizes[p.dst]
+    where = f"connection {p.src} -> {p.dst}" + (f" via {p.synapse}" if p.synapse else "")
+    message_bits = 0 if _binary_source(graph, p.src) else spec.graded_message_bits
+    if p.synapse is None:
+        if n_src != n_dst:
+            return None, [Diagnostic(where, f"sums {n_src} values into {n_dst} neurons",
+                                     "insert a dense layer with explicit weights")]
+        w, e, bits = np.eye(n_dst, dtype=np.int64), 0, 8
+    else:
+        op = graph.nodes[p.synapse]
+        if not isinstance(op, FixedDense):
+            return None, [Diagnostic(where, f"{type(op).__name__} is not emitted to Lava (only dense"
+                                     " synapses are)", "use dense layers, or target c/gpu for this model")]
+        w = np.asarray(op.weight, dtype=np.int64)
+        if w.shape != (n_dst, n_src):
+            return None, [Diagnostic(where, f"weights {w.shape} do not connect {n_src} -> {n_dst}",
+                                     "fix the graph shapes")]
+        e, bits = (int(op.weight_exp.flat[0]) if op.weight_exp.size else 0), int(op.weight_bits)
+    mode = "excitatory" if w.min(initial=0) >= 0 else "inhibitory" if w.max(initial=0) <= 0 else "mixed"
+    name = f"{p.src}__{p.synapse or 'id'}__{p.dst}"
+    return ConnectionPlan(name, p.src, p.dst, w, e, bits, mode, message_bits, rp.lava_delay), []
+
+
+def _output(graph: Graph, populations: set[str]) -> tuple[tuple[str, int] | None, list[Diagnostic]]:
+    out = graph.output_name
+    edges = graph.in_edges(out)
+    if len(edges) != 1 or edges[0].src not in populations:
+        return None, [Diagnostic(f"node '{out}'", "the Output must read exactly one neuron (or the"
+                                 " input) directly", "feed the Output from the last neuron layer")]
+    return (edges[0].src, edges[0].delay), []
+
+
+def _shared_synapse_problems(graph: Graph, paths: list[RetimedPath]) -> list[Diagnostic]:
+    """A synapse fed by several paths is split into one Lava connection per path; with a
+    negative weight_exp the floors of the parts differ from the floor of the sum."""
+    count: dict[tuple[str, str], int] = {}
+    for rp in paths:
+        if rp.path.synapse is not None:
+            key = (rp.path.synapse, rp.path.dst)
+            count[key] = count.get(key, 0) + 1
+    out = []
+    for (syn, _dst), n in sorted(count.items()):
+        op = graph.nodes[syn]
+        if n > 1 and isinstance(op, FixedDense) and op.weight_exp.size and op.weight_exp.flat[0] < 0:
+            out.append(Diagnostic(f"node '{syn}'", f"sums {n} inputs before a negative weight_exp"
+                                  " (Lava shifts each input's connection separately)",
+                                  "give it a single input or weight_exp >= 0"))
+    return out
+
+
+def lower(graph: Graph, spec: LavaSpec = LAVA_SPEC) -> tuple[LavaProgram | None, list[Diagnostic]]:
+    """The Lava program for ``graph`` and every diagnostic (program is None if any)."""
+    if graph.attrs.domain is not Domain.FIXED or graph.attrs.profile != spec.profile:
+        return None, [Diagnostic("graph", f"the Lava target runs '{spec.profile}' fixed-point graphs,"
+                                 f" got domain {graph.attrs.domain.value}, profile {graph.attrs.profile}",
+                                 f"build with --target lava (profile {spec.profile})")]
+    diags = [Diagnostic("graph", p, "fix the graph (it must verify)") for p in verify(graph)]
+    plan = plan_retiming(graph, RetimeSpec(spec.synapse_delay, spec.max_extra_delay))
+    diags += [Diagnostic(p.where, p.problem, p.fix) for p in plan.problems]
+    if diags or plan.source is None:
+        return None, diags
+    src_op = graph.nodes[plan.source]
+    program = LavaProgram(graph.attrs.name, plan.source, tuple(src_op.shape),
+                          plan.source if isinstance(src_op, Quantize) else None,
+                          stages=dict(plan.stages))
+    sizes = {plan.source: program.input_size}
+    for name, op in graph.nodes.items():
+        if isinstance(op, FixedNeuron):
+            pop = neuron_plan(name, op, plan.stages[name])
+            program.populations.append(pop)
+            sizes[name] = pop.size
+    for rp in plan.paths:
+        conn, problems = connection_plan(graph, rp, sizes, spec)
+        diags += problems
+        if conn is not None:
+            program.connections.append(conn)
+    diags += _shared_synapse_problems(graph, plan.paths)
+    output, problems = _output(graph, set(sizes))
+    diags += problems
+    if diags:
+        return None, diags
+    program.output = output
+    return program, []
+
+
+# --------------------------------------------------------------------------------------------
+# network.json
+# --------------------------------------------------------------------------------------------
+
+
+def _store(value: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(value, np.ndarray):
+        arrays[key] = value
+        return {"array": key}
+    return value
+
+
+def to_network(program: LavaProgram, num_steps: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """The runner's document (without format/version) and its arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    pops = []
+    for p in program.populations:
+        params = {k: _store(v, f"{p.node}.{k}", arrays) for k, v in p.params.items()}
+        pops.append({"name": p.node, "neuron": p.neuron, "size": p.size, "params": params,
+                     "record": list(p.record)})
+    conns = []
+    for c in program.connections:
+        d = {"name": c.name, "kind": c.kind, "src": c.src, "dst": c.dst,
+             "weights": _store(c.weights, f"{c.name}.w", arrays), "weight_exp": c.weight_exp,
+             "num_weight_bits": c.num_weight_bits, "sign_mode": c.sign_mode,
+             "num_message_bits": c.num_message_bits}
+        if c.kind == "delay_dense":
+            d["delays"], d["max_delay"] = c.lava_delay - 1, c.lava_delay - 1
+        conns.append(d)
+    meta = {"rsnnc": {
+        "graph": program.graph_name, "source": program.source,
+        "source_shape": list(program.source_shape), "quantize": program.quantize,
+        "stages": program.stages, "max_stage": program.max_stage,
+        "output": {"node": program.output[0], "delay": program.output[1]},
+        "populations": {p.node: {"neuron": p.neuron, "shape": list(p.shape), "stage": p.stage,
+                                 "record": list(p.record), "value": p.value,
+                                 "custom": p.why_custom} for p in program.populations},
+    }}
+    doc = {"input": {"name": program.source, "size": program.input_size}, "populations": pops,
+           "connections": conns, "meta": meta}
+    if num_steps is not None:
+        doc["num_steps"] = num_steps
+    return doc, arrays
+
+
+def merge_networks(parts: list[tuple[dict, dict[str, np.ndarray]]]) -> tuple[dict, dict[str, np.ndarray]]:
+    """Several networks as disjoint sub-networks of one (one Lava run for many graphs).
+
+    Part ``i``'s names get the prefix ``g{i}.``; the inputs are concatenated (part ``i`` reads
+    columns ``meta.parts[i].input_offset`` onwards). Input connections get zero columns
+    elsewhere (their explicit sign modes keep Lava's quantization unchanged).
+    """
+    total = sum(doc["input"]["size"] for doc, _ in parts)
+    pops, conns, metas, arrays = [], [], [], {}
+    offset = 0
+    for i, (doc, arr) in enumerate(parts):
+        pre = f"g{i}."
+        inp = doc["input"]["name"]
+
+        def get(v):
+            return arr[v["array"]] if isinstance(v, dict) else v
+
+        for p in doc["populations"]:
+            params = {}
+            for k, v in p["params"].items():
+                params[k] = _store(get(v), pre + f"{p['name']}.{k}", arrays) if isinstance(v, dict) else v
+            pops.append({**p, "name": pre + p["name"], "params": params})
+        for c in doc["connections"]:
+            w = get(c["weights"])
+            c2 = {**c, "name": pre + c["name"], "dst": pre + c["dst"]}
+            if c["src"] == inp:
+                full = np.zeros((w.shape[0], total), np.int64)
+                full[:, offset:offset + w.shape[1]] = w
+                w, c2["src"] = full, "input"
+            else:
+                c2["src"] = pre + c["src"]
+            c2["weights"] = _store(w, pre + c["name"] + ".w", arrays)
+            conns.append(c2)
+        metas.append({**doc.get("meta", {}), "prefix": pre, "input_offset": offset,
+                      "input_size": doc["input"]["size"]})
+        offset += doc["input"]["size"]
+    return {"input": {"name": "input", "size": total}, "populations": pops, "connections": conns,
+            "meta": {"parts": metas}}, arrays
