@@ -9,8 +9,10 @@ call site with the selected method (``maxnorm``, ``ecl``, ``sfn``), builds the f
     percentile  maxnorm threshold percentile (100 = max, default)
     v_init      maxnorm initial membrane: zero (default) or half
     theta_neg   ecl negative threshold in units of theta (default 0)
-    epochs, lr  ecl fine-tune (ReLU ANNs only; default 30, 1e-3)
+    epochs, lr  ecl fine-tune (default 30, 3e-3)
+    finetune    ecl: auto (fine-tune when the ANN has ReLU sites, default), always, never
     search      sfn threshold-scale search: 1 (default) or 0
+    readout     li (memoryless LI neuron, default; needed by Lava) or synapse
     report_samples  calibration samples used for the report (default 512)
 """
 
@@ -52,8 +54,10 @@ class ConvertOptions:
     half_init: bool = False
     theta_neg: float = 0.0
     epochs: int = 30
-    lr: float = 1e-3
+    lr: float = 3e-3
     search: bool = True
+    finetune: str = "auto"  # ecl: auto (ReLU sites only), always, never
+    readout: str = "li"  # li (memoryless LI neuron) or synapse (last synapse feeds Output)
     report_samples: int = 512
     seed: int = 0
 
@@ -83,12 +87,20 @@ class ConvertOptions:
                 if str(value) not in ("zero", "half"):
                     raise UserInputError("--convert-opt v_init must be zero or half")
                 o.half_init = str(value) == "half"
+            elif key == "finetune":
+                if str(value) not in ("auto", "always", "never"):
+                    raise UserInputError("--convert-opt finetune must be auto, always or never")
+                o.finetune = str(value)
+            elif key == "readout":
+                if str(value) not in ("li", "synapse"):
+                    raise UserInputError("--convert-opt readout must be li or synapse")
+                o.readout = str(value)
             elif key == "search":
                 o.search = str(value).lower() not in ("0", "false", "no", "off")
             else:
                 raise UserInputError(
                     f"unknown conversion option '{key}'; known: percentile, v_init, theta_neg, epochs, lr,"
-                    " search, report_samples, seed")
+                    " finetune, readout, search, report_samples, seed")
         if o.steps is not None and int(o.steps) < 1:
             raise UserInputError("--steps must be >= 1")
         if o.levels is not None and int(o.levels) < 1:
@@ -146,14 +158,14 @@ def convert(ann: AnnGraph, opts: ConvertOptions, x: np.ndarray | None, y: np.nda
                              "exact_sites": info.exact_sites}
     else:
         origin = "activation's clip level"
-        if needs_finetune(ann):
+        if opts.finetune == "always" or (opts.finetune == "auto" and needs_finetune(ann)):
             if x is None:
                 raise UserInputError("ecl on a ReLU ANN learns its clipping thresholds: give --calib FILE.npz")
             ann, info = finetune_clip(ann, x, y, acts, opts.t, opts.epochs, opts.lr, opts.seed)
             details["finetune"] = info.__dict__
             origin = "learned by fine-tuning"
         plans = plan_ecl(ann, opts.theta_neg, origin)
-    built = build_snn(ann, plans, name)
+    built = build_snn(ann, plans, name, opts.readout)
     return Conversion(built, plans, ann, details)
 
 

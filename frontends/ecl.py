@@ -40,7 +40,7 @@ def _ste_floor(u: torch.Tensor) -> torch.Tensor:
 
 
 def finetune_clip(ann: AnnGraph, x: np.ndarray, y: np.ndarray | None, acts: dict[str, np.ndarray],
-                  steps: int, epochs: int = 30, lr: float = 1e-3, seed: int = 0,
+                  steps: int, epochs: int = 30, lr: float = 3e-3, seed: int = 0,
                   batch: int = 64) -> tuple[AnnGraph, FinetuneInfo]:
     """Learn lam per ReLU/clip site (and adapt the weights) for ``steps`` quantisation levels."""
     threads = torch.get_num_threads()

@@ -24,8 +24,8 @@ from rsnn_compiler.frontends.maxnorm import layer_scale
 from rsnn_compiler.frontends.snn_build import NeuronKind, SitePlan
 from rsnn_compiler.ir.ops import ResetMode
 
-ALPHAS = tuple(float(a) for a in np.round(np.arange(0.4, 1.301, 0.05), 3))
-DEFAULT_LEVELS = 8
+ALPHAS = tuple(float(a) for a in np.round(np.arange(0.4, 1.601, 0.05), 3))
+DEFAULT_LEVELS = 16
 SEARCH_SAMPLES = 2048
 
 

@@ -14,8 +14,8 @@ Every ANN tensor maps to a *handle*: the IR nodes whose summed output carries it
   per-step spikes, which over-estimates the max of rates: see docs/conversion.md).
 - residual add: every branch is brought to scale 1 (a spiking branch goes through a synapse of
   weight diag(unit)), then all branches feed the consumer (inputs into a node are summed).
-- the network output: a non-spiking readout, the last synapse feeding ``Output`` (W o(t) + b per
-  step), so argmax(out.sum(0)) is the prediction.
+- the network output: a non-spiking readout, by default a memoryless LI neuron (beta = 0, the last
+  bias inside) so out(t) = W o(t) + b every step and argmax(out.sum(0)) is the prediction.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from rsnn_compiler.frontends.ann_graph import ActKind, AnnGraph, AnnKind, AnnNod
 from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
 from rsnn_compiler.ir.ops import (
-    IF, Affine, Comparator, Conv1d, Conv2d, Flatten, Input, Output, Pool, PoolMode, ResetMode,
+    IF, LI, Affine, Comparator, Conv1d, Conv2d, Flatten, Input, Output, Pool, PoolMode, ResetMode,
 )
 from rsnn_compiler.passes_api import Prop
 
@@ -81,8 +81,8 @@ class BuiltSnn:
 
 
 class _Builder:
-    def __init__(self, ann: AnnGraph, plans: dict[str, SitePlan]):
-        self.ann, self.plans = ann, plans
+    def __init__(self, ann: AnnGraph, plans: dict[str, SitePlan], readout: str = "li"):
+        self.ann, self.plans, self.readout = ann, plans, readout
         self.nodes: dict = {}
         self.edges: list[Edge] = []
         self.taken: set[str] = set()
@@ -236,7 +236,18 @@ class _Builder:
                 raise UserInputError(f"ANN node {node.where or node.name} ({k.value}) was not lowered")
         out_shape = self.ann.shapes[self.ann.output]
         h = self.to_unit_current(handles[self.ann.output], out_shape, "readout")
-        self.add("output", Output(shape=out_shape), h.srcs)
+        srcs = h.srcs
+        if self.readout == "li":  # memoryless non-spiking neuron: v(t) = W o(t) + b
+            bias = np.zeros(out_shape)
+            if not self.ann.consumers(self.ann.output):
+                for s in srcs:
+                    if s in self.unwritten:
+                        b = self.unwritten.pop(s)
+                        bias = bias + b.reshape((-1,) + (1,) * (len(out_shape) - 1))
+            f32 = lambda a: np.broadcast_to(a, out_shape).astype(np.float32)  # noqa: E731
+            li = LI(beta=f32(0.0), gain=f32(1.0), bias=f32(bias), v_init=f32(0.0))
+            srcs = [self.add("readout", li, srcs)]
+        self.add("output", Output(shape=out_shape), srcs)
         for op_name, b in self.unwritten.items():  # biases not moved into a neuron stay in the synapse
             if np.any(b != 0):
                 self.nodes[op_name] = self.nodes[op_name].replace(bias=b.astype(np.float32))
@@ -256,8 +267,13 @@ def _per_channel(scale: np.ndarray, node: AnnNode | None, where: str = "") -> np
     return flat[:, 0]
 
 
-def build_snn(ann: AnnGraph, plans: dict[str, SitePlan], name: str = "converted") -> BuiltSnn:
+def build_snn(ann: AnnGraph, plans: dict[str, SitePlan], name: str = "converted",
+              readout: str = "li") -> BuiltSnn:
+    """``readout``: ``li`` (a memoryless LI neuron, beta = 0, holding the last bias: what Lava
+    needs) or ``synapse`` (the last synapse feeds ``Output`` directly)."""
     missing = [n.name for n in ann.acts() if n.name not in plans]
     if missing:
         raise UserInputError(f"no threshold for activation {missing[0]}")
-    return _Builder(ann, plans).build(name)
+    if readout not in ("li", "synapse"):
+        raise UserInputError("readout must be li or synapse")
+    return _Builder(ann, plans, readout).build(name)

@@ -187,3 +187,37 @@ def test_cli_build_run_onnx(tmp_path, capsys):
     np.testing.assert_array_equal(out.sum(0).argmax(-1), _ann_logits(model, xte[:100]).argmax(1))
     code = main(["build", str(onnx_path), "--convert", "sfn", "--convert-opt", "nonsense", "-o", str(build)])
     assert code == 2
+
+
+def _onnx_digits(tmp_path, kind="qcfs", steps=1):
+    model, (xtr, xte, ytr, yte) = trained("digits_mlp", kind)
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(model, torch.zeros(1, 64), str(path), dynamo=False, opset_version=17)
+    np.savez(tmp_path / "calib.npz", x=np.repeat(xtr[None, :300], steps, 0), y=ytr[:300])
+    np.savez(tmp_path / "test.npz", x=np.repeat(xte[None, :100], steps, 0), y=yte[:100])
+    return path
+
+
+@pytest.mark.parametrize("method,steps", [("sfn", 1), ("ecl", 2)])
+def test_converted_model_compiles_and_validates_bit_exact(tmp_path, method, steps):
+    path = _onnx_digits(tmp_path, steps=steps)
+    build = tmp_path / "b"
+    code = main(["build", str(path), "--convert", method, "--steps", str(steps), "--calib",
+                 str(tmp_path / "calib.npz"), "--target", "c,gpu", "-o", str(build), "-q"])
+    if code != 0:
+        pytest.skip("c/gpu targets unavailable here")
+    assert main(["validate", str(build), "--data", str(tmp_path / "test.npz"), "-q"]) == 0
+
+
+@pytest.mark.lava
+def test_converted_model_validates_on_lava(tmp_path):
+    from rsnn_compiler.backends import lava_env
+
+    status = lava_env.lava_status()
+    if not status.found:
+        pytest.skip(status.reason)
+    path = _onnx_digits(tmp_path)
+    build = tmp_path / "b"
+    assert main(["build", str(path), "--convert", "sfn", "--calib", str(tmp_path / "calib.npz"),
+                 "--target", "lava", "-o", str(build), "-q"]) == 0
+    assert main(["validate", str(build), "--data", str(tmp_path / "test.npz"), "-q"]) == 0
