@@ -57,6 +57,7 @@ PYTHON_ANN_FRONTEND = "rsnn_compiler.frontends.torch_ann_import:load"
 # export format -> "module:function"; the function is ``export(graph, path) -> None``
 EXPORTERS: dict[str, str] = {
     "nir": "rsnn_compiler.frontends.nir_export:export",
+    "netx": "rsnn_compiler.backends.netx_export:export",
 }
 
 

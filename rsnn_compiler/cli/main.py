@@ -276,6 +276,10 @@ def cmd_report(args, out: Console, err: Console) -> int:
         for key, steps in pipe.items():
             out.print(f"pipeline \\[{key}]: {' -> '.join(steps)}")
         out.print(passes_table(reports))
+        from rsnn_compiler.reports import detail_tables
+
+        for table in detail_tables(reports):
+            out.print(table)
     return 0
 
 
@@ -426,8 +430,13 @@ def cmd_export(args, out: Console, err: Console) -> int:
         known = ", ".join(sorted(registry.EXPORTERS)) or "none in this installation"
         raise UserInputError(f"unknown export format '{args.format}'; available: {known}")
     manifest = read_manifest(Path(args.build))
-    graph = load_build_graph(Path(args.build), manifest, "float")
-    registry.resolve(registry.EXPORTERS[args.format])(graph, args.out)
+    exporter = registry.resolve(registry.EXPORTERS[args.format])
+    key = getattr(exporter, "graph_key", "float")  # e.g. netx exports the loihi2 graph
+    if key not in manifest.get("graphs", {}):
+        raise UserInputError(f"format '{args.format}' exports the {key} graph, which this build lacks;"
+                             f" rebuild with a target that makes it (e.g. --target lava)")
+    graph = load_build_graph(Path(args.build), manifest, key)
+    exporter(graph, args.out)
     out.print(f"wrote {args.out} ({args.format})")
     return 0
 
