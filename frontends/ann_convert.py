@@ -43,6 +43,8 @@ class Method(enum.Enum):
 
 DEFAULT_STEPS = {Method.MAXNORM: 8, Method.ECL: 2, Method.SFN: 1}
 REPORT_STEPS = (1, 2, 4, 8)
+LAYER_COLUMNS = ("node", "neuron", "theta", "levels", "v_init", "clipping_error", "quantisation_error",
+                 "unevenness_error", "messages_per_sample", "origin")
 
 
 @dataclass
@@ -121,6 +123,7 @@ class ConversionReport(ImportReport):
     messages_per_sample: float = 0.0
     payload_per_sample: float = 0.0
     method_details: dict = field(default_factory=dict)
+    layer_columns: list = field(default_factory=lambda: list(LAYER_COLUMNS))  # for `rsnnc report`
 
 
 @dataclass
@@ -175,10 +178,9 @@ def _layer_rows(conv: Conversion, errors: list[cr.LayerErrors] | None) -> list[d
     for node in conv.ann.acts():
         p = conv.plans[node.name]
         row = {
-            "site": node.name, "where": node.where, "ann_activation": node.p("spec").describe(),
-            "neuron": p.neuron.value, "node": conv.built.neuron_of[node.name], "theta": p.theta,
-            "unit": p.unit, "levels": p.levels, "v_init": p.v_init, "theta_neg": p.theta_neg,
-            "clip_level": p.ceiling, "origin": p.origin,
+            "node": conv.built.neuron_of[node.name], "ann_activation": node.p("spec").describe(),
+            "neuron": p.neuron.value, "theta": p.theta, "unit": p.unit, "levels": p.levels,
+            "v_init": p.v_init, "theta_neg": p.theta_neg, "clip_level": p.ceiling, "origin": p.origin,
         }
         if node.name in by_site:
             e = by_site[node.name]
@@ -186,6 +188,7 @@ def _layer_rows(conv: Conversion, errors: list[cr.LayerErrors] | None) -> list[d
                        unevenness_error=round(e.unevenness, 4),
                        messages_per_sample=round(e.messages_per_sample, 2),
                        payload_per_sample=round(e.payload_per_sample, 2))
+        row.update(site=node.name, where=node.where)
         rows.append(row)
     return rows
 

@@ -60,6 +60,34 @@ def passes_table(reports: list[dict[str, Any]], title: str = "Pass reports") -> 
     return table
 
 
+def detail_tables(reports: list[dict[str, Any]]) -> list[Table]:
+    """One table per report whose metrics hold ``layers`` (a list of per-layer dicts, e.g. the
+    ANN-to-SNN conversion report), plus its ``accuracy`` per T when present."""
+    tables = []
+    for rep in reports:
+        m = rep.get("metrics", {})
+        layers = m.get("layers")
+        if not (isinstance(layers, list) and layers and all(isinstance(r, dict) for r in layers)):
+            continue
+        acc = m.get("accuracy") or {}
+        title = f"{rep['name']}: per layer"
+        if acc.get("snn") or acc.get("agreement"):
+            per_t = acc.get("snn") or acc.get("agreement")
+            what = "accuracy" if acc.get("snn") else "agreement with the ANN"
+            ann = f"ANN {acc['ann']}%, " if acc.get("ann") is not None else ""
+            title += f"  ({ann}SNN {what} by T: " + ", ".join(f"T={t} {v}%" for t, v in per_t.items()) + ")"
+        table = Table(title=title, title_justify="left", expand=False)
+        cols = m.get("layer_columns") or [
+            k for k in layers[0] if k not in ("site", "where")
+            and any(_short(r.get(k)) is not None or isinstance(r.get(k), str) for r in layers)]
+        for col in cols:
+            table.add_column(col)
+        for r in layers:
+            table.add_row(*[(_short(r.get(c)) if _short(r.get(c)) is not None else str(r.get(c, ""))) for c in cols])
+        tables.append(table)
+    return tables
+
+
 def print_build_summary(console: Console, manifest: dict, timings: dict, outdir: str) -> None:
     console.print(f"[bold]rsnnc build[/bold] {manifest['input']['source']} -> {outdir}")
     for rep in manifest.get("passes", [])[:1]:

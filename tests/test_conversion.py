@@ -221,3 +221,61 @@ def test_converted_model_validates_on_lava(tmp_path):
     assert main(["build", str(path), "--convert", "sfn", "--calib", str(tmp_path / "calib.npz"),
                  "--target", "lava", "-o", str(build), "-q"]) == 0
     assert main(["validate", str(build), "--data", str(tmp_path / "test.npz"), "-q"]) == 0
+
+
+# ------------------------------------------------------------------------------------------
+# shipped example models (models/), when present
+# ------------------------------------------------------------------------------------------
+def _shipped(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "models" / name / "model.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} not built yet")
+    return str(path)
+
+
+def test_shipped_mlp_digits_sfn_and_ecl_acceptance():
+    from ann_fixtures import digits_data
+    from rsnn_compiler.frontends.ann_graph import forward
+    from rsnn_compiler.frontends.onnx_import import load as load_onnx, read_onnx
+
+    path = _shipped("mlp_digits")
+    xtr, xte, ytr, yte = digits_data()  # the split the model was trained on (random_state 0)
+    with torch.no_grad():
+        ann = 100.0 * float((forward(read_onnx(path), xte).argmax(1).numpy() == yte).mean())
+    for method, steps, bound in (("sfn", 1, 0.5), ("ecl", 2, 1.5)):
+        res = load_onnx(path, ImportOptions(calib_x=xtr[None], calib_y=ytr,
+                                            extra={"convert": {"method": method, "steps": steps}}))
+        assert _acc(res.graph, xte, yte, steps) >= ann - bound, (method, ann)
+
+
+@pytest.mark.slow
+def test_shipped_cnn_mnist1d_acceptance():
+    from ann_fixtures import mnist1d_data
+    from rsnn_compiler.frontends.ann_graph import forward
+    from rsnn_compiler.frontends.onnx_import import load as load_onnx, read_onnx
+
+    path = _shipped("cnn_mnist1d")
+    xtr, xte, ytr, yte = mnist1d_data()
+    with torch.no_grad():
+        ann = 100.0 * float((forward(read_onnx(path), xte).argmax(1).numpy() == yte).mean())
+    res = load_onnx(path, ImportOptions(calib_x=xtr[None, :2000], calib_y=ytr[:2000],
+                                        extra={"convert": {"method": "sfn"}}))
+    assert _acc(res.graph, xte, yte, 1) >= ann - 0.5
+    res = load_onnx(path, ImportOptions(calib_x=xtr[None, :2000], calib_y=ytr[:2000],
+                                        extra={"convert": {"method": "ecl", "steps": 2}}))
+    print("ecl T=2", _acc(res.graph, xte, yte, 2), "ANN", ann)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["relu", "clip", "qcfs"])
+def test_mnist1d_cnn_sweep(kind):
+    model, (xtr, xte, ytr, yte) = trained("mnist1d_cnn", kind)
+    ann = 100.0 * float((_ann_logits(model, xte).argmax(1) == yte).mean())
+    sfn = _convert(model, xtr[:2000], ytr[:2000], method="sfn")
+    assert _acc(sfn.graph, xte, yte, 1) >= ann - 0.5
+    ecl = _convert(model, xtr[:2000], ytr[:2000], method="ecl", steps=2)
+    mn = _convert(model, xtr[:2000], ytr[:2000], method="maxnorm")
+    # ecl at T = 2 beats max-norm at T = 8
+    assert _acc(ecl.graph, xte, yte, 2) > _acc(mn.graph, xte, yte, 8)
