@@ -53,6 +53,8 @@ def _fail(where: str, why: str) -> UserInputError:
 
 def classify(fn: Callable[[torch.Tensor], torch.Tensor], where: str, magnitude: float = 1.0) -> ActSpec:
     """Identify the scalar function ``fn`` (applied elementwise to a float32 tensor)."""
+    raw = fn
+    fn = lambda t: raw(t.clone())  # noqa: E731 - in-place activations must not touch the probe
     with torch.no_grad():
         big = torch.tensor([1e3, 1e4, -1e3, -1e4], dtype=torch.float32)
         fb = fn(big).double()
@@ -122,9 +124,7 @@ def group_pointwise(items: list, output: str) -> tuple[list[AnnNode], str]:
     source: dict[str, str] = {}  # pointwise tensor -> the structural tensor it depends on
     members: dict[str, list[Pointwise]] = {}
     out: list[AnnNode] = []
-    by_name = {}
     for it in items:
-        by_name[it.name] = it
         if isinstance(it, AnnNode):
             out.append(it)
             continue
@@ -144,7 +144,6 @@ def group_pointwise(items: list, output: str) -> tuple[list[AnnNode], str]:
     for it in items:
         for i in it.inputs:
             used.setdefault(i, set()).add(it.name)
-    region_out: dict[str, str] = {}  # member tensor -> act node name
     acts: dict[str, AnnNode] = {}
     for s, mem in members.items():
         names = {m.name for m in mem}
@@ -160,7 +159,6 @@ def group_pointwise(items: list, output: str) -> tuple[list[AnnNode], str]:
         label = ex.label.rsplit(".", 1)[0] if len(mem) > 1 and "." in ex.label else ex.label
         node = AnnNode(ex.name, AnnKind.ACT, [s], ex.where, {"spec": spec, "ops": [m.opname for m in mem]}, label)
         acts[s] = node
-        region_out[ex.name] = ex.name
     # rebuild in order: an act goes right after its source
     final: list[AnnNode] = []
     for n in out:

@@ -168,6 +168,16 @@ def forward(ann: AnnGraph, x, override: ActOverride | None = None, record: bool 
     return vals if record else vals[ann.output]
 
 
+def resolve_global_pools(ann: AnnGraph) -> None:
+    """GlobalAveragePool -> average pool whose kernel is the whole spatial extent."""
+    for n in ann.nodes:
+        if n.kind is AnnKind.POOL and n.params.get("kernel") is None:
+            prefix = AnnGraph(ann.nodes[: ann.nodes.index(n)], ann.input_shape, n.inputs[0])
+            with torch.no_grad():
+                shape = tuple(forward(prefix, torch.zeros((1, *ann.input_shape))).shape[2:])
+            n.params.update(kernel=shape, stride=shape, padding=(0,) * len(shape))
+
+
 def infer_shapes(ann: AnnGraph) -> AnnGraph:
     with torch.no_grad():
         vals = forward(ann, torch.zeros((1, *ann.input_shape)), record=True)

@@ -20,7 +20,7 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportResult
 from rsnn_compiler.frontends.ann_activation import Pointwise, group_pointwise
 from rsnn_compiler.frontends.ann_graph import (
-    AnnGraph, AnnKind, AnnNode, drop_linear_identities, forward, infer_shapes,
+    AnnGraph, AnnKind, AnnNode, drop_linear_identities, infer_shapes, resolve_global_pools,
 )
 
 PASS = ("Identity", "Dropout")
@@ -178,7 +178,7 @@ def read_onnx(path: str | Path) -> AnnGraph:
     output = src(g.output[0].name)
     nodes, output = group_pointwise(items, output)
     ann = AnnGraph(nodes, tuple(in_dims[1:]), output, "onnx")
-    _resolve_global_pools(ann)
+    resolve_global_pools(ann)
     return drop_linear_identities(infer_shapes(ann))
 
 
@@ -235,16 +235,6 @@ def _pointwise(node, op, a, ins, consts, producer, uses, where):
 class _Alias:  # marker returned by _pointwise: output name -> existing tensor
     def __init__(self, name: str, target: str):
         self.name, self.target = name, target
-
-
-def _resolve_global_pools(ann: AnnGraph) -> None:
-    """GlobalAveragePool -> average pool whose kernel is the whole spatial extent."""
-    for n in ann.nodes:
-        if n.kind is AnnKind.POOL and n.params.get("kernel") is None:
-            prefix = AnnGraph(ann.nodes[: ann.nodes.index(n)], ann.input_shape, n.inputs[0])
-            with torch.no_grad():
-                shape = tuple(forward(prefix, torch.zeros((1, *ann.input_shape))).shape[2:])
-            n.params.update(kernel=shape, stride=shape, padding=(0,) * len(shape))
 
 
 def load(source: str, options: ImportOptions | None = None) -> ImportResult:

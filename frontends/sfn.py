@@ -92,6 +92,7 @@ def _search(ann, plans, base, x, info: SfnSearch) -> None:
         return _kl(teacher, simulate_t1(ann, plans, x))
     info.kl_before = kl()
     best_total = info.kl_before
+    origins = {site: plans[site].origin for site in base}
     for _round in range(2):
         for site, top in base.items():
             plan = plans[site]
@@ -106,9 +107,7 @@ def _search(ann, plans, base, x, info: SfnSearch) -> None:
             unit = best_alpha * top / plan.levels
             plan.theta = plan.unit = unit
             plan.v_init = unit / 2
-            plan.origin = f"{plan.origin} x {best_alpha:g} (searched)"
+            plan.origin = f"{origins[site]} x {best_alpha:g} (searched)"
             info.alphas[site] = best_alpha
             best_total = best
-        for site in base:  # keep the origin text short after the second round
-            plans[site].origin = plans[site].origin.split(" x ")[0] + f" x {info.alphas[site]:g} (searched)"
     info.kl_after = best_total

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontends._common import finish_graph, sanitize_name
 from rsnn_compiler.frontends.ann_graph import ActKind, AnnGraph, AnnKind, AnnNode
-from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold
+from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold, conversion_problems
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
 from rsnn_compiler.ir.ops import (
     IF, LI, Affine, Comparator, Conv1d, Conv2d, Flatten, Input, Output, Pool, PoolMode, ResetMode,
@@ -251,6 +251,9 @@ class _Builder:
         for op_name, b in self.unwritten.items():  # biases not moved into a neuron stay in the synapse
             if np.any(b != 0):
                 self.nodes[op_name] = self.nodes[op_name].replace(bias=b.astype(np.float32))
+        bad = [p for n, op in self.nodes.items() for p in conversion_problems(n, op)]
+        if bad:
+            raise UserInputError(bad[0])
         attrs = GraphAttrs(name=name, dt=None, properties=frozenset({Prop.DISCRETIZED}))
         graph = finish_graph(Graph(self.nodes, self.edges, attrs))
         return BuiltSnn(graph, self.neuron_of, self.scale_in, self.notes)

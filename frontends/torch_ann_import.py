@@ -26,7 +26,7 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportResult
 from rsnn_compiler.frontends.ann_activation import Pointwise, group_pointwise
 from rsnn_compiler.frontends.ann_graph import (
-    AnnGraph, AnnKind, AnnNode, drop_linear_identities, infer_shapes,
+    AnnGraph, AnnKind, AnnNode, drop_linear_identities, infer_shapes, resolve_global_pools,
 )
 
 
@@ -178,9 +178,7 @@ def read_module(model: nn.Module, input_shape: tuple[int, ...]) -> AnnGraph:
         raise UserInputError(f"{type(model).__name__}.forward returns nothing")
     nodes, output = group_pointwise(items, out_name)
     ann = AnnGraph(nodes, tuple(input_shape), output, "torch.fx")
-    from rsnn_compiler.frontends.onnx_import import _resolve_global_pools
-
-    _resolve_global_pools(ann)
+    resolve_global_pools(ann)
     return drop_linear_identities(infer_shapes(ann))
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ann_fixtures import Conv2dNet, DigitsMLP, Mnist1dCNN, QCFS, ResQ, TCL, trained
+from ann_fixtures import Conv2dNet, DigitsMLP, Mnist1dCNN, ResQ, trained
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontends.ann_graph import ActKind, AnnKind, fold_batchnorm, forward
 from rsnn_compiler.frontends.onnx_import import read_onnx
@@ -146,3 +146,20 @@ def test_onnx_batchnorm_nodes_are_read(tmp_path):
     model = _randomise_bn(DigitsMLP("relu"))
     ann = read_onnx(_export(model, (64,), tmp_path / "bn.onnx"))
     assert [n.kind for n in ann.nodes].count(AnnKind.BN) == 2
+
+
+def test_inplace_relu_and_functional_clamp_are_recognised():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(4, 4)
+            self.r = nn.ReLU(inplace=True)
+            self.fc2 = nn.Linear(4, 4)
+            self.fc3 = nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.r(self.fc1(x))
+            return self.fc3(torch.clamp(self.fc2(h), 0.0, 1.5))
+
+    ann = read_module(Net(), (4,))
+    assert [(n.p("spec").kind, n.p("spec").lam) for n in ann.acts()] == [(ActKind.RELU, None), (ActKind.CLIP, 1.5)]
