@@ -1,14 +1,16 @@
 """``rsnnc export BUILD --format netx``: the loihi2 graph as a lava-dl netx ``.net`` (HDF5) file.
 
 Supported subset (what netx turns back into the same Lava network; /work/shared notes §5):
-a chain ``input -> [dense (+ dense_rec) -> CUBA LIF] x L`` where
+a chain ``input -> [conv | dense (+ dense_rec) -> CUBA LIF] x L`` where
 
 - every neuron is a FixedLIF that Lava's LIF runs as is: reset zero, comparator gt,
   ``v_reset = v_init = 0``, one du/dv/vth per layer (netx: ``iDecay = du + 1``, ``vDecay = dv``,
   ``vThMant = vth``), and a bias that is a multiple of 64 (netx sets ``bias_exp = 6``), only on
   layers at stage 0 (a LIF built by netx integrates its bias from Lava's first step);
 - synapses are FixedDense with ``weight_exp >= 0`` (folded into the stored integer weights: netx
-  re-derives Lava's weight exponent itself) or identity; a recurrent synapse becomes
+  re-derives Lava's weight exponent itself) or identity, or FixedConv2d (loihi2 conv arithmetic is
+  Lava's Conv: no exponent, 24-bit wrap; weights in torch layout, netx flips them for Lava's true
+  convolution; the layer's neurons may sit behind a ``Flatten``, torch C-H-W order like netx's); a recurrent synapse becomes
   ``dense_rec`` and must have Lava delay 1 (netx drops the weight exponent of delayed recurrent
   synapses); feed-forward Lava delays ``L`` become ``delay = L - 1`` (0..62);
 - the input is binary (netx CUBA layers send binary spikes; a Quantize node must be 1-bit).
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.ir.fixed_ops import FixedDense, FixedLIF, FixedNeuron, Quantize
+from rsnn_compiler.ir.fixed_ops import FixedConv2d, FixedDense, FixedLIF, FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.passes.retime import RetimedPath, plan_retiming
@@ -48,8 +50,10 @@ NETX = NetxSpec()
 @dataclass
 class NetxLayer:
     node: str  # IR neuron
-    weight: np.ndarray  # (out, in) integers
+    weight: np.ndarray  # dense: (out, in) integers; conv: (out, in / groups, kH, kW)
     neuron: dict[str, int]
+    shape: tuple[int, ...] = ()  # neuron shape in torch order: (out,) or (C, H, W)
+    conv: dict[str, list[int] | int] | None = None  # geometry of a conv layer (torch order)
     bias: np.ndarray | None = None
     weight_rec: np.ndarray | None = None
     delay: int = 0
@@ -62,9 +66,11 @@ def _folded(graph: Graph, rp: RetimedPath, n_in: int, n_out: int) -> tuple[np.nd
     if p.synapse is None:
         return np.eye(n_out, n_in, dtype=np.int64), []
     op = graph.nodes[p.synapse]
+    if isinstance(op, FixedConv2d):  # loihi2: weight_exp 0, 24-bit wrap = Lava Conv
+        return np.asarray(op.weight, dtype=np.int64), []
     if not isinstance(op, FixedDense):
         return None, [Diagnostic(f"node '{p.synapse}'", f"{type(op).__name__} is not in the netx subset",
-                                 "export dense layers only")]
+                                 "export dense and conv2d layers only")]
     e = int(op.weight_exp.flat[0]) if op.weight_exp.size else 0
     if e < 0:
         return None, [Diagnostic(f"node '{p.synapse}'", f"weight_exp {e} < 0: netx stores integer weights",
@@ -141,7 +147,18 @@ def plan_netx(graph: Graph, spec: NetxSpec = NETX) -> tuple[list[NetxLayer], tup
         if not 0 <= ff.lava_delay - 1 <= spec.max_delay:
             diags.append(Diagnostic(name, f"Lava delay {ff.lava_delay} beyond netx's 1..{spec.max_delay + 1}",
                                     "shorten the delay"))
-        layer = NetxLayer(name, weight, neuron, bias, delay=ff.lava_delay - 1)
+        layer = NetxLayer(name, weight, neuron, bias=bias, delay=ff.lava_delay - 1,
+                          shape=(sizes[name],))
+        syn = graph.nodes[ff.path.synapse] if ff.path.synapse else None
+        if isinstance(syn, FixedConv2d):
+            layer.shape = tuple(int(v) for v in syn.out_shape)
+            layer.conv = {"inChannels": int(syn.input_shape[0]), "outChannels": int(syn.weight.shape[0]),
+                          "kernelSize": [int(k) for k in syn.weight.shape[2:]],
+                          "stride": list(syn.stride), "padding": list(syn.padding),
+                          "dilation": list(syn.dilation), "groups": int(syn.groups)}
+            if ff.lava_delay != 1:
+                diags.append(Diagnostic(name, "a delayed conv layer (netx conv delays are not in the"
+                                        " subset)", "remove the delay before the conv"))
         for rp in incoming.get(name, []):
             if rp is ff:
                 continue
@@ -181,18 +198,23 @@ def write_netx(path: Path, layers: list[NetxLayer], input_shape: tuple[int, ...]
         f.create_dataset("layer/0/shape", data=np.array(input_shape, dtype=np.int64))
         for i, layer in enumerate(layers, 1):
             g = f.create_group(f"layer/{i}")
-            out_n, in_n = layer.weight.shape
-            g.create_dataset("type", data=s("dense_rec" if layer.weight_rec is not None else "dense"))
-            g.create_dataset("shape", data=np.array([out_n], dtype=np.int64))
-            g.create_dataset("inFeatures", data=in_n)
-            g.create_dataset("outFeatures", data=out_n)
+            g.create_dataset("shape", data=np.array(layer.shape, dtype=np.int64))
             g.create_dataset("weight", data=layer.weight.astype(np.float32))
+            if layer.conv is not None:
+                g.create_dataset("type", data=s("conv"))
+                for key, value in layer.conv.items():
+                    g.create_dataset(key, data=np.asarray(value, dtype=np.int64))
+            else:
+                out_n, in_n = layer.weight.shape
+                g.create_dataset("type", data=s("dense_rec" if layer.weight_rec is not None else "dense"))
+                g.create_dataset("inFeatures", data=in_n)
+                g.create_dataset("outFeatures", data=out_n)
             if layer.weight_rec is not None:
                 g.create_dataset("weight_rec", data=layer.weight_rec.astype(np.float32))
             if layer.bias is not None:
                 g.create_dataset("bias", data=layer.bias.astype(np.float32))
             if layer.delay:
-                g.create_dataset("delay", data=np.full((out_n, in_n), layer.delay, np.float32))
+                g.create_dataset("delay", data=np.full(layer.weight.shape[:2], layer.delay, np.float32))
             n = g.create_group("neuron")
             n.create_dataset("type", data=s("CUBA"))
             for key, value in layer.neuron.items():

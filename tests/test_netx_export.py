@@ -13,7 +13,9 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed import arith
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.interpreter.fixed_interp import run_fixed
-from rsnn_compiler.ir import Domain, FixedDense, FixedLIF, GraphBuilder, Input, Output, ResetMode, verify
+from rsnn_compiler.ir import (
+    Domain, FixedConv2d, FixedDense, FixedLIF, Flatten, GraphBuilder, Input, Output, ResetMode, verify,
+)
 from rsnn_compiler.ir.fixed_ops import make_neuron
 from rsnn_compiler.passes.retime import plan_retiming
 
@@ -62,22 +64,42 @@ def netx_simulate(path: Path, x: np.ndarray) -> list[dict[str, np.ndarray]]:
         layers = [f[f"layer/{i}"] for i in range(len(f["layer"]))]
         assert layers[0]["type"][()] == b"input"
         specs = []
+        prev_shape = tuple(layers[0]["shape"][()])
         for g in layers[1:]:
             nrn = g["neuron"]
+            shape = tuple(int(v) for v in g["shape"][()])
+            geo = None
+            if g["type"][()] == b"conv":
+                geo = {k: tuple(int(v) for v in np.ravel(g[k][()])) for k in
+                       ("stride", "padding", "dilation", "groups")}
             specs.append(dict(
+                n=int(np.prod(shape)), geo=geo, in_shape=prev_shape,
                 w=g["weight"][()].astype(np.int64),
                 w_rec=g["weight_rec"][()].astype(np.int64) if "weight_rec" in g else None,
                 bias=g["bias"][()].astype(np.int64) if "bias" in g else 0,
                 delay=int(g["delay"][()].flat[0]) if "delay" in g else 0,
                 du=int(nrn["iDecay"][()]) - 1, dv=int(nrn["vDecay"][()]), vth=int(nrn["vThMant"][()])))
+            prev_shape = shape
     T = x.shape[0] + 70
-    arrive = [np.zeros((T + 80, s["w"].shape[0]), np.int64) for s in specs]
-    state = [dict(u=np.zeros(s["w"].shape[0], np.int64), v=np.zeros(s["w"].shape[0], np.int64)) for s in specs]
+    arrive = [np.zeros((T + 80, s["n"]), np.int64) for s in specs]
+    state = [dict(u=np.zeros(s["n"], np.int64), v=np.zeros(s["n"], np.int64)) for s in specs]
+
+    def syn(s, spikes):
+        if s["geo"] is None:
+            return s["w"] @ (spikes != 0)
+        import torch  # Lava Conv == torch conv2d on (C, H, W) after netx's kernel flip; 24-bit wrap
+        g = s["geo"]
+        a = torch.nn.functional.conv2d(
+            torch.tensor((spikes != 0).reshape(1, *s["in_shape"]), dtype=torch.float64),
+            torch.tensor(s["w"], dtype=torch.float64), stride=g["stride"], padding=g["padding"],
+            dilation=g["dilation"], groups=g["groups"][0]).numpy().astype(np.int64).ravel()
+        return ((a + 2**23) % 2**24) - 2**23
+
     rec = [dict(spikes=[], u=[], v=[]) for _ in specs]
     trunc = lambda a: np.sign(a) * (np.abs(a) >> 12)  # noqa: E731
     for t in range(T):
         if t < x.shape[0]:
-            arrive[0][t + 1 + specs[0]["delay"]] += specs[0]["w"] @ (x[t] != 0)
+            arrive[0][t + 1 + specs[0]["delay"]] += syn(specs[0], x[t])
         for k, s in enumerate(specs):
             st = state[k]
             u = trunc(st["u"] * (4096 - (s["du"] + 1))) + (arrive[k][t] << 6)
@@ -91,7 +113,7 @@ def netx_simulate(path: Path, x: np.ndarray) -> list[dict[str, np.ndarray]]:
             if s["w_rec"] is not None:
                 arrive[k][t + 1] += s["w_rec"] @ spk
             if k + 1 < len(specs):
-                arrive[k + 1][t + 1 + specs[k + 1]["delay"]] += specs[k + 1]["w"] @ spk
+                arrive[k + 1][t + 1 + specs[k + 1]["delay"]] += syn(specs[k + 1], spk)
     return [{key: np.array(v) for key, v in r.items()} for r in rec]
 
 
@@ -113,6 +135,47 @@ def test_netx_file_reproduces_the_interpreter(seed, tmp_path):
             assert np.array_equal(got[key][s:s + 50], want), (node, key)
         total += int(ref.spikes[node].sum())
     assert total > 0
+
+
+def conv_graph(seed: int):
+    r = np.random.default_rng(seed)
+    c_in, h, w = 2, 5, 6
+    b = GraphBuilder(f"netxconv{seed}")
+    b.add("in", Input(shape=(c_in, h, w)))
+    conv = FixedConv2d(weight=r.integers(-256, 256, (3, c_in, 3, 2)), weight_exp=np.zeros(3),
+                       input_shape=(c_in, h, w), stride=(1, 2), padding=(1, 0), acc_bits=24,
+                       acc_overflow=Overflow.WRAP, weight_bits=8)
+    b.add("conv", conv)
+    b.add("flat", Flatten(input_shape=conv.out_shape))
+    n0 = int(np.prod(conv.out_shape))
+    b.add("n0", make_neuron(FixedLIF, (n0,), du=300, dv=100, vth=int(r.integers(100, 400))))
+    w1 = arith.loihi_weight_quantize(r.integers(-256, 256, (4, n0)), 8)
+    b.add("fc1", FixedDense(weight=w1, weight_exp=np.full(4, 1), weight_bits=8, acc_bits=32,
+                            acc_overflow=Overflow.WRAP))
+    b.add("n1", make_neuron(FixedLIF, (4,), du=4095, dv=50, vth=100))
+    b.add("out", Output(shape=(4,)))
+    b.chain("in", "conv", "flat", "n0", "fc1", "n1", "out")
+    g = b.build().with_attrs(domain=Domain.FIXED, profile="loihi2")
+    assert not verify(g)
+    return g
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_netx_conv_layer_reproduces_the_interpreter(seed, tmp_path):
+    g = conv_graph(seed)
+    export(g, tmp_path / "c.net")
+    with h5py.File(tmp_path / "c.net") as f:
+        assert f["layer/1/type"][()] == b"conv" and list(f["layer/1/shape"][()]) == [3, 5, 3]
+        assert list(f["layer/1/stride"][()]) == [1, 2] and list(f["layer/1/kernelSize"][()]) == [3, 2]
+    x = (np.random.default_rng(seed).random((40, 1, 2, 5, 6)) < 0.5).astype(np.int64)
+    ref = run_fixed(g, x)
+    stages = plan_retiming(g).stages
+    sim = netx_simulate(tmp_path / "c.net", x[:, 0].reshape(40, -1))
+    for node, got in zip(["n0", "n1"], sim):
+        s = stages[node]
+        for key, ref_key in (("spikes", f"spikes/{node}"), ("u", f"i/{node}"), ("v", f"v/{node}")):
+            assert np.array_equal(got[key][s:s + 40], ref.to_npz_dict()[ref_key][:, 0]), (node, key)
+    assert ref.spikes["n0"].sum() > 0
 
 
 def test_netx_layout(tmp_path):
