@@ -23,6 +23,7 @@ TOL = 0.5  # percentage points
 CASES = {
     "rleaky_mnist1d": ("model_meta.json", ["make.py", "model.py", "weights.pt", "data.npz", "model.nir", "CARD.md"]),
     "mlp_digits": ("meta.json", ["make.py", "model.py", "weights.pt", "data.npz", "model.onnx", "CARD.md"]),
+    "cnn_mnist1d": ("meta.json", ["make.py", "model.py", "weights.pt", "data.npz", "model.onnx", "CARD.md"]),
 }
 
 
@@ -98,7 +99,7 @@ def test_rleaky_meta_and_nir() -> None:
     np.testing.assert_allclose(1 - meta["dt"] / np.asarray(lif.tau, np.float64), beta, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("folder", ["mlp_digits"])
+@pytest.mark.parametrize("folder", ["mlp_digits", "cnn_mnist1d"])
 def test_onnx(folder: str) -> None:
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
@@ -116,3 +117,19 @@ def test_onnx(folder: str) -> None:
         if t.ndim < 2:
             continue
         assert any(a.shape == tuple(t.shape) and np.array_equal(a, t.numpy()) for a in inits), name
+
+
+def test_cnn_onnx_clip_values() -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    g = onnx.load(str(MODELS / "cnn_mnist1d" / "model.onnx"))
+    values = {t.name: numpy_helper.to_array(t) for t in g.graph.initializer}
+    for node in g.graph.node:
+        if node.op_type == "Constant":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    clips = [(float(values[n.input[1]]), float(values[n.input[2]])) for n in g.graph.node if n.op_type == "Clip"]
+    _mod, net = _load("cnn_mnist1d")
+    alphas = [float(p.detach()) for name, p in net.named_parameters() if name.endswith("alpha")]
+    assert [lo for lo, _ in clips] == [0.0] * len(alphas)
+    np.testing.assert_allclose([hi for _, hi in clips], alphas, rtol=0, atol=0)
