@@ -647,3 +647,20 @@ def test_shipped_rleaky_mnist1d_prunes_and_accounts_on_its_calibration_data():
     assert spatial.effective_synops_after < spatial.effective_synops_before
     assert 1 <= temporal.steps_after <= temporal.steps_before == 17
     assert new.attrs.steps == temporal.steps_after
+
+
+def test_temporal_pruning_on_a_model_from_the_ann_converter():
+    """The compiler's own ANN->SNN conversion (max-norm IF, half initial membrane, T = 32)."""
+    fixtures = pytest.importorskip("ann_fixtures")
+    convert = pytest.importorskip("rsnn_compiler.frontends.torch_ann_import")
+    from rsnn_compiler.frontend_api import ImportOptions
+
+    model, (xtr, xte, ytr, yte) = fixtures.trained("digits_mlp", "relu")
+    conv = {"method": "maxnorm", "steps": 32, "opts": {"v_init": "half", "percentile": 99.9}}
+    g = convert.load(model, ImportOptions(calib_x=xtr[None, :300], extra={"convert": conv})).graph
+    x = np.repeat(np.asarray(xte, np.float32)[None], 32, axis=0)
+    new, report = PruneTemporal().run(g, PassContext(calib_x=x, calib_y=yte))
+    assert report.steps_after < report.steps_before == 32
+    assert report.accuracy_after >= report.accuracy_before - 1.0 and report.kl_at_chosen <= 0.05
+    assert report.spikes_per_sample_after < report.spikes_per_sample_before
+    assert new.attrs.steps == report.steps_after
