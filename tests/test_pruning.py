@@ -664,3 +664,22 @@ def test_temporal_pruning_on_a_model_from_the_ann_converter():
     assert report.accuracy_after >= report.accuracy_before - 1.0 and report.kl_at_chosen <= 0.05
     assert report.spikes_per_sample_after < report.spikes_per_sample_before
     assert new.attrs.steps == report.steps_after
+
+
+@pytest.mark.lava
+def test_pruned_then_quantized_validates_bit_exact_on_lava_too(tmp_path):
+    from rsnn_compiler.backends import lava_env
+    from rsnn_compiler.validate import validate
+
+    status = lava_env.lava_status()
+    if not status.found:
+        pytest.skip(status.reason)
+    x = example_inputs(batch=4)
+    np.savez(tmp_path / "calib.npz", x=x)
+    out = tmp_path / "out"
+    res = build(str(ROOT / "models/example/recurrent.rsnn"), out,
+                BuildOptions(targets=("lava", "c", "gpu"), prune=0.8, calib=str(tmp_path / "calib.npz")))
+    assert res.manifest["options"]["profile"] == "loihi2"
+    report = validate(out, res.manifest, x[: res.manifest["steps"]], None)
+    assert report.ok, report.problems
+    assert sorted(c.executor for c in report.executors if c.status == "equal") == ["c", "gpu", "lava"]
