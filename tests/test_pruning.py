@@ -497,6 +497,11 @@ def test_pruned_then_quantized_validates_bit_exact(tmp_path):
     kept = sum(w.kept for w in weight_sparsity(fixed).values())
     total = sum(w.total for w in weight_sparsity(fixed).values())
     assert kept <= 0.2 * total + 1  # zeros survive quantization: sparsity reaches the integer graph
+    from rsnn_compiler.interpreter.fixed_interp import run_fixed
+
+    fixed_ops = count_synops(fixed, run_fixed(fixed, x[:steps]))  # accounting works on integer runs
+    assert [l.node for l in fixed_ops.layers] == ["fc_in", "w_rec", "fc_out"]
+    assert fixed_ops.effective_synops > 0 and fixed_ops.weights_kept == kept
 
 
 def test_pass_on_a_graph_without_synapses_is_a_no_op():
