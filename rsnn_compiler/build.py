@@ -194,6 +194,8 @@ def build(
 
     graphs: dict[str | None, Graph] = {None: float_graph}
     profile = resolve_profile(backends, options.profile)
+    if ctx.calib_x is not None and float_graph.attrs.steps:
+        ctx.calib_x = ctx.calib_x[: float_graph.attrs.steps]  # temporal pruning chose T
     if profile is not None:
         ctx.profile = profile
         fixed, fixed_reports = run_pipeline(float_graph, fixed_pipeline(), ctx)

@@ -210,3 +210,24 @@ def test_console_script_is_installed(tmp_path):
     assert ok.returncode == 0 and "rsnnc" in ok.stdout
     bad = subprocess.run([*cmd, "build", str(tmp_path / "none.nir"), "-o", str(tmp_path / "o")], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "o").exists()
+
+
+def test_pruning_flags_need_prune(tmp_path, capsys):
+    code, _, err = cli(capsys, "build", EXAMPLE, "-o", tmp_path / "o", "--prune-finetune", "2", "-q")
+    assert code == 2
+    assert_one_line_error(err, "pruning options need --prune FRACTION")
+
+
+def test_pruned_build_records_steps_and_run_uses_them(tmp_path, capsys):
+    data = ROOT / "models" / "example" / "data.npz"
+    out = tmp_path / "p"
+    code, _, err = cli(capsys, "build", EXAMPLE, "-o", out, "--prune", "0.5", "--calib", data,
+                       "--time-kl", "10", "--time-tolerance", "100", "-q")
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [p["name"] for p in manifest["passes"]][:4] == ["import", "canonicalize", "prune_spatial", "prune_temporal"]
+    steps = manifest["steps"]
+    assert steps is not None and steps < 50  # a huge tolerance lets temporal pruning shorten T
+    code, stdout, err = cli(capsys, "run", out, "--inputs", data, "--out", tmp_path / "y.npz", "--json")
+    assert code == 0 and json.loads(stdout)["steps"] == steps
+    assert f"runs {steps} of the 50 input steps" in err

@@ -121,6 +121,15 @@ def make_parser() -> argparse.ArgumentParser:
         "--convert-opt", action="append", default=[], metavar="KEY=VALUE",
         help="conversion knob, repeatable: percentile, v_init, theta_neg, epochs, lr, search, report_samples",
     )
+    g = p.add_argument_group("pruning (with --prune; measured on --calib data)")
+    g.add_argument("--prune-structure", choices=["unstructured", "neurons", "channels"], help="remove single weights (default) or whole neurons/channels")
+    g.add_argument("--prune-finetune", type=int, metavar="EPOCHS", help="masked fine-tune epochs after pruning (default 0)")
+    g.add_argument("--prune-rounds", type=int, metavar="N", help="gradual pruning: N rounds of prune then fine-tune")
+    g.add_argument("--prune-tolerance", type=float, metavar="POINTS", help="back off to the sparsest level within POINTS of accuracy")
+    g.add_argument("--finetune-data", metavar="FILE.npz", help="training data for the fine-tune (default: --calib)")
+    g.add_argument("--no-prune-time", action="store_true", help="keep every time step (no temporal pruning)")
+    g.add_argument("--time-tolerance", type=float, metavar="POINTS", help="accuracy drop allowed when shortening T (default 1.0)")
+    g.add_argument("--time-kl", type=float, metavar="NATS", help="KL divergence of outputs allowed when shortening T (default 0.05)")
     p.add_argument(
         "--profile",
         help="fixed-point profile for every integer target: loihi2 or fpga (default: loihi2 when"
@@ -200,6 +209,37 @@ def _convert_extra(args) -> dict:
     return {"convert": {"method": args.convert or "sfn", "steps": args.steps, "levels": args.levels, "opts": opts}}
 
 
+def _prune_extra(args) -> dict:
+    """Pruning flags as pass options (``passes/prune_spatial.py``, ``prune_temporal.py``)."""
+    extra = {
+        key: value
+        for key, value in {
+            "prune_structure": args.prune_structure,
+            "prune_finetune_epochs": args.prune_finetune,
+            "prune_rounds": args.prune_rounds,
+            "prune_tolerance": args.prune_tolerance,
+            "prune_finetune_data": args.finetune_data,
+            "prune_time": False if args.no_prune_time else None,
+            "time_accuracy_tolerance": args.time_tolerance,
+            "time_kl_tolerance": args.time_kl,
+        }.items()
+        if value is not None
+    }
+    if extra and args.prune is None:
+        raise UserInputError("pruning options need --prune FRACTION (e.g. --prune 0.8)")
+    return extra
+
+
+def trim_to_build_steps(manifest: dict, x, err: Console, quiet: bool):
+    """A build whose temporal pruning chose T runs only the first T steps of the data."""
+    steps = manifest.get("steps")
+    if steps and x.shape[0] > steps:
+        if not quiet:
+            err.print(f"[dim]rsnnc:[/dim] the build runs {steps} of the {x.shape[0]} input steps (temporal pruning)", highlight=False)
+        return x[:steps]
+    return x
+
+
 def cmd_build(args, out: Console, err: Console) -> int:
     from rsnn_compiler.artifact import read_timings
     from rsnn_compiler.build import BuildOptions, build
@@ -211,7 +251,7 @@ def cmd_build(args, out: Console, err: Console) -> int:
     options = BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        extra=_convert_extra(args),
+        extra={**_convert_extra(args), **_prune_extra(args)},
     )
     progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
     if err.is_terminal and not args.quiet:
@@ -237,6 +277,7 @@ def cmd_run(args, out: Console, err: Console) -> int:
     executor = registry.get_executor(args.executor)
     if not args.quiet:
         err.print(f"[dim]rsnnc:[/dim] running {args.executor} ({args.domain}) on {x.shape[1]} sample(s) x {x.shape[0]} steps", highlight=False)
+    x = trim_to_build_steps(manifest, x, err, args.quiet)
     result = executor.run(Path(args.build), manifest, args.domain, args.profile, x)
     save_npz(args.out, result.to_npz_dict())
     summary = {
@@ -389,6 +430,7 @@ def cmd_validate(args, out: Console, err: Console) -> int:
     build = Path(args.build)
     manifest = read_manifest(build)
     x, y = load_data(args.data)
+    x = trim_to_build_steps(manifest, x, err, args.quiet)
     progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
     report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
                       max_accuracy_drop=args.max_accuracy_drop, progress=progress)
