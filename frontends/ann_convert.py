@@ -11,7 +11,9 @@ call site with the selected method (``maxnorm``, ``ecl``, ``sfn``), builds the f
     theta_neg   ecl negative threshold in units of theta (default 0)
     epochs, lr  ecl fine-tune (default 30, 3e-3)
     finetune    ecl: auto (fine-tune when the ANN has ReLU sites, default), always, never
-    search      sfn threshold-scale search: 1 (default) or 0
+    search      threshold-scale search on the calibration data: sfn at T = 1 (default on),
+                ecl with the SNN simulated at T (default off: it overfits small calibration sets)
+    compensate  ecl: per-channel bias compensation of the mean conversion error at T (default off)
     readout     li (memoryless LI neuron, default; needed by Lava) or synapse
     report_samples  calibration samples used for the report (default 512)
 """
@@ -29,7 +31,9 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.frontends import conversion_report as cr
 from rsnn_compiler.frontends.ann_graph import AnnGraph, fold_batchnorm, forward
-from rsnn_compiler.frontends.ecl import finetune_clip, needs_finetune, plan_ecl
+from rsnn_compiler.frontends.ecl import (
+    compensate_bias, finetune_clip, needs_finetune, plan_ecl, refine_thresholds,
+)
 from rsnn_compiler.frontends.maxnorm import plan_maxnorm
 from rsnn_compiler.frontends.sfn import plan_sfn
 from rsnn_compiler.frontends.snn_build import BuiltSnn, SitePlan, build_snn
@@ -43,6 +47,7 @@ class Method(enum.Enum):
 
 DEFAULT_STEPS = {Method.MAXNORM: 8, Method.ECL: 2, Method.SFN: 1}
 REPORT_STEPS = (1, 2, 4, 8)
+ECL_SEARCH_SAMPLES = 1024
 LAYER_COLUMNS = ("node", "neuron", "theta", "levels", "v_init", "clipping_error", "quantisation_error",
                  "unevenness_error", "messages_per_sample", "origin")
 
@@ -57,7 +62,8 @@ class ConvertOptions:
     theta_neg: float = 0.0
     epochs: int = 30
     lr: float = 3e-3
-    search: bool = True
+    search: bool | None = None  # threshold-scale search: None = the method's default (sfn on, ecl off)
+    compensate: bool = False  # ecl: per-channel bias compensation of the mean error at T
     finetune: str = "auto"  # ecl: auto (ReLU sites only), always, never
     readout: str = "li"  # li (memoryless LI neuron) or synapse (last synapse feeds Output)
     report_samples: int = 512
@@ -97,12 +103,12 @@ class ConvertOptions:
                 if str(value) not in ("li", "synapse"):
                     raise UserInputError("--convert-opt readout must be li or synapse")
                 o.readout = str(value)
-            elif key == "search":
-                o.search = str(value).lower() not in ("0", "false", "no", "off")
+            elif key in ("search", "compensate"):
+                setattr(o, key, str(value).lower() not in ("0", "false", "no", "off"))
             else:
                 raise UserInputError(
                     f"unknown conversion option '{key}'; known: percentile, v_init, theta_neg, epochs, lr,"
-                    " finetune, readout, search, report_samples, seed")
+                    " finetune, readout, search, compensate, report_samples, seed")
         if o.steps is not None and int(o.steps) < 1:
             raise UserInputError("--steps must be >= 1")
         if o.levels is not None and int(o.levels) < 1:
@@ -156,7 +162,7 @@ def convert(ann: AnnGraph, opts: ConvertOptions, x: np.ndarray | None, y: np.nda
     if opts.method is Method.MAXNORM:
         plans = plan_maxnorm(ann, acts, opts.percentile, opts.half_init)
     elif opts.method is Method.SFN:
-        plans, info = plan_sfn(ann, x, acts, opts.levels, opts.t, opts.search)
+        plans, info = plan_sfn(ann, x, acts, opts.levels, opts.t, opts.search is not False)
         details["search"] = {"alphas": info.alphas, "kl_before": info.kl_before, "kl_after": info.kl_after,
                              "exact_sites": info.exact_sites}
     else:
@@ -168,6 +174,14 @@ def convert(ann: AnnGraph, opts: ConvertOptions, x: np.ndarray | None, y: np.nda
             details["finetune"] = info.__dict__
             origin = "learned by fine-tuning"
         plans = plan_ecl(ann, opts.theta_neg, origin)
+        if opts.search is True and x is not None:
+            alphas = refine_thresholds(ann, plans, x[:ECL_SEARCH_SAMPLES], opts.t, opts.theta_neg)
+            details["threshold_scale"] = alphas
+            for site, a in alphas.items():
+                plans[site].origin += f" x {a:g} (searched at T={opts.t})"
+        if opts.compensate and x is not None:
+            ann, shifts = compensate_bias(ann, plans, x[:ECL_SEARCH_SAMPLES], opts.t)
+            details["bias_compensation"] = shifts
     built = build_snn(ann, plans, name, opts.readout)
     return Conversion(built, plans, ann, details)
 

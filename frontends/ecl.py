@@ -125,3 +125,110 @@ def plan_ecl(ann: AnnGraph, theta_neg: float = 0.0, origin: str = "activation's 
 
 def needs_finetune(ann: AnnGraph) -> bool:
     return any(n.p("spec").kind is ActKind.RELU for n in ann.acts())
+
+
+# ------------------------------------------------------------------------------------------
+# threshold refinement on the calibration data (the SNN at T steps, simulated exactly)
+# ------------------------------------------------------------------------------------------
+SCALES = tuple(float(a) for a in np.round(np.arange(0.5, 1.301, 0.05), 3))
+
+
+def _dual_if_over_time(plan: SitePlan, steps: int):
+    """Activation override: z stacked as (T*B, ...) -> the dual-IF outputs times theta."""
+    def act(node, z: torch.Tensor) -> torch.Tensor:
+        zt = z.reshape(steps, -1, *z.shape[1:])
+        v = torch.full_like(zt[0], plan.v_init)
+        c = torch.zeros_like(zt[0])
+        outs = []
+        for t in range(steps):
+            m = v + zt[t]
+            pos = m >= plan.theta
+            neg = (m < plan.theta_neg) & (c > 0) & ~pos
+            s = pos.float() - neg.float()
+            v = m - s * plan.theta
+            c = c + s
+            outs.append(s * plan.unit)
+        return torch.stack(outs).reshape(z.shape)
+    return act
+
+
+def simulate(ann: AnnGraph, plans: dict[str, SitePlan], x: np.ndarray, steps: int) -> torch.Tensor:
+    """Summed readout of the dual-IF SNN over ``steps`` (every non-neuron op is linear and
+    time-invariant, so the ANN on the time-stacked batch gives each step's currents)."""
+    fns = {k: _dual_if_over_time(p, steps) for k, p in plans.items()}
+    xt = torch.as_tensor(np.asarray(x, np.float32))
+    stacked = xt.repeat(steps, *([1] * (xt.dim() - 1)))
+    with torch.no_grad():
+        out = forward(ann, stacked, override=lambda node, z: fns[node.name](node, z))
+    return out.reshape(steps, len(xt), -1).sum(0)
+
+
+def refine_thresholds(ann: AnnGraph, plans: dict[str, SitePlan], x: np.ndarray, steps: int,
+                      theta_neg: float, rounds: int = 2) -> dict[str, float]:
+    """theta_l = alpha_l * lam_l with alpha_l searched layer by layer (coordinate descent) to
+    minimise KL(softmax(ANN) || softmax(SNN summed over T)) on ``x``. Returns the alphas."""
+    with torch.no_grad():
+        teacher = F.log_softmax(forward(ann, x), 1)
+
+    def kl() -> float:
+        out = simulate(ann, plans, x, steps)
+        return float(F.kl_div(F.log_softmax(out, 1), teacher, log_target=True, reduction="batchmean"))
+
+    lam = {k: p.theta for k, p in plans.items()}
+    alphas = {k: 1.0 for k in plans}
+
+    def set_alpha(site: str, a: float) -> None:
+        p = plans[site]
+        p.theta = p.unit = a * lam[site]
+        p.v_init, p.theta_neg = p.theta / 2, theta_neg * p.theta
+
+    best = kl()
+    for _ in range(rounds):
+        for site in plans:
+            keep = alphas[site]
+            for a in SCALES:
+                set_alpha(site, a)
+                value = kl()
+                if value < best - 1e-9:
+                    best, keep = value, a
+            alphas[site] = keep
+            set_alpha(site, keep)
+    return alphas
+
+
+def compensate_bias(ann: AnnGraph, plans: dict[str, SitePlan], x: np.ndarray, steps: int,
+                    rounds: int = 2) -> tuple[AnnGraph, dict[str, float]]:
+    """Per-channel bias compensation of the mean conversion error, layer by layer:
+    b_c += E[clip(z, 0, lam)] - E[rate] over samples and positions, z the time-averaged input of
+    the neuron (bias included) and rate its output; only for sites fed directly by a dense/conv.
+    Returns the ANN with the new biases and the mean |shift| per site."""
+    shifts: dict[str, float] = {}
+    xt = torch.as_tensor(np.asarray(x, np.float32))
+    stacked = xt.repeat(steps, *([1] * (xt.dim() - 1)))
+    for _ in range(rounds):
+        for node in ann.acts():
+            prod = ann.node(node.inputs[0])
+            if prod.kind not in (AnnKind.DENSE, AnnKind.CONV) or len(ann.consumers(prod.name)) != 1:
+                continue
+            plan = plans[node.name]
+            record: dict[str, torch.Tensor] = {}
+            fns = {k: _dual_if_over_time(p, steps) for k, p in plans.items()}
+
+            def over(n, z, fns=fns, record=record, site=node.name):
+                out = fns[n.name](n, z)
+                if n.name == site:
+                    record["z"], record["o"] = z, out
+                return out
+
+            with torch.no_grad():
+                forward(ann, stacked, override=over)
+            z = record["z"].reshape(steps, len(xt), *record["z"].shape[1:]).mean(0)
+            rate = record["o"].reshape(steps, len(xt), *record["o"].shape[1:]).mean(0)
+            target = torch.clamp(z, 0.0, plan.ceiling)
+            dims = [0] + list(range(2, z.dim()))
+            delta = (target - rate).mean(dim=dims).double().numpy()
+            b = prod.p("bias")
+            b = np.zeros(len(delta)) if b is None else b.astype(np.float64)
+            ann = with_params(ann, {prod.name: {"bias": (b + delta).astype(np.float32)}})
+            shifts[node.name] = shifts.get(node.name, 0.0) + float(np.abs(delta).mean())
+    return ann, shifts
