@@ -47,6 +47,7 @@ def rsnnc_rows(model, xtr, ytr, xte, yte, input_shape, calib_n: int) -> dict:
     plans = [("rsnnc maxnorm (max, v0=0)", "maxnorm", None, {}),
              ("rsnnc maxnorm (p99.9, v0=theta/2)", "maxnorm", None, {"percentile": 99.9, "v_init": "half"}),
              ("rsnnc ecl (built for T=2)", "ecl", 2, {}),
+             ("rsnnc ecl (T=2, +search +compensate)", "ecl", 2, {"search": 1, "compensate": 1}),
              ("rsnnc sfn (T=1, graded)", "sfn", 1, {})]
     for label, method, steps, opts in plans:
         t0 = time.perf_counter()
