@@ -206,22 +206,18 @@ def test_outside_the_subset_lists_every_reason():
         export(g, "/nonexistent.net")
 
 
-def test_cli_export_uses_the_loihi2_graph(tmp_path):
-    import subprocess
-    import sys
+def test_cli_export_uses_the_loihi2_graph(tmp_path, capsys):
+    from rsnn_compiler.cli.main import main
 
-    repo = Path(__file__).resolve().parents[1]
-    model = repo / "models" / "example" / "recurrent.rsnn"
-    cli = [sys.executable, "-m", "rsnn_compiler.cli.main"]
-
-    def run(*args):
-        return subprocess.run([*cli, *map(str, args)], capture_output=True, text=True)
-
-    assert run("build", model, "--target", "lava", "-o", tmp_path / "b", "-q").returncode == 0
-    proc = run("export", tmp_path / "b", "--format", "netx", "-o", tmp_path / "m.net")
+    model = Path(__file__).resolve().parents[1] / "models" / "example" / "recurrent.rsnn"
+    assert main(["build", str(model), "--target", "lava", "-o", str(tmp_path / "b"), "-q"]) == 0
+    capsys.readouterr()
+    code = main(["export", str(tmp_path / "b"), "--format", "netx", "-o", str(tmp_path / "m.net")])
+    err = capsys.readouterr().err
     # the example uses snnTorch's deferred subtract reset and analog input: outside the subset
-    assert proc.returncode == 2 and "netx export" in proc.stderr and "subtract_deferred" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert run("build", model, "--target", "ir", "-o", tmp_path / "f", "-q").returncode == 0
-    proc = run("export", tmp_path / "f", "--format", "netx", "-o", tmp_path / "m.net")
-    assert proc.returncode == 2 and "loihi2 graph, which this build lacks" in proc.stderr
+    assert code == 2 and "netx export" in err and "subtract_deferred" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["build", str(model), "--target", "ir", "-o", str(tmp_path / "f"), "-q"]) == 0
+    capsys.readouterr()
+    code = main(["export", str(tmp_path / "f"), "--format", "netx", "-o", str(tmp_path / "m.net")])
+    assert code == 2 and "loihi2 graph, which this build lacks" in capsys.readouterr().err
