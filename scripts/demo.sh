@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# One command from a fresh clone: set everything up, compile the bundled example network,
-# run it, and print what was built.
+# One command from a fresh clone: set everything up, compile the bundled trained recurrent SNN
+# (models/rleaky_mnist1d: snnTorch RLeaky on mnist1d) for every target, prove the integer
+# executors agree bit for bit, and print the report summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 RSNNC=.venv/bin/rsnnc
 OUT="${1:-out/demo}"
-$RSNNC build models/example/recurrent.rsnn -o "$OUT"
-$RSNNC run "$OUT" --inputs models/example/data.npz --out "$OUT/outputs.npz"
+MODEL=models/rleaky_mnist1d
+TARGETS=lava,c,gpu
+if ! .venv/bin/python -c 'from rsnn_compiler.backends.lava_env import lava_status; import sys; sys.exit(0 if lava_status().found else 1)'; then
+    echo "rsnnc demo: no Lava environment here (needs Python 3.10); building for c,gpu only" >&2
+    TARGETS=c,gpu
+fi
+
+echo "== build: $MODEL (snnTorch factory + trained weights) -> $OUT, targets $TARGETS"
+$RSNNC build "models.rleaky_mnist1d.model:build" --weights "$MODEL/weights.pt" --target "$TARGETS" \
+    --calib "$MODEL/data.npz" -o "$OUT"
 echo
-echo "Build written to $OUT — inspect it with: $RSNNC report $OUT   /   $RSNNC inspect $OUT"
+echo "== validate: every integer executor against the fixed-point interpreter, and against float"
+$RSNNC validate "$OUT" --data "$MODEL/data.npz" --max-accuracy-drop 1.0
+echo
+echo "== report"
+$RSNNC report "$OUT"
+echo
+echo "Build in $OUT. Next: $RSNNC inspect $OUT | $RSNNC run $OUT --inputs $MODEL/data.npz --out y.npz --executor c --domain fixed"
