@@ -46,6 +46,10 @@ def readme(program: LavaProgram) -> str:
     if custom:
         lines += ["", "## Custom neurons (need custom neuron microcode on Loihi 2 silicon)", ""]
         lines += [f"- `{p.node}`: `{p.neuron}` ({p.why_custom})" for p in custom]
+    split = sorted({p.node for p in program.populations if p.part is not None})
+    if split:
+        lines += ["", "Split into several Lava LIFs (one du/dv/vth each): "
+                  + ", ".join(f"`{n}`" for n in split)]
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +92,7 @@ class LavaBackend:
         files = [self.spec.network_file, self.spec.arrays_file, self.spec.stages_file,
                  *self.spec.runner_files, "README.md"]
         n_custom = sum(bool(p.why_custom) for p in program.populations)
-        summary = (f"{len(program.populations)} populations ({n_custom} custom), "
+        summary = (f"{len(program.populations)} Lava populations ({n_custom} custom), "
                    f"{len(program.connections)} connections, max stage {program.max_stage}")
         return Artifact(target=self.name, files=[f"{self.name}/{f}" for f in sorted(files)],
                         summary=summary)

@@ -8,7 +8,10 @@ an ``meta.rsnnc`` block the executor uses to map Lava recordings back to IR node
 Mapping (docs/lava-backend.md):
 - FixedLIF with reset zero, comparator gt, v_reset 0 and one du/dv/vth per population -> Lava
   ``LIF`` (when the population starts at stage 0, or has no bias and v_init 0: Lava's LIF cannot
-  be held idle until its stage); every other neuron -> a custom ``rsnn_<kind>`` process.
+  be held idle until its stage); with up to ``max_lif_split`` distinct (du, dv, vth) it is split
+  into that many Lava LIFs (``node#k``, connections split by rows/columns; not when an outgoing
+  synapse has a negative weight_exp, whose floor must see the whole sum); every other neuron ->
+  a custom ``rsnn_<kind>`` process.
 - FixedDense on a path -> ``Dense`` (Lava delay 1) or ``DelayDense`` (delay L - 1), explicit sign
   mode, ``num_weight_bits`` = weight_bits; a path without a synapse -> identity weights.
 - Connections from binary spiking neurons are binary; every other source is graded.
@@ -44,7 +47,7 @@ KIND_STATES = {"lif": ("u", "v"), "alif": ("u", "v", "a"), "li": ("u", "v"), "du
 
 @dataclass
 class PopulationPlan:
-    node: str  # IR node (also the Lava population name)
+    node: str  # IR node
     neuron: str  # "lif" (Lava LIF) or "rsnn_<kind>" (custom process)
     shape: tuple[int, ...]
     stage: int
@@ -52,10 +55,21 @@ class PopulationPlan:
     record: tuple[str, ...]  # Lava recordings: spikes, u, v, a, c
     value: str  # what the node emits in the IR: "spikes" or "v" (LI)
     why_custom: str = ""  # empty for Lava's LIF
+    part: int | None = None  # k of a split population (Lava name ``node#k``)
+    index: np.ndarray | None = None  # the node's (flat) neurons this part holds
+
+    @property
+    def name(self) -> str:
+        """The Lava population name."""
+        return self.node if self.part is None else f"{self.node}#{self.part}"
+
+    @property
+    def node_size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
+        return self.node_size if self.index is None else int(self.index.size)
 
 
 @dataclass
@@ -104,6 +118,24 @@ def _uniform(a: np.ndarray) -> bool:
     return a.size == 0 or bool((a == a[0]).all())
 
 
+def _lif_groups(op: FixedLIF) -> list[np.ndarray]:
+    """Flat neuron indices sharing one (du, dv, vth), in order of first appearance."""
+    keys = np.stack([_flat(getattr(op, p)) for p in LAVA_SPEC.lif_scalar_params], axis=1)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    return [np.flatnonzero(inverse.ravel() == g) for g in order]
+
+
+def _lava_lif(name: str, op: FixedLIF, shape, stage: int, value: str,
+              index: np.ndarray | None = None, part: int | None = None) -> PopulationPlan:
+    sel = (lambda a: _flat(a)) if index is None else (lambda a: _flat(a)[index])  # noqa: E731
+    params = {"du": int(sel(op.du)[0]), "dv": int(sel(op.dv)[0]), "vth": int(sel(op.vth)[0]),
+              "bias_mant": sel(op.bias_mant), "bias_exp": sel(op.bias_exp), "u": 0,
+              "v": sel(op.v_init)}
+    return PopulationPlan(name, "lif", shape, stage, params, ("spikes", "u", "v"), value,
+                          part=part, index=index)
+
+
 def lif_blockers(op: FixedNeuron, stage: int) -> list[str]:
     """Why Lava's own LIF cannot run ``op`` at ``stage`` (empty: it can)."""
     if type(op) is not FixedLIF:
@@ -123,15 +155,28 @@ def lif_blockers(op: FixedNeuron, stage: int) -> list[str]:
     return why
 
 
+def neuron_plans(name: str, op: FixedNeuron, stage: int, spec: LavaSpec = LAVA_SPEC,
+                 splittable: bool = True) -> list[PopulationPlan]:
+    """One Lava population for ``op``, or several Lava LIFs when only per-neuron du/dv/vth keep
+    it from Lava's LIF and there are at most ``max_lif_split`` distinct triples. ``splittable``
+    is False when an outgoing synapse has a negative weight_exp: Lava would floor each part's
+    sum separately (splitting the receiving side is always exact)."""
+    blockers = lif_blockers(op, stage)
+    value = "spikes" if op.spiking else "v"
+    if splittable and len(blockers) == 1 and blockers[0].startswith("per-neuron"):
+        groups = _lif_groups(op)
+        if len(groups) <= spec.max_lif_split:
+            return [_lava_lif(name, op, tuple(op.shape), stage, value, idx, k)
+                    for k, idx in enumerate(groups)]
+    return [neuron_plan(name, op, stage)]
+
+
 def neuron_plan(name: str, op: FixedNeuron, stage: int) -> PopulationPlan:
     shape = tuple(op.shape)
     value = "spikes" if op.spiking else "v"
     blockers = lif_blockers(op, stage)
     if not blockers:
-        params = {"du": int(_flat(op.du)[0]), "dv": int(_flat(op.dv)[0]),
-                  "vth": int(_flat(op.vth)[0]), "bias_mant": _flat(op.bias_mant),
-                  "bias_exp": _flat(op.bias_exp), "u": 0, "v": _flat(op.v_init)}
-        return PopulationPlan(name, "lif", shape, stage, params, ("spikes", "u", "v"), value)
+        return _lava_lif(name, op, shape, stage, value)
     kind = CUSTOM_KIND[type(op)]
     params: dict[str, Any] = {"start": stage, "input_shift": op.input_shift, "v_bits": op.v_bits}
     for pname in op.array_fields:
@@ -178,6 +223,27 @@ def connection_plan(graph: Graph, rp: RetimedPath, sizes: dict[str, int],
     return ConnectionPlan(name, p.src, p.dst, w, e, bits, mode, message_bits, rp.lava_delay), []
 
 
+def split_connection(c: ConnectionPlan, split: dict[str, list[PopulationPlan]]) -> list[ConnectionPlan]:
+    """``c`` between split populations: one connection per pair of parts with a non-zero block
+    (the sign mode stays the whole matrix's, so Lava quantizes every block the same way)."""
+    if c.src not in split and c.dst not in split:
+        return [c]
+    srcs = split.get(c.src) or [None]
+    dsts = split.get(c.dst) or [None]
+    out = []
+    for s in srcs:
+        for d in dsts:
+            w = c.weights if d is None else c.weights[d.index]
+            w = w if s is None else w[:, s.index]
+            if not w.any():
+                continue
+            out.append(ConnectionPlan(
+                f"{c.name}#{'' if s is None else s.part}.{'' if d is None else d.part}",
+                c.src if s is None else s.name, c.dst if d is None else d.name, w, c.weight_exp,
+                c.num_weight_bits, c.sign_mode, c.num_message_bits, c.lava_delay))
+    return out
+
+
 def _output(graph: Graph, populations: set[str]) -> tuple[tuple[str, int] | None, list[Diagnostic]]:
     out = graph.output_name
     edges = graph.in_edges(out)
@@ -221,16 +287,21 @@ def lower(graph: Graph, spec: LavaSpec = LAVA_SPEC) -> tuple[LavaProgram | None,
                           plan.source if isinstance(src_op, Quantize) else None,
                           stages=dict(plan.stages))
     sizes = {plan.source: program.input_size}
+    floored = {rp.path.src for rp in plan.paths if rp.path.synapse is not None
+               and isinstance(graph.nodes[rp.path.synapse], FixedDense)
+               and (graph.nodes[rp.path.synapse].weight_exp < 0).any()}
     for name, op in graph.nodes.items():
         if isinstance(op, FixedNeuron):
-            pop = neuron_plan(name, op, plan.stages[name])
-            program.populations.append(pop)
-            sizes[name] = pop.size
+            pops = neuron_plans(name, op, plan.stages[name], spec, splittable=name not in floored)
+            program.populations += pops
+            sizes[name] = pops[0].node_size
+    parts = {p.node: p for p in program.populations if p.part is not None}
+    split = {n: [p for p in program.populations if p.node == n] for n in parts}
     for rp in plan.paths:
         conn, problems = connection_plan(graph, rp, sizes, spec)
         diags += problems
         if conn is not None:
-            program.connections.append(conn)
+            program.connections += split_connection(conn, split)
     diags += _shared_synapse_problems(graph, plan.paths)
     output, problems = _output(graph, set(sizes))
     diags += problems
@@ -257,8 +328,8 @@ def to_network(program: LavaProgram, num_steps: int | None = None) -> tuple[dict
     arrays: dict[str, np.ndarray] = {}
     pops = []
     for p in program.populations:
-        params = {k: _store(v, f"{p.node}.{k}", arrays) for k, v in p.params.items()}
-        pops.append({"name": p.node, "neuron": p.neuron, "size": p.size, "params": params,
+        params = {k: _store(v, f"{p.name}.{k}", arrays) for k, v in p.params.items()}
+        pops.append({"name": p.name, "neuron": p.neuron, "size": p.size, "params": params,
                      "record": list(p.record)})
     conns = []
     for c in program.connections:
@@ -278,6 +349,10 @@ def to_network(program: LavaProgram, num_steps: int | None = None) -> tuple[dict
                                  "record": list(p.record), "value": p.value,
                                  "custom": p.why_custom} for p in program.populations},
     }}
+    for p in program.populations:  # split populations: which Lava part holds which neurons
+        if p.index is not None:
+            meta["rsnnc"]["populations"][p.node].setdefault("parts", []).append(
+                {"lava": p.name, "index": p.index.tolist()})
     doc = {"input": {"name": program.source, "size": program.input_size}, "populations": pops,
            "connections": conns, "meta": meta}
     if num_steps is not None:

@@ -44,6 +44,19 @@ def host_inputs(graph: Graph, meta: Mapping, x: np.ndarray) -> np.ndarray:
     return ints
 
 
+def _gather(results: Mapping[str, np.ndarray], what: str, prefix: str, node: str,
+            pop: Mapping) -> np.ndarray:
+    """The node's recording (rows, batch, n), reassembled from its parts if it was split."""
+    if "parts" not in pop:
+        return results[f"{what}/{prefix}{node}"]
+    parts = [(results[f"{what}/{prefix}{p['lava']}"], p["index"]) for p in pop["parts"]]
+    rows, batch = parts[0][0].shape[:2]
+    out = np.zeros((rows, batch, int(np.prod(pop["shape"]))), np.int64)
+    for arr, index in parts:
+        out[:, :, index] = arr
+    return out
+
+
 def decode(meta: Mapping, results: Mapping[str, np.ndarray], x_src: np.ndarray,
            prefix: str = "") -> RunResult:
     """Lava recordings (raw Lava rows) -> a stage-aligned ``RunResult`` of T = len(x_src) steps."""
@@ -54,7 +67,7 @@ def decode(meta: Mapping, results: Mapping[str, np.ndarray], x_src: np.ndarray,
     for node, pop in meta["populations"].items():
         s = int(pop["stage"])
         for what in pop["record"]:
-            raw = results[f"{what}/{prefix}{node}"]
+            raw = _gather(results, what, prefix, node, pop)
             arr = np.ascontiguousarray(raw[s:s + steps].reshape(steps, batch, *pop["shape"]))
             if what == "spikes":
                 spikes[node] = values[node] = arr

@@ -70,13 +70,15 @@ def single_layer(neuron, n_in: int = 3, rec_delay: int | None = None) -> Graph:
     return fixed(b)
 
 
-def lava_lif_variant(g: Graph) -> Graph:
-    """Same graph with one du/dv/vth per FixedLIF population (and no bias / v_init where the
-    population starts after stage 0), so that the emitter uses Lava's own LIF."""
+def lava_lif_variant(g: Graph, groups: int = 1) -> Graph:
+    """Same graph with ``groups`` distinct du/dv/vth per FixedLIF population (and no bias / v_init
+    where the population starts after stage 0), so that the emitter uses Lava's own LIF (split
+    into ``groups`` Lava LIFs)."""
     stages = plan_retiming(g).stages
     for name, op in g.nodes.items():
         if type(op) is FixedLIF:
-            kw = {p: np.full(op.shape, getattr(op, p).flat[0]) for p in ("du", "dv", "vth")}
+            pick = np.arange(op.shape[0]) % min(groups, op.shape[0])
+            kw = {p: getattr(op, p).ravel()[pick] for p in ("du", "dv", "vth")}
             if stages.get(name, 0) > 0:
                 kw.update(bias_mant=np.zeros(op.shape), v_init=np.zeros(op.shape))
             g = g.with_node(name, op.replace(**kw))
@@ -115,7 +117,7 @@ def test_uniform_zero_reset_lif_maps_to_lava_lif_and_others_to_custom():
         ("in", "h", "dense", 24), ("h", "h", "dense", 0)}
     cases = {
         "reset 'subtract'": lif.replace(reset=ResetMode.SUBTRACT),
-        "per-neuron du": lif.replace(du=np.array([1, 2, 3, 4])),
+        "per-neuron du": make_neuron(FixedLIF, (6,), du=np.arange(6), vth=30),  # > 4 groups
         "comparator '>='": lif.replace(comparator="ge"),
         "v_reset != 0": lif.replace(v_reset=np.full(4, 5)),
         "bias or v_init at stage 1": lif.replace(bias_mant=np.full(4, 3)),
@@ -124,6 +126,38 @@ def test_uniform_zero_reset_lif_maps_to_lava_lif_and_others_to_custom():
     for why, op in cases.items():
         [pop] = lower(single_layer(op))[0].populations
         assert pop.neuron.startswith("rsnn_") and why in pop.why_custom, (why, pop.why_custom)
+
+
+def test_few_distinct_decays_split_into_lava_lifs():
+    lif = make_neuron(FixedLIF, (5,), du=[7, 9, 7, 9, 9], dv=3, vth=[20, 30, 20, 30, 30])
+    prog, _ = lower(single_layer(lif, rec_delay=1))
+    assert [(p.name, p.neuron, p.index.tolist()) for p in prog.populations] == [
+        ("h#0", "lif", [0, 2]), ("h#1", "lif", [1, 3, 4])]
+    assert [p.params["du"] for p in prog.populations] == [7, 9]
+    conns = {(c.src, c.dst): c for c in prog.connections}
+    assert set(conns) == {("in", "h#0"), ("in", "h#1"), ("h#0", "h#0"), ("h#0", "h#1"),
+                          ("h#1", "h#0"), ("h#1", "h#1")}
+    assert conns[("h#1", "h#0")].weights.shape == (2, 3)
+    assert {c.sign_mode for c in prog.connections if c.src.startswith("h")} == {"inhibitory"}
+    doc, _ = to_network(prog)
+    parts = doc["meta"]["rsnnc"]["populations"]["h"]["parts"]
+    assert parts == [{"lava": "h#0", "index": [0, 2]}, {"lava": "h#1", "index": [1, 3, 4]}]
+    # decode reassembles the node from its parts
+    res = {"spikes/h#0": np.ones((4, 1, 2), np.int64), "spikes/h#1": np.zeros((4, 1, 3), np.int64)}
+    res.update({f"{w}/h#{k}": np.zeros((4, 1, n), np.int64) for w in ("u", "v") for k, n in ((0, 2), (1, 3))})
+    out = decode(doc["meta"]["rsnnc"], res, np.zeros((3, 1, 3), np.int64))
+    assert out.spikes["h"].shape == (3, 1, 5) and out.spikes["h"][0, 0].tolist() == [1, 0, 1, 0, 0]
+    # a negative exponent on an outgoing synapse floors the whole sum: no column split
+    b = GraphBuilder("floor")
+    b.add("in", Input(shape=(3,)))
+    b.add("fc", dense(5, 3))
+    b.add("h", lif)
+    b.add("fo", dense(2, 5, e=-3))
+    b.add("o", make_neuron(FixedLIF, (2,), vth=3))
+    b.add("out", Output(shape=(2,)))
+    b.chain("in", "fc", "h", "fo", "o", "out")
+    pops = lower(fixed(b))[0].populations
+    assert [(p.name, p.neuron) for p in pops] == [("h", "rsnn_lif"), ("o", "lif")]
 
 
 def test_delays_become_delay_dense_with_retimed_delay():
@@ -308,7 +342,7 @@ def diff_cases(n: int = N_GRAPHS, seed0: int = 500) -> list[tuple[str, Graph, np
         seed = seed0 + i
         g = random_fixed_graph(seed, "loihi2", **VARIANTS[i % len(VARIANTS)])
         if i % 2 == 0:
-            g = lava_lif_variant(g)
+            g = lava_lif_variant(g, groups=2 if i % 8 == 2 else 1)
         cases.append((f"g{i}_s{seed}", g, random_input(g, STEPS, BATCH, seed, density=0.4)))
     return cases
 
@@ -380,12 +414,13 @@ def test_differential_cases_cover_the_hard_parts(differential):
     """Guard: the random graphs really contain what the acceptance criteria ask for."""
     cases, _, want = differential
     modes, exps, decays, delays, kinds = set(), set(), set(), [], set()
-    lava_lif = custom_count = spikes = 0
+    lava_lif = custom_count = spikes = split = 0
     overflow: dict[str, int] = {}
     graded = False
     for (_, g, x), ref in zip(cases, want):
         prog = lower(g)[0]
         lava_lif += sum(p.neuron == "lif" for p in prog.populations)
+        split += sum(p.part is not None for p in prog.populations)
         custom_count += sum(p.neuron != "lif" for p in prog.populations)
         kinds |= {p.neuron for p in prog.populations}
         for c in prog.connections:
@@ -407,7 +442,7 @@ def test_differential_cases_cover_the_hard_parts(differential):
     assert {0, 4095} <= decays
     assert max(delays) > 32 and min(delays) == 1
     assert {"lif", "rsnn_lif", "rsnn_alif", "rsnn_li", "rsnn_dual_if", "rsnn_mtn"} <= kinds
-    assert lava_lif >= 10 and custom_count >= 10 and graded and spikes > 1000
+    assert lava_lif >= 10 and custom_count >= 10 and split >= 6 and graded and spikes > 1000
     assert overflow.get("i", 0) > 0 and overflow.get("v", 0) > 0, f"too few overflow events: {overflow}"
 
 
