@@ -21,8 +21,8 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.interpreter.fixed_interp import run_fixed
 from rsnn_compiler.ir import (
-    Domain, FixedALIF, FixedConv1d, FixedDense, FixedDualIF, FixedLI, FixedLIF, FixedMultiThreshold,
-    Flatten, GraphBuilder, Input, Output, ResetMode,
+    Delay, Domain, FixedALIF, FixedConv1d, FixedDense, FixedDualIF, FixedLI, FixedLIF,
+    FixedMultiThreshold, Flatten, GraphBuilder, Identity, Input, Output, ResetMode, verify,
 )
 from rsnn_compiler.ir.fixed_ops import make_neuron
 from rsnn_compiler.ir.graph import Graph
@@ -331,14 +331,42 @@ VARIANTS = [
      "max_delay": 63, "readout": "li"},
     {"recurrent": True, "cuba": False, "overflow": True, "delays": True, "max_delay": 5},
 ]
-N_GRAPHS = 36
+N_GRAPHS = 36  # 35 random graphs + one hand-made relay graph
 STEPS, BATCH = 40, 2
 CHUNK = 6  # graphs per Lava run
 
 
+def relay_graph() -> Graph:
+    """Identity / Delay relays, an input summed straight into a neuron (identity synapse), a
+    delayed Output edge, a dual-threshold neuron fed by a LIF, per-neuron v_init at stage 0."""
+    r = np.random.default_rng(7)
+    b = GraphBuilder("relays")
+    b.add("in", Input(shape=(4,)))
+    b.add("id", Identity(shape=(4,)))
+    b.add("dl", Delay(shape=(4,), steps=2))
+    b.add("fc", dense(4, 4, w=r.integers(-60, 60, (4, 4)) * 2, e=1))
+    b.add("a", make_neuron(FixedLIF, (4,), du=100, dv=30, vth=40, v_init=r.integers(0, 2000, 4)))
+    b.add("fab", dense(3, 4, w=r.integers(0, 127, (3, 4)) * 2))
+    b.add("b", make_neuron(FixedDualIF, (3,), vth=20, vth_neg=-5, bias_mant=2, bias_exp=3))
+    b.add("out", Output(shape=(3,)))
+    b.connect("in", "id")
+    b.connect("id", "dl", 1)
+    b.connect("dl", "fc")
+    b.connect("fc", "a")
+    b.connect("in", "a")
+    b.connect("a", "fab", 5)
+    b.connect("fab", "b")
+    b.connect("b", "out", 1)
+    g = fixed(b)
+    assert not verify(g)
+    return g
+
+
 def diff_cases(n: int = N_GRAPHS, seed0: int = 500) -> list[tuple[str, Graph, np.ndarray]]:
-    cases = []
-    for i in range(n):
+    g = relay_graph()
+    x = np.random.default_rng(1).integers(-3, 4, (STEPS, BATCH, 4)) * 40
+    cases = [("relays", g, x)]
+    for i in range(n - 1):
         seed = seed0 + i
         g = random_fixed_graph(seed, "loihi2", **VARIANTS[i % len(VARIANTS)])
         if i % 2 == 0:
