@@ -144,8 +144,9 @@ def resolve_profile(backends, requested: str | None) -> str | None:
     return requested or (next(iter(required)) if required else "fpga")
 
 
-def fixed_pipeline() -> list[str]:
-    return ["quantize_weights", "quantize_state"]
+def fixed_pipeline(profile: str | None = None) -> list[str]:
+    steps = ["quantize_weights", "quantize_state"]
+    return steps + ["map_loihi2"] if profile == "loihi2" else steps
 
 
 def _step_name(step) -> str:
@@ -198,12 +199,12 @@ def build(
         ctx.calib_x = ctx.calib_x[: float_graph.attrs.steps]  # temporal pruning chose T
     if profile is not None:
         ctx.profile = profile
-        fixed, fixed_reports = run_pipeline(float_graph, fixed_pipeline(), ctx)
+        fixed, fixed_reports = run_pipeline(float_graph, fixed_pipeline(profile), ctx)
         for r in fixed_reports:
             r.notes.insert(0, f"profile {profile}")
         graphs[profile] = fixed
         all_reports.extend(fixed_reports)
-        pipeline[profile] = list(fixed_pipeline())
+        pipeline[profile] = list(fixed_pipeline(profile))
 
     def graph_for(backend) -> Graph:
         return graphs[profile] if backend.uses_fixed else float_graph

@@ -19,6 +19,7 @@ PASSES: dict[str, str] = {
     "quantize_weights": "rsnn_compiler.passes.quantize_weights:QuantizeWeights",
     "quantize_state": "rsnn_compiler.passes.quantize_state:QuantizeState",
     "retime": "rsnn_compiler.passes.retime:Retime",
+    "map_loihi2": "rsnn_compiler.passes.map_loihi2:MapLoihi2",
 }
 
 BACKENDS: dict[str, str] = {
