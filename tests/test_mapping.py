@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from rsnn_compiler.backends.loihi2_resources import LOIHI2_RESOURCES, BOARDS, Figure
 from rsnn_compiler.fixed.arith import Overflow
@@ -136,3 +137,22 @@ def test_pass_report_and_unchanged_graph():
     assert {r["population"] for r in data["layers"]} == {"lif1", "lif2"}
     assert len(data["core_utilisation"]) == 2 and data["resource_model"]
     assert data["energy"]["counts"]["source"] == "upper bound"
+
+
+@pytest.mark.slow
+def test_one_million_neurons_map_in_seconds():
+    import time
+
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "mapping_scaling.py"
+    spec = importlib.util.spec_from_file_location("mapping_scaling", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    synthetic = mod.synthetic
+    net = synthetic(1_000_000)
+    start = time.perf_counter()
+    m = map_network(net, board="hala_point")
+    assert time.perf_counter() - start < 20 and m.fits
+    assert sum(c.neurons for c in m.cores) == 1_000_000
