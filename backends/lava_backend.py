@@ -70,13 +70,17 @@ class LavaBackend:
     uses_fixed: ClassVar[bool] = True
     requires_profile: ClassVar[str | None] = "loihi2"
     spec: LavaSpec = LAVA_SPEC
+    board: str = "kapoho_point"  # Loihi 2 board the mapping must fit (passes/map_loihi2.py)
 
     def status(self) -> str:
         st = lava_status()
         return "ready" if st.found else f"emit only: {st.reason}"
 
     def check(self, graph: Graph) -> list[Diagnostic]:
-        return lower(graph, self.spec)[1]
+        from rsnn_compiler.passes.map_loihi2 import mapping_diagnostics
+
+        diagnostics = lower(graph, self.spec)[1]
+        return diagnostics or mapping_diagnostics(graph, self.board)
 
     def emit(self, graph: Graph, outdir: Path) -> Artifact:
         program, diagnostics = lower(graph, self.spec)

@@ -415,7 +415,7 @@ class MappingReport(PassReport):
     mean_core_utilisation: float = 0.0
     max_core_utilisation: float = 0.0
     violations: list[dict] = field(default_factory=list)
-    layers: list[dict] = field(default_factory=list)  # per population
+    populations: list[dict] = field(default_factory=list)
     core_utilisation: list[dict] = field(default_factory=list)  # per core (first 20 000)
     energy: dict = field(default_factory=dict)  # rsnn_compiler.energy report
     resource_model: list[dict] = field(default_factory=list)
@@ -447,7 +447,7 @@ class MapLoihi2:
             mean_core_utilisation=float(np.mean(utils)) if utils else 0.0,
             max_core_utilisation=float(np.max(utils)) if utils else 0.0,
             violations=[{"where": x.where, "problem": x.problem, "fix": x.fix} for x in mapping.violations],
-            layers=mapping.per_population(),
+            populations=mapping.per_population(),
             core_utilisation=[{"core": c.index, "chip": c.chip, "population": c.population,
                                **{k: round(u, 4) for k, u in c.utilisation(res).items()}}
                               for c in mapping.cores[:MAX_CORES_IN_REPORT]],

@@ -162,6 +162,9 @@ def build(
 ) -> BuildResult:
     outdir = Path(outdir)
     backends = [registry.get_backend(t) for t in options.targets]
+    for backend in backends:  # the Loihi 2 board the lava target's mapping must fit
+        if hasattr(backend, "board") and options.extra.get("loihi2_board"):
+            backend.board = options.extra["loihi2_board"]
     if options.prune is not None and not (0.0 <= options.prune < 1.0):
         raise UserInputError(f"--prune {options.prune} must be a fraction in [0, 1)")
     if options.dt is not None and not (np.isfinite(options.dt) and options.dt > 0):

@@ -134,7 +134,7 @@ def test_pass_report_and_unchanged_graph():
     assert out.nodes == g.nodes or out.nodes.keys() == g.nodes.keys()
     assert not rep.changed and rep.cores == 2 and rep.chips == 1 and rep.fits
     data = rep.to_json()["metrics"]
-    assert {r["population"] for r in data["layers"]} == {"lif1", "lif2"}
+    assert {r["population"] for r in data["populations"]} == {"lif1", "lif2"}
     assert len(data["core_utilisation"]) == 2 and data["resource_model"]
     assert data["energy"]["counts"]["source"] == "upper bound"
 
@@ -156,3 +156,31 @@ def test_one_million_neurons_map_in_seconds():
     m = map_network(net, board="hala_point")
     assert time.perf_counter() - start < 20 and m.fits
     assert sum(c.neurons for c in m.cores) == 1_000_000
+
+
+def test_lava_check_reports_mapping_violations():
+    from rsnn_compiler.backends.lava_backend import LavaBackend
+
+    big = layered([140000, 2])
+    diags = LavaBackend().check(big)
+    assert any(d.where.startswith("loihi2 mapping") and "input axons" in d.problem and d.fix for d in diags)
+    assert LavaBackend(board="oheo_gulch").check(layered([16, 32, 8])) == []
+
+
+def test_build_and_report_show_mapping_and_plot(tmp_path):
+    from pathlib import Path
+
+    from rsnn_compiler.cli.main import main
+
+    root = Path(__file__).resolve().parents[1] / "models" / "example"
+    out = tmp_path / "b"
+    assert main(["build", str(root / "recurrent.rsnn"), "--target", "lava", "--calib", str(root / "data.npz"),
+                 "--board", "oheo_gulch", "-o", str(out), "--quiet"]) == 0
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pipeline"]["loihi2"][-1] == "map_loihi2"
+    rep = next(r for r in manifest["passes"] if r["name"] == "map_loihi2")
+    assert rep["metrics"]["board"] == "oheo_gulch" and rep["metrics"]["energy"]["counts"]["source"] == "measured"
+    assert main(["report", str(out)]) == 0
+    assert (out / "lava" / "mapping.png").stat().st_size > 0

@@ -110,6 +110,8 @@ def make_parser() -> argparse.ArgumentParser:
     _add_import_options(p)
     p.add_argument("--calib", metavar="FILE.npz", help="calibration data (x, optional y) for quantization, pruning and fidelity reports")
     p.add_argument("--prune", type=float, metavar="FRACTION", help="fraction of weights to prune (off by default)")
+    p.add_argument("--board", choices=["oheo_gulch", "kapoho_point", "hala_point"],
+                   help="Loihi 2 board the lava target's mapping must fit (default kapoho_point, 8 chips)")
     p.add_argument(
         "--convert", choices=["maxnorm", "ecl", "sfn"],
         help="ANN-to-SNN conversion for .onnx and pkg.module:factory ANNs (default for .onnx: sfn);"
@@ -251,7 +253,8 @@ def cmd_build(args, out: Console, err: Console) -> int:
     options = BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        extra={**_convert_extra(args), **_prune_extra(args)},
+        extra={**_convert_extra(args), **_prune_extra(args),
+               **({"loihi2_board": args.board} if args.board else {})},
     )
     progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
     if err.is_terminal and not args.quiet:
@@ -321,6 +324,14 @@ def cmd_report(args, out: Console, err: Console) -> int:
 
         for table in detail_tables(reports):
             out.print(table)
+        from rsnn_compiler.mapping_report import mapping_metrics, mapping_tables, write_utilisation_plot
+
+        mapping = mapping_metrics(reports)
+        if mapping:
+            for table in mapping_tables(mapping):
+                out.print(table)
+            sub = Path(args.build) / "lava"
+            out.print(write_utilisation_plot(mapping, (sub if sub.is_dir() else Path(args.build)) / "mapping.png"))
     return 0
 
 
