@@ -184,3 +184,21 @@ def test_build_and_report_show_mapping_and_plot(tmp_path):
     assert rep["metrics"]["board"] == "oheo_gulch" and rep["metrics"]["energy"]["counts"]["source"] == "measured"
     assert main(["report", str(out)]) == 0
     assert (out / "lava" / "mapping.png").stat().st_size > 0
+
+
+def test_conv_layer_fan_in_is_exact():
+    from rsnn_compiler.ir.fixed_ops import FixedConv1d
+
+    b = GraphBuilder("c")
+    b.add("in", Input(shape=(1, 10)))
+    b.add("conv", FixedConv1d(weight=np.ones((2, 1, 3), dtype=np.int64), weight_exp=np.zeros(2),
+                              input_shape=(1, 10), padding=(1,), weight_bits=8, acc_bits=24,
+                              acc_overflow=Overflow.WRAP))
+    b.add("lif", make_neuron(FixedLIF, (2, 10), du=4095, dv=0, vth=10))
+    b.add("out", Output(shape=(2, 10)))
+    b.chain("in", "conv", "lif", "out")
+    g = b.build().with_attrs(domain=Domain.FIXED, profile="loihi2")
+    m, net, notes = map_graph(g)
+    (conn,) = net.connections
+    assert conn.fanin.tolist() == [2, 3, 3, 3, 3, 3, 3, 3, 3, 2] * 2  # padded borders see 2 inputs
+    assert m.n_cores == 1 and m.cores[0].synapses == 56 and any("convolution" in n for n in notes)
