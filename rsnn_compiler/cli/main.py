@@ -391,6 +391,7 @@ def cmd_passes(args, out: Console, err: Console) -> int:
     pipeline = {
         "float": ["import", *(s if isinstance(s, str) else s.name for s in float_pipeline(BuildOptions()))],
         "fixed (per profile)": fixed_pipeline(),
+        "fixed (loihi2)": fixed_pipeline("loihi2"),
     }
     if args.json:
         print(json.dumps({"passes": rows, "pipeline": pipeline}, indent=2))
