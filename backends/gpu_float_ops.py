@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.interpreter.float_interp import fire_and_reset
 from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold
 from rsnn_compiler.ir.ops import (
     ALIF, IF, LI, LIF, Affine, BatchNorm, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay,
@@ -169,27 +170,7 @@ class FloatNeuronKernel:
         else:  # LIF, ALIF
             base = self._acc(self.beta * st.v, self.gain, xs) + self.bias
         theta = self.theta + self.kappa * st.a if isinstance(op, ALIF) else self.theta
-        cmp, mode = op.comparator, op.reset
-        if mode is ResetMode.ZERO:
-            s = _fires(base, theta, cmp)
-            v = torch.where(s > 0, self.v_reset.expand_as(base), base)
-        elif mode is ResetMode.SUBTRACT:
-            s = _fires(base, theta, cmp)
-            v = base - theta * s
-        elif mode is ResetMode.SUBTRACT_DEFERRED:
-            v = base - theta * st.s
-            s = _fires(v, theta, cmp)
-        elif mode is ResetMode.SUBTRACT_NODELAY:
-            r = _fires(st.v, theta, cmp)
-            b = base - theta * r
-            s = _fires(b, theta, cmp)
-            v = b - theta * (s - r)
-        elif mode is ResetMode.ZERO_HOLD:
-            v = (1.0 - st.s) * base
-            s = _fires(v, theta, cmp)
-        else:  # NONE
-            v = base
-            s = _fires(v, theta, cmp)
+        v, s = fire_and_reset(op.reset, op.comparator, base, theta, self.v_reset, st.v, st.s)
         if isinstance(op, ALIF):
             st.a = self.rho * st.a + s
         st.v, st.s = v, s

@@ -107,6 +107,31 @@ class NeuronState:
         self.s = zeros.clone()
 
 
+def fire_and_reset(
+    mode: ResetMode, cmp: Comparator, base: torch.Tensor, theta: torch.Tensor,
+    v_reset: torch.Tensor, v_prev: torch.Tensor, s_prev: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spike and reset rules of the module docstring: returns the new (v, s)."""
+    if mode is ResetMode.ZERO:
+        s = fires(base, theta, cmp)
+        return torch.where(s > 0, v_reset.expand_as(base), base), s
+    if mode is ResetMode.SUBTRACT:
+        s = fires(base, theta, cmp)
+        return base - theta * s, s
+    if mode is ResetMode.SUBTRACT_DEFERRED:
+        v = base - theta * s_prev
+        return v, fires(v, theta, cmp)
+    if mode is ResetMode.SUBTRACT_NODELAY:
+        r = fires(v_prev, theta, cmp)
+        b = base - theta * r
+        s = fires(b, theta, cmp)
+        return b - theta * (s - r), s
+    if mode is ResetMode.ZERO_HOLD:
+        v = (1.0 - s_prev) * base
+        return v, fires(v, theta, cmp)
+    return base, fires(base, theta, cmp)  # ResetMode.NONE
+
+
 def step_neuron(op: NeuronOp, st: NeuronState, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
     """Advance ``st`` by one step on input ``x`` (one tensor, or the per-edge terms in edge-list
     order); return the node's output (spikes or v)."""
@@ -132,27 +157,7 @@ def step_neuron(op: NeuronOp, st: NeuronState, x: torch.Tensor | list[torch.Tens
     theta = _t(op.theta)
     if isinstance(op, ALIF):
         theta = theta + _t(op.kappa) * st.a
-    cmp, mode = op.comparator, op.reset
-    if mode is ResetMode.ZERO:
-        s = fires(base, theta, cmp)
-        v = torch.where(s > 0, _t(op.v_reset).expand_as(base), base)
-    elif mode is ResetMode.SUBTRACT:
-        s = fires(base, theta, cmp)
-        v = base - theta * s
-    elif mode is ResetMode.SUBTRACT_DEFERRED:
-        v = base - theta * st.s
-        s = fires(v, theta, cmp)
-    elif mode is ResetMode.SUBTRACT_NODELAY:
-        r = fires(st.v, theta, cmp)
-        b = base - theta * r
-        s = fires(b, theta, cmp)
-        v = b - theta * (s - r)
-    elif mode is ResetMode.ZERO_HOLD:
-        v = (1.0 - st.s) * base
-        s = fires(v, theta, cmp)
-    else:  # ResetMode.NONE
-        v = base
-        s = fires(v, theta, cmp)
+    v, s = fire_and_reset(op.reset, op.comparator, base, theta, _t(op.v_reset), st.v, st.s)
     if isinstance(op, ALIF):
         st.a = _t(op.rho) * st.a + s
     st.v, st.s = v, s
