@@ -137,3 +137,19 @@ def test_integer_builds_are_deterministic(tmp_path):
     for out in (a, b):
         assert main(["build", str(EXAMPLE), "--target", "c,gpu", "--calib", str(DATA), "-o", str(out), "-q"]) == 0
     assert (a / "manifest.json").read_bytes() == (b / "manifest.json").read_bytes()
+
+
+def test_trained_recurrent_model_8bit_within_one_point(tmp_path, capsys):
+    """Issue 4 acceptance: on the trained RLeaky mnist1d model, 8-bit weights (fpga profile)
+    change test accuracy by at most 1 point versus float, as reported by validate."""
+    model = ROOT / "models" / "rleaky_mnist1d"
+    out = tmp_path / "rnn"
+    code, _, err = cli(capsys, "build", "models.rleaky_mnist1d.model:build", "--weights", model / "weights.pt",
+                       "--target", "c", "--profile", "fpga", "--calib", model / "data.npz", "-o", out, "-q")
+    assert code == 0, err
+    code, stdout, err = cli(capsys, "validate", out, "--data", model / "test.npz", "--json", "-q")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["samples"] == 1000
+    assert report["float_accuracy"] == pytest.approx(0.803, abs=1e-9)  # the model card's number
+    assert abs(report["float_accuracy"] - report["fixed_accuracy"]) <= 0.01
