@@ -30,6 +30,7 @@ from rsnn_compiler.backends.loihi2_resources import LOIHI2_RESOURCES, Loihi2Reso
 from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
+from rsnn_compiler.target_api import Diagnostic
 
 MAX_ROUNDS = 4
 DEFAULT_BOARD = "kapoho_point"
@@ -90,16 +91,6 @@ class Network:
 # --------------------------------------------------------------------------------------------
 # Result
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Violation:
-    where: str
-    problem: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.problem}; fix: {self.fix}"
-
-
 @dataclass
 class CoreUse:
     index: int
@@ -126,7 +117,7 @@ class Mapping:
     board: str
     board_chips: int
     cores: list[CoreUse] = field(default_factory=list)
-    violations: list[Violation] = field(default_factory=list)
+    violations: list[Diagnostic] = field(default_factory=list)
     fanout_cores: dict[str, np.ndarray] = field(default_factory=dict)  # per neuron: dst cores reached
     rounds: int = 0
     resources: Loihi2Resources = LOIHI2_RESOURCES
@@ -304,26 +295,26 @@ def _check(net: Network, res: Loihi2Resources, mapping: Mapping) -> None:
         over_mem = [c for c in cores if c.memory_bits > res.core_memory_bits.value]
         if over_mem:
             worst = max(c.memory_bits for c in over_mem) / 8192
-            v.append(Violation(name, f"{len(over_mem)} neuron(s) need more synapse + state memory than one"
+            v.append(Diagnostic(name, f"{len(over_mem)} neuron(s) need more synapse + state memory than one"
                                f" core has ({worst:.1f} KB > {kb:.0f} KB)",
                                "prune their fan-in (rsnnc build --prune FRACTION), use fewer weight bits,"
                                " or split the layer into narrower ones"))
         over_in = [c for c in cores if c.in_axons > res.in_axons_per_core.value]
         if over_in:
             worst = max(c.in_axons for c in over_in)
-            v.append(Violation(name, f"{len(over_in)} neuron(s) read {worst} distinct source neurons, more than"
+            v.append(Diagnostic(name, f"{len(over_in)} neuron(s) read {worst} distinct source neurons, more than"
                                f" a core's {res.in_axons_per_core.value} input axons",
                                f"prune fan-in to at most {res.in_axons_per_core.value} sources per neuron"
                                " (rsnnc build --prune, --prune-structure neurons) or shrink the source layer"))
         over_out = [c for c in cores if c.out_axons > res.out_axons_per_core.value]
         if over_out:
             worst = max(c.out_axons for c in over_out)
-            v.append(Violation(name, f"{len(over_out)} neuron(s) reach {worst} destination cores, more than"
+            v.append(Diagnostic(name, f"{len(over_out)} neuron(s) reach {worst} destination cores, more than"
                                f" a core's {res.out_axons_per_core.value} output axons",
                                "reduce fan-out (prune outgoing weights) or make the destination layers smaller"))
     if mapping.n_chips > mapping.board_chips:
         bigger = [b for b, brd in _boards().items() if brd.chips >= mapping.n_chips]
-        v.append(Violation(
+        v.append(Diagnostic(
             "graph", f"needs {mapping.n_cores} cores on {mapping.n_chips} chips but board '{mapping.board}'"
             f" has {mapping.board_chips} chip(s) ({mapping.board_chips * res.cores_per_chip.value} cores)",
             (f"choose a larger board (--board {bigger[0]})" if bigger else "no listed board is large enough")
@@ -394,8 +385,6 @@ def map_graph(graph: Graph, board: str = DEFAULT_BOARD, res: Loihi2Resources = L
 
 def mapping_diagnostics(graph: Graph, board: str = DEFAULT_BOARD) -> list:
     """Mapping violations as target Diagnostics (for ``LavaBackend.check``)."""
-    from rsnn_compiler.target_api import Diagnostic
-
     mapping, _, _ = map_graph(graph, board)
     return [Diagnostic(f"loihi2 mapping ({x.where})", x.problem, x.fix) for x in mapping.violations]
 
