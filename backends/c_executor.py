@@ -22,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.executors import load_build_graph, resolve_profile
+from rsnn_compiler.executors import load_build_graph, target_program
 from rsnn_compiler.interpreter.fixed_interp import quantize_input
 from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
@@ -145,14 +145,7 @@ class CExecutor:
     name: ClassVar[str] = "c"
 
     def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
-        if domain != "fixed":
-            raise UserInputError("the c executor runs the fixed-point graph; use --domain fixed")
-        build = Path(build)
-        target = manifest.get("targets", {}).get("c")
-        cdir = build / "c"
-        if target is None or not (cdir / "layout.json").is_file():
-            raise UserInputError(f"{build} has no C target; rebuild with --target c")
-        key = resolve_profile(manifest, domain, profile or target.get("profile"))
+        cdir, key = target_program(build, manifest, domain, profile, "c", "C", "layout.json")
         graph = load_build_graph(build, manifest, key)
         layout = json.loads((cdir / "layout.json").read_text())
         return run_c(ensure_binary(cdir), layout, graph, x)

@@ -15,7 +15,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.executors import load_build_graph, resolve_profile
+from rsnn_compiler.executors import load_build_graph, target_program
 from rsnn_compiler.interpreter.fixed_interp import quantize_input
 from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
@@ -99,15 +99,8 @@ class LavaExecutor:
     def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
         from rsnn_compiler.validate import ExecutorUnavailable
 
-        if domain != "fixed":
-            raise UserInputError("the lava executor runs the fixed-point graph; use --domain fixed")
-        build = Path(build)
-        target = manifest.get("targets", {}).get("lava")
-        folder = build / "lava"
-        if target is None or not (folder / LAVA_SPEC.network_file).is_file():
-            raise UserInputError(f"{build} has no Lava target; rebuild with --target lava")
+        folder, key = target_program(build, manifest, domain, profile, "lava", "Lava", LAVA_SPEC.network_file)
         status = lava_status()
         if not status.found:
             raise ExecutorUnavailable(f"the Lava executor cannot run: {status.reason}")
-        key = resolve_profile(manifest, domain, profile or target.get("profile"))
         return run_program(folder, load_build_graph(build, manifest, key), x)

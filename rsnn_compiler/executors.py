@@ -53,6 +53,21 @@ def load_build_graph(build: Path, manifest: dict, key: str) -> Graph:
     return load_graph(Path(build) / entry["file"])
 
 
+def target_program(
+    build: Path, manifest: dict, domain: str, profile: str | None, target: str, label: str, marker: str
+) -> tuple[Path, str]:
+    """For an executor that runs a target's emitted fixed-point program: the target's folder
+    (``<build>/<target>``, which must hold ``marker``) and the key of the graph it runs."""
+    if domain != "fixed":
+        raise UserInputError(f"the {target} executor runs the fixed-point graph; use --domain fixed")
+    build = Path(build)
+    entry = manifest.get("targets", {}).get(target)
+    folder = build / target
+    if entry is None or not (folder / marker).is_file():
+        raise UserInputError(f"{build} has no {label} target; rebuild with --target {target}")
+    return folder, resolve_profile(manifest, domain, profile or entry.get("profile"))
+
+
 @dataclass
 class InterpreterExecutor:
     name: ClassVar[str] = "interp"
