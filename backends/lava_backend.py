@@ -41,7 +41,9 @@ def readme(program: LavaProgram) -> str:
     lines += [
         f"- Results are in raw Lava steps. Node `n` at stage `s` (stages.json; max {program.max_stage})"
         " has IR step `t` in row `t + s`: run T + max stage steps and cut rows s .. s + T - 1.",
-        "- Connections: Lava `Dense` (delay 1) and `DelayDense` (Lava delay L = 1 + delay).",
+        "- Connections: Lava `Dense` (delay 1) and `DelayDense` (Lava delay L = 1 + delay); those with"
+        " at most half their weights nonzero (pruned) are `Sparse` / `DelaySparse`, weights stored as"
+        " CSR (`KEY.data`, `KEY.indices`, `KEY.indptr` in arrays.npz).",
     ]
     if custom:
         lines += ["", "## Custom neurons (need custom neuron microcode on Loihi 2 silicon)", ""]
@@ -56,7 +58,7 @@ def readme(program: LavaProgram) -> str:
 def stages_doc(program: LavaProgram) -> dict:
     return {"stages": program.stages, "max_stage": program.max_stage,
             "connections": {c.name: {"src": c.src, "dst": c.dst, "lava_delay": c.lava_delay,
-                                     "process": "Dense" if c.kind == "dense" else "DelayDense"}
+                                     "process": c.process, "density": round(c.density, 4)}
                             for c in program.connections}}
 
 

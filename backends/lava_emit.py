@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from rsnn_compiler.ir.fixed_ops import (
     FixedALIF, FixedDense, FixedDualIF, FixedLI, FixedLIF, FixedMultiThreshold, FixedNeuron,
@@ -82,11 +83,28 @@ class ConnectionPlan:
     num_weight_bits: int
     sign_mode: str
     num_message_bits: int
-    lava_delay: int  # 1 = Dense; >1 = DelayDense with delay lava_delay - 1
+    lava_delay: int  # 1 = Dense/Sparse; >1 = DelayDense/DelaySparse with delay lava_delay - 1
+    sparse: bool = False  # stored and run as CSR (density <= LavaSpec.sparse_max_density)
 
     @property
     def kind(self) -> str:
-        return "dense" if self.lava_delay == 1 else "delay_dense"
+        base = "dense" if self.lava_delay == 1 else "delay_dense"
+        return base.replace("dense", "sparse") if self.sparse else base
+
+    @property
+    def process(self) -> str:
+        """The Lava process class this connection becomes."""
+        return {"dense": "Dense", "sparse": "Sparse", "delay_dense": "DelayDense",
+                "delay_sparse": "DelaySparse"}[self.kind]
+
+    @property
+    def density(self) -> float:
+        return float(np.count_nonzero(self.weights)) / max(self.weights.size, 1)
+
+
+def is_sparse(weights: np.ndarray, spec: LavaSpec) -> bool:
+    """True when ``weights`` is sparse enough that Lava's CSR processes pay."""
+    return np.count_nonzero(weights) <= spec.sparse_max_density * weights.size
 
 
 @dataclass
@@ -220,10 +238,12 @@ def connection_plan(graph: Graph, rp: RetimedPath, sizes: dict[str, int],
         e, bits = (int(op.weight_exp.flat[0]) if op.weight_exp.size else 0), int(op.weight_bits)
     mode = "excitatory" if w.min(initial=0) >= 0 else "inhibitory" if w.max(initial=0) <= 0 else "mixed"
     name = f"{p.src}__{p.synapse or 'id'}__{p.dst}"
-    return ConnectionPlan(name, p.src, p.dst, w, e, bits, mode, message_bits, rp.lava_delay), []
+    return ConnectionPlan(name, p.src, p.dst, w, e, bits, mode, message_bits, rp.lava_delay,
+                          is_sparse(w, spec)), []
 
 
-def split_connection(c: ConnectionPlan, split: dict[str, list[PopulationPlan]]) -> list[ConnectionPlan]:
+def split_connection(c: ConnectionPlan, split: dict[str, list[PopulationPlan]],
+                     spec: LavaSpec = LAVA_SPEC) -> list[ConnectionPlan]:
     """``c`` between split populations: one connection per pair of parts with a non-zero block
     (the sign mode stays the whole matrix's, so Lava quantizes every block the same way)."""
     if c.src not in split and c.dst not in split:
@@ -240,7 +260,7 @@ def split_connection(c: ConnectionPlan, split: dict[str, list[PopulationPlan]]) 
             out.append(ConnectionPlan(
                 f"{c.name}#{'' if s is None else s.part}.{'' if d is None else d.part}",
                 c.src if s is None else s.name, c.dst if d is None else d.name, w, c.weight_exp,
-                c.num_weight_bits, c.sign_mode, c.num_message_bits, c.lava_delay))
+                c.num_weight_bits, c.sign_mode, c.num_message_bits, c.lava_delay, is_sparse(w, spec)))
     return out
 
 
@@ -301,7 +321,7 @@ def lower(graph: Graph, spec: LavaSpec = LAVA_SPEC) -> tuple[LavaProgram | None,
         conn, problems = connection_plan(graph, rp, sizes, spec)
         diags += problems
         if conn is not None:
-            program.connections += split_connection(conn, split)
+            program.connections += split_connection(conn, split, spec)
     diags += _shared_synapse_problems(graph, plan.paths)
     output, problems = _output(graph, set(sizes))
     diags += problems
@@ -323,6 +343,27 @@ def _store(value: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
     return value
 
 
+def _store_csr(w, key: str, arrays: dict[str, np.ndarray]) -> dict:
+    """A CSR reference ``{"csr": KEY, "shape": [rows, cols]}`` to ``KEY.data`` /
+    ``KEY.indices`` / ``KEY.indptr`` in arrays.npz (row = destination neuron)."""
+    m = sp.csr_matrix(w)
+    m.eliminate_zeros()
+    m.sort_indices()
+    arrays[f"{key}.data"] = m.data.astype(np.int64)
+    arrays[f"{key}.indices"] = m.indices.astype(np.int64)
+    arrays[f"{key}.indptr"] = m.indptr.astype(np.int64)
+    return {"csr": key, "shape": [int(m.shape[0]), int(m.shape[1])]}
+
+
+def _load(ref: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Inverse of ``_store`` / ``_store_csr`` (a CSR reference gives a scipy CSR matrix)."""
+    if isinstance(ref, dict) and "csr" in ref:
+        k = ref["csr"]
+        return sp.csr_matrix((arrays[f"{k}.data"], arrays[f"{k}.indices"], arrays[f"{k}.indptr"]),
+                             shape=tuple(ref["shape"]))
+    return arrays[ref["array"]] if isinstance(ref, dict) else ref
+
+
 def to_network(program: LavaProgram, num_steps: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """The runner's document (without format/version) and its arrays."""
     arrays: dict[str, np.ndarray] = {}
@@ -334,10 +375,11 @@ def to_network(program: LavaProgram, num_steps: int | None = None) -> tuple[dict
     conns = []
     for c in program.connections:
         d = {"name": c.name, "kind": c.kind, "src": c.src, "dst": c.dst,
-             "weights": _store(c.weights, f"{c.name}.w", arrays), "weight_exp": c.weight_exp,
+             "weights": (_store_csr if c.sparse else _store)(c.weights, f"{c.name}.w", arrays),
+             "weight_exp": c.weight_exp,
              "num_weight_bits": c.num_weight_bits, "sign_mode": c.sign_mode,
              "num_message_bits": c.num_message_bits}
-        if c.kind == "delay_dense":
+        if c.lava_delay > 1:
             d["delays"], d["max_delay"] = c.lava_delay - 1, c.lava_delay - 1
         conns.append(d)
     meta = {"rsnnc": {
@@ -375,7 +417,7 @@ def merge_networks(parts: list[tuple[dict, dict[str, np.ndarray]]]) -> tuple[dic
         inp = doc["input"]["name"]
 
         def get(v):
-            return arr[v["array"]] if isinstance(v, dict) else v
+            return _load(v, arr)
 
         for p in doc["populations"]:
             params = {}
@@ -384,14 +426,16 @@ def merge_networks(parts: list[tuple[dict, dict[str, np.ndarray]]]) -> tuple[dic
             pops.append({**p, "name": pre + p["name"], "params": params})
         for c in doc["connections"]:
             w = get(c["weights"])
+            csr = sp.issparse(w)
             c2 = {**c, "name": pre + c["name"], "dst": pre + c["dst"]}
             if c["src"] == inp:
-                full = np.zeros((w.shape[0], total), np.int64)
-                full[:, offset:offset + w.shape[1]] = w
-                w, c2["src"] = full, "input"
+                left = sp.csr_matrix((w.shape[0], offset), dtype=np.int64)
+                right = sp.csr_matrix((w.shape[0], total - offset - w.shape[1]), dtype=np.int64)
+                full = sp.hstack([left, sp.csr_matrix(w), right], format="csr")
+                w, c2["src"] = (full if csr else full.toarray()), "input"
             else:
                 c2["src"] = pre + c["src"]
-            c2["weights"] = _store(w, pre + c["name"] + ".w", arrays)
+            c2["weights"] = (_store_csr if csr else _store)(w, pre + c["name"] + ".w", arrays)
             conns.append(c2)
         metas.append({**doc.get("meta", {}), "prefix": pre, "input_offset": offset,
                       "input_size": doc["input"]["size"]})

@@ -64,11 +64,11 @@ class Connection:
     """A synapse process from the input or a population to a population."""
 
     name: str
-    kind: str  # dense | sparse | delay_dense | direct
+    kind: str  # dense | sparse | delay_dense | delay_sparse | direct
     src: str
     dst: str
     weights: np.ndarray | None = None  # (n_dst, n_src) int64
-    delays: np.ndarray | None = None  # (n_dst, n_src) int64, delay_dense only
+    delays: np.ndarray | None = None  # (n_dst, n_src) int64, delay_dense / delay_sparse only
     max_delay: int | None = None
     weight_exp: int = 0
     num_weight_bits: int = 8
@@ -103,9 +103,12 @@ def _resolve(value: Any, arrays: dict[str, np.ndarray], what: str) -> Any:
     """Turn ``{"array": key}`` / lists into int64 arrays; leave ints (and choice strings) alone."""
     if isinstance(value, str):
         return value
+    if isinstance(value, dict) and "csr" in value:
+        return _resolve_csr(value, arrays, what)
     if isinstance(value, dict):
         if set(value) != {"array"}:
-            raise SpecError(f"{what}: an array reference is {{\"array\": KEY}}, got {value!r}")
+            raise SpecError(f"{what}: an array reference is {{\"array\": KEY}} or "
+                            f"{{\"csr\": KEY, \"shape\": [ROWS, COLS]}}, got {value!r}")
         key = value["array"]
         if key not in arrays:
             raise SpecError(f"{what}: array {key!r} not found in arrays.npz")
@@ -118,6 +121,27 @@ def _resolve(value: Any, arrays: dict[str, np.ndarray], what: str) -> Any:
             raise SpecError(f"{what} must hold integers, got dtype {arr.dtype}")
         return arr.astype(np.int64)
     return _as_int(value, what)
+
+
+def _resolve_csr(ref: dict, arrays: dict[str, np.ndarray], what: str) -> sp.csr_matrix:
+    """``{"csr": KEY, "shape": [ROWS, COLS]}``: a CSR matrix from KEY.data/.indices/.indptr."""
+    if set(ref) != {"csr", "shape"} or not isinstance(ref["shape"], list) or len(ref["shape"]) != 2:
+        raise SpecError(f"{what}: a CSR reference is {{\"csr\": KEY, \"shape\": [ROWS, COLS]}}, got {ref!r}")
+    key = ref["csr"]
+    parts = []
+    for suffix in ("data", "indices", "indptr"):
+        if f"{key}.{suffix}" not in arrays:
+            raise SpecError(f"{what}: array {key}.{suffix!r} not found in arrays.npz")
+        arr = np.asarray(arrays[f"{key}.{suffix}"])
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise SpecError(f"{what}: {key}.{suffix} must be a 1-D integer array")
+        parts.append(arr.astype(np.int64))
+    rows, cols = (_as_int(n, f"{what} shape") for n in ref["shape"])
+    data, indices, indptr = parts
+    if (len(indptr) != rows + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(data)
+            or len(indices) != len(data) or (len(indices) and (indices.min() < 0 or indices.max() >= cols))):
+        raise SpecError(f"{what}: {key} is not a valid CSR matrix of shape ({rows}, {cols})")
+    return sp.csr_matrix((data, indices, indptr), shape=(rows, cols))
 
 
 def _check_range(value: Any, lo: int, hi: int, what: str) -> None:
@@ -235,14 +259,15 @@ def replicate(net: Network, k: int, dense_as: str = "sparse") -> Network:
             continue
         kind = "sparse" if c.kind == "dense" and dense_as == "sparse" else c.kind
         w = sp.block_diag([c.weights] * k, format="csr")
-        w = w if kind == "sparse" else w.toarray()
+        w = w if kind.endswith("sparse") else w.toarray()
         if c.delays is None:
             conns.append(replace(c, kind=kind, weights=w))
             continue
         # Off-diagonal blocks get delay 0 with weight 0; keep Lava's max_delay unchanged.
         max_delay = c.max_delay if c.max_delay is not None else int(c.delays.max())
-        conns.append(replace(c, kind=kind, weights=w, max_delay=max_delay,
-                             delays=np.kron(np.eye(k, dtype=np.int64), c.delays)))
+        delays = (sp.block_diag([c.delays] * k, format="csr") if kind == "delay_sparse"
+                  else np.kron(np.eye(k, dtype=np.int64), c.delays))
+        conns.append(replace(c, kind=kind, weights=w, max_delay=max_delay, delays=delays))
     return Network(net.input_name, net.input_size * k, pops, conns, net.num_steps, net.meta)
 
 
@@ -310,7 +335,10 @@ def _validate_lif(pop: Population) -> None:
 def _validate_weights(c: Connection, n_src: int, n_dst: int) -> None:
     if c.weights is None or c.weights.shape != (n_dst, n_src):
         raise SpecError(f"connection {c.name}: weights must have shape ({n_dst}, {n_src})")
-    _check_range(c.weights, -(2**31), 2**31 - 1, f"connection {c.name} weights")
+    if sp.issparse(c.weights) and not c.kind.endswith("sparse"):
+        c.weights = c.weights.toarray()  # a CSR reference feeding a dense process
+    values = c.weights.data if sp.issparse(c.weights) else c.weights
+    _check_range(values, -(2**31), 2**31 - 1, f"connection {c.name} weights")
     if not 1 <= c.num_weight_bits <= 8:
         raise SpecError(f"connection {c.name}: num_weight_bits must lie in 1..8")
 
@@ -318,13 +346,13 @@ def _validate_weights(c: Connection, n_src: int, n_dst: int) -> None:
 def _validate_dense(c: Connection, n_src: int, n_dst: int) -> None:
     _validate_weights(c, n_src, n_dst)
     if c.delays is not None:
-        raise SpecError(f"connection {c.name}: delays need kind delay_dense")
+        raise SpecError(f"connection {c.name}: delays need kind delay_dense or delay_sparse")
 
 
 def _validate_delay_dense(c: Connection, n_src: int, n_dst: int) -> None:
     _validate_weights(c, n_src, n_dst)
     if c.delays is None:
-        raise SpecError(f"connection {c.name}: delay_dense needs delays")
+        raise SpecError(f"connection {c.name}: {c.kind} needs delays")
     if not isinstance(c.delays, np.ndarray):
         c.delays = np.full((n_dst, n_src), c.delays, dtype=np.int64)
     if c.delays.shape != (n_dst, n_src):
@@ -332,6 +360,27 @@ def _validate_delay_dense(c: Connection, n_src: int, n_dst: int) -> None:
     _check_range(c.delays, 0, MAX_DELAY, f"connection {c.name} delays")
     if c.max_delay is not None:
         _check_range(c.max_delay, int(c.delays.max()), MAX_DELAY, f"connection {c.name} max_delay")
+
+
+def _validate_delay_sparse(c: Connection, n_src: int, n_dst: int) -> None:
+    """Like delay_dense, but weights and delays end up CSR on the weights' nonzero pattern."""
+    _validate_weights(c, n_src, n_dst)
+    if c.delays is None:
+        raise SpecError(f"connection {c.name}: {c.kind} needs delays")
+    w = sp.csr_matrix(c.weights)
+    w.eliminate_zeros()
+    rows, cols = w.nonzero()
+    if isinstance(c.delays, np.ndarray):
+        if c.delays.shape != (n_dst, n_src):
+            raise SpecError(f"connection {c.name}: delays must have shape ({n_dst}, {n_src})")
+        values = c.delays[rows, cols]
+    else:
+        values = np.full(len(rows), _as_int(c.delays, f"connection {c.name} delays"), np.int64)
+    _check_range(values, 0, MAX_DELAY, f"connection {c.name} delays")
+    c.weights = w
+    c.delays = sp.csr_matrix((values, (rows, cols)), shape=w.shape, dtype=np.int64)
+    if c.max_delay is not None:
+        _check_range(c.max_delay, int(values.max(initial=0)), MAX_DELAY, f"connection {c.name} max_delay")
 
 
 def _validate_direct(c: Connection, n_src: int, n_dst: int) -> None:
@@ -498,6 +547,15 @@ def _build_sparse(b: LavaBuild, c: Connection):
     return Sparse(weights=w.astype(np.int32).tocsr(), **_weight_kwargs(c))
 
 
+def _build_delay_sparse(b: LavaBuild, c: Connection):
+    from lava.proc.sparse.process import DelaySparse
+
+    w = sp.csr_matrix(c.weights).astype(np.int32)
+    delays = sp.csr_matrix(c.delays).astype(int)  # on the weights' pattern (_validate_delay_sparse)
+    max_delay = c.max_delay if c.max_delay is not None else int(delays.max())
+    return DelaySparse(weights=w, delays=delays, max_delay=max_delay, **_weight_kwargs(c))
+
+
 def _build_delay_dense(b: LavaBuild, c: Connection):
     from lava.proc.dense.process import DelayDense
 
@@ -566,6 +624,7 @@ CONNECTIONS: dict[str, ConnectionKind] = {
     "dense": ConnectionKind(_validate_dense, _build_dense),
     "sparse": ConnectionKind(_validate_dense, _build_sparse),
     "delay_dense": ConnectionKind(_validate_delay_dense, _build_delay_dense),
+    "delay_sparse": ConnectionKind(_validate_delay_sparse, _build_delay_sparse),
     "direct": ConnectionKind(_validate_direct, lambda b, c: None),
 }
 

@@ -15,6 +15,9 @@ class LavaSpec:
     max_extra_delay: int = LOIHI2.max_edge_delay  # DelayDense: 0..63 more
     graded_message_bits: int = LOIHI2.message_bits_max  # num_message_bits of graded connections
     lif_scalar_params: tuple[str, ...] = ("du", "dv", "vth")  # Lava LIF takes these per process
+    # A connection whose weight matrix has at most this fraction of nonzeros becomes Lava
+    # ``Sparse`` / ``DelaySparse`` (CSR: work and memory follow the nonzeros) instead of Dense.
+    sparse_max_density: float = 0.5
     max_lif_split: int = 4  # split a LIF population into at most this many Lava LIFs, else custom
     lif_bias_mant_range: tuple[int, int] = (-(1 << 15), (1 << 15) - 1)  # int16 Var
     runner_files: tuple[str, ...] = ("lava_runner.py", "lava_custom_neurons.py")

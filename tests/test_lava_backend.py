@@ -7,6 +7,7 @@ they skip locally and fail when ``CI`` is set.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.fixed import arith
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.interpreter.fixed_interp import run_fixed
 from rsnn_compiler.ir import (
@@ -32,8 +34,8 @@ from rsnn_compiler.testing.random_graphs import random_fixed_graph, random_input
 
 from rsnn_compiler.backends import lava_custom_neurons as custom
 from rsnn_compiler.backends import lava_env
-from rsnn_compiler.backends.lava_backend import LavaBackend
-from rsnn_compiler.backends.lava_emit import lower, merge_networks, to_network
+from rsnn_compiler.backends.lava_backend import LavaBackend, stages_doc
+from rsnn_compiler.backends.lava_emit import _load, lower, merge_networks, to_network
 from rsnn_compiler.backends.lava_executor import decode, host_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -308,8 +310,28 @@ def test_merge_networks_offsets_inputs():
     assert doc["input"]["size"] == n1 + n2
     assert [m["input_offset"] for m in doc["meta"]["parts"]] == [0, n1]
     c = next(c for c in doc["connections"] if c["name"].startswith("g1.") and c["src"] == "input")
-    w = arrays[c["weights"]["array"]]
+    w = _load(c["weights"], arrays)
     assert w.shape[1] == n1 + n2 and not w[:, :n1].any()
+
+
+def test_pruned_connections_become_sparse_with_csr_weights():
+    """Density <= LavaSpec.sparse_max_density: Sparse / DelaySparse, weights stored as CSR."""
+    lif = make_neuron(FixedLIF, (6,), vth=30)
+    g = single_layer(lif, n_in=5, rec_delay=7)
+    w = np.zeros((6, 6), np.int64)
+    w[[0, 2, 5], [1, 1, 4]] = [4, -6, 8]
+    g = dataclasses.replace(g, nodes={**g.nodes, "rec": g.nodes["rec"].replace(weight=w)})
+    prog, diags = lower(g)
+    assert not diags
+    kinds = {(c.src, c.dst): (c.kind, c.process) for c in prog.connections}
+    assert kinds == {("in", "h"): ("dense", "Dense"), ("h", "h"): ("delay_sparse", "DelaySparse")}
+    doc, arrays = to_network(prog)
+    rec = next(c for c in doc["connections"] if c["src"] == "h")
+    assert rec["weights"] == {"csr": rec["name"] + ".w", "shape": [6, 6]} and rec["delays"] == 6
+    assert arrays[rec["name"] + ".w.data"].tolist() == [4, -6, 8]
+    assert np.array_equal(_load(rec["weights"], arrays).toarray(), w)
+    conns = stages_doc(prog)["connections"]
+    assert conns[rec["name"]]["process"] == "DelaySparse" and conns[rec["name"]]["density"] == 0.0833
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,6 +384,20 @@ def relay_graph() -> Graph:
     return g
 
 
+def pruned(g: Graph, seed: int, keep: float = 0.3) -> Graph:
+    """``g`` with most dense weights zeroed, as spatial pruning leaves them (Lava: Sparse)."""
+    rng = np.random.default_rng(seed)
+    nodes = dict(g.nodes)
+    for name, op in g.nodes.items():
+        if isinstance(op, FixedDense):
+            w = op.weight * (rng.random(op.weight.shape) < keep)
+            if w.any() and arith.loihi_weights_exact(w, op.weight_bits):
+                nodes[name] = op.replace(weight=w)
+    out = dataclasses.replace(g, nodes=nodes)
+    assert not verify(out)
+    return out
+
+
 def diff_cases(n: int = N_GRAPHS, seed0: int = 500) -> list[tuple[str, Graph, np.ndarray]]:
     g = relay_graph()
     x = np.random.default_rng(1).integers(-3, 4, (STEPS, BATCH, 4)) * 40
@@ -371,6 +407,8 @@ def diff_cases(n: int = N_GRAPHS, seed0: int = 500) -> list[tuple[str, Graph, np
         g = random_fixed_graph(seed, "loihi2", **VARIANTS[i % len(VARIANTS)])
         if i % 2 == 0:
             g = lava_lif_variant(g, groups=2 if i % 8 == 2 else 1)
+        if i % 3 == 1:
+            g = pruned(g, seed)
         cases.append((f"g{i}_s{seed}", g, random_input(g, STEPS, BATCH, seed, density=0.4)))
     return cases
 
@@ -441,7 +479,7 @@ def test_differential_lava_equals_interpreter_c_and_gpu(differential, tmp_path):
 def test_differential_cases_cover_the_hard_parts(differential):
     """Guard: the random graphs really contain what the acceptance criteria ask for."""
     cases, _, want = differential
-    modes, exps, decays, delays, kinds = set(), set(), set(), [], set()
+    modes, exps, decays, delays, kinds, processes = set(), set(), set(), [], set(), set()
     lava_lif = custom_count = spikes = split = 0
     overflow: dict[str, int] = {}
     graded = False
@@ -453,6 +491,7 @@ def test_differential_cases_cover_the_hard_parts(differential):
         kinds |= {p.neuron for p in prog.populations}
         for c in prog.connections:
             modes.add(c.sign_mode)
+            processes.add(c.process)
             exps.add(int(np.sign(c.weight_exp)))
             delays.append(c.lava_delay)
         for op in g.nodes.values():
@@ -466,6 +505,7 @@ def test_differential_cases_cover_the_hard_parts(differential):
         for key, count in stats.items():  # "i/<node>": u wraps, "v/<node>": v saturations
             overflow[key.split("/")[0]] = overflow.get(key.split("/")[0], 0) + count
     assert modes == {"mixed", "excitatory", "inhibitory"}
+    assert processes == {"Dense", "Sparse", "DelayDense", "DelaySparse"}
     assert exps == {-1, 0, 1}
     assert {0, 4095} <= decays
     assert max(delays) > 32 and min(delays) == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from rsnn_compiler.backends import lava_env
 from rsnn_compiler.backends.lava_env import result_meta, run_in_lava, write_network_dir
@@ -71,8 +72,8 @@ class RefConn:
     src: str
     dst: str
     weights: np.ndarray | None = None
-    kind: str = "dense"  # dense | sparse | delay_dense | direct
-    delays: np.ndarray | None = None
+    kind: str = "dense"  # dense | sparse | delay_dense | delay_sparse | direct
+    delays: np.ndarray | int | None = None
     weight_exp: int = 0
     num_weight_bits: int = 8
     sign_mode: str = "auto"
@@ -106,7 +107,15 @@ class RefNet:
         conns = []
         for c in self.conns:
             d = {"name": c.name, "kind": c.kind, "src": c.src, "dst": c.dst}
-            if c.kind != "direct":
+            if c.kind.endswith("sparse"):  # CSR reference, as the compiler's emitter writes it
+                m = sp.csr_matrix(c.weights)
+                m.eliminate_zeros()
+                for part in ("data", "indices", "indptr"):
+                    arrays[f"{c.name}.w.{part}"] = getattr(m, part).astype(np.int64)
+                d.update(weights={"csr": f"{c.name}.w", "shape": list(m.shape)}, weight_exp=c.weight_exp,
+                         num_weight_bits=c.num_weight_bits, sign_mode=c.sign_mode,
+                         num_message_bits=c.num_message_bits)
+            elif c.kind != "direct":
                 d.update(weights=val(c.weights, f"{c.name}.w"), weight_exp=c.weight_exp,
                          num_weight_bits=c.num_weight_bits, sign_mode=c.sign_mode,
                          num_message_bits=c.num_message_bits)
@@ -130,7 +139,7 @@ def simulate(net: RefNet, x: np.ndarray) -> dict[str, np.ndarray]:
         if c.kind == "direct":
             continue
         wq[c.name] = quantize_weights(c.weights, c.sign_mode, c.num_weight_bits)
-        dl[c.name] = np.zeros(c.weights.shape, np.int64) if c.delays is None else c.delays
+        dl[c.name] = np.zeros(c.weights.shape, np.int64) if c.delays is None else np.broadcast_to(c.delays, c.weights.shape)
         buf[c.name] = np.zeros((size[c.dst], int(dl[c.name].max()) + 1), np.int64)
     rec = {f"{r}/{p.name}": np.zeros((T, p.size), np.int64) for p in net.pops for r in p.record}
     for t in range(T):
@@ -231,7 +240,7 @@ def make_case(c: Case) -> tuple[RefNet, np.ndarray]:
         RefConn("in_h", "in", "h", w_in, "delay_dense" if d_in is not None else "dense", d_in,
                 c.weight_exp[0], c.num_weight_bits[0], c.sign_mode[0],
                 num_message_bits=8 if c.graded_input else 0),
-        RefConn("h_h", "h", "h", w_rec, "delay_dense" if d_rec is not None else c.rec_kind,
+        RefConn("h_h", "h", "h", w_rec, c.rec_kind if d_rec is None else f"delay_{c.rec_kind}",
                 d_rec, c.weight_exp[1], c.num_weight_bits[1], c.sign_mode[1]),
     ]
     if c.direct_input:
@@ -264,6 +273,8 @@ CASES = {
     "voltage_saturation": Case(11, bias=(4095, 7), dv=0, du=0, vth=131071, sign_rec="neg",
                                weight_exp=(6, 6), u0=3_000_000, v0=8_000_000),
     "sparse_two_layers": Case(12, rec_kind="sparse", second_layer=True, batch=3),
+    "delay_sparse_rec": Case(15, rec_kind="sparse", delays=9, n=12, T=45, batch=3, sign_rec="neg",
+                             weight_exp=(1, 2)),
     "graded_and_direct": Case(13, n_in=12, graded_input=True, direct_input=True, weight_exp=(1, 0)),
     "no_probe_batch": Case(14, probe=False, batch=5, T=60),
 }
@@ -437,3 +448,28 @@ def test_random_sweep(seed, tmp_path, lava_python):
                 second_layer=bool(rng.integers(2)))
     net, x = make_case(case)
     assert_same(run_case(net, x, tmp_path, lava_python), simulate_batch(net, x))
+
+
+@pytest.mark.lava
+def test_delay_sparse_with_one_scalar_delay(tmp_path, lava_python):
+    """The emitter's form: DelaySparse with one integer delay for every synapse."""
+    net, x = make_case(Case(25, rec_kind="sparse", T=30, batch=2))
+    net.conns[1].kind, net.conns[1].delays = "delay_sparse", 4
+    want = simulate_batch(net, x)
+    assert_same(run_case(net, x, tmp_path, lava_python), want)
+
+
+def test_csr_reference_is_validated(tmp_path):
+    """A malformed CSR reference is refused with its name (runner parsing, no Lava needed)."""
+    from rsnn_compiler.backends import lava_runner
+
+    net, _ = make_case(Case(26, rec_kind="sparse"))
+    doc, arrays = net.to_doc()
+    arrays["h_h.w.indptr"] = arrays["h_h.w.indptr"][::-1].copy()
+    net_dir = write_network_dir(tmp_path / "net", doc, arrays)
+    with pytest.raises(lava_runner.SpecError, match="h_h.w is not a valid CSR matrix"):
+        lava_runner.load_network(net_dir)
+    good_dir = write_network_dir(tmp_path / "good", *net.to_doc())
+    loaded = lava_runner.load_network(good_dir)
+    h_h = next(c for c in loaded.connections if c.name == "h_h")
+    assert sp.issparse(h_h.weights) and np.array_equal(h_h.weights.toarray(), net.conns[1].weights)

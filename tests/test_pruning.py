@@ -688,3 +688,7 @@ def test_pruned_then_quantized_validates_bit_exact_on_lava_too(tmp_path):
     report = validate(out, res.manifest, x[: res.manifest["steps"]], None)
     assert report.ok, report.problems
     assert sorted(c.executor for c in report.executors if c.status == "equal") == ["c", "gpu", "lava"]
+    # the pruned synapses reached Lava as Sparse processes with CSR weights
+    stages = json.loads((out / "lava" / "stages.json").read_text())["connections"]
+    assert sum(c["process"] == "Sparse" for c in stages.values()) >= 2
+    assert all((c["process"] in ("Sparse", "DelaySparse")) == (c["density"] <= 0.5) for c in stages.values())
