@@ -134,17 +134,22 @@ static int rsnn_io_decode(const unsigned char *p, int width, int32_t *out)
     return 0;
 }
 
-/* Encode int64_t values as little-endian bytes. */
-static void rsnn_io_encode(const int64_t *v, long n, unsigned char *p)
+/* Encode int64_t values as little-endian integers of `width` bytes (4 or 8).
+ * Returns 0, or -1 when width is 4 and a value does not fit int32_t. */
+static int rsnn_io_encode(const int64_t *v, long n, int width, unsigned char *p)
 {
     long i;
     int k;
     for (i = 0; i < n; ++i) {
         const uint64_t u = (uint64_t)v[i];
-        for (k = 0; k < 8; ++k) {
-            p[8 * i + k] = (unsigned char)((u >> (8 * k)) & 0xFFu);
+        if (width == 4 && (v[i] < INT32_MIN || v[i] > INT32_MAX)) {
+            return -1;
+        }
+        for (k = 0; k < width; ++k) {
+            p[width * i + k] = (unsigned char)((u >> (8 * k)) & 0xFFu);
         }
     }
+    return 0;
 }
 
 #endif /* RSNN_IO_H */
@@ -156,42 +161,63 @@ def harness_core(prefix: str) -> str:
     p, m = prefix, prefix.upper()
     return f"""/* {p}_run: read STEPS x BATCH input rows (little-endian ints of `width` bytes, time-major),
  * call {p}_step once per sample and step, and write one record per sample and step
- * ({m}_RECORD_LEN little-endian int64 values, layout in layout.json; with out_only, only the
- * output node's {m}_N_OUT values). Returns 0, 2 bad arguments, 3 short input, 4 input out of
- * int32 range, 5 write error. */
-static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int out_only)
+ * ({m}_RECORD_LEN little-endian ints of `rwidth` bytes, layout in layout.json; with out_only,
+ * only the output node's {m}_N_OUT values). One read and one write per step (all samples).
+ * Returns 0, 2 bad arguments, 3 short input, 4 input out of int32 range, 5 write error,
+ * 6 a record value does not fit rwidth = 4 bytes, 7 out of memory. */
+static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int out_only, int rwidth)
 {{
     static {p}_state_t state[{m}_MAX_BATCH];
-    static unsigned char ibuf[8 * {m}_N_IN + 8];
     static int32_t x[{m}_N_IN + 1];
     static int64_t rec[{m}_RECORD_LEN];
-    static unsigned char obuf[8 * {m}_RECORD_LEN];
     const long n_rec = out_only ? {m}_N_OUT : {m}_RECORD_LEN;
     const long first = out_only ? {m}_OUT_OFFSET : 0;
+    unsigned char *ibuf, *obuf;
     long t, b, k;
-    if (batch < 1 || batch > {m}_MAX_BATCH || steps < 0 || (width != 4 && width != 8)) {{
+    int rc = 0;
+    if (batch < 1 || batch > {m}_MAX_BATCH || steps < 0 || (width != 4 && width != 8)
+        || (rwidth != 4 && rwidth != 8)) {{
         return 2;
+    }}
+    ibuf = (unsigned char *)malloc((size_t)width * (size_t)batch * ({m}_N_IN + 1));
+    obuf = (unsigned char *)malloc((size_t)rwidth * (size_t)batch * (size_t)n_rec + 1);
+    if (ibuf == 0 || obuf == 0) {{
+        free(ibuf);
+        free(obuf);
+        return 7;
     }}
     for (b = 0; b < batch; ++b) {{
         {p}_reset(&state[b]);
     }}
-    for (t = 0; t < steps; ++t) {{
-        for (b = 0; b < batch; ++b) {{
-            if ({m}_N_IN > 0 && fread(ibuf, (size_t)width, {m}_N_IN, in) != (size_t){m}_N_IN) {{
-                return 3;
-            }}
+    for (t = 0; t < steps && rc == 0; ++t) {{
+        if ({m}_N_IN > 0 && fread(ibuf, (size_t)width * {m}_N_IN, (size_t)batch, in) != (size_t)batch) {{
+            rc = 3;
+            break;
+        }}
+        for (b = 0; b < batch && rc == 0; ++b) {{
+            const unsigned char *row = ibuf + (size_t)width * {m}_N_IN * (size_t)b;
             for (k = 0; k < {m}_N_IN; ++k) {{
-                if (rsnn_io_decode(ibuf + width * k, width, &x[k]) != 0) {{
-                    return 4;
+                if (rsnn_io_decode(row + width * k, width, &x[k]) != 0) {{
+                    rc = 4;
                 }}
+            }}
+            if (rc != 0) {{
+                break;
             }}
             {p}_step(&state[b], x, 0);
             {p}_record(&state[b], rec);
-            rsnn_io_encode(rec + first, n_rec, obuf);
-            if (fwrite(obuf, 8, (size_t)n_rec, out) != (size_t)n_rec) {{
-                return 5;
+            if (rsnn_io_encode(rec + first, n_rec, rwidth, obuf + (size_t)rwidth * (size_t)n_rec * (size_t)b) != 0) {{
+                rc = 6;
             }}
         }}
+        if (rc == 0 && n_rec > 0 && fwrite(obuf, (size_t)rwidth * (size_t)n_rec, (size_t)batch, out) != (size_t)batch) {{
+            rc = 5;
+        }}
+    }}
+    free(ibuf);
+    free(obuf);
+    if (rc != 0) {{
+        return rc;
     }}
     return fflush(out) == 0 ? 0 : 5;
 }}
@@ -200,10 +226,11 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
 
 HARNESS_MAIN = r"""
 static const char usage[] =
-    "usage: rsnn_run [-w 4|8] [-q] STEPS BATCH [INPUT|- [OUTPUT|-]]\n"
+    "usage: rsnn_run [-w 4|8] [-r 4|8] [-q] STEPS BATCH [INPUT|- [OUTPUT|-]]\n"
     "  reads STEPS*BATCH*N_IN little-endian ints (-w bytes each, default 8) time-major,\n"
-    "  writes STEPS*BATCH records of RECORD_LEN little-endian int64 (layout.json);\n"
-    "  -q writes only the output node's values.\n";
+    "  writes STEPS*BATCH records of RECORD_LEN little-endian ints (-r bytes each, default 8;\n"
+    "  layout.json); -q writes only the output node's values. Exit status 6: a value does not\n"
+    "  fit -r 4 (rerun with -r 8).\n";
 
 static int parse_long(const char *s, long *v)
 {
@@ -214,13 +241,15 @@ static int parse_long(const char *s, long *v)
 
 int main(int argc, char **argv)
 {
-    int width = 8, out_only = 0, rc, i = 1, npos = 0;
+    int width = 8, rwidth = 8, out_only = 0, rc, i = 1, npos = 0;
     long steps = 0, batch = 0;
     const char *paths[2] = {"-", "-"};
     FILE *in = stdin, *out = stdout;
     for (; i < argc; ++i) {
         if (strcmp(argv[i], "-w") == 0 && i + 1 < argc) {
             width = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
+            rwidth = atoi(argv[++i]);
         } else if (strcmp(argv[i], "-q") == 0) {
             out_only = 1;
         } else if (npos == 0 && parse_long(argv[i], &steps) == 0) {
@@ -247,15 +276,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "rsnn_run: cannot create %s\n", paths[1]);
         return 5;
     }
-    rc = rsnn_run(in, out, steps, batch, width, out_only);
+    rc = rsnn_run(in, out, steps, batch, width, out_only, rwidth);
     if (rc == 2) {
-        fprintf(stderr, "rsnn_run: bad arguments (BATCH must be 1..%d, -w 4 or 8)\n", RSNN_MAX_BATCH);
+        fprintf(stderr, "rsnn_run: bad arguments (BATCH must be 1..%d, -w and -r 4 or 8)\n", RSNN_MAX_BATCH);
     } else if (rc == 3) {
         fputs("rsnn_run: input ended early\n", stderr);
     } else if (rc == 4) {
         fputs("rsnn_run: an input value does not fit int32\n", stderr);
     } else if (rc == 5) {
         fputs("rsnn_run: write error\n", stderr);
+    } else if (rc == 6) {
+        fputs("rsnn_run: a recorded value does not fit -r 4; rerun with -r 8\n", stderr);
+    } else if (rc == 7) {
+        fputs("rsnn_run: out of memory\n", stderr);
     }
     if (in != stdin) {
         fclose(in);
@@ -285,9 +318,9 @@ def harness_c(prefix: str = "rsnn") -> str:
 def multi_main(prefixes: list[str]) -> str:
     """A ``main`` dispatching on argv[1] (model index) to several models' ``<prefix>_run``
     (used to compile many models into one binary, e.g. for differential testing):
-    ``prog INDEX STEPS BATCH`` reads int32 inputs on stdin and writes records to stdout."""
+    ``prog INDEX STEPS BATCH`` reads int32 inputs on stdin and writes int64 records to stdout."""
     cases = "".join(
-        f"    case {i}:\n        return {p}_run(stdin, stdout, steps, batch, 4, 0);\n"
+        f"    case {i}:\n        return {p}_run(stdin, stdout, steps, batch, 4, 0, 8);\n"
         for i, p in enumerate(prefixes)
     )
     return f"""

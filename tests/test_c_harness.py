@@ -1,0 +1,60 @@
+"""The C harness's record I/O: int32 records (``-r 4``) when every value fits, and the
+executor's fallback to int64 records when one does not (exit status 6)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from rsnn_compiler.interpreter import run_fixed
+from rsnn_compiler.ir import FixedDense, FixedLIF, GraphBuilder, Input, Output, verify
+from rsnn_compiler.ir.fixed_ops import make_neuron
+from rsnn_compiler.ir.graph import Domain, Graph
+
+from rsnn_compiler.backends.c_backend import CBackend
+from rsnn_compiler.backends.c_executor import ensure_binary, run_c, run_records
+
+pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc").split()[0]) is None,
+                                reason="no C compiler")
+
+
+def wide_graph(weight_exp: int) -> Graph:
+    """Input -> FixedDense (48-bit accumulator) -> LIF: the dense value reaches 2^(10 + 11 + e)."""
+    b = GraphBuilder(f"wide_{weight_exp}")
+    b.add("in", Input(shape=(2,)))
+    b.add("fc", FixedDense(weight=np.array([[1000, -1000], [7, 3]]), weight_exp=np.full(2, weight_exp),
+                           weight_bits=12, acc_bits=48))
+    b.add("h", make_neuron(FixedLIF, (2,), vth=1 << 20, v_bits=48, u_bits=48))
+    b.add("out", Output(shape=(2,)))
+    b.chain("in", "fc", "h", "out")
+    g = b.build().with_attrs(domain=Domain.FIXED, profile="fpga")
+    assert not verify(g), verify(g)
+    return g
+
+
+@pytest.mark.parametrize("weight_exp,record_width", [(0, 4), (20, 8)])
+def test_records_are_int32_when_they_fit_and_int64_otherwise(tmp_path, weight_exp, record_width):
+    g = wide_graph(weight_exp)
+    CBackend().emit(g, tmp_path / "c")
+    binary = ensure_binary(tmp_path / "c")
+    layout = __import__("json").loads((tmp_path / "c" / "layout.json").read_text())
+    x = np.random.default_rng(0).integers(-1000, 1000, (6, 3, 2))
+    # the binary's own answer to -r 4: 0 when every recorded value fits int32, else 6
+    part = np.ascontiguousarray(x.astype("<i4"))
+    res = subprocess.run([str(binary), "-w", "4", "-r", "4", "6", "3"], input=part.tobytes(), capture_output=True)
+    assert res.returncode == (0 if record_width == 4 else 6), res.stderr
+    if record_width == 8:
+        assert b"rerun with -r 8" in res.stderr
+    got = run_c(binary, layout, g, x)
+    want = run_fixed(g, x)
+    assert np.abs(want.values["fc"]).max() >= (1 << 31 if record_width == 8 else 1)
+    for name, ref in want.values.items():
+        assert np.array_equal(got.values[name], ref), name
+    for key, ref in want.states.items():
+        assert np.array_equal(got.states[key], ref), key
+    outs = run_records(binary, x, layout["record"]["length"], 2, out_only=True)  # 2 batch chunks
+    assert np.array_equal(outs, want.out.reshape(outs.shape))
