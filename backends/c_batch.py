@@ -20,7 +20,7 @@ from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.backends.c_codegen import generate
 from rsnn_compiler.backends.c_executor import decode, encode_inputs
 from rsnn_compiler.backends.c_plan import RECORD_DTYPE
-from rsnn_compiler.backends.c_runtime import FIXED_H, IO_H, harness_core, multi_main
+from rsnn_compiler.backends.c_runtime import FIXED_H, HARNESS_INCLUDES, IO_H, harness_core, multi_main
 from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
 from rsnn_compiler.backends.c_toolchain import compile_c
 
@@ -52,7 +52,7 @@ def build_many(graphs: list[Graph], folder: Path, units: int = 2, extra_flags: t
     groups = [list(range(len(graphs)))[u::units] for u in range(units)]
     jobs = []
     for u, members in enumerate(groups):
-        text = "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
+        text = HARNESS_INCLUDES
         text += '#include "rsnn_fixed.h"\n#include "rsnn_io.h"\n'
         for i in members:
             text += f'\n#include "g{i}/model.c"\n' + harness_core(f"g{i}")

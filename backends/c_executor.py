@@ -90,15 +90,21 @@ def encode_inputs(graph: Graph, layout: dict, x: np.ndarray) -> np.ndarray:
     return ints.astype(np.int32)
 
 
+def default_threads(batch: int) -> int:
+    """Harness threads for ``batch`` samples: one per core, at least 32 samples per thread."""
+    return max(1, min(os.cpu_count() or 1, batch // 32, 16))
+
+
 def run_records(binary: Path, ints: np.ndarray, record_len: int, max_batch: int,
-                out_only: bool = False) -> np.ndarray:
+                out_only: bool = False, threads: int | None = None) -> np.ndarray:
     """Stream ``ints`` (T, B, n_in) through the binary in batch chunks; records (T, B, L) int64
     (L = the output node's size with ``out_only``).
 
     Inputs and records go through files in a temporary folder (much faster than pipes for
     the tens of MB a full record holds). Records are requested as int32 (``-r 4``), which
     halves the bytes; the binary refuses (exit status 6) when a value needs more, and the run
-    is repeated with int64 records.
+    is repeated with int64 records. ``threads`` (default ``default_threads``) splits each
+    step's samples over that many threads of the harness; results do not depend on it.
     """
     steps, batch = ints.shape[:2]
     chunks = []
@@ -108,8 +114,9 @@ def run_records(binary: Path, ints: np.ndarray, record_len: int, max_batch: int,
             part = np.ascontiguousarray(ints[:, b0:b0 + max_batch].astype("<i4"))
             nb = part.shape[1]
             part.tofile(fin)
+            jobs = str(threads or default_threads(nb))
             for rwidth in (4, 8):
-                res = subprocess.run([str(binary), "-w", "4", "-r", str(rwidth), *(["-q"] if out_only else []),
+                res = subprocess.run([str(binary), "-w", "4", "-r", str(rwidth), "-j", jobs, *(["-q"] if out_only else []),
                                       str(steps), str(nb), str(fin), str(fout)], capture_output=True)
                 if res.returncode != 6:
                     break

@@ -156,59 +156,122 @@ static int rsnn_io_encode(const int64_t *v, long n, int width, unsigned char *p)
 """
 
 
+#: First lines of a harness translation unit: POSIX threads under strict C99, standard headers.
+HARNESS_INCLUDES = (
+    "#define _POSIX_C_SOURCE 200112L /* pthreads under -std=c99 */\n"
+    "#include <pthread.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n"
+    "#ifndef RSNN_MAX_THREADS\n#define RSNN_MAX_THREADS 64 /* most -j threads */\n#endif\n\n"
+)
+
+
 def harness_core(prefix: str) -> str:
     """``static int <prefix>_run(...)``: stream (T, B, N_IN) integers in, records out."""
     p, m = prefix, prefix.upper()
-    return f"""/* {p}_run: read STEPS x BATCH input rows (little-endian ints of `width` bytes, time-major),
+    return f"""typedef struct {{
+    {p}_state_t *state;
+    const unsigned char *ibuf;
+    unsigned char *obuf;
+    int64_t *rec;
+    long b0, b1, n_rec, first;
+    int width, rwidth, rc;
+}} {p}_job_t;
+
+/* Samples b0..b1-1 of one step: decode their inputs, step, record, encode. */
+static void *{p}_job(void *arg)
+{{
+    {p}_job_t *j = ({p}_job_t *)arg;
+    int32_t x[{m}_N_IN + 1];
+    long b, k;
+    for (b = j->b0; b < j->b1 && j->rc == 0; ++b) {{
+        const unsigned char *row = j->ibuf + (size_t)j->width * {m}_N_IN * (size_t)b;
+        for (k = 0; k < {m}_N_IN; ++k) {{
+            if (rsnn_io_decode(row + j->width * k, j->width, &x[k]) != 0) {{
+                j->rc = 4;
+            }}
+        }}
+        if (j->rc != 0) {{
+            break;
+        }}
+        {p}_step(&j->state[b], x, 0);
+        {p}_record(&j->state[b], j->rec);
+        if (rsnn_io_encode(j->rec + j->first, j->n_rec, j->rwidth,
+                           j->obuf + (size_t)j->rwidth * (size_t)j->n_rec * (size_t)b) != 0) {{
+            j->rc = 6;
+        }}
+    }}
+    return 0;
+}}
+
+/* {p}_run: read STEPS x BATCH input rows (little-endian ints of `width` bytes, time-major),
  * call {p}_step once per sample and step, and write one record per sample and step
  * ({m}_RECORD_LEN little-endian ints of `rwidth` bytes, layout in layout.json; with out_only,
- * only the output node's {m}_N_OUT values). One read and one write per step (all samples).
- * Returns 0, 2 bad arguments, 3 short input, 4 input out of int32 range, 5 write error,
- * 6 a record value does not fit rwidth = 4 bytes, 7 out of memory. */
-static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int out_only, int rwidth)
+ * only the output node's {m}_N_OUT values). One read and one write per step (all samples);
+ * with threads > 1 the samples of a step are split over that many POSIX threads (samples are
+ * independent, so the records do not depend on it). Returns 0, 2 bad arguments, 3 short input,
+ * 4 input out of int32 range, 5 write error, 6 a record value does not fit rwidth = 4 bytes,
+ * 7 out of memory or no thread. */
+static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int out_only, int rwidth,
+                   int threads)
 {{
     static {p}_state_t state[{m}_MAX_BATCH];
-    static int32_t x[{m}_N_IN + 1];
-    static int64_t rec[{m}_RECORD_LEN];
     const long n_rec = out_only ? {m}_N_OUT : {m}_RECORD_LEN;
     const long first = out_only ? {m}_OUT_OFFSET : 0;
     unsigned char *ibuf, *obuf;
-    long t, b, k;
-    int rc = 0;
+    int64_t *recs;
+    {p}_job_t jobs[RSNN_MAX_THREADS];
+    pthread_t tids[RSNN_MAX_THREADS];
+    long t, b;
+    int rc = 0, n_jobs, i;
     if (batch < 1 || batch > {m}_MAX_BATCH || steps < 0 || (width != 4 && width != 8)
-        || (rwidth != 4 && rwidth != 8)) {{
+        || (rwidth != 4 && rwidth != 8) || threads < 1 || threads > RSNN_MAX_THREADS) {{
         return 2;
     }}
+    n_jobs = threads < batch ? threads : (int)batch;
     ibuf = (unsigned char *)malloc((size_t)width * (size_t)batch * ({m}_N_IN + 1));
     obuf = (unsigned char *)malloc((size_t)rwidth * (size_t)batch * (size_t)n_rec + 1);
-    if (ibuf == 0 || obuf == 0) {{
+    recs = (int64_t *)malloc(sizeof(int64_t) * (size_t)n_jobs * ({m}_RECORD_LEN + 1));
+    if (ibuf == 0 || obuf == 0 || recs == 0) {{
         free(ibuf);
         free(obuf);
+        free(recs);
         return 7;
     }}
     for (b = 0; b < batch; ++b) {{
         {p}_reset(&state[b]);
+    }}
+    for (i = 0; i < n_jobs; ++i) {{
+        jobs[i].state = state;
+        jobs[i].ibuf = ibuf;
+        jobs[i].obuf = obuf;
+        jobs[i].rec = recs + (size_t)i * ({m}_RECORD_LEN + 1);
+        jobs[i].b0 = batch * i / n_jobs;
+        jobs[i].b1 = batch * (i + 1) / n_jobs;
+        jobs[i].n_rec = n_rec;
+        jobs[i].first = first;
+        jobs[i].width = width;
+        jobs[i].rwidth = rwidth;
     }}
     for (t = 0; t < steps && rc == 0; ++t) {{
         if ({m}_N_IN > 0 && fread(ibuf, (size_t)width * {m}_N_IN, (size_t)batch, in) != (size_t)batch) {{
             rc = 3;
             break;
         }}
-        for (b = 0; b < batch && rc == 0; ++b) {{
-            const unsigned char *row = ibuf + (size_t)width * {m}_N_IN * (size_t)b;
-            for (k = 0; k < {m}_N_IN; ++k) {{
-                if (rsnn_io_decode(row + width * k, width, &x[k]) != 0) {{
-                    rc = 4;
-                }}
+        for (i = 0; i < n_jobs; ++i) {{
+            jobs[i].rc = 0;
+        }}
+        for (i = 1; i < n_jobs; ++i) {{  /* jobs 1.. on new threads, job 0 on this one */
+            if (pthread_create(&tids[i], 0, {p}_job, &jobs[i]) != 0) {{
+                jobs[i].rc = 7;
             }}
-            if (rc != 0) {{
-                break;
+        }}
+        {p}_job(&jobs[0]);
+        for (i = 1; i < n_jobs; ++i) {{
+            if (jobs[i].rc != 7) {{
+                pthread_join(tids[i], 0);
             }}
-            {p}_step(&state[b], x, 0);
-            {p}_record(&state[b], rec);
-            if (rsnn_io_encode(rec + first, n_rec, rwidth, obuf + (size_t)rwidth * (size_t)n_rec * (size_t)b) != 0) {{
-                rc = 6;
-            }}
+        }}
+        for (i = 0; i < n_jobs && rc == 0; ++i) {{
+            rc = jobs[i].rc;
         }}
         if (rc == 0 && n_rec > 0 && fwrite(obuf, (size_t)rwidth * (size_t)n_rec, (size_t)batch, out) != (size_t)batch) {{
             rc = 5;
@@ -216,6 +279,7 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
     }}
     free(ibuf);
     free(obuf);
+    free(recs);
     if (rc != 0) {{
         return rc;
     }}
@@ -226,11 +290,11 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
 
 HARNESS_MAIN = r"""
 static const char usage[] =
-    "usage: rsnn_run [-w 4|8] [-r 4|8] [-q] STEPS BATCH [INPUT|- [OUTPUT|-]]\n"
+    "usage: rsnn_run [-w 4|8] [-r 4|8] [-j THREADS] [-q] STEPS BATCH [INPUT|- [OUTPUT|-]]\n"
     "  reads STEPS*BATCH*N_IN little-endian ints (-w bytes each, default 8) time-major,\n"
     "  writes STEPS*BATCH records of RECORD_LEN little-endian ints (-r bytes each, default 8;\n"
-    "  layout.json); -q writes only the output node's values. Exit status 6: a value does not\n"
-    "  fit -r 4 (rerun with -r 8).\n";
+    "  layout.json); -q writes only the output node's values; -j splits each step's samples\n"
+    "  over THREADS threads (default 1). Exit status 6: a value does not fit -r 4 (rerun with -r 8).\n";
 
 static int parse_long(const char *s, long *v)
 {
@@ -241,7 +305,7 @@ static int parse_long(const char *s, long *v)
 
 int main(int argc, char **argv)
 {
-    int width = 8, rwidth = 8, out_only = 0, rc, i = 1, npos = 0;
+    int width = 8, rwidth = 8, threads = 1, out_only = 0, rc, i = 1, npos = 0;
     long steps = 0, batch = 0;
     const char *paths[2] = {"-", "-"};
     FILE *in = stdin, *out = stdout;
@@ -250,6 +314,8 @@ int main(int argc, char **argv)
             width = atoi(argv[++i]);
         } else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
             rwidth = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "-j") == 0 && i + 1 < argc) {
+            threads = atoi(argv[++i]);
         } else if (strcmp(argv[i], "-q") == 0) {
             out_only = 1;
         } else if (npos == 0 && parse_long(argv[i], &steps) == 0) {
@@ -276,9 +342,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "rsnn_run: cannot create %s\n", paths[1]);
         return 5;
     }
-    rc = rsnn_run(in, out, steps, batch, width, out_only, rwidth);
+    rc = rsnn_run(in, out, steps, batch, width, out_only, rwidth, threads);
     if (rc == 2) {
-        fprintf(stderr, "rsnn_run: bad arguments (BATCH must be 1..%d, -w and -r 4 or 8)\n", RSNN_MAX_BATCH);
+        fprintf(stderr, "rsnn_run: bad arguments (BATCH must be 1..%d, -w and -r 4 or 8, -j 1..%d)\n",
+                RSNN_MAX_BATCH, RSNN_MAX_THREADS);
     } else if (rc == 3) {
         fputs("rsnn_run: input ended early\n", stderr);
     } else if (rc == 4) {
@@ -288,7 +355,7 @@ int main(int argc, char **argv)
     } else if (rc == 6) {
         fputs("rsnn_run: a recorded value does not fit -r 4; rerun with -r 8\n", stderr);
     } else if (rc == 7) {
-        fputs("rsnn_run: out of memory\n", stderr);
+        fputs("rsnn_run: out of memory or cannot start a thread\n", stderr);
     }
     if (in != stdin) {
         fclose(in);
@@ -308,8 +375,8 @@ def harness_c(prefix: str = "rsnn") -> str:
     return (
         "/* harness.c -- streams integer inputs through the generated model and writes every\n"
         " * node's value and state per step (generated by rsnnc; see layout.json). */\n"
-        "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n"
-        '#include "rsnn_io.h"\n#include "model.h"\n\n'
+        + HARNESS_INCLUDES
+        + '#include "rsnn_io.h"\n#include "model.h"\n\n'
         + harness_core(prefix)
         + HARNESS_MAIN
     )
@@ -320,7 +387,7 @@ def multi_main(prefixes: list[str]) -> str:
     (used to compile many models into one binary, e.g. for differential testing):
     ``prog INDEX STEPS BATCH`` reads int32 inputs on stdin and writes int64 records to stdout."""
     cases = "".join(
-        f"    case {i}:\n        return {p}_run(stdin, stdout, steps, batch, 4, 0, 8);\n"
+        f"    case {i}:\n        return {p}_run(stdin, stdout, steps, batch, 4, 0, 8, 1);\n"
         for i, p in enumerate(prefixes)
     )
     return f"""

@@ -30,7 +30,7 @@ class CSpec:
     max_state_bytes: int = 256 << 20
     # compiler invocation: $CC (default cc) with these flags
     cc_default: str = "cc"
-    cflags: tuple[str, ...] = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic")
+    cflags: tuple[str, ...] = ("-std=c99", "-O2", "-pthread", "-Wall", "-Wextra", "-Werror", "-pedantic")
     binary: str = "rsnn_run"
 
 

@@ -58,3 +58,25 @@ def test_records_are_int32_when_they_fit_and_int64_otherwise(tmp_path, weight_ex
         assert np.array_equal(got.states[key], ref), key
     outs = run_records(binary, x, layout["record"]["length"], 2, out_only=True)  # 2 batch chunks
     assert np.array_equal(outs, want.out.reshape(outs.shape))
+
+
+def test_threads_split_samples_without_changing_records(tmp_path):
+    """-j N splits each step's samples over N threads; records are identical to -j 1 and to
+    the reference, also with uneven splits and more threads than samples."""
+    from rsnn_compiler.testing.random_graphs import random_fixed_graph, random_input
+
+    g = random_fixed_graph(11, "fpga", recurrent=True, delays=True, max_delay=3)
+    CBackend().emit(g, tmp_path / "c")
+    binary = ensure_binary(tmp_path / "c")
+    layout = __import__("json").loads((tmp_path / "c" / "layout.json").read_text())
+    x = random_input(g, 12, 7, seed=3)
+    L = layout["record"]["length"]
+    one = run_records(binary, x, L, 256, threads=1)
+    for threads in (2, 3, 16):
+        assert np.array_equal(run_records(binary, x, L, 256, threads=threads), one), threads
+    want = run_fixed(g, x)
+    got = run_c(binary, layout, g, x)
+    for name, ref in want.values.items():
+        assert np.array_equal(got.values[name], ref), name
+    bad = subprocess.run([str(binary), "-j", "0", "1", "1"], input=b"", capture_output=True)
+    assert bad.returncode == 2 and b"-j 1.." in bad.stderr
