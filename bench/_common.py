@@ -56,6 +56,23 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tupl
     return statistics.median(samples), samples, result
 
 
+def paired_ratio(fa: Callable[[], object], fb: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
+    """Median of t_b / t_a over ``repeats`` back-to-back (a, b) pairs, order alternating, after
+    one warm-up of each: machine-load drift hits both sides of a pair alike, unlike a ratio of
+    two medians taken at different times."""
+    fa(), fb()
+    ratios = []
+    for i in range(repeats):
+        order = (fa, fb) if i % 2 == 0 else (fb, fa)
+        times = {}
+        for f in order:
+            t0 = time.perf_counter()
+            f()
+            times[f] = time.perf_counter() - t0
+        ratios.append(times[fb] / times[fa])
+    return statistics.median(ratios), ratios
+
+
 def fmt(value) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
