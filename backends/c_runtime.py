@@ -106,6 +106,7 @@ IO_H = r"""/* rsnn_io.h -- portable little-endian integer I/O for the rsnnc harn
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Decode one little-endian two's-complement integer of `width` bytes (4 or 8) into int32_t.
  * Returns 0, or -1 when the value does not fit int32_t. */
@@ -134,17 +135,41 @@ static int rsnn_io_decode(const unsigned char *p, int width, int32_t *out)
     return 0;
 }
 
+/* 1 on a little-endian host (then encoding is a plain copy of each value's low bytes). */
+static int rsnn_io_little_endian(void)
+{
+    const uint32_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
 /* Encode int64_t values as little-endian integers of `width` bytes (4 or 8).
  * Returns 0, or -1 when width is 4 and a value does not fit int32_t. */
 static int rsnn_io_encode(const int64_t *v, long n, int width, unsigned char *p)
 {
     long i;
     int k;
+    if (width == 4) {
+        for (i = 0; i < n; ++i) {
+            if (v[i] < INT32_MIN || v[i] > INT32_MAX) {
+                return -1;
+            }
+        }
+    }
+    if (rsnn_io_little_endian()) {
+        if (width == 8) {
+            memcpy(p, v, (size_t)n * 8);
+        } else {
+            for (i = 0; i < n; ++i) {
+                const int32_t w = (int32_t)v[i];
+                memcpy(p + 4 * i, &w, 4);
+            }
+        }
+        return 0;
+    }
     for (i = 0; i < n; ++i) {
         const uint64_t u = (uint64_t)v[i];
-        if (width == 4 && (v[i] < INT32_MIN || v[i] > INT32_MAX)) {
-            return -1;
-        }
         for (k = 0; k < width; ++k) {
             p[width * i + k] = (unsigned char)((u >> (8 * k)) & 0xFFu);
         }
