@@ -3,8 +3,9 @@
 ``emit`` writes into the build's ``c/`` folder (docs/c-backend.md):
 ``rsnn_fixed.h`` (integer primitives), ``rsnn_io.h`` (portable binary I/O), ``model.h`` /
 ``model.c`` (the network), ``harness.c`` (stdin/file -> records), ``Makefile``, ``layout.json``
-(the harness' binary layout), and the compiled ``rsnn_run`` with ``rsnn_run.stamp`` (the hash of
-sources + toolchain the binary was built from; the executor rebuilds when it differs).
+(the harness' binary layout and each synapse layer's weight storage: dense or CSC), and the
+compiled ``rsnn_run`` with ``rsnn_run.stamp`` (the hash of sources + toolchain the binary was
+built from; the executor rebuilds when it differs).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rsnn_compiler.backends.c_check import check_graph
 from rsnn_compiler.backends.c_codegen import CSources, generate
 from rsnn_compiler.backends.c_runtime import FIXED_H, IO_H, harness_c
 from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
+from rsnn_compiler.backends.c_storage import CSC
 from rsnn_compiler.backends.c_toolchain import compile_c, sources_digest
 
 SOURCES = ["rsnn_fixed.h", "rsnn_io.h", "model.h", "model.c", "harness.c"]
@@ -52,6 +54,17 @@ def source_files(graph: Graph, spec: CSpec = C_SPEC) -> tuple[dict[str, str], CS
         "layout.json": json.dumps(src.plan.layout_json(), indent=2, sort_keys=True) + "\n",
     }
     return files, src
+
+
+def weights_summary(plan) -> str:
+    """'W B weights (k of n synapse layers compressed, dense D B)' for the build summary."""
+    layers = list(plan.storage.values())
+    csc = sum(st.format == CSC for st in layers)
+    dense = sum(st.dense_bytes for st in layers)
+    text = f"{plan.weight_bytes} B weights"
+    if csc:
+        text += f" ({csc} of {len(layers)} synapse layers CSC-compressed; {dense} B if all dense)"
+    return text
 
 
 def build_binary(folder: Path, spec: CSpec = C_SPEC) -> Path:
@@ -89,6 +102,6 @@ class CBackend:
         plan = src.plan
         summary = (
             f"{len(graph.nodes)} nodes, {plan.n_in} inputs/step ({plan.input_mode}),"
-            f" {src.state_bytes} B state/sample, record {plan.record_len} int64/step"
+            f" {src.state_bytes} B state/sample, {weights_summary(plan)}, record {plan.record_len} int64/step"
         )
         return Artifact(target=self.name, files=[f"{self.name}/{n}" for n in sorted(names)], summary=summary)

@@ -26,9 +26,9 @@ from rsnn_compiler.ir.ops import (
 
 from rsnn_compiler.backends.c_plan import HOST_QUANTIZE, NodePlan, Plan, delay_ops, make_plan
 from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
+from rsnn_compiler.backends.c_storage import CSC, SynapseStorage, int_type, synapse_storage
 
 INT32_MAX = (1 << 31) - 1
-_TYPES = ((8, "int8_t"), (16, "int16_t"), (32, "int32_t"), (64, "int64_t"))
 _OVF_FN = {
     Overflow.WRAP: "rsnn_wrap",
     Overflow.WRAP_ONCE: "rsnn_wrap_once",
@@ -41,15 +41,6 @@ def lit(v: int) -> str:
     """A C literal for an int64 value."""
     v = int(v)
     return str(v) if -INT32_MAX <= v <= INT32_MAX else f"INT64_C({v})"
-
-
-def int_type(arr: np.ndarray) -> str:
-    """The narrowest of int8/16/32/64_t holding every value of ``arr``."""
-    lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
-    for bits, name in _TYPES:
-        if -(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1)):
-            return name
-    raise ValueError("value does not fit int64")
 
 
 def ovf(expr: str, bits: int, mode: Overflow) -> str:
@@ -73,8 +64,8 @@ class CSources:
 class _Emitter:
     """Builds model.c section by section for one plan."""
 
-    def __init__(self, graph: Graph, plan: Plan):
-        self.graph, self.plan, self.p = graph, plan, plan.prefix
+    def __init__(self, graph: Graph, plan: Plan, spec: CSpec = C_SPEC):
+        self.graph, self.plan, self.p, self.spec = graph, plan, plan.prefix, spec
         self.consts: list[str] = []
         self.funcs: list[str] = []
         self._arrays: dict[str, str] = {}
@@ -108,9 +99,9 @@ class _Emitter:
         return code, target
 
     # --- constants -------------------------------------------------------------------
-    def array(self, name: str, arr: np.ndarray, what: str) -> str:
+    def array(self, name: str, arr: np.ndarray, what: str, ctype: str | None = None) -> str:
         flat = np.asarray(arr, dtype=np.int64).reshape(-1)
-        ctype = int_type(flat)
+        ctype = ctype or int_type(flat)
         cname = f"{self.p}_{name}"
         body = _wrap_values([lit(v) for v in flat]) if flat.size else "0"
         self.consts.append(
@@ -215,9 +206,27 @@ class _Emitter:
         src = self.graph.nodes[n.in_edges[0].src]
         return isinstance(src, FixedLIF)
 
+    def _csc_arrays(self, n: NodePlan, st: SynapseStorage, what: dict[str, str]) -> dict[str, str]:
+        """Emit the compressed arrays of ``st`` (none when every weight is zero); C names by key."""
+        if not st.nonzeros:
+            return {}
+        return {key: self.array(f"{n.cid}_{key}", arr.values, f"{n.name}: {what[key]}", arr.ctype)
+                for key, arr in st.arrays.items()}
+
+    def _storage_doc(self, st: SynapseStorage) -> str:
+        if st.format == CSC:
+            return (f"storage csc: {st.nonzeros} of {st.size} weights nonzero (density {st.density:.3f} <"
+                    f" {st.threshold}), {st.bytes} B (dense: {st.dense_bytes} B)")
+        return f"storage dense: {st.nonzeros} of {st.size} weights nonzero (density {st.density:.3f}), {st.bytes} B"
+
     def _dense(self, n: NodePlan) -> None:
         op: FixedDense = n.op
         n_out, n_in = op.weight.shape
+        st = self.plan.storage[n.name]
+        e = "e" if op.weight_exp.size and (op.weight_exp != op.weight_exp[0]).any() else str(int(op.weight_exp[0]) if op.weight_exp.size else 0)
+        tail_doc = f"y[o] = {op.acc_overflow.value}_{op.acc_bits}(shift(acc[o], {e}) + bias[o]); {self._storage_doc(st)}"
+        if st.format == CSC:
+            return self._dense_csc(n, st, tail_doc)
         w = self.array(f"{n.cid}_w", op.weight.T, f"{n.name}: weight mantissas, transposed [in {n_in}][out {n_out}]")
         code, x = self.gather(n)
         y = self.cur(n)
@@ -234,9 +243,39 @@ class _Emitter:
             f"        for (o = 0; o < {n_out}; ++o) {{\n            y[o] += {add};\n        }}\n    }}\n"
         )
         body += self._synapse_tail(n, "y", "k", 1)
-        e = "e" if op.weight_exp.size and (op.weight_exp != op.weight_exp[0]).any() else str(int(op.weight_exp[0]) if op.weight_exp.size else 0)
-        doc = (f"{n_out} <- {n_in}, event-driven: acc[o] = sum over nonzero x[j] of W[o,j]*x[j];"
-               f" y[o] = {op.acc_overflow.value}_{op.acc_bits}(shift(acc[o], {e}) + bias[o])")
+        doc = f"{n_out} <- {n_in}, event-driven: acc[o] = sum over nonzero x[j] of W[o,j]*x[j]; {tail_doc}"
+        self.function(n, doc, body)
+
+    def _dense_csc(self, n: NodePlan, st: SynapseStorage, tail_doc: str) -> None:
+        """Compressed by input: each nonzero x[j] adds the nonzeros of column j of W."""
+        op: FixedDense = n.op
+        n_out, n_in = op.weight.shape
+        arrs = self._csc_arrays(n, st, {
+            "start": f"CSC column offsets [in {n_in} + 1]: the nonzeros of input j are start[j]..start[j+1]",
+            "rows": f"CSC output index of each nonzero weight [{st.nonzeros}]",
+            "vals": f"CSC nonzero weight mantissas [{st.nonzeros}]",
+        })
+        code, x = self.gather(n)
+        y = self.cur(n)
+        body = code + f"    int64_t *y = {y};\n    for (k = 0; k < {n_out}; ++k) {{\n        y[k] = 0;\n    }}\n"
+        if arrs:
+            binary = self._binary_source(n)
+            add = f"{arrs['vals']}[p]" if binary else f"xj * {arrs['vals']}[p]"
+            body += (
+                f"    /* event-driven over the compressed columns: only (nonzero input, nonzero weight) pairs */\n"
+                f"    const int64_t *x = {x};\n"
+                f"    for (k = 0; k < {n_in}; ++k) {{\n        const int64_t xj = x[k];\n"
+                f"        if (xj != 0) {{\n            long p;\n"
+                f"            const long p_end = (long){arrs['start']}[k + 1];\n"
+                f"            for (p = (long){arrs['start']}[k]; p < p_end; ++p) {{\n"
+                f"                y[{arrs['rows']}[p]] += {add};\n"
+                f"            }}\n        }}\n    }}\n"
+            )
+        else:
+            body += "    /* every weight is zero: no event loop */\n"
+        body += self._synapse_tail(n, "y", "k", 1)
+        doc = (f"{n_out} <- {n_in}, event-driven over CSC weights: acc[o] = sum over nonzero x[j] and the"
+               f" nonzero W[o,j] of column j of W[o,j]*x[j]; {tail_doc}")
         self.function(n, doc, body)
 
     def _conv(self, n: NodePlan) -> None:
@@ -253,6 +292,12 @@ class _Emitter:
             (sh, sw), (ph, pw), (dh, dw) = op.stride, op.padding, op.dilation
         g = op.groups
         cin_g, cout_g = cin // g, cout // g
+        st = self.plan.storage[n.name]
+        doc = (f"conv {cin}x{in_sp} -> {cout}x{out_sp}, kernel {kern}, stride {op.stride}, padding {op.padding},"
+               f" dilation {op.dilation}, groups {g}; y[c] = {op.acc_overflow.value}_{op.acc_bits}"
+               f"(shift(conv(x, W)[c], e[c]) + bias[c]); {self._storage_doc(st)}")
+        if st.format == CSC:
+            return self._conv_csc(n, st, doc, (ih, iw, oh, ow, sh, sw, ph, pw, dh, dw))
         w = self.array(f"{n.cid}_w", op.weight, f"{n.name}: weights [{cout}][{cin_g}][{kh}][{kw}]")
         code, x = self.gather(n)
         y = self.cur(n)
@@ -285,9 +330,52 @@ class _Emitter:
             f"            }}\n        }}\n    }}\n"
         )
         body += self._synapse_tail(n, "y", "c", oh * ow)
-        doc = (f"conv {cin}x{in_sp} -> {cout}x{out_sp}, kernel {kern}, stride {op.stride}, padding {op.padding},"
-               f" dilation {op.dilation}, groups {g}; y[c] = {op.acc_overflow.value}_{op.acc_bits}"
-               f"(shift(conv(x, W)[c], e[c]) + bias[c])")
+        self.function(n, doc, body)
+
+    def _conv_csc(self, n: NodePlan, st: SynapseStorage, doc: str, geo: tuple[int, ...]) -> None:
+        """Scatter over compressed taps: each nonzero input of channel ci visits only the
+        nonzero weights (oc, ky, kx) that read channel ci."""
+        op: _FixedConv = n.op
+        ih, iw, oh, ow, sh, sw, ph, pw, dh, dw = geo
+        cin = op.input_shape[0]
+        arrs = self._csc_arrays(n, st, {
+            "start": f"tap-list offsets per input channel [{cin} + 1]: channel ci's taps are start[ci]..start[ci+1]",
+            "oc": f"output channel of each nonzero tap [{st.nonzeros}]",
+            "ky": f"kernel row of each nonzero tap [{st.nonzeros}]",
+            "kx": f"kernel column of each nonzero tap [{st.nonzeros}]",
+            "vals": f"nonzero weight mantissas [{st.nonzeros}]",
+        })
+        code, x = self.gather(n)
+        body = code + (f"    int64_t *y = {self.cur(n)};\n"
+                       f"    for (k = 0; k < {n.out_size}; ++k) {{\n        y[k] = 0;\n    }}\n")
+        if arrs:
+            ky = f"(long){arrs['ky']}[p]" if "ky" in arrs else "0"
+            ty = _add(_add("iy", ph), f"-{_mul(ky, dh)}")
+            kx, oc = f"(long){arrs['kx']}[p]", f"(long){arrs['oc']}[p]"
+            tx = _add(_add("ix", pw), f"-{_mul(kx, dw)}")
+            ydiv, xdiv = _div("ty", sh), _div("tx", sw)
+            row_test = f"ty < 0{_mod_test('ty', sh)} || {ydiv} >= {oh}"
+            body += (
+                f"    long ci, iy, ix, p;\n"
+                f"    /* event-driven scatter over the nonzero taps of each input channel (compressed) */\n"
+                f"    for (ci = 0; ci < {cin}; ++ci) {{\n"
+                f"        const long p0 = (long){arrs['start']}[ci], p1 = (long){arrs['start']}[ci + 1];\n"
+                f"        for (iy = 0; iy < {ih}; ++iy) {{\n"
+                f"            for (ix = 0; ix < {iw}; ++ix) {{\n"
+                f"                const int64_t xv = {x}[{_idx(_idx('ci', ih, 'iy'), iw, 'ix')}];\n"
+                f"                if (xv == 0) {{\n                    continue;\n                }}\n"
+                f"                for (p = p0; p < p1; ++p) {{\n"
+                f"                    const long ty = {ty}; /* output row * stride */\n"
+                f"                    const long tx = {tx}; /* output column * stride */\n"
+                f"                    if ({row_test} || tx < 0{_mod_test('tx', sw)} || {xdiv} >= {ow}) {{\n"
+                f"                        continue;\n                    }}\n"
+                f"                    y[{_idx(_idx(oc, oh, ydiv), ow, xdiv)}] += xv * {arrs['vals']}[p];\n"
+                f"                }}\n"
+                f"            }}\n        }}\n    }}\n"
+            )
+        else:
+            body += "    /* every weight is zero: no event loop */\n"
+        body += self._synapse_tail(n, "y", "c", oh * ow)
         self.function(n, doc, body)
 
     def _pool(self, n: NodePlan) -> None:
@@ -594,7 +682,10 @@ def _record_body(em: _Emitter) -> str:
 def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSources:
     """model.h and model.c text for ``graph`` (already accepted by ``check``)."""
     plan = make_plan(graph, prefix)
-    em = _Emitter(graph, plan)
+    for name, op in graph.nodes.items():
+        if isinstance(op, (FixedDense, _FixedConv)):
+            plan.storage[name] = synapse_storage(name, op, spec)
+    em = _Emitter(graph, plan, spec)
     for name in plan.order:
         em.emit_node(plan.nodes[name])
     members, nbytes = _state_members(graph, plan)

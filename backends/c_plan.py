@@ -74,6 +74,13 @@ class Plan:
     fields: list[Field] = field(default_factory=list)
     output_name: str = ""
     max_batch: int = 1
+    # weight storage of each synapse layer (c_storage.SynapseStorage), filled by the generator
+    storage: dict = field(default_factory=dict)
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of every synapse layer's weight arrays (values + indices) as emitted."""
+        return sum(st.bytes for st in self.storage.values())
 
     @property
     def record_len(self) -> int:
@@ -105,6 +112,11 @@ class Plan:
             },
             "output": {"node": self.output_name, "offset": out.offset, "size": out.size},
             "max_batch": self.max_batch,
+            "weights": {
+                "bytes": self.weight_bytes,
+                "dense_bytes": sum(st.dense_bytes for st in self.storage.values()),
+                "layers": [st.to_json() for st in self.storage.values()],
+            },
         }
 
 

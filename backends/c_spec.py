@@ -28,6 +28,15 @@ class CSpec:
     max_batch: int = 256
     # largest per-sample state the generated code accepts (fixed-size static arrays)
     max_state_bytes: int = 256 << 20
+    # weight storage (docs/c-backend.md "Weight storage"): a FixedDense whose weight density
+    # (nonzeros / size) is below this keeps only its nonzeros, compressed by input (CSC), and its
+    # event loop visits only them -- provided the CSC arrays take fewer bytes than the dense
+    # matrix; otherwise the layer stays dense. Measured time crossover (gcc -O2, x86-64): ~0.5
+    # for 0/1 spike inputs, 0.8-1.0 for graded inputs. A value above 1 forces CSC everywhere.
+    sparse_max_density: float = 0.5
+    # the same for FixedConv1d/2d (tap lists per input channel); measured crossover 0.3-0.5 (1-D)
+    # and 0.5-0.8 (2-D), and the byte rule usually binds first (2-3 index bytes per tap)
+    sparse_conv_max_density: float = 0.4
     # compiler invocation: $CC (default cc) with these flags
     cc_default: str = "cc"
     cflags: tuple[str, ...] = ("-std=c99", "-O2", "-pthread", "-Wall", "-Wextra", "-Werror", "-pedantic")
