@@ -24,6 +24,7 @@ from rsnn_compiler.ir.ops import (
     Comparator, Delay, Flatten, Identity, Input, Output, Pool, PoolMode, ResetMode,
 )
 
+from rsnn_compiler.backends.c_check import _Synapse, value_bounds
 from rsnn_compiler.backends.c_plan import HOST_QUANTIZE, NodePlan, Plan, delay_ops, make_plan
 from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
 from rsnn_compiler.backends.c_storage import CSC, SynapseStorage, int_type, synapse_storage
@@ -69,6 +70,7 @@ class _Emitter:
         self.consts: list[str] = []
         self.funcs: list[str] = []
         self._arrays: dict[str, str] = {}
+        self.acc32 = int32_accumulators(graph, spec)
 
     # --- buffers ---------------------------------------------------------------------
     def cur(self, n: NodePlan) -> str:
@@ -230,18 +232,22 @@ class _Emitter:
         w = self.array(f"{n.cid}_w", op.weight.T, f"{n.name}: weight mantissas, transposed [in {n_in}][out {n_out}]")
         code, x = self.gather(n)
         y = self.cur(n)
+        acc_t, acc = ("int32_t", "acc") if n.name in self.acc32 else ("int64_t", "y")
         add = "w[o]" if self._binary_source(n) else "xj * w[o]"
-        xj = "" if self._binary_source(n) else f"        const int64_t xj = {x}[s->act[a]];\n"
+        xj = "" if self._binary_source(n) else f"        const {acc_t} xj = ({acc_t}){x}[s->act[a]];\n"
+        local = f"    {acc_t} acc[{n_out}]; /* |sum| < 2^31 (bound propagation) */\n" if acc == "acc" else ""
         body = code + (
-            f"    long a, o, n_act = 0;\n    int64_t *y = {y};\n"
-            f"    for (o = 0; o < {n_out}; ++o) {{\n        y[o] = 0;\n    }}\n"
+            f"    long a, o, n_act = 0;\n    int64_t *y = {y};\n{local}"
+            f"    for (o = 0; o < {n_out}; ++o) {{\n        {acc}[o] = 0;\n    }}\n"
             f"    /* event list: indices of the nonzero inputs (spikes / nonzero payloads) */\n"
             f"    for (k = 0; k < {n_in}; ++k) {{\n        if ({x}[k] != 0) {{\n"
             f"            s->act[n_act++] = (int32_t)k;\n        }}\n    }}\n"
             f"    for (a = 0; a < n_act; ++a) {{\n{xj}"
             f"        const {int_type(op.weight)} *w = &{w}[(long)s->act[a] * {n_out}];\n"
-            f"        for (o = 0; o < {n_out}; ++o) {{\n            y[o] += {add};\n        }}\n    }}\n"
+            f"        for (o = 0; o < {n_out}; ++o) {{\n            {acc}[o] += {add};\n        }}\n    }}\n"
         )
+        if acc == "acc":
+            body += f"    for (o = 0; o < {n_out}; ++o) {{\n        y[o] = acc[o];\n    }}\n"
         body += self._synapse_tail(n, "y", "k", 1)
         doc = f"{n_out} <- {n_in}, event-driven: acc[o] = sum over nonzero x[j] of W[o,j]*x[j]; {tail_doc}"
         self.function(n, doc, body)
@@ -257,20 +263,25 @@ class _Emitter:
         })
         code, x = self.gather(n)
         y = self.cur(n)
-        body = code + f"    int64_t *y = {y};\n    for (k = 0; k < {n_out}; ++k) {{\n        y[k] = 0;\n    }}\n"
+        acc_t, acc = ("int32_t", "acc") if n.name in self.acc32 and arrs else ("int64_t", "y")
+        local = f"    {acc_t} acc[{n_out}]; /* |sum| < 2^31 (bound propagation) */\n" if acc == "acc" else ""
+        body = code + (f"    int64_t *y = {y};\n{local}"
+                       f"    for (k = 0; k < {n_out}; ++k) {{\n        {acc}[k] = 0;\n    }}\n")
         if arrs:
             binary = self._binary_source(n)
             add = f"{arrs['vals']}[p]" if binary else f"xj * {arrs['vals']}[p]"
             body += (
                 f"    /* event-driven over the compressed columns: only (nonzero input, nonzero weight) pairs */\n"
                 f"    const int64_t *x = {x};\n"
-                f"    for (k = 0; k < {n_in}; ++k) {{\n        const int64_t xj = x[k];\n"
+                f"    for (k = 0; k < {n_in}; ++k) {{\n        const {acc_t} xj = ({acc_t})x[k];\n"
                 f"        if (xj != 0) {{\n            long p;\n"
                 f"            const long p_end = (long){arrs['start']}[k + 1];\n"
                 f"            for (p = (long){arrs['start']}[k]; p < p_end; ++p) {{\n"
-                f"                y[{arrs['rows']}[p]] += {add};\n"
+                f"                {acc}[{arrs['rows']}[p]] += {add};\n"
                 f"            }}\n        }}\n    }}\n"
             )
+            if acc == "acc":
+                body += f"    for (k = 0; k < {n_out}; ++k) {{\n        y[k] = acc[k];\n    }}\n"
         else:
             body += "    /* every weight is zero: no event loop */\n"
         body += self._synapse_tail(n, "y", "k", 1)
@@ -677,6 +688,17 @@ def _record_body(em: _Emitter) -> str:
                      f"        rec[{f.offset} + k] = {src}[k];\n    }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def int32_accumulators(graph: Graph, spec: CSpec = C_SPEC) -> set[str]:
+    """FixedDense nodes (at most ``spec.acc32_max_outputs`` outputs) whose summed input and every
+    partial sum of W x provably stay inside int32 (the bounds ``check`` proves int64 with)."""
+    syn = {n: _Synapse(op) for n, op in graph.nodes.items() if isinstance(op, (FixedDense, _FixedConv))}
+    _, in_b = value_bounds(graph, syn)
+    limit = (1 << 31) - 1
+    return {n for n, op in graph.nodes.items()
+            if isinstance(op, FixedDense) and op.weight.shape[0] <= spec.acc32_max_outputs
+            and in_b[n] is not None and max(in_b[n], syn[n].acc(in_b[n])) <= limit}
 
 
 def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSources:

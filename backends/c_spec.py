@@ -37,6 +37,10 @@ class CSpec:
     # the same for FixedConv1d/2d (tap lists per input channel); measured crossover 0.3-0.5 (1-D)
     # and 0.5-0.8 (2-D), and the byte rule usually binds first (2-3 index bytes per tap)
     sparse_conv_max_density: float = 0.4
+    # a FixedDense with at most this many outputs whose accumulator provably stays inside int32
+    # (bound propagation of c_check) sums in an int32_t stack array: twice the SIMD lanes of
+    # int64 (1.7x on the rleaky_mnist1d model), same integers
+    acc32_max_outputs: int = 4096
     # compiler invocation: $CC (default cc) with these flags
     cc_default: str = "cc"
     cflags: tuple[str, ...] = ("-std=c99", "-O2", "-pthread", "-Wall", "-Wextra", "-Werror", "-pedantic")

@@ -80,3 +80,22 @@ def test_threads_split_samples_without_changing_records(tmp_path):
         assert np.array_equal(got.values[name], ref), name
     bad = subprocess.run([str(binary), "-j", "0", "1", "1"], input=b"", capture_output=True)
     assert bad.returncode == 2 and b"-j 1.." in bad.stderr
+
+
+def test_int32_accumulators_only_where_the_bound_proves_them(tmp_path):
+    """Dense sums use int32_t locals only when c_check's bounds keep every partial sum inside
+    int32; the random graphs of the differential tests exercise both forms."""
+    from rsnn_compiler.backends.c_codegen import int32_accumulators
+    from rsnn_compiler.testing.random_graphs import random_fixed_graph
+
+    assert int32_accumulators(wide_graph(20)) == set()  # raw int32 inputs times 1000: may overflow
+    narrow = total = 0
+    for i in range(24):
+        g = random_fixed_graph(i, ("loihi2", "fpga")[i % 2], recurrent=True)
+        narrow += len(int32_accumulators(g))
+        total += len(g.names_of(FixedDense))
+    assert 0 < narrow < total
+    g = random_fixed_graph(0, "loihi2", recurrent=True)
+    CBackend().emit(g, tmp_path / "c")
+    text = (tmp_path / "c" / "model.c").read_text()
+    assert ("int32_t acc[" in text) == bool(int32_accumulators(g))
