@@ -203,10 +203,7 @@ class _Emitter:
 
     def _binary_source(self, n: NodePlan) -> bool:
         """True when the only input is a LIF/ALIF spike train (0/1): events add weights."""
-        if len(n.in_edges) != 1:
-            return False
-        src = self.graph.nodes[n.in_edges[0].src]
-        return isinstance(src, FixedLIF)
+        return spike_input(self.graph, n.name)
 
     def _csc_arrays(self, n: NodePlan, st: SynapseStorage, what: dict[str, str]) -> dict[str, str]:
         """Emit the compressed arrays of ``st`` (none when every weight is zero); C names by key."""
@@ -701,12 +698,18 @@ def int32_accumulators(graph: Graph, spec: CSpec = C_SPEC) -> set[str]:
             and in_b[n] is not None and max(in_b[n], syn[n].acc(in_b[n])) <= limit}
 
 
+def spike_input(graph: Graph, name: str) -> bool:
+    """True when node ``name``'s only input is a LIF/ALIF spike train (0/1 values)."""
+    edges = graph.in_edges(name)
+    return len(edges) == 1 and isinstance(graph.nodes[edges[0].src], FixedLIF)
+
+
 def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSources:
     """model.h and model.c text for ``graph`` (already accepted by ``check``)."""
     plan = make_plan(graph, prefix)
     for name, op in graph.nodes.items():
         if isinstance(op, (FixedDense, _FixedConv)):
-            plan.storage[name] = synapse_storage(name, op, spec)
+            plan.storage[name] = synapse_storage(name, op, spec, spikes=spike_input(graph, name))
     em = _Emitter(graph, plan, spec)
     for name in plan.order:
         em.emit_node(plan.nodes[name])

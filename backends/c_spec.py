@@ -31,9 +31,14 @@ class CSpec:
     # weight storage (docs/c-backend.md "Weight storage"): a FixedDense whose weight density
     # (nonzeros / size) is below this keeps only its nonzeros, compressed by input (CSC), and its
     # event loop visits only them -- provided the CSC arrays take fewer bytes than the dense
-    # matrix; otherwise the layer stays dense. Measured time crossover (gcc -O2, x86-64): ~0.5
-    # for 0/1 spike inputs, 0.8-1.0 for graded inputs. A value above 1 forces CSC everywhere.
+    # matrix; otherwise the layer stays dense. Measured time crossover for graded / multi-bit
+    # inputs (gcc -O2, x86-64): 0.8-0.9; the byte rule (0.33-0.5 for int8) binds first.
+    # A value above 1 forces CSC everywhere (tests), 0 keeps every layer dense.
     sparse_max_density: float = 0.5
+    # ... for a FixedDense whose only input is a 0/1 spike train: the dense loop only adds and
+    # vectorises (int32 accumulators), measured crossover ~0.2; 0.25 trades <= 10 % of that
+    # layer's time for 40+ % less weight memory
+    sparse_max_density_spikes: float = 0.25
     # the same for FixedConv1d/2d (tap lists per input channel); measured crossover 0.3-0.5 (1-D)
     # and 0.5-0.8 (2-D), and the byte rule usually binds first (2-3 index bytes per tap)
     sparse_conv_max_density: float = 0.4

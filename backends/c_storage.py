@@ -1,7 +1,8 @@
 """How the C model stores each synapse layer's weights: dense, or compressed by input (CSC).
 
 Pruned layers are mostly zeros. A ``FixedDense`` or ``FixedConv1d/2d`` whose weight density
-(nonzeros / size) is below the target's threshold (``CSpec.sparse_max_density`` /
+(nonzeros / size) is below the target's threshold (``CSpec.sparse_max_density``, or
+``sparse_max_density_spikes`` for a FixedDense fed by one 0/1 spike train, and
 ``CSpec.sparse_conv_max_density``) keeps only its nonzeros, grouped by input so that the event
 loop touches exactly the (nonzero input, nonzero weight) pairs — unless the compressed arrays
 would take more bytes than the dense matrix (wide index types), then the layer stays dense:
@@ -103,8 +104,10 @@ class SynapseStorage:
         }
 
 
-def _threshold(op, spec: CSpec) -> float:
-    return spec.sparse_max_density if isinstance(op, FixedDense) else spec.sparse_conv_max_density
+def _threshold(op, spec: CSpec, spikes: bool) -> float:
+    if not isinstance(op, FixedDense):
+        return spec.sparse_conv_max_density
+    return spec.sparse_max_density_spikes if spikes else spec.sparse_max_density
 
 
 def _csc_dense(w: np.ndarray) -> dict[str, CArray]:
@@ -150,12 +153,13 @@ def _csc_conv(op: _FixedConv) -> dict[str, CArray]:
     return out
 
 
-def synapse_storage(name: str, op, spec: CSpec = C_SPEC) -> SynapseStorage:
-    """Dense or CSC for the FixedDense / FixedConv ``op`` (see the module docstring)."""
+def synapse_storage(name: str, op, spec: CSpec = C_SPEC, spikes: bool = False) -> SynapseStorage:
+    """Dense or CSC for the FixedDense / FixedConv ``op`` (see the module docstring); ``spikes``:
+    its only input is a 0/1 spike train (the dense loop then only adds, and vectorises well)."""
     w = np.asarray(op.weight, dtype=np.int64)
     nnz = int(np.count_nonzero(w))
     dense_bytes = type_bytes(int_type(w)) * int(w.size)
-    threshold = _threshold(op, spec)
+    threshold = _threshold(op, spec, spikes)
     density = nnz / w.size if w.size else 1.0
     common = dict(node=name, op=type(op).__name__, shape=tuple(int(s) for s in w.shape), nonzeros=nnz,
                   dense_bytes=dense_bytes, threshold=threshold)

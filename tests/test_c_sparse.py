@@ -22,7 +22,7 @@ from rsnn_compiler.testing.random_graphs import random_fixed_graph
 
 from rsnn_compiler.backends.c_backend import CBackend
 from rsnn_compiler.backends.c_batch import build_many, run_entry
-from rsnn_compiler.backends.c_codegen import generate
+from rsnn_compiler.backends.c_codegen import generate, spike_input
 from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
 from rsnn_compiler.backends.c_storage import CSC, DENSE, synapse_storage, type_bytes
 
@@ -34,8 +34,8 @@ pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc").split()[
                                 reason="no C compiler")
 
 ROOT = Path(__file__).resolve().parents[1]
-ALWAYS_CSC = replace(C_SPEC, sparse_max_density=2.0, sparse_conv_max_density=2.0)
-NEVER_CSC = replace(C_SPEC, sparse_max_density=0.0, sparse_conv_max_density=0.0)
+ALWAYS_CSC = replace(C_SPEC, sparse_max_density=2.0, sparse_max_density_spikes=2.0, sparse_conv_max_density=2.0)
+NEVER_CSC = replace(C_SPEC, sparse_max_density=0.0, sparse_max_density_spikes=0.0, sparse_conv_max_density=0.0)
 MODES = ("random", "zero_rows", "zero_cols", "all_zero", "keep", "random")
 
 
@@ -88,8 +88,8 @@ def differential(graphs: list[Graph], folder: Path, spec: CSpec = C_SPEC, steps:
 
 
 def storages(graphs: list[Graph], spec: CSpec = C_SPEC):
-    return [synapse_storage(name, op, spec) for g in graphs for name, op in g.nodes.items()
-            if isinstance(op, (FixedDense, _FixedConv))]
+    return [synapse_storage(name, op, spec, spikes=spike_input(g, name)) for g in graphs
+            for name, op in g.nodes.items() if isinstance(op, (FixedDense, _FixedConv))]
 
 
 # ------------------------------------------------------------------------------------------
@@ -174,6 +174,11 @@ def test_storage_threshold_and_byte_counts():
     assert wide.density < C_SPEC.sparse_max_density and wide.format == DENSE
     forced = synapse_storage("w", _dense_layer(512, 300, 0.4), ALWAYS_CSC)
     assert forced.format == CSC and forced.bytes > forced.dense_bytes == wide.bytes
+    # fed by a 0/1 spike train the dense loop only adds (and vectorises): a lower threshold
+    mid = _dense_layer(100, 100, 0.35)
+    assert synapse_storage("m", mid).format == CSC
+    assert synapse_storage("m", mid, spikes=True).format == DENSE
+    assert synapse_storage("m", _dense_layer(100, 100, 0.1), spikes=True).format == CSC
     empty = synapse_storage("c", _dense_layer(5, 6, 0.0))
     assert empty.format == CSC and empty.nonzeros == 0 and empty.bytes == 0
     assert type_bytes("uint32_t") == 4
