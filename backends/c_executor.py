@@ -97,8 +97,8 @@ def default_threads(batch: int) -> int:
 
 def run_records(binary: Path, ints: np.ndarray, record_len: int, max_batch: int,
                 out_only: bool = False, threads: int | None = None) -> np.ndarray:
-    """Stream ``ints`` (T, B, n_in) through the binary in batch chunks; records (T, B, L) int64
-    (L = the output node's size with ``out_only``).
+    """Stream ``ints`` (T, B, n_in) through the binary in batch chunks; records (T, B, L) as
+    int32 when every value fits, else int64 (L = the output node's size with ``out_only``).
 
     Inputs and records go through files in a temporary folder (much faster than pipes for
     the tens of MB a full record holds). Records are requested as int32 (``-r 4``), which
@@ -127,7 +127,7 @@ def run_records(binary: Path, ints: np.ndarray, record_len: int, max_batch: int,
             chunks.append(rec.reshape(steps, nb, -1) if rec.size else np.zeros((steps, nb, record_len), np.int64))
     if not chunks:
         return np.zeros((steps, 0, record_len), np.int64)
-    return np.concatenate(chunks, axis=1).astype(np.int64)
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
 
 
 def decode(graph: Graph, layout: dict, records: np.ndarray, x: np.ndarray) -> RunResult:
@@ -140,9 +140,9 @@ def decode(graph: Graph, layout: dict, records: np.ndarray, x: np.ndarray) -> Ru
         arr = records[:, :, f["offset"]:f["offset"] + size].reshape(steps, batch, *f["shape"])
         kind, name = f["key"].split("/", 1)
         if kind == "values":
-            values[name] = np.ascontiguousarray(arr)
+            values[name] = arr.astype(np.int64)  # one copy: contiguous and widened
         else:
-            states[f["key"]] = np.ascontiguousarray(arr)
+            states[f["key"]] = arr.astype(np.int64)
     if layout["input"]["mode"] == HOST_QUANTIZE:
         values[graph.input_name] = np.asarray(x, dtype=np.float64)
     ordered = {n: values[n] for n in graph.nodes if n in values}
