@@ -9,8 +9,13 @@ call site with the selected method (``maxnorm``, ``ecl``, ``sfn``), builds the f
     percentile  maxnorm threshold percentile (100 = max, default)
     v_init      maxnorm initial membrane: zero (default) or half
     theta_neg   ecl negative threshold in units of theta (default 0)
-    epochs, lr  ecl fine-tune (default 30, 3e-3)
-    finetune    ecl: auto (fine-tune when the ANN has ReLU sites, default), always, never
+    epochs, lr  ecl fine-tune (default 40, 3e-3)
+    finetune    ecl: auto (default: fine-tune whenever --calib is given, unless every site is a
+                QCFS staircase with T levels; ReLU sites need it), always, never
+    ft_forward  ecl fine-tune forward: snn (exact T-step dual-IF SNN, straight-through staircase
+                gradients; default) or staircase (the T-level staircase ANN)
+    temperature ecl fine-tune distillation temperature (default 4)
+    ce          ecl fine-tune cross-entropy weight when labels are given (default 0: distil only)
     search      threshold-scale search on the calibration data: sfn at T = 1 (default on),
                 ecl with the SNN simulated at T (default off: it overfits small calibration sets)
     compensate  ecl: per-channel bias compensation of the mean conversion error at T (default off)
@@ -60,8 +65,11 @@ class ConvertOptions:
     percentile: float = 100.0
     half_init: bool = False
     theta_neg: float = 0.0
-    epochs: int = 30
+    epochs: int = 40
     lr: float = 3e-3
+    temperature: float = 4.0  # ecl fine-tune: distillation temperature
+    ce: float = 0.0  # ecl fine-tune: cross-entropy weight (labels)
+    ft_forward: str = "snn"  # ecl fine-tune forward: snn (exact T-step dual IF) or staircase
     search: bool | None = None  # threshold-scale search: None = the method's default (sfn on, ecl off)
     compensate: bool = False  # ecl: per-channel bias compensation of the mean error at T
     finetune: str = "auto"  # ecl: auto (ReLU sites only), always, never
@@ -84,7 +92,7 @@ class ConvertOptions:
         opts = dict(d.pop("opts", {}) or {})
         opts.update(d)
         conv = {"percentile": float, "theta_neg": float, "epochs": int, "lr": float,
-                "report_samples": int, "seed": int}
+                "temperature": float, "ce": float, "report_samples": int, "seed": int}
         for key, value in opts.items():
             if key in conv:
                 try:
@@ -99,6 +107,10 @@ class ConvertOptions:
                 if str(value) not in ("auto", "always", "never"):
                     raise UserInputError("--convert-opt finetune must be auto, always or never")
                 o.finetune = str(value)
+            elif key == "ft_forward":
+                if str(value) not in ("snn", "staircase"):
+                    raise UserInputError("--convert-opt ft_forward must be snn or staircase")
+                o.ft_forward = str(value)
             elif key == "readout":
                 if str(value) not in ("li", "synapse"):
                     raise UserInputError("--convert-opt readout must be li or synapse")
@@ -108,7 +120,7 @@ class ConvertOptions:
             else:
                 raise UserInputError(
                     f"unknown conversion option '{key}'; known: percentile, v_init, theta_neg, epochs, lr,"
-                    " finetune, readout, search, compensate, report_samples, seed")
+                    " finetune, ft_forward, temperature, ce, readout, search, compensate, report_samples, seed")
         if o.steps is not None and int(o.steps) < 1:
             raise UserInputError("--steps must be >= 1")
         if o.levels is not None and int(o.levels) < 1:
@@ -167,10 +179,14 @@ def convert(ann: AnnGraph, opts: ConvertOptions, x: np.ndarray | None, y: np.nda
                              "exact_sites": info.exact_sites}
     else:
         origin = "activation's clip level"
-        if opts.finetune == "always" or (opts.finetune == "auto" and needs_finetune(ann)):
+        if opts.finetune == "always" or (opts.finetune == "auto" and needs_finetune(ann, opts.t, x is not None)):
             if x is None:
-                raise UserInputError("ecl on a ReLU ANN learns its clipping thresholds: give --calib FILE.npz")
-            ann, info = finetune_clip(ann, x, y, acts, opts.t, opts.epochs, opts.lr, opts.seed)
+                raise UserInputError("ecl learns its clipping thresholds on data: give --calib FILE.npz")
+            if opts.temperature <= 0 or opts.ce < 0 or opts.epochs < 0:
+                raise UserInputError("--convert-opt temperature must be > 0, ce and epochs >= 0")
+            ann, info = finetune_clip(ann, x, y, acts, opts.t, opts.epochs, opts.lr, opts.seed,
+                                      theta_neg=opts.theta_neg, temperature=opts.temperature,
+                                      ce_weight=opts.ce, forward_mode=opts.ft_forward)
             details["finetune"] = info.__dict__
             origin = "learned by fine-tuning"
         plans = plan_ecl(ann, opts.theta_neg, origin)

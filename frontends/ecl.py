@@ -1,18 +1,24 @@
 """ECL-style conversion (Liu et al., ICML 2025; reconstruction, see docs/conversion.md):
 a clipping threshold lam per layer, dual-threshold IF neurons, membrane initialised at theta/2.
 
-- lam is read from a clip / QCFS activation already in the ANN. For a ReLU ANN it is learned by
-  a short fine-tune on the calibration data: every ReLU becomes the T-level clip
-      a = lam/T * clip(floor(z T / lam + 1/2), 0, T)     (straight-through floor)
-  with lam a trainable scalar per call site (initialised at the 99th percentile), trained with
-  the weights against the ANN's own outputs (KL divergence) plus cross-entropy when labels are
-  given. Neurons then use theta = lam.
+- lam is learned by a short fine-tune on the calibration data (``finetune_clip``): lam is a
+  trainable scalar per call site (initialised at the ANN's clip level, or the 99th percentile of
+  a ReLU site's activations) and the weights adapt with it. The forward pass is the exact T-step
+  dual-threshold SNN (the batch stacked T times: every non-neuron op is linear and
+  time-invariant); gradients flow straight through the T-level staircase of the neuron's mean
+  input, ``lam/T * clip(floor(z T / lam + 1/2), 0, T)`` (straight-through floor), which is the
+  neuron's rate for a constant input. Loss: distillation from the ANN's own outputs
+  (temperature-softened KL), plus cross-entropy when labels are given and ``ce`` > 0.
+  ``forward_mode="staircase"`` trains the staircase ANN instead (cheaper, less faithful).
+  Without calibration data lam is read from a clip / QCFS activation already in the ANN.
+  Neurons then use theta = lam.
 - Neuron: m = v + x + b; +1 if m >= theta; -1 if m < theta_neg and the net count c > 0;
   v = m - s*theta; v(0) = theta/2; theta_neg = ``theta_neg`` * theta (default 0).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,33 +34,70 @@ from rsnn_compiler.frontends.snn_build import NeuronKind, SitePlan
 class FinetuneInfo:
     epochs: int = 0
     samples: int = 0
+    forward: str = "snn"
+    temperature: float = 1.0
+    ce_weight: float = 0.0
     lam_init: dict[str, float] = field(default_factory=dict)
     lam: dict[str, float] = field(default_factory=dict)
     loss_first: float | None = None
     loss_last: float | None = None
     used_labels: bool = False
+    wall_time_s: float = 0.0
+
+
+FORWARDS = ("snn", "staircase")
 
 
 def _ste_floor(u: torch.Tensor) -> torch.Tensor:
     return u + (torch.floor(u) - u).detach()
 
 
+def staircase(z: torch.Tensor, lam: torch.Tensor, steps: int) -> torch.Tensor:
+    """lam/T * clip(floor(z T/lam + 1/2), 0, T): the T-step neuron's rate for a constant input z."""
+    return lam / steps * torch.clamp(_ste_floor(z * steps / lam + 0.5), 0, steps)
+
+
+def dual_if_steps(zt: torch.Tensor, theta, theta_neg, v_init) -> torch.Tensor:
+    """Exact dual-threshold IF over time: zt (T, B, ...) input per step -> counts s (T, B, ...)
+    in {-1, 0, 1}; m = v + x; +1 if m >= theta, -1 if m < theta_neg and the net count > 0."""
+    v = torch.zeros_like(zt[0]) + v_init
+    c = torch.zeros_like(zt[0])
+    outs = []
+    for t in range(zt.shape[0]):
+        m = v + zt[t]
+        pos = m >= theta
+        neg = (m < theta_neg) & (c > 0) & ~pos
+        s = pos.to(zt.dtype) - neg.to(zt.dtype)
+        v = m - s * theta
+        c = c + s
+        outs.append(s)
+    return torch.stack(outs)
+
+
 def finetune_clip(ann: AnnGraph, x: np.ndarray, y: np.ndarray | None, acts: dict[str, np.ndarray],
-                  steps: int, epochs: int = 30, lr: float = 3e-3, seed: int = 0,
-                  batch: int = 64) -> tuple[AnnGraph, FinetuneInfo]:
-    """Learn lam per ReLU/clip site (and adapt the weights) for ``steps`` quantisation levels."""
+                  steps: int, epochs: int = 40, lr: float = 3e-3, seed: int = 0, batch: int = 64,
+                  theta_neg: float = 0.0, temperature: float = 4.0, ce_weight: float = 0.0,
+                  forward_mode: str = "snn") -> tuple[AnnGraph, FinetuneInfo]:
+    """Learn lam per activation site (and adapt the weights) for the T-step dual-IF SNN."""
+    if forward_mode not in FORWARDS:
+        raise UserInputError(f"ecl fine-tune forward must be one of: {', '.join(FORWARDS)}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: one thread is much faster than contended ones
     try:
-        return _finetune(ann, x, y, acts, steps, epochs, lr, seed, batch)
+        return _finetune(ann, x, y, acts, steps, epochs, lr, seed, batch, theta_neg, temperature,
+                         ce_weight, forward_mode)
     finally:
         torch.set_num_threads(threads)
 
 
-def _finetune(ann, x, y, acts, steps, epochs, lr, seed, batch) -> tuple[AnnGraph, FinetuneInfo]:
+def _finetune(ann, x, y, acts, steps, epochs, lr, seed, batch, theta_neg, temperature, ce_weight,
+              forward_mode) -> tuple[AnnGraph, FinetuneInfo]:
+    start = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    info = FinetuneInfo(epochs=epochs, samples=len(x), used_labels=y is not None)
+    use_ce = y is not None and ce_weight > 0
+    info = FinetuneInfo(epochs=epochs, samples=len(x), forward=forward_mode, temperature=temperature,
+                        ce_weight=ce_weight if use_ce else 0.0, used_labels=use_ce)
     params: dict[str, dict[str, torch.nn.Parameter]] = {}
     for node in ann.nodes:
         if node.kind in (AnnKind.DENSE, AnnKind.CONV):
@@ -70,13 +113,22 @@ def _finetune(ann, x, y, acts, steps, epochs, lr, seed, batch) -> tuple[AnnGraph
         info.lam_init[node.name] = init
         lams[node.name] = torch.nn.Parameter(torch.tensor(float(init)))
 
-    def act(node, z):
+    def act_staircase(node, z):
+        return staircase(z, lams[node.name].clamp_min(1e-4), steps)
+
+    def act_snn(node, z):
+        # forward: the exact T-step dual-IF outputs; backward: the staircase of the mean input
         lam = lams[node.name].clamp_min(1e-4)
-        return lam / steps * torch.clamp(_ste_floor(z * steps / lam + 0.5), 0, steps)
+        zt = z.reshape(steps, -1, *z.shape[1:])
+        with torch.no_grad():
+            th = lam.detach()
+            exact = dual_if_steps(zt, th, theta_neg * th, th / 2) * th
+        sur = staircase(zt.mean(0), lam, steps).unsqueeze(0)
+        return (sur + (exact - sur).detach()).reshape(z.shape)
 
     xt = torch.as_tensor(np.asarray(x, np.float32))
     with torch.no_grad():
-        teacher = forward(ann, xt)
+        teacher = F.log_softmax(forward(ann, xt) / temperature, 1)
     yt = None if y is None else torch.as_tensor(np.asarray(y, np.int64))
     weights = [p for d in params.values() for p in d.values()]
     opt = torch.optim.Adam([{"params": weights, "lr": lr}, {"params": list(lams.values()), "lr": 10 * lr}])
@@ -87,11 +139,16 @@ def _finetune(ann, x, y, acts, steps, epochs, lr, seed, batch) -> tuple[AnnGraph
         total = 0.0
         for i in range(0, n, batch):
             idx = perm[i:i + batch]
-            out = forward(ann, xt[idx], override=act, params=params)
-            loss = F.kl_div(F.log_softmax(out, 1), F.log_softmax(teacher[idx], 1), log_target=True,
-                            reduction="batchmean")
-            if yt is not None:
-                loss = loss + F.cross_entropy(out, yt[idx])
+            if forward_mode == "snn":
+                xb = xt[idx].repeat(steps, *([1] * (xt.dim() - 1)))  # (T*B, ...), step-major
+                out = forward(ann, xb, override=act_snn, params=params)
+                out = out.reshape(steps, len(idx), *out.shape[1:]).mean(0)  # readout value per step
+            else:
+                out = forward(ann, xt[idx], override=act_staircase, params=params)
+            loss = temperature ** 2 * F.kl_div(F.log_softmax(out / temperature, 1), teacher[idx],
+                                               log_target=True, reduction="batchmean")
+            if use_ce:
+                loss = loss + ce_weight * F.cross_entropy(out, yt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -106,6 +163,7 @@ def _finetune(ann, x, y, acts, steps, epochs, lr, seed, batch) -> tuple[AnnGraph
     for name, lam in lams.items():
         info.lam[name] = float(lam.detach().clamp_min(1e-4))
         updates[name] = {"spec": ActSpec(ActKind.CLIP, lam=info.lam[name])}
+    info.wall_time_s = round(time.perf_counter() - start, 2)
     return with_params(ann, updates), info
 
 
@@ -123,8 +181,16 @@ def plan_ecl(ann: AnnGraph, theta_neg: float = 0.0, origin: str = "activation's 
     return plans
 
 
-def needs_finetune(ann: AnnGraph) -> bool:
-    return any(n.p("spec").kind is ActKind.RELU for n in ann.acts())
+def needs_finetune(ann: AnnGraph, steps: int, have_data: bool = True) -> bool:
+    """``finetune=auto``: learn lam whenever there is calibration data, unless every site is
+    already a QCFS staircase with T levels (the ANN is then quantised for this T); a ReLU site
+    always needs it (the caller reports missing data)."""
+    specs = [n.p("spec") for n in ann.acts()]
+    if any(s.kind is ActKind.RELU for s in specs):
+        return True
+    if not have_data:
+        return False
+    return not all(s.kind is ActKind.QUANT and s.levels == steps and s.shift == 0.5 for s in specs)
 
 
 # ------------------------------------------------------------------------------------------
@@ -137,18 +203,8 @@ def _dual_if_over_time(plan: SitePlan, steps: int):
     """Activation override: z stacked as (T*B, ...) -> the dual-IF outputs times theta."""
     def act(node, z: torch.Tensor) -> torch.Tensor:
         zt = z.reshape(steps, -1, *z.shape[1:])
-        v = torch.full_like(zt[0], plan.v_init)
-        c = torch.zeros_like(zt[0])
-        outs = []
-        for t in range(steps):
-            m = v + zt[t]
-            pos = m >= plan.theta
-            neg = (m < plan.theta_neg) & (c > 0) & ~pos
-            s = pos.float() - neg.float()
-            v = m - s * plan.theta
-            c = c + s
-            outs.append(s * plan.unit)
-        return torch.stack(outs).reshape(z.shape)
+        s = dual_if_steps(zt, plan.theta, plan.theta_neg, plan.v_init)
+        return (s * plan.unit).reshape(z.shape)
     return act
 
 

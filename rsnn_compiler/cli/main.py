@@ -121,7 +121,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", type=int, metavar="N", help="sfn: graded-spike levels per step (default: the QCFS L, else 8)")
     p.add_argument(
         "--convert-opt", action="append", default=[], metavar="KEY=VALUE",
-        help="conversion knob, repeatable: percentile, v_init, theta_neg, epochs, lr, search, report_samples",
+        help="conversion knob, repeatable: percentile, v_init, theta_neg, finetune, epochs, lr, ft_forward,"
+        " temperature, ce, search, compensate, readout, report_samples, seed (docs/conversion.md)",
     )
     g = p.add_argument_group("pruning (with --prune; measured on --calib data)")
     g.add_argument("--prune-structure", choices=["unstructured", "neurons", "channels"], help="remove single weights (default) or whole neurons/channels")
