@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.interpreter.float_interp import fire_and_reset
+from rsnn_compiler.interpreter.float_interp import fire_and_reset, fires
 from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold
 from rsnn_compiler.ir.ops import (
     ALIF, IF, LI, LIF, Affine, BatchNorm, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay,
@@ -37,10 +37,6 @@ F32 = torch.float32
 
 def _t(arr, device) -> torch.Tensor:
     return torch.from_numpy(np.array(arr, dtype=np.float32)).to(device)
-
-
-def _fires(v: torch.Tensor, theta: torch.Tensor, cmp: Comparator) -> torch.Tensor:
-    return (v >= theta if cmp is Comparator.GE else v > theta).to(F32)
 
 
 def stateless_kernel(op: Op, device):
@@ -68,7 +64,7 @@ def stateless_kernel(op: Op, device):
         return lambda x: F.batch_norm(x, mean, var, gamma, beta, False, 0.0, op.eps)
     if isinstance(op, Threshold):
         theta = _t(op.theta, device)
-        return lambda x: _fires(x, theta, op.comparator)
+        return lambda x: fires(x, theta, op.comparator)
     raise UserInputError(f"the GPU runtime cannot evaluate {type(op).__name__} in a float graph")
 
 

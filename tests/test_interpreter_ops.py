@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rsnn_compiler.interpreter import run_float
 from rsnn_compiler.ir import (
@@ -275,3 +278,19 @@ def test_wrong_input_shape_is_a_clear_error():
 
     with pytest.raises(UserInputError, match=r"expects \(time, batch, 1\)"):
         run1(Identity(shape=(1,)), np.zeros((2, 1, 3), np.float32), in_shape=(1,))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=2, max_size=40),
+       st.sampled_from(list(Comparator)))
+def test_fires_is_exactly_the_comparison(values, cmp):
+    """fires() uses sign(v - theta); it must equal the comparison bit for bit in value, including
+    equal operands, signed zeros, subnormals and operands far apart."""
+    from rsnn_compiler.interpreter.float_interp import fires
+
+    v = torch.tensor(values, dtype=torch.float32)
+    for theta in (v.flip(0), v, torch.zeros_like(v), torch.full_like(v, -0.0), torch.full_like(v, 1e-45)):
+        want = (v >= theta if cmp is Comparator.GE else v > theta).to(torch.float32)
+        got = fires(v, theta, cmp)
+        assert torch.equal(got, want), (v, theta, got, want)
+        assert got.dtype == torch.float32
