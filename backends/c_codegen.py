@@ -218,6 +218,17 @@ class _Emitter:
                     f" {st.threshold}), {st.bytes} B (dense: {st.dense_bytes} B)")
         return f"storage dense: {st.nonzeros} of {st.size} weights nonzero (density {st.density:.3f}), {st.bytes} B"
 
+    def _accumulator(self, n_out: int, i: str, narrow: bool) -> tuple[str, str, str, str]:
+        """(C type, array name, declare-and-zero code, widen-into-y code) of a dense layer's sum:
+        an int32_t stack array when ``narrow`` (the bounds allow it, see int32_accumulators),
+        else the node's int64_t output buffer ``y`` itself; ``i`` is the loop variable."""
+        if not narrow:
+            return "int64_t", "y", f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        y[{i}] = 0;\n    }}\n", ""
+        head = (f"    int32_t acc[{n_out}]; /* |sum| < 2^31 (bound propagation) */\n"
+                f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        acc[{i}] = 0;\n    }}\n")
+        tail = f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        y[{i}] = acc[{i}];\n    }}\n"
+        return "int32_t", "acc", head, tail
+
     def _dense(self, n: NodePlan) -> None:
         op: FixedDense = n.op
         n_out, n_in = op.weight.shape
@@ -229,22 +240,18 @@ class _Emitter:
         w = self.array(f"{n.cid}_w", op.weight.T, f"{n.name}: weight mantissas, transposed [in {n_in}][out {n_out}]")
         code, x = self.gather(n)
         y = self.cur(n)
-        acc_t, acc = ("int32_t", "acc") if n.name in self.acc32 else ("int64_t", "y")
+        acc_t, acc, head, tail = self._accumulator(n_out, "o", n.name in self.acc32)
         add = "w[o]" if self._binary_source(n) else "xj * w[o]"
         xj = "" if self._binary_source(n) else f"        const {acc_t} xj = ({acc_t}){x}[s->act[a]];\n"
-        local = f"    {acc_t} acc[{n_out}]; /* |sum| < 2^31 (bound propagation) */\n" if acc == "acc" else ""
         body = code + (
-            f"    long a, o, n_act = 0;\n    int64_t *y = {y};\n{local}"
-            f"    for (o = 0; o < {n_out}; ++o) {{\n        {acc}[o] = 0;\n    }}\n"
+            f"    long a, o, n_act = 0;\n    int64_t *y = {y};\n{head}"
             f"    /* event list: indices of the nonzero inputs (spikes / nonzero payloads) */\n"
             f"    for (k = 0; k < {n_in}; ++k) {{\n        if ({x}[k] != 0) {{\n"
             f"            s->act[n_act++] = (int32_t)k;\n        }}\n    }}\n"
             f"    for (a = 0; a < n_act; ++a) {{\n{xj}"
             f"        const {int_type(op.weight)} *w = &{w}[(long)s->act[a] * {n_out}];\n"
             f"        for (o = 0; o < {n_out}; ++o) {{\n            {acc}[o] += {add};\n        }}\n    }}\n"
-        )
-        if acc == "acc":
-            body += f"    for (o = 0; o < {n_out}; ++o) {{\n        y[o] = acc[o];\n    }}\n"
+        ) + tail
         body += self._synapse_tail(n, "y", "k", 1)
         doc = f"{n_out} <- {n_in}, event-driven: acc[o] = sum over nonzero x[j] of W[o,j]*x[j]; {tail_doc}"
         self.function(n, doc, body)
@@ -260,10 +267,8 @@ class _Emitter:
         })
         code, x = self.gather(n)
         y = self.cur(n)
-        acc_t, acc = ("int32_t", "acc") if n.name in self.acc32 and arrs else ("int64_t", "y")
-        local = f"    {acc_t} acc[{n_out}]; /* |sum| < 2^31 (bound propagation) */\n" if acc == "acc" else ""
-        body = code + (f"    int64_t *y = {y};\n{local}"
-                       f"    for (k = 0; k < {n_out}; ++k) {{\n        {acc}[k] = 0;\n    }}\n")
+        acc_t, acc, head, tail = self._accumulator(n_out, "k", n.name in self.acc32 and bool(arrs))
+        body = code + f"    int64_t *y = {y};\n{head}"
         if arrs:
             binary = self._binary_source(n)
             add = f"{arrs['vals']}[p]" if binary else f"xj * {arrs['vals']}[p]"
@@ -276,9 +281,7 @@ class _Emitter:
                 f"            for (p = (long){arrs['start']}[k]; p < p_end; ++p) {{\n"
                 f"                {acc}[{arrs['rows']}[p]] += {add};\n"
                 f"            }}\n        }}\n    }}\n"
-            )
-            if acc == "acc":
-                body += f"    for (k = 0; k < {n_out}; ++k) {{\n        y[k] = acc[k];\n    }}\n"
+            ) + tail
         else:
             body += "    /* every weight is zero: no event loop */\n"
         body += self._synapse_tail(n, "y", "k", 1)
@@ -692,10 +695,9 @@ def int32_accumulators(graph: Graph, spec: CSpec = C_SPEC) -> set[str]:
     partial sum of W x provably stay inside int32 (the bounds ``check`` proves int64 with)."""
     syn = {n: _Synapse(op) for n, op in graph.nodes.items() if isinstance(op, (FixedDense, _FixedConv))}
     _, in_b = value_bounds(graph, syn)
-    limit = (1 << 31) - 1
     return {n for n, op in graph.nodes.items()
             if isinstance(op, FixedDense) and op.weight.shape[0] <= spec.acc32_max_outputs
-            and in_b[n] is not None and max(in_b[n], syn[n].acc(in_b[n])) <= limit}
+            and in_b[n] is not None and max(in_b[n], syn[n].acc(in_b[n])) <= INT32_MAX}
 
 
 def spike_input(graph: Graph, name: str) -> bool:
