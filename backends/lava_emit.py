@@ -13,7 +13,8 @@ Mapping (docs/lava-backend.md):
   synapse has a negative weight_exp, whose floor must see the whole sum); every other neuron ->
   a custom ``rsnn_<kind>`` process.
 - FixedDense on a path -> ``Dense`` (Lava delay 1) or ``DelayDense`` (delay L - 1), explicit sign
-  mode, ``num_weight_bits`` = weight_bits; a path without a synapse -> identity weights.
+  mode, ``num_weight_bits`` = weight_bits; a path without a synapse -> identity weights. A matrix
+  with at most ``LavaSpec.sparse_max_density`` nonzeros -> ``Sparse`` / ``DelaySparse`` (CSR).
 - Connections from binary spiking neurons are binary; every other source is graded.
 """
 from __future__ import annotations
@@ -99,12 +100,17 @@ class ConnectionPlan:
 
     @property
     def density(self) -> float:
-        return float(np.count_nonzero(self.weights)) / max(self.weights.size, 1)
+        return weight_density(self.weights)
+
+
+def weight_density(weights: np.ndarray) -> float:
+    """Nonzeros / size (0 for an empty matrix)."""
+    return float(np.count_nonzero(weights)) / max(weights.size, 1)
 
 
 def is_sparse(weights: np.ndarray, spec: LavaSpec) -> bool:
     """True when ``weights`` is sparse enough that Lava's CSR processes pay."""
-    return np.count_nonzero(weights) <= spec.sparse_max_density * weights.size
+    return weight_density(weights) <= spec.sparse_max_density
 
 
 @dataclass
@@ -315,8 +321,8 @@ def lower(graph: Graph, spec: LavaSpec = LAVA_SPEC) -> tuple[LavaProgram | None,
             pops = neuron_plans(name, op, plan.stages[name], spec, splittable=name not in floored)
             program.populations += pops
             sizes[name] = pops[0].node_size
-    parts = {p.node: p for p in program.populations if p.part is not None}
-    split = {n: [p for p in program.populations if p.node == n] for n in parts}
+    split_nodes = {p.node for p in program.populations if p.part is not None}
+    split = {n: [p for p in program.populations if p.node == n] for n in split_nodes}
     for rp in plan.paths:
         conn, problems = connection_plan(graph, rp, sizes, spec)
         diags += problems
