@@ -9,7 +9,7 @@ import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -56,12 +56,19 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tupl
     return statistics.median(samples), samples, result
 
 
-def paired_ratio(fa: Callable[[], object], fb: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
+class Paired(NamedTuple):
+    ratio: float  # median of t_b / t_a over the pairs
+    ratios: list[float]
+    a_s: float  # median t_a
+    b_s: float  # median t_b
+
+
+def paired_ratio(fa: Callable[[], object], fb: Callable[[], object], repeats: int) -> Paired:
     """Median of t_b / t_a over ``repeats`` back-to-back (a, b) pairs, order alternating, after
     one warm-up of each: machine-load drift hits both sides of a pair alike, unlike a ratio of
-    two medians taken at different times."""
+    two medians taken at different times. Also the median time of each side."""
     fa(), fb()
-    ratios = []
+    ta, tb = [], []
     for i in range(repeats):
         order = (fa, fb) if i % 2 == 0 else (fb, fa)
         times = {}
@@ -69,8 +76,10 @@ def paired_ratio(fa: Callable[[], object], fb: Callable[[], object], repeats: in
             t0 = time.perf_counter()
             f()
             times[f] = time.perf_counter() - t0
-        ratios.append(times[fb] / times[fa])
-    return statistics.median(ratios), ratios
+        ta.append(times[fa])
+        tb.append(times[fb])
+    ratios = [b / a for a, b in zip(ta, tb)]
+    return Paired(statistics.median(ratios), ratios, statistics.median(ta), statistics.median(tb))
 
 
 def fmt(value) -> str:

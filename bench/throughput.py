@@ -284,10 +284,8 @@ def main() -> None:
     sweep = []
     for b in sweep_batches:
         xb = np.ascontiguousarray(np.tile(data[:, :b], (args.reps, 1, 1)))
-        t_rf, _, _ = median_time(lambda: rt(rt_f)(xb), args.repeats)
         t_rq, _, _ = median_time(lambda: rt(rt_q)(xb), args.repeats)
-        t_snn, _, _ = median_time(lambda: snn_run(xb), args.repeats)
-        paired, pairs = paired_ratio(lambda: rt(rt_f)(xb), lambda: snn_run(xb), max(args.repeats, 9))
+        paired, pairs, t_rf, t_snn = paired_ratio(lambda: rt(rt_f)(xb), lambda: snn_run(xb), max(args.repeats, 9))
         sweep.append({"batch": b, "steps": int(xb.shape[0]), "runtime_float_s": t_rf, "runtime_fixed_s": t_rq,
                       "snntorch_s": t_snn, "runtime_float_vs_snntorch": paired,
                       "runtime_float_vs_snntorch_pairs": pairs,
