@@ -1,15 +1,20 @@
-"""``rsnnc build``: import -> float passes -> per-profile quantization -> target check/emit.
+"""``rsnnc build``: import -> float passes -> per-profile quantization -> accuracy check -> emit.
 
 The resolved pipeline is explicit and recorded in the manifest. Float pipeline:
 ``canonicalize -> prune``; when a target runs integers, the build's one fixed-point profile
-(see ``resolve_profile``) then gets ``quantize_weights -> quantize_state``. Pruning that is off (or not available) is recorded as
-skipped. Everything is written atomically into the build directory.
+(see ``resolve_profile``) then gets ``quantize_weights -> quantize_state``. Pruning that is off
+(or not available) is recorded as skipped. A fixed-point input (a ``graph.<profile>.rsnn``, e.g.
+from ``rsnnc finetune``) is built as it is: no float passes, no re-quantization, only the
+targets' lowering passes. With labelled data (``holdout``, else the calibration data) the
+accuracy of every step is measured and checked (``rsnn_compiler/accuracy.py``). Everything is
+written atomically into the build directory (``write_build``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,16 +22,20 @@ from typing import Callable
 import numpy as np
 
 from rsnn_compiler import __version__
+from rsnn_compiler.accuracy import AccuracyRecord, EvalData, accuracy_percent, check_tolerance, enforce
+from rsnn_compiler.accuracy import DEFAULT_TOLERANCE
 from rsnn_compiler.artifact import MANIFEST, TIMINGS, atomic_directory, file_hashes, sha256_file, write_json
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportResult
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.serialize import save_graph
 from rsnn_compiler.ir.text import structural_hash, to_text
 from rsnn_compiler.pass_manager import SkippedStep, run_pipeline
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
+from rsnn_compiler.precision import OPTION as PRECISION_OPTION
+from rsnn_compiler.precision import PrecisionOptions
 from rsnn_compiler import registry
 from rsnn_compiler.target_api import TargetCheckError
 
@@ -46,6 +55,10 @@ class BuildOptions:
     prune: float | None = None
     profile: str | None = None  # fixed-point profile; default: what a target requires, else fpga
     board: str | None = None  # Loihi 2 board for targets that map onto one (lava); None: its default
+    precision: PrecisionOptions | None = None  # bit widths (None: the profile's defaults)
+    holdout: str | None = None  # labelled held-out data: accuracy is reported and checked on it
+    accuracy_tolerance: float = DEFAULT_TOLERANCE  # points below the float model before the build stops
+    accept_accuracy_loss: bool = False  # record and warn instead of stopping
     verify_each: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -160,12 +173,66 @@ def _step_name(step) -> str:
     return step if isinstance(step, str) else step.name
 
 
+def stderr_warning(message: str) -> None:
+    """A warning that changes results: its own line on stderr."""
+    print(f"rsnnc: warning: {message}", file=sys.stderr)
+
+
+def _accuracy_data(options: BuildOptions, calib_x, calib_y) -> EvalData | None:
+    """Labelled data the build's accuracy is measured on: ``holdout``, else labelled calibration
+    data. Refuses a held-out file that is also the fine-tune's training data."""
+    tune_path = options.extra.get("prune_finetune_data")
+    tunes_on_calib = options.prune is not None and int(options.extra.get("prune_finetune_epochs") or 0) > 0 \
+        and not tune_path and options.extra.get("finetune_x") is None
+    if options.holdout:
+        data = EvalData.load(options.holdout, "held out")
+        trained = [p for p in ([tune_path] if tune_path else []) + ([options.calib] if tunes_on_calib else [])
+                   if p and Path(p).is_file() and sha256_file(Path(p)) == data.sha256]
+        if trained:
+            raise UserInputError(f"--holdout {options.holdout} is also the pruning fine-tune's training data;"
+                                 " give a held-out file the model is not tuned on")
+        return data
+    if calib_y is None:
+        return None
+    role = "calibration data, also the pruning fine-tune's training data" if tunes_on_calib else "calibration data"
+    return EvalData(calib_x, calib_y, f"{Path(options.calib).name} ({calib_x.shape[1]} samples, {role})")
+
+
+def _describe_widths(graph: Graph) -> str:
+    from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron, _FixedConv
+
+    w = sorted({op.weight_bits for op in graph.nodes.values() if isinstance(op, (FixedDense, _FixedConv))})
+    v = sorted({op.v_bits for op in graph.nodes.values() if isinstance(op, FixedNeuron)})
+    fmt = lambda xs: "/".join(map(str, xs)) or "-"  # noqa: E731
+    return f"{fmt(w)}-bit weights, {fmt(v)}-bit states"
+
+
+def measure_accuracy(data: EvalData | None, options: BuildOptions, source_graph: Graph, float_graph: Graph | None,
+                     fixed: dict[str, Graph], pruned: bool, progress) -> AccuracyRecord | None:
+    """Accuracy (%) of the imported model and of each step after it, on ``data``."""
+    if data is None:
+        return None
+    progress(f"measuring accuracy on {data.label}")
+    record = AccuracyRecord(data=data.label, float_model=accuracy_percent(source_graph, data),
+                            tolerance=check_tolerance(options.accuracy_tolerance),
+                            accepted_loss=options.accept_accuracy_loss)
+    if pruned and float_graph is not None:
+        record.add("pruning", accuracy_percent(float_graph, data),
+                   "fine-tune after pruning (--prune-finetune 5 --finetune-data TRAIN.npz) or prune less")
+    for profile, graph in fixed.items():
+        record.add(f"quantization ({profile}: {_describe_widths(graph)})", accuracy_percent(graph, data),
+                   "use wider widths (--weight-bits/--state-bits; `rsnnc sensitivity` shows which layers"
+                   " need them) or recover it with `rsnnc finetune` on a build made with --accept-accuracy-loss")
+    return record
+
+
 def build(
     source: str,
     outdir: str | Path,
     options: BuildOptions,
     progress: Callable[[str], None] = lambda msg: None,
     imported: ImportResult | None = None,
+    warn: Callable[[str], None] = stderr_warning,
 ) -> BuildResult:
     outdir = Path(outdir)
     backends = [registry.get_backend(t) for t in options.targets]
@@ -176,9 +243,11 @@ def build(
         raise UserInputError(f"--prune {options.prune} must be a fraction in [0, 1)")
     if options.dt is not None and not (np.isfinite(options.dt) and options.dt > 0):
         raise UserInputError(f"--dt {options.dt} must be a positive number of seconds")
+    check_tolerance(options.accuracy_tolerance)
     calib_x = calib_y = None
     if options.calib:
         calib_x, calib_y = load_data(options.calib)
+    eval_data = _accuracy_data(options, calib_x, calib_y)
     import_options = ImportOptions(
         dt=options.dt,
         reset=_enum_option(options.reset, ResetMode, "--reset"),
@@ -196,6 +265,10 @@ def build(
         calib_x=calib_x, calib_y=calib_y, options={**options.extra, **target_pass_options},
         verify_each=options.verify_each, progress=progress,
     )
+    if options.precision is not None:
+        ctx.options[PRECISION_OPTION] = options.precision
+    if result.graph.attrs.domain is Domain.FIXED:
+        return _build_fixed_input(source, outdir, options, backends, result, ctx, eval_data, progress, warn)
     if options.prune is not None:
         ctx.options["prune_fraction"] = options.prune
     steps = float_pipeline(options)
@@ -217,6 +290,88 @@ def build(
         all_reports.extend(fixed_reports)
         pipeline[profile] = list(steps)
 
+    record = measure_accuracy(eval_data, options, result.graph, float_graph,
+                              {p: g for p, g in graphs.items() if p is not None}, options.prune is not None, progress)
+    if record is not None:
+        enforce(record, warn)
+    return write_build(
+        outdir, backends, graphs, profile, all_reports, pipeline, progress,
+        source_entry(source, options, result.report.source_format), build_options_json(options, profile),
+        accuracy=record,
+    )
+
+
+def source_entry(source: str, options: BuildOptions, source_format: str) -> dict:
+    return {
+        "source": os.path.basename(source) if Path(source).exists() else source,
+        "sha256": _input_digest(source, options),
+        "format": source_format,
+    }
+
+
+def build_options_json(options: BuildOptions, profile: str | None) -> dict:
+    data = {
+        "targets": list(options.targets),
+        "dt": options.dt,
+        "reset": options.reset,
+        "comparator": options.comparator,
+        "prune": options.prune,
+        "profile": profile,
+        "calib": os.path.basename(options.calib) if options.calib else None,
+    }
+    if options.precision is not None:
+        data["precision"] = options.precision.to_json()
+    if options.holdout:
+        data["holdout"] = os.path.basename(options.holdout)
+    return data
+
+
+def _build_fixed_input(source, outdir, options: BuildOptions, backends, result: ImportResult, ctx: PassContext,
+                       eval_data: EvalData | None, progress, warn) -> BuildResult:
+    """A fixed-point graph is built as it is: its profile, its integers, the targets' lowering
+    passes only (no float passes, no re-quantization)."""
+    graph = result.graph
+    name = Path(source).name
+    float_only = [b.name for b in backends if not b.uses_fixed]
+    if float_only:
+        raise UserInputError(f"target '{float_only[0]}' needs a float graph, but {name} is a fixed-point"
+                             f" ({graph.attrs.profile}) graph; use integer targets (c, gpu, lava)")
+    given = [flag for flag, value in (("--prune", options.prune), ("--convert", options.extra.get("convert")),
+                                      ("--weight-bits/--state-bits/--precision", options.precision))
+             if value is not None]
+    if given:
+        raise UserInputError(f"{given[0]} applies to float models; {name} is already fixed-point"
+                             f" ({graph.attrs.profile}) and is built without re-quantizing")
+    profile = resolve_profile(backends, options.profile or graph.attrs.profile)
+    if profile != graph.attrs.profile:
+        raise UserInputError(f"{name} is a {graph.attrs.profile} graph but the targets need the {profile}"
+                             f" profile; build it for targets of its profile")
+    ctx.profile = profile
+    steps = fixed_pipeline(profile, backends)[2:]  # lowering only: the graph is already quantized
+    fixed, reports = run_pipeline(graph, steps, ctx)
+    result.report.notes.append(f"fixed-point ({profile}) input: built as it is, without re-quantizing")
+    record = None
+    if eval_data is not None:
+        progress(f"measuring accuracy on {eval_data.label}")
+        record = AccuracyRecord(data=eval_data.label, float_model=None)
+        record.add(f"fixed point ({profile}: {_describe_widths(fixed)})", accuracy_percent(fixed, eval_data))
+        record.notes.append("no float model in a fixed-point input: nothing to compare against")
+    return write_build(
+        outdir, backends, {profile: fixed}, profile, [result.report, *reports],
+        {profile: ["import", *steps]}, progress,
+        source_entry(source, options, result.report.source_format), build_options_json(options, profile),
+        accuracy=record,
+    )
+
+
+def write_build(outdir: Path, backends, graphs: dict, profile: str | None, all_reports: list[PassReport],
+                pipeline: dict, progress, input_entry: dict, options_json: dict,
+                accuracy: AccuracyRecord | None = None, extra_manifest: dict | None = None) -> BuildResult:
+    """Check every target, then write graphs, target folders, timings and the manifest atomically.
+
+    ``graphs`` maps None (the float graph; may be absent) and the profile to graphs."""
+    float_graph = graphs.get(None)
+
     def graph_for(backend) -> Graph:
         return graphs[profile] if backend.uses_fixed else float_graph
 
@@ -224,6 +379,7 @@ def build(
         diagnostics = backend.check(graph_for(backend))
         if diagnostics:
             raise TargetCheckError(backend.name, diagnostics)
+    steps_graph = float_graph if float_graph is not None else graphs[profile]
 
     with atomic_directory(outdir) as tmp:
         graph_entries = {}
@@ -245,31 +401,22 @@ def build(
                 "files": artifact.files,
                 "summary": artifact.summary,
             }
-        reports_json = [r.to_json() for r in all_reports]
-        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s")} for r in reports_json]}
+        # reports: PassReport objects, or JSON dicts carried over from an earlier build (finetune)
+        reports_json = [r.to_json() if isinstance(r, PassReport) else dict(r) for r in all_reports]
+        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s", None)} for r in reports_json]}
         manifest = {
             "format": "rsnnc-build/1",
             "compiler": {"name": "rsnnc", "version": __version__},
-            "input": {
-                "source": os.path.basename(source) if Path(source).exists() else source,
-                "sha256": _input_digest(source, options),
-                "format": result.report.source_format,
-            },
-            "options": {
-                "targets": list(options.targets),
-                "dt": options.dt,
-                "reset": options.reset,
-                "comparator": options.comparator,
-                "prune": options.prune,
-                "profile": profile,
-                "calib": os.path.basename(options.calib) if options.calib else None,
-            },
-            "dt": float_graph.attrs.dt,
-            "steps": float_graph.attrs.steps,  # time steps chosen by temporal pruning (None: all)
+            "input": input_entry,
+            "options": options_json,
+            "dt": steps_graph.attrs.dt,
+            "steps": steps_graph.attrs.steps,  # time steps chosen by temporal pruning (None: all)
             "pipeline": pipeline,
             "passes": reports_json,
             "graphs": graph_entries,
             "targets": artifacts,
+            "accuracy": None if accuracy is None else accuracy.to_json(),
+            **(extra_manifest or {}),
         }
         write_json(tmp / TIMINGS, timings)
         manifest["files"] = file_hashes(tmp)
