@@ -311,3 +311,41 @@ def test_shell_completion_names_commands_and_options(tmp_path):
     env = {**os.environ, "_RSNNC_COMPLETE": "bash_source"}
     assert "complete -o nosort -F _rsnnc_completion rsnnc" in subprocess.run(
         [str(exe)], env=env, capture_output=True, text=True).stdout
+
+
+def test_catalog_reads_what_the_classes_hold():
+    """`rsnnc passes/targets` read facts from source without importing; they equal the classes'."""
+    from rsnn_compiler import catalog, registry
+
+    for info in catalog.passes():
+        cls = registry.resolve(registry.PASSES[info.name])
+        for fact in catalog.PASS_FACTS:
+            assert getattr(info, fact) == tuple(sorted(getattr(cls, fact, ()))), (info.name, fact)
+        assert info.doc == sys.modules[cls.__module__].__doc__.strip().splitlines()[0]
+    for info in catalog.targets():
+        cls = registry.resolve(registry.BACKENDS[info.name])
+        assert (info.description, info.uses_fixed, info.requires_profile) == (
+            cls.description, cls.uses_fixed, cls.requires_profile), info.name
+        assert info.checks_environment == hasattr(cls, "status")
+
+
+def test_catalog_falls_back_to_importing_computed_values(tmp_path, monkeypatch):
+    (tmp_path / "rsnnc_computed_ext.py").write_text(
+        '"""ext: a computed description."""\nclass B:\n    description = "a" + "b"\n    uses_fixed = True\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from rsnn_compiler.catalog import class_facts
+
+    facts = class_facts("rsnnc_computed_ext:B", ("description", "uses_fixed"))
+    assert facts.attrs == {"description": "ab", "uses_fixed": True} and facts.summary == "ext: a computed description."
+
+
+def test_targets_check_runs_the_environment_probe(capsys, monkeypatch):
+    from rsnn_compiler.cli.commands import targets
+
+    monkeypatch.setattr(targets, "environment_status", lambda name: f"probed {name}")
+    code, out, _ = cli(capsys, "targets", "--json")
+    lava = {t["name"]: t for t in json.loads(out)["targets"]}["lava"]
+    assert code == 0 and lava["status"] == targets.UNCHECKED
+    code, out, _ = cli(capsys, "targets", "--json", "--check")
+    lava = {t["name"]: t for t in json.loads(out)["targets"]}["lava"]
+    assert lava["status"] == "probed lava"

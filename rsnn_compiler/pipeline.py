@@ -1,0 +1,27 @@
+"""The pass pipelines a build runs, by pass name (docs/design.md, "Passes").
+
+Float: ``canonicalize``, then ``prune_spatial -> prune_temporal`` with ``--prune`` (else one
+step ``prune`` that the build records as skipped). Fixed point, once per profile:
+``quantize_weights -> quantize_state``, plus ``map_loihi2`` for the loihi2 profile.
+This module imports nothing heavy, so ``rsnnc passes`` prints the pipelines at once.
+"""
+
+from __future__ import annotations
+
+from rsnn_compiler import registry
+
+PRUNE_STEP = "prune"  # the float step recorded as skipped when pruning is off or unavailable
+
+
+def float_pipeline_names(prune: bool) -> list[str]:
+    """Pass names of the float pipeline (``PRUNE_STEP`` stands for skipped pruning)."""
+    if prune and "prune_spatial" in registry.PASSES:
+        temporal = ["prune_temporal"] if "prune_temporal" in registry.PASSES else []
+        return ["canonicalize", "prune_spatial", *temporal]
+    return ["canonicalize", PRUNE_STEP]
+
+
+def fixed_pipeline(profile: str | None = None) -> list[str]:
+    """Pass names of the fixed-point pipeline of one profile."""
+    steps = ["quantize_weights", "quantize_state"]
+    return steps + ["map_loihi2"] if profile == "loihi2" else steps
