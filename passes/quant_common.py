@@ -155,10 +155,16 @@ def spike_stats(a: RunResult, b: RunResult) -> dict:
 
 
 def accuracy(result: RunResult, y: np.ndarray | None) -> float | None:
+    """Top-1 accuracy in percent (None without labels)."""
     if y is None:
         return None
     pred = np.asarray(result.out, np.float64).sum(axis=0).argmax(axis=-1)
-    return float(np.mean(pred == np.asarray(y)))
+    return float(np.mean(pred == np.asarray(y)) * 100.0)
+
+
+def calibration_label(x: np.ndarray) -> str:
+    """What the quantization passes' accuracy numbers are measured on."""
+    return f"calibration data ({x.shape[1]} samples)"
 
 
 def prediction_agreement(a: RunResult, b: RunResult) -> float:

@@ -68,8 +68,9 @@ class QuantizeStateReport(PassReport):
     spikes_float: float | None = None
     spikes_fixed: float | None = None
     prediction_agreement: float | None = None
-    accuracy_float: float | None = None
+    accuracy_float: float | None = None  # percent, on accuracy_data
     accuracy_fixed: float | None = None
+    accuracy_data: str = ""
     scale_calibration: list[dict] = field(default_factory=list)  # few-bit membranes: chosen log2 S
 
 
@@ -498,6 +499,8 @@ class QuantizeState:
             report.prediction_agreement = Q.prediction_agreement(float_run, fixed_run)
             report.accuracy_float = Q.accuracy(float_run, ctx.calib_y)
             report.accuracy_fixed = Q.accuracy(fixed_run, ctx.calib_y)
+            if ctx.calib_y is not None:
+                report.accuracy_data = Q.calibration_label(ctx.calib_x)
         report.reason = (
             f"{spec.name}: {len(report.layers)} neuron layers, {builder.state_bits}-bit states"
             + (f", spike agreement {report.spike_agreement:.3f}" if report.spike_agreement is not None else "")

@@ -44,8 +44,9 @@ class QuantizeWeightsReport(PassReport):
     spike_agreement: float | None = None  # float graph before vs after, on calibration data
     spike_recall: float | None = None
     prediction_agreement: float | None = None
-    accuracy_before: float | None = None
+    accuracy_before: float | None = None  # percent, on accuracy_data
     accuracy_after: float | None = None
+    accuracy_data: str = ""
 
 
 class QuantizeWeights:
@@ -106,6 +107,8 @@ class QuantizeWeights:
             report.prediction_agreement = Q.prediction_agreement(before, after)
             report.accuracy_before = Q.accuracy(before, ctx.calib_y)
             report.accuracy_after = Q.accuracy(after, ctx.calib_y)
+            if ctx.calib_y is not None:
+                report.accuracy_data = Q.calibration_label(ctx.calib_x)
         widths = sorted({layer["weight_bits"] for layer in report.layers}) or [bits]
         report.reason = (
             f"{len(report.layers)} synapse layers on the {spec.name} grid,"

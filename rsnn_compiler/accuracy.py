@@ -64,6 +64,7 @@ class AccuracyStep:
     drop: float | None  # points below the float model (None: no float model to compare with)
     within_tolerance: bool
     fix: str = ""
+    checked: bool = True  # False: shown for reference, never stops anything
 
 
 @dataclass
@@ -78,12 +79,13 @@ class AccuracyRecord:
     unit: str = "percent"
     notes: list[str] = field(default_factory=list)
 
-    def add(self, step: str, accuracy: float, fix: str = "") -> AccuracyStep:
+    def add(self, step: str, accuracy: float, fix: str = "", checked: bool = True) -> AccuracyStep:
         if self.float_model is None:
-            entry = AccuracyStep(step, round(accuracy, 4), None, True, fix)
+            entry = AccuracyStep(step, round(accuracy, 4), None, True, fix, checked)
         else:
             drop = self.float_model - accuracy
-            entry = AccuracyStep(step, round(accuracy, 4), round(drop, 4), drop <= self.tolerance + 1e-9, fix)
+            ok = drop <= self.tolerance + 1e-9 or not checked
+            entry = AccuracyStep(step, round(accuracy, 4), round(drop, 4), ok, fix, checked)
         self.steps.append(entry)
         return entry
 

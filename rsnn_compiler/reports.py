@@ -102,3 +102,23 @@ def print_build_summary(console: Console, manifest: dict, timings: dict, outdir:
         files = ", ".join(art["files"]) if art["files"] else "-"
         console.print(f"  target {name}: {art['summary']}  files: {files}")
     console.print(passes_table(merged_reports(manifest, timings)))
+    for line in accuracy_lines(manifest.get("accuracy")):
+        console.print(line)
+
+
+def accuracy_lines(record: dict | None) -> list[str]:
+    """The manifest's ``accuracy`` block as text: every number a percentage, with its data."""
+    if not record:
+        return ["  accuracy: not measured (no labelled data; give --holdout TEST.npz or labels in --calib)"]
+    lines = [f"  accuracy on {record['data']}:"]
+    if record.get("float_model") is not None:
+        lines.append(f"    float model {record['float_model']:.2f}%")
+    for step in record.get("steps", []):
+        drop = "" if step.get("drop") is None else f" ({-step['drop']:+.2f} points)"
+        flag = "" if step.get("within_tolerance", True) else "  beyond tolerance"
+        lines.append(f"    {step['step']}: {step['accuracy']:.2f}%{drop}{flag}")
+    if record.get("float_model") is not None:
+        lines.append(f"    tolerance {record['tolerance']:g} points below the float model"
+                     + ("; loss accepted (--accept-accuracy-loss)" if record.get("accepted_loss") else ""))
+    lines += [f"    note: {n}" for n in record.get("notes", [])]
+    return lines

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsnn_compiler.accuracy import EvalData
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.finetune_build import FINETUNE_PASS, QatOptions
 from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron, _FixedConv
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
@@ -39,44 +41,7 @@ from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler.backends.gpu.qat import FixedPointModule
 from rsnn_compiler.backends.gpu.runtime import GraphRuntime
 
-OPTION = "qat_finetune"  # ctx.options key holding a QatOptions
-
-
-@dataclass(frozen=True)
-class QatConfig:
-    """Hyper-parameters of the integer fine-tune."""
-
-    epochs: int = 3
-    batch_size: int = 64
-    lr: float = 5e-3  # fraction of each layer's mantissa range per Adam step
-    seed: int = 0
-    distill: bool = False
-    temperature: float = 2.0  # τ of the distillation loss
-    alpha: float = 0.5  # weight of the distillation term
-    logit_scale: float | None = None  # None: 0.5 for spike counts, else from the first batch
-    surrogate_slope: float = 25.0
-    max_grad_norm: float = 1.0
-
-
-@dataclass(frozen=True)
-class LabelledData:
-    """Inputs (T, N, *features), labels (N,) and what to call them in reports."""
-
-    x: np.ndarray
-    y: np.ndarray
-    label: str
-
-
-@dataclass(frozen=True)
-class QatOptions:
-    """Everything ``qat_finetune`` reads (``ctx.options[OPTION]``)."""
-
-    train: LabelledData
-    config: QatConfig = QatConfig()
-    holdout: LabelledData | None = None  # accuracy per epoch and before/after; never trains
-    teacher: Graph | None = None  # float graph for distillation
-    on_batch: Callable[[int, int, float], None] | None = field(default=None, compare=False)  # (epoch, batch, loss)
-    on_epoch: Callable[[int, float, float | None], None] | None = field(default=None, compare=False)
+OPTION = FINETUNE_PASS  # ctx.options key holding a QatOptions
 
 
 @dataclass
@@ -128,7 +93,7 @@ def predict(graph: Graph, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate(preds) if preds else np.zeros(0, np.int64)
 
 
-def accuracy_percent(graph: Graph, data: LabelledData) -> float:
+def accuracy_percent(graph: Graph, data: EvalData) -> float:
     return float(np.mean(predict(graph, data.x) == data.y) * 100.0)
 
 
@@ -195,8 +160,7 @@ def train_fixed(graph: Graph, options: QatOptions, progress=lambda msg: None) ->
     train = options.train
     if train.y is None:
         raise UserInputError(f"{train.label} has no labels 'y'; the fine-tune needs labelled data")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-        raise UserInputError("fine-tune epochs and batch size must be >= 1 and the learning rate > 0")
+    cfg.check()
     if cfg.distill and options.teacher is None:
         raise UserInputError("distillation needs the float model of the build (graph.float.rsnn)")
     report = QatFinetuneReport(
@@ -257,7 +221,7 @@ def train_fixed(graph: Graph, options: QatOptions, progress=lambda msg: None) ->
             report.updates += 1
             running += float(loss.detach()) * len(idx)
             if options.on_batch:
-                options.on_batch(epoch, b, float(loss.detach()))
+                options.on_batch(epoch, b, per_epoch, float(loss.detach()))
         report.loss_per_epoch.append(running / n)
         acc = None
         if options.holdout is not None:
@@ -311,5 +275,5 @@ class QatFinetune:
         return tuned, report
 
 
-__all__ = ["LabelledData", "QatConfig", "QatFinetune", "QatFinetuneReport", "QatOptions", "OPTION",
-           "accuracy_percent", "nonzero_weights", "predict", "train_fixed"]
+__all__ = ["OPTION", "QatFinetune", "QatFinetuneReport", "accuracy_percent", "nonzero_weights", "predict",
+           "train_fixed"]

@@ -63,6 +63,67 @@ def prune_extra(args) -> dict:
 
 
 PRUNING = "pruning (with --prune; measured on --calib data)"
+PRECISION = "precision (fpga widths; loihi2 takes --weight-bits 1..8 only)"
+ACCURACY = "accuracy"
+
+
+def precision_from_args(args):
+    """``--precision FILE`` and the width flags as PrecisionOptions (None when none is given);
+    a flag overrides the file's top-level value, the file's [layers] entries override both."""
+    from rsnn_compiler.precision import load_precision_file, parse_precision
+
+    overrides = {
+        "weight_bits": args.weight_bits, "state_bits": args.state_bits, "current_bits": args.current_bits,
+        "acc_bits": args.acc_bits, "input_bits": args.input_bits, "state_overflow": args.state_overflow,
+        "state_scale": args.state_scale,
+    }
+    if args.precision:
+        return load_precision_file(args.precision, overrides)
+    if any(v is not None for v in overrides.values()):
+        return parse_precision({}, "command line", overrides)
+    return None
+
+
+def precision_options(fn):
+    """The width flags of ``rsnnc build`` (rsnn_compiler/precision.py)."""
+    decorators = [
+        click.option("--weight-bits", type=int, metavar="BITS",
+                     help=f"{PRECISION}: signed weight mantissa width, 2..16 (default 8)"),
+        click.option("--state-bits", metavar="BITS",
+                     help=f"{PRECISION}: membrane (and adaptation) width, 2..48 (default 16), or 'ternary'"
+                     " (2 bits, values -1, 0, 1)"),
+        click.option("--current-bits", type=int, metavar="BITS",
+                     help=f"{PRECISION}: synaptic current width, 2..48 (default: --state-bits)"),
+        click.option("--acc-bits", type=int, metavar="BITS", help=f"{PRECISION}: accumulator width, 8..48 (default 32)"),
+        click.option("--input-bits", type=int, metavar="BITS", help=f"{PRECISION}: analog input width, 1..24 (default 8)"),
+        click.option("--state-overflow", type=click.Choice(["saturate", "saturate_sym", "wrap"]),
+                     help=f"{PRECISION}: what a state does beyond its width (default saturate)"),
+        click.option("--state-scale", type=click.Choice(["auto", "threshold", "calibrate"]),
+                     help=f"{PRECISION}: membrane scale per layer: threshold rule, or calibrated on --calib data"
+                     " (default auto: calibrated for states of at most 8 bits)"),
+        click.option("--precision", "precision", type=click.Path(dir_okay=False), metavar="FILE.toml",
+                     help=f"{PRECISION}: per-layer widths from a TOML or JSON file (`rsnnc sensitivity` writes"
+                     " one; docs/precision.md)"),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
+
+
+def accuracy_options(fn):
+    decorators = [
+        click.option("--holdout", type=click.Path(dir_okay=False), metavar="TEST.npz",
+                     help=f"{ACCURACY}: labelled held-out data the build's accuracy is measured and checked on"
+                     " (default: --calib when it has labels)"),
+        click.option("--accuracy-tolerance", type=float, default=2.0, show_default=True, metavar="POINTS",
+                     help=f"{ACCURACY}: stop the build (exit 1) when pruning or quantization takes accuracy more"
+                     " than POINTS below the float model"),
+        click.option("--accept-accuracy-loss", is_flag=True,
+                     help=f"{ACCURACY}: build anyway beyond the tolerance (a warning and a manifest entry)"),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
 
 
 @click.command("build", help="Compile a model into a build directory.", short_help="compile a model into a build directory",
@@ -96,6 +157,8 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 @click.option("--no-prune-time", is_flag=True, help=f"{PRUNING}: keep every time step (no temporal pruning)")
 @click.option("--time-tolerance", type=float, metavar="POINTS", help=f"{PRUNING}: accuracy drop allowed when shortening T (default 1.0)")
 @click.option("--time-kl", type=float, metavar="NATS", help=f"{PRUNING}: KL divergence of outputs allowed when shortening T (default 0.05)")
+@precision_options
+@accuracy_options
 @json_option("print the manifest as JSON instead of a summary")
 @common_options
 @handler
@@ -111,6 +174,8 @@ def command(args, out, err) -> int:
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
         board=args.board, extra={**convert_extra(args), **prune_extra(args)},
+        precision=precision_from_args(args), holdout=args.holdout,
+        accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
     )
     progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
     if err.is_terminal and not args.quiet:

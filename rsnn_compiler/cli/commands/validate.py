@@ -46,7 +46,8 @@ def command(args, out, err) -> int:
     x, y = load_data(args.data)
     x = trim_to_build_steps(manifest, x, err, args.quiet)
     report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
-                      max_accuracy_drop=args.max_accuracy_drop, progress=lambda msg: say(err, args, msg))
+                      max_accuracy_drop=args.max_accuracy_drop, progress=lambda msg: say(err, args, msg),
+                      data_label=f"{Path(args.data).name} ({x.shape[1]} samples)")
     data = report.to_json()
     atomic_write_bytes(build / "validate.json", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
     if args.json:
@@ -66,9 +67,9 @@ def command(args, out, err) -> int:
             for layer in report.layers:
                 layers.add_row(layer.node, f"{100 * layer.spike_agreement:.2f}%", str(layer.float_spikes), str(layer.fixed_spikes))
             out.print(layers)
-        if report.float_accuracy is not None:
-            fixed = "-" if report.fixed_accuracy is None else f"{100 * report.fixed_accuracy:.2f}%"
-            out.print(f"accuracy: float {100 * report.float_accuracy:.2f}%, fixed-point {fixed}")
+        if report.fixed_accuracy is not None:
+            flt = "-" if report.float_accuracy is None else f"{report.float_accuracy:.2f}%"
+            out.print(f"accuracy on {report.accuracy_data}: float {flt}, fixed-point {report.fixed_accuracy:.2f}%")
         for note in report.notes:
             out.print(f"note: {note}")
         out.print("validate: OK — every integer executor equals the interpreter" if report.ok else "validate: FAILED")

@@ -1,0 +1,180 @@
+"""``rsnnc finetune``: quantization-aware fine-tuning of a build's integer model into a new build.
+
+Reads BUILD (its fixed-point graph, float graph and manifest), trains the fixed-point graph with
+the ``qat_finetune`` pass (forward = the exact integer model, straight-through gradients; zero
+weights stay zero; optional distillation from the float graph), reruns the targets' lowering
+passes, measures accuracy before and after on held-out data, and writes a complete new build
+(graphs, every target re-emitted, manifest with the earlier reports plus the fine-tune's) with
+``build.write_build``. The training data must differ from the held-out data (by content).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rsnn_compiler import registry
+from rsnn_compiler.accuracy import AccuracyRecord, EvalData, accuracy_percent, check_tolerance, enforce
+from rsnn_compiler.accuracy import DEFAULT_TOLERANCE
+from rsnn_compiler.artifact import MANIFEST, read_manifest, read_timings, sha256_file
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.executors import fixed_profiles, load_build_graph
+from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.pass_manager import run_pipeline
+from rsnn_compiler.passes_api import PassContext
+
+FINETUNE_PASS = "qat_finetune"
+
+
+@dataclass(frozen=True)
+class QatConfig:
+    """Hyper-parameters of the integer fine-tune (``backends/gpu/qat_finetune.py``)."""
+
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 5e-3  # fraction of each layer's mantissa range per Adam step (cosine-annealed to 0)
+    seed: int = 0
+    distill: bool = False  # add a distillation term from the float model
+    temperature: float = 2.0  # tau of the distillation loss
+    alpha: float = 0.5  # weight of the distillation term
+    logit_scale: float | None = None  # None: 0.5 for spike counts, else from the first batch
+    surrogate_slope: float = 25.0
+    max_grad_norm: float = 1.0
+
+    def check(self) -> "QatConfig":
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UserInputError("--epochs and --batch-size must be at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise UserInputError(f"--lr {self.lr} must be a positive number")
+        if not (math.isfinite(self.temperature) and self.temperature > 0 and 0 <= self.alpha <= 1):
+            raise UserInputError("distillation needs a temperature > 0 and a weight alpha in [0, 1]")
+        return self
+
+
+@dataclass(frozen=True)
+class QatOptions:
+    """What the ``qat_finetune`` pass reads (``ctx.options["qat_finetune"]``)."""
+
+    train: EvalData
+    config: QatConfig = QatConfig()
+    holdout: EvalData | None = None  # accuracy per epoch and before/after; never trains or selects
+    teacher: Graph | None = None  # float graph for distillation
+    on_batch: Callable[[int, int, int, float], None] | None = field(default=None, compare=False)  # (epoch, batch, batches, loss)
+    on_epoch: Callable[[int, float, float | None], None] | None = field(default=None, compare=False)  # (epoch, loss, acc)
+
+
+@dataclass
+class FinetuneRequest:
+    """``rsnnc finetune`` arguments."""
+
+    build: str
+    out: str
+    data: str  # labelled training data
+    holdout: str | None = None  # labelled held-out data
+    config: QatConfig = QatConfig()
+    profile: str | None = None  # which fixed graph, when the build has several
+    accuracy_tolerance: float = DEFAULT_TOLERANCE
+    accept_accuracy_loss: bool = False
+
+
+def _steps(manifest: dict, data: EvalData) -> EvalData:
+    steps = manifest.get("steps")
+    if steps and data.x.shape[0] > steps:  # temporal pruning chose T
+        return EvalData(data.x[:steps], data.y, data.label, data.sha256)
+    return data
+
+
+def _profile(manifest: dict, requested: str | None, build: Path) -> str:
+    profiles = fixed_profiles(manifest)
+    if not profiles:
+        raise UserInputError(f"{build} has no fixed-point graph to fine-tune; build it for an integer target"
+                             " (e.g. --target c,gpu)")
+    if requested is None:
+        if len(profiles) > 1:
+            raise UserInputError(f"{build} has several fixed-point graphs ({', '.join(profiles)}); choose one with --profile")
+        return profiles[0]
+    if requested not in profiles:
+        raise UserInputError(f"profile '{requested}' is not in {build} (it has {', '.join(profiles)})")
+    return requested
+
+
+def _board(manifest: dict) -> dict:
+    for rep in manifest.get("passes", []):
+        board = rep.get("metrics", {}).get("board") if rep.get("name") == "map_loihi2" else None
+        if board:
+            return {"loihi2_board": board}
+    return {}
+
+
+def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lambda msg: None,
+                   on_batch=None, on_epoch=None):
+    """Fine-tune BUILD's fixed-point graph; write the new build to ``request.out``."""
+    from rsnn_compiler.build import write_build
+
+    build = Path(request.build)
+    if not (build / MANIFEST).is_file():
+        raise UserInputError(f"{build} is not an rsnnc build (no {MANIFEST}); run `rsnnc build` first")
+    if Path(request.out).resolve() == build.resolve():
+        raise UserInputError("-o must name a new build folder, not the build being fine-tuned")
+    config = request.config.check()
+    check_tolerance(request.accuracy_tolerance)
+    manifest = read_manifest(build)
+    profile = _profile(manifest, request.profile, build)
+    fixed = load_build_graph(build, manifest, profile)
+    float_graph = load_build_graph(build, manifest, "float") if "float" in manifest.get("graphs", {}) else None
+    if config.distill and float_graph is None:
+        raise UserInputError(f"--distill needs the float model, but {build} has none (it was built from a"
+                             " fixed-point graph)")
+    train = _steps(manifest, EvalData.load(request.data, "training data"))
+    holdout = None
+    if request.holdout:
+        holdout = _steps(manifest, EvalData.load(request.holdout, "held out"))
+        if holdout.sha256 == train.sha256:
+            raise UserInputError(f"--holdout {request.holdout} holds the same data as --data {request.data};"
+                                 " accuracy must be measured on data the model is not tuned on")
+    backends = [registry.get_backend(t) for t in manifest.get("targets", {})]
+    options = QatOptions(train=train, config=config, holdout=holdout, teacher=float_graph,
+                         on_batch=on_batch, on_epoch=on_epoch)
+    ctx = PassContext(profile=profile, options={FINETUNE_PASS: options, **_board(manifest)}, progress=progress)
+    from rsnn_compiler.pipeline import fixed_pipeline
+
+    lowering = fixed_pipeline(profile, backends)[2:]
+    steps = [FINETUNE_PASS, *lowering]
+    tuned, reports = run_pipeline(fixed, steps, ctx)
+    for r in reports:
+        r.notes.insert(0, f"profile {profile}")
+
+    record = None
+    if holdout is not None:
+        qat = reports[0]
+        float_acc = accuracy_percent(float_graph, holdout) if float_graph is not None else None
+        record = AccuracyRecord(data=holdout.label, float_model=float_acc, tolerance=request.accuracy_tolerance,
+                                accepted_loss=request.accept_accuracy_loss)
+        record.add(f"fixed point before fine-tune ({profile})", qat.accuracy_before, checked=False)
+        record.add(f"fine-tune ({profile}, {config.epochs} epoch(s) on {train.label})", qat.accuracy_after,
+                   "train longer (--epochs), add --distill, use more training data or wider widths")
+        enforce(record, warn)
+
+    old_reports = [dict(r) for r in _merged(manifest, build)]
+    pipeline = dict(manifest.get("pipeline", {}))
+    pipeline[profile] = [*pipeline.get(profile, []), *steps]
+    options_json = {**manifest.get("options", {}),
+                    "finetune": {**asdict(config), "data": Path(request.data).name,
+                                 "holdout": Path(request.holdout).name if request.holdout else None}}
+    graphs = {None: float_graph, profile: tuned} if float_graph is not None else {profile: tuned}
+    return write_build(
+        Path(request.out), backends, graphs, profile, [*old_reports, *reports], pipeline, progress,
+        dict(manifest.get("input", {})), options_json, accuracy=record,
+        extra_manifest={"finetuned_from": {"build": build.name, "manifest_sha256": sha256_file(build / MANIFEST)}},
+    )
+
+
+def _merged(manifest: dict, build: Path) -> list[dict]:
+    from rsnn_compiler.reports import merged_reports
+
+    return merged_reports(manifest, read_timings(build))
+
+
+__all__ = ["FINETUNE_PASS", "FinetuneRequest", "QatConfig", "QatOptions", "finetune_build"]
