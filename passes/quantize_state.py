@@ -85,7 +85,8 @@ def _decay(f: np.ndarray, offset: int = 0) -> np.ndarray:
 
 class _Builder:
     def __init__(self, graph: Graph, ctx: PassContext, report: QuantizeStateReport, float_run,
-                 precision: PrecisionOptions, scale_override: dict[str, int] | None = None):
+                 precision: PrecisionOptions, scale_override: dict[str, int] | None = None,
+                 bias_correction: dict[str, np.ndarray] | None = None):
         self.g, self.ctx, self.report, self.float_run = graph, ctx, report, float_run
         self.spec = Q.profile_spec(ctx.profile)
         self.loihi = isinstance(self.spec, Loihi2Spec)
@@ -108,6 +109,7 @@ class _Builder:
         self.scale_rule: dict[str, int] = {}  # what the threshold rule alone gives
         self.scale_max: dict[str, float] = {}  # largest log2 S the synapse exponents allow
         self.scale_override = dict(scale_override or {})
+        self.bias_correction = dict(bias_correction or {})  # v units per step, added to a layer's bias
 
     # --- widths ---------------------------------------------------------------------
     def wbits(self, syn: str) -> int:
@@ -260,6 +262,8 @@ class _Builder:
                 else:
                     v_bias = v_bias + b * S
             self.synapse(s, S, sig[s], cb)
+        if name in self.bias_correction:  # calibrated rounding-bias correction (few-bit membranes)
+            v_bias = v_bias + self.bias_correction[name].reshape(op.shape)
         self.nodes[name] = self._fixed_neuron(name, op, S, v_bias, cuba)
         self.sigma[name] = 1.0 if op.spiking else S
         info = {"node": name, "kind": type(self.nodes[name]).__name__, "log2_scale": k,
@@ -307,7 +311,10 @@ class _Builder:
         if self.loihi:
             bm, be = arith.encode_mant_exp(v_bias.reshape(-1), 13, *spec.bias_exp_range, axis=0)
         else:
-            bm, be = arith.encode_mant_exp(v_bias.reshape(-1), spec.bias_mant_bits, *spec.bias_exp_range, axis=0)
+            # the bias is added as the integer shift(bias_mant, bias_exp) every step: a negative
+            # exponent would floor it each time, so encode the nearest integer (exponent >= 0)
+            bm, be = arith.encode_mant_exp(_r(v_bias.reshape(-1)), spec.bias_mant_bits,
+                                           max(spec.bias_exp_range[0], 0), spec.bias_exp_range[1], axis=0)
         bm, be = bm.reshape(op.shape), np.broadcast_to(be.reshape(-1), (bm.size,)).reshape(op.shape)
         lo, hi = arith.signed_range(state_bits, Overflow.SATURATE_SYM)
         common = dict(bias_mant=bm, bias_exp=be, input_shift=self.input_shift, v_bits=state_bits)
@@ -356,12 +363,11 @@ class _Builder:
     def input_quantizer(self, name: str) -> Quantize:
         op = self.g.nodes[name]
         x = self.ctx.calib_x
-        opts = self.ctx.options
         if x is not None and np.isin(np.unique(x), (0.0, 1.0)).all():
             q = Quantize(shape=op.shape, shift=0, bits=1, signed=False)
             source = "calibration (binary spikes)"
         else:
-            bits = int(opts.get("input_bits", 8))
+            bits = self.precision.input_bits or 8
             if x is not None:
                 signed = bool(np.min(x) < 0)
                 mx = float(np.abs(x).max()) or 1.0
@@ -435,6 +441,36 @@ def _f1(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2.0 * np.minimum(a, b).sum() / total)
 
 
+def _edge_input(graph: Graph, run, name: str) -> np.ndarray:
+    """The summed integer input of node ``name`` at every recorded step (float64)."""
+    total = None
+    for e in graph.in_edges(name):
+        v = run.values[e.src].astype(np.float64)
+        if e.delay:
+            v = np.concatenate([np.zeros_like(v[: e.delay]), v[: -e.delay]])[: len(v)]
+        total = v if total is None else total + v
+    return total
+
+
+def drive_rounding_error(graph: Graph, run, name: str) -> np.ndarray | None:
+    """Per neuron of ``name``: the mean over steps and samples of what its integer synapses deliver
+    minus the exact value of their sums (``acc · 2^e + bias``), in v units — the bias that the
+    floor of a right shift adds every step (about -1/2 per active synapse). None when a synapse
+    is not a FixedDense."""
+    total = 0.0
+    for e in graph.in_edges(name):
+        syn = graph.nodes[e.src]
+        if not isinstance(syn, FixedDense):
+            return None
+        x = _edge_input(graph, run, e.src)
+        exact = (x @ syn.weight.T.astype(np.float64)) * np.exp2(syn.weight_exp.astype(np.float64))
+        if syn.bias is not None:
+            exact = exact + syn.bias
+        err = run.values[e.src].astype(np.float64) - exact
+        total = total + err.reshape(-1, err.shape[-1]).mean(axis=0)
+    return None if np.isscalar(total) else total
+
+
 def _sqnr(ref: np.ndarray, got: np.ndarray) -> float:
     err = float(np.sum((ref - got) ** 2))
     return float("inf") if err == 0 else 10.0 * np.log10(max(float(np.sum(ref**2)), 1e-300) / err)
@@ -443,12 +479,18 @@ def _sqnr(ref: np.ndarray, got: np.ndarray) -> float:
 class QuantizeState:
     """Float graph -> fixed graph; the module docstring has the equations.
 
-    Scales of few-bit membranes (``state_scale``: "calibrate", or "auto" for states of at most
-    8 bits when calibration data exists): per neuron layer in evaluation order, log2 S is chosen
-    among the threshold rule's k and k-1, k+1, k+2, k+3 (within the synapse exponent range and
-    with the threshold inside the membrane range) to maximise the agreement with the float graph
-    on the first 256 calibration samples: spike-count overlap 2·Σmin/(Σ+Σ) of that layer's
-    spikes, or the SQNR of a LI readout's v. Ties keep the rule's k. Deterministic.
+    Few-bit membranes (``state_scale``: "calibrate", or "auto" for states of at most 8 bits
+    when calibration data exists) are calibrated per neuron layer in evaluation order, on the
+    first 256 calibration samples:
+    - bias correction: a synapse's right shift floors its output every step (about -1/2 of a
+      membrane step per active synapse, which at a few bits is a large share of the threshold);
+      the mean rounding error per neuron (``drive_rounding_error``) is measured and its rounded
+      negative added to the neuron's bias;
+    - scale: log2 S is chosen among the threshold rule's k and k-1, k+1, k+2, k+3 (within the
+      synapse exponent range, threshold inside the membrane range), each with its own bias
+      correction, to maximise the agreement with the float graph: spike-count overlap
+      2·Σmin/(Σ+Σ) of that layer's spikes, or the SQNR of a LI readout's v. Ties keep the rule's k.
+    Deterministic.
     """
 
     name: ClassVar[str] = "quantize_state"
@@ -476,9 +518,9 @@ class QuantizeState:
         fixed = builder.build()
         calibrate = self._layers_to_calibrate(builder, precision, float_run)
         if calibrate:
-            overrides = self._calibrate_scales(graph, ctx, float_run, precision, calibrate)
+            overrides, corrections = self._calibrate_scales(graph, ctx, float_run, precision, calibrate)
             report = QuantizeStateReport(name=self.name, profile=spec.name)
-            builder = _Builder(graph, ctx, report, float_run, precision, overrides)
+            builder = _Builder(graph, ctx, report, float_run, precision, overrides, corrections)
             fixed = builder.build()
             report.scale_calibration = self.calibration
         report.state_bits = builder.state_bits
@@ -520,24 +562,30 @@ class QuantizeState:
         return layers
 
     def _calibrate_scales(self, graph: Graph, ctx: PassContext, float_run, precision: PrecisionOptions,
-                          layers: list[str]) -> dict[str, int]:
+                          layers: list[str]) -> tuple[dict[str, int], dict[str, np.ndarray]]:
         x = ctx.calib_x[:, :CALIBRATION_SAMPLES]
         ref = run_float(graph, x) if x.shape[1] != ctx.calib_x.shape[1] else float_run
         overrides: dict[str, int] = {}
+        corrections: dict[str, np.ndarray] = {}
         self.calibration = []
+
+        def trial(k_over: dict, corr: dict):
+            b = _Builder(graph, ctx, QuantizeStateReport(name=self.name), float_run, precision, k_over, corr)
+            fixed = b.build()
+            return fixed, run_fixed(fixed, x)
+
         for name in layers:
-            trial = QuantizeStateReport(name=self.name)
-            base = _Builder(graph, ctx, trial, float_run, precision, overrides)
+            base = _Builder(graph, ctx, QuantizeStateReport(name=self.name), float_run, precision, overrides,
+                            corrections)
             base.build()
             rule, top = base.scale_rule[name], base.scale_max[name]
             scores: dict[int, float] = {}
+            fixes: dict[int, np.ndarray] = {}
             for k in [rule, *(rule + d for d in SCALE_STEPS)]:
                 if k > top:
                     continue
-                b = _Builder(graph, ctx, QuantizeStateReport(name=self.name), float_run, precision,
-                             {**overrides, name: k})
                 try:
-                    fixed = b.build()
+                    fixed, run = trial({**overrides, name: k}, corrections)
                 except UserInputError:
                     continue
                 op = fixed.nodes[name]
@@ -547,14 +595,28 @@ class QuantizeState:
                     v_top = arith.signed_range(op.v_bits, op.v_overflow)[1]
                     if int(op.vth.max()) > v_top - (op.comparator is Comparator.GT):
                         continue  # the threshold would leave the membrane range
-                run = run_fixed(fixed, x)
+                err = drive_rounding_error(fixed, run, name)
+                fix = None if err is None else _r(-err)
+                if fix is not None and np.any(fix):
+                    try:
+                        fixed, run = trial({**overrides, name: k}, {**corrections, name: fix})
+                    except UserInputError:
+                        fix = None
+                        fixed, run = trial({**overrides, name: k}, corrections)
+                fixes[k] = fix
                 if op.spiking:
                     scores[k] = _f1(ref.spikes[name], run.spikes[name])
                 else:
                     scores[k] = _sqnr(ref.states[f"v/{name}"], run.states[f"v/{name}"] / 2.0**k)
             best = max(scores, key=lambda k: (scores[k], k == rule, -abs(k - rule)))
             overrides[name] = best
-            self.calibration.append({"node": name, "log2_scale_rule": rule, "log2_scale": best,
-                                     "metric": "spike overlap" if graph.nodes[name].spiking else "v SQNR (dB)",
-                                     "scores": {str(k): round(v, 4) for k, v in sorted(scores.items())}})
-        return overrides
+            if fixes.get(best) is not None and np.any(fixes[best]):
+                corrections[name] = fixes[best]
+            self.calibration.append({
+                "node": name, "log2_scale_rule": rule, "log2_scale": best,
+                "metric": "spike overlap" if graph.nodes[name].spiking else "v SQNR (dB)",
+                "scores": {str(k): round(v, 4) for k, v in sorted(scores.items())},
+                "bias_correction": None if name not in corrections else
+                [int(corrections[name].min()), int(corrections[name].max())],
+            })
+        return overrides, corrections

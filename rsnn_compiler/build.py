@@ -331,10 +331,11 @@ def _build_fixed_input(source, outdir, options: BuildOptions, backends, result: 
     if given:
         raise UserInputError(f"{given[0]} applies to float models; {name} is already fixed-point"
                              f" ({graph.attrs.profile}) and is built without re-quantizing")
-    profile = resolve_profile(backends, options.profile or graph.attrs.profile)
-    if profile != graph.attrs.profile:
-        raise UserInputError(f"{name} is a {graph.attrs.profile} graph but the targets need the {profile}"
-                             f" profile; build it for targets of its profile")
+    needs = sorted({b.requires_profile for b in backends if b.requires_profile} | {options.profile} - {None})
+    if any(p != graph.attrs.profile for p in needs):
+        raise UserInputError(f"{name} is a {graph.attrs.profile} graph but the targets or --profile need"
+                             f" {', '.join(needs)}; build it for targets of its profile")
+    profile = resolve_profile(backends, graph.attrs.profile)
     ctx.profile = profile
     steps = fixed_pipeline(profile, backends)[2:]  # lowering only: the graph is already quantized
     fixed, reports = run_pipeline(graph, steps, ctx)
