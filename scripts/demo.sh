@@ -16,7 +16,7 @@ fi
 
 echo "== build: $MODEL (snnTorch factory + trained weights) -> $OUT, targets $TARGETS"
 $RSNNC build "models.rleaky_mnist1d.model:build" --weights "$MODEL/weights.pt" --target "$TARGETS" \
-    --calib "$MODEL/data.npz" -o "$OUT"
+    --calib "$MODEL/data.npz" --holdout "$MODEL/test.npz" -o "$OUT"
 echo
 echo "== validate: every integer executor against the fixed-point interpreter, and against float"
 $RSNNC validate "$OUT" --data "$MODEL/data.npz" --max-accuracy-drop 1.0

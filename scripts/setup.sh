@@ -24,6 +24,12 @@ fi
     | grep -v "WARNING: Location" || true
 .venv/bin/python -c 'import rsnn_compiler, torch; assert torch.__version__.startswith("2.13.0"), torch.__version__'
 echo "rsnnc setup: .venv ready ($(.venv/bin/rsnnc --version))"
+# The training split of the bundled mnist1d model (fine-tuning and calibration data; ~2 MB, so it
+# is generated locally instead of committed). Deterministic, about 10 s.
+if [ ! -f models/rleaky_mnist1d/train.npz ]; then
+    echo "rsnnc setup: writing models/rleaky_mnist1d/train.npz (mnist1d training split, generated locally)"
+    .venv/bin/python -m models.rleaky_mnist1d.make_train_set >/dev/null
+fi
 
 # Lava 0.10 needs Python 3.10: it gets its own environment (.venv-lava), which the compiler calls.
 # Without Python 3.10 the compiler still works; `rsnnc validate` then says exactly what is missing.
