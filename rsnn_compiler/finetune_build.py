@@ -149,9 +149,9 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
     record = None
     if holdout is not None:
         qat = reports[0]
-        float_acc = accuracy_percent(float_graph, holdout) if float_graph is not None else None
+        float_acc, note = _reference_accuracy(manifest, float_graph, holdout)
         record = AccuracyRecord(data=holdout.label, float_model=float_acc, tolerance=request.accuracy_tolerance,
-                                accepted_loss=request.accept_accuracy_loss)
+                                accepted_loss=request.accept_accuracy_loss, notes=[note] if note else [])
         record.add(f"fixed point before fine-tune ({profile})", qat.accuracy_before, checked=False)
         record.add(f"fine-tune ({profile}, {config.epochs} epoch(s) on {train.label})", qat.accuracy_after,
                    "train longer (--epochs), add --distill, use more training data or wider widths")
@@ -169,6 +169,21 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
         dict(manifest.get("input", {})), options_json, accuracy=record,
         extra_manifest={"finetuned_from": {"build": build.name, "manifest_sha256": sha256_file(build / MANIFEST)}},
     )
+
+
+def _reference_accuracy(manifest: dict, float_graph: Graph | None, data: EvalData) -> tuple[float | None, str]:
+    """The float model's accuracy on ``data``: the model as imported, from BUILD's own accuracy
+    record when it was measured on the same data; else BUILD's float graph (after its float
+    passes, i.e. after pruning when it pruned), said so in a note."""
+    record = manifest.get("accuracy") or {}
+    if record.get("data") == data.label and record.get("float_model") is not None:
+        return float(record["float_model"]), "float model: as imported, from the build's accuracy record"
+    if float_graph is None:
+        return None, "no float model in the build: nothing to compare against"
+    note = "float model: the build's float graph" + (
+        " (after pruning: the model as imported was not measured on this data)"
+        if manifest.get("options", {}).get("prune") is not None else "")
+    return accuracy_percent(float_graph, data), note
 
 
 def _merged(manifest: dict, build: Path) -> list[dict]:

@@ -75,7 +75,8 @@ def detail_tables(reports: list[dict[str, Any]]) -> list[Table]:
             per_t = acc.get("snn") or acc.get("agreement")
             what = "accuracy" if acc.get("snn") else "agreement with the ANN"
             ann = f"ANN {acc['ann']}%, " if acc.get("ann") is not None else ""
-            title += f"  ({ann}SNN {what} by T: " + ", ".join(f"T={t} {v}%" for t, v in per_t.items()) + ")"
+            title += f"  ({ann}SNN {what} by T: " + ", ".join(f"T={t} {v}%" for t, v in per_t.items())
+            title += f"; on {acc['data']})" if acc.get("data") else ")"
         table = Table(title=title, title_justify="left", expand=False)
         cols = m.get("layer_columns") or [
             k for k in layers[0] if k not in ("site", "where")
