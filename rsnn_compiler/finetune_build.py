@@ -20,7 +20,7 @@ from rsnn_compiler.accuracy import AccuracyRecord, EvalData, accuracy_percent, c
 from rsnn_compiler.accuracy import DEFAULT_TOLERANCE
 from rsnn_compiler.artifact import MANIFEST, read_manifest, read_timings, sha256_file
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.executors import fixed_profiles, load_build_graph
+from rsnn_compiler.executors import load_build_graph, resolve_profile
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.pass_manager import run_pipeline
 from rsnn_compiler.passes_api import PassContext
@@ -86,20 +86,6 @@ def _steps(manifest: dict, data: EvalData) -> EvalData:
     return data
 
 
-def _profile(manifest: dict, requested: str | None, build: Path) -> str:
-    profiles = fixed_profiles(manifest)
-    if not profiles:
-        raise UserInputError(f"{build} has no fixed-point graph to fine-tune; build it for an integer target"
-                             " (e.g. --target c,gpu)")
-    if requested is None:
-        if len(profiles) > 1:
-            raise UserInputError(f"{build} has several fixed-point graphs ({', '.join(profiles)}); choose one with --profile")
-        return profiles[0]
-    if requested not in profiles:
-        raise UserInputError(f"profile '{requested}' is not in {build} (it has {', '.join(profiles)})")
-    return requested
-
-
 def _board(manifest: dict) -> dict:
     for rep in manifest.get("passes", []):
         board = rep.get("metrics", {}).get("board") if rep.get("name") == "map_loihi2" else None
@@ -121,7 +107,7 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
     config = request.config.check()
     check_tolerance(request.accuracy_tolerance)
     manifest = read_manifest(build)
-    profile = _profile(manifest, request.profile, build)
+    profile = resolve_profile(manifest, "fixed", request.profile)
     fixed = load_build_graph(build, manifest, profile)
     float_graph = load_build_graph(build, manifest, "float") if "float" in manifest.get("graphs", {}) else None
     if config.distill and float_graph is None:

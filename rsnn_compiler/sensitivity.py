@@ -31,7 +31,7 @@ from rsnn_compiler.accuracy import EvalData, accuracy_percent
 from rsnn_compiler.artifact import MANIFEST, read_manifest
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.executors import fixed_profiles, load_build_graph
+from rsnn_compiler.executors import load_build_graph, resolve_profile
 from rsnn_compiler.fixed.profiles import get_profile
 from rsnn_compiler.interpreter.fixed_interp import run_fixed
 from rsnn_compiler.interpreter.float_interp import run_float
@@ -156,12 +156,10 @@ def analyse(build: str | Path, holdout: str | Path, calib: str | Path | None, bu
     if manifest.get("finetuned_from"):
         raise UserInputError(f"{build} was fine-tuned (rsnnc finetune), so re-quantizing cannot reproduce it;"
                              f" run sensitivity on the build it came from ({manifest['finetuned_from']['build']})")
-    profiles = fixed_profiles(manifest)
-    if "float" not in manifest.get("graphs", {}) or not profiles:
-        raise UserInputError(f"{build} needs a float and a fixed-point graph (build a model for c or gpu)")
-    profile = profile or profiles[0]
-    if profile not in profiles:
-        raise UserInputError(f"profile '{profile}' is not in {build} (it has {', '.join(profiles)})")
+    if "float" not in manifest.get("graphs", {}):
+        raise UserInputError(f"{build} has no float graph (it was built from a fixed-point graph); analyse a"
+                             " build of the float model")
+    profile = resolve_profile(manifest, "fixed", profile)
     recorded_calib = manifest.get("options", {}).get("calib")
     if recorded_calib and calib is None:
         raise UserInputError(f"{build} was calibrated on {recorded_calib}; pass it with --calib so the layers"

@@ -371,7 +371,7 @@ def test_finetune_writes_a_complete_build_that_validates(tmp_path, capsys, data,
 def test_finetune_refusals_and_the_accuracy_check(tmp_path, capsys, data, pruned_build):
     base = ["finetune", pruned_build, "--data", data["train"], "-o", tmp_path / "n", "-q"]
     for extra, needle in ((["--holdout", data["train"]], "holds the same data"),
-                          (["--profile", "loihi2"], "profile 'loihi2' is not in"),
+                          (["--profile", "loihi2"], "profile 'loihi2' is not in this build"),
                           (["--epochs", "0"], "--epochs"),
                           (["--data", data["analog"]], "has no labels")):
         code, _, err = cli(capsys, *base, *extra)
