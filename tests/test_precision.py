@@ -177,6 +177,17 @@ def test_precision_file_layers_override_the_flags(tmp_path, capsys, data):
     assert code == 0, err
 
 
+def test_state_bits_ternary_flag(tmp_path, capsys, data):
+    out = tmp_path / "t"
+    code, _, err = cli(capsys, "build", data["model"], "--target", "c", "--calib", data["calib"], "-o", out, "-q",
+                       "--state-bits", "ternary", "--accept-accuracy-loss")
+    assert code == 0, err
+    neurons = [op for op in _fixed(out).nodes.values() if isinstance(op, FixedNeuron)]
+    assert all(op.v_bits == 2 and op.v_overflow is Overflow.SATURATE_SYM for op in neurons)
+    code, _, err = cli(capsys, "build", data["model"], "--target", "c", "--state-bits", "three", "-o", out, "-q")
+    assert code == 2 and "state_bits must be an integer" in _error_lines(err)[0]
+
+
 def test_state_scale_calibrate_searches_scales_and_corrects_rounding_bias(data):
     calib = np.load(data["calib"])
     graph = toy_model()
@@ -418,3 +429,31 @@ def test_sensitivity_is_deterministic_and_its_proposal_builds(tmp_path, capsys, 
     code, _, err = cli(capsys, "sensitivity", build, "--data", data["test"], "--calib", data["calib"],
                        "--profile", "loihi2", "-q")
     assert code == 2 and "profile 'loihi2'" in _error_lines(err)[0]
+
+
+def test_loihi2_weight_bits_and_finetune_validate_on_lava(tmp_path, capsys, data):
+    """Lava where the profile allows: 5-bit Lava weights (num_weight_bits), fine-tuned, equal on Lava."""
+    import os
+
+    from rsnn_compiler.backends.lava import env as lava_env
+
+    status = lava_env.lava_status()
+    if not status.found:
+        if os.environ.get("CI"):
+            pytest.fail(f"Lava environment required in CI: {status.reason}")
+        pytest.skip(status.reason)
+    build, tuned = tmp_path / "l5", tmp_path / "l5-tuned"
+    code, _, err = cli(capsys, "build", data["model"], "--target", "lava,c", "--calib", data["calib"],
+                       "--weight-bits", 5, "-o", build, "-q")
+    assert code == 0, err
+    g = load_graph(build / "graph.loihi2.rsnn")
+    assert all(op.weight_bits == 5 and arith.loihi_weights_exact(op.weight, 5)
+               for op in g.nodes.values() if isinstance(op, FixedDense))
+    code, _, err = cli(capsys, "finetune", build, "--data", data["train"], "--epochs", 1, "--lr", 0.05,
+                       "--accept-accuracy-loss", "-o", tuned, "-q")
+    assert code == 0, err
+    assert load_graph(tuned / "graph.loihi2.rsnn").nodes["w_rec"].weight_bits == 5
+    code, stdout, err = cli(capsys, "validate", tuned, "--data", data["test"])
+    assert code == 0 and "lava" in stdout, err
+    code, _, err = cli(capsys, "build", data["model"], "--target", "lava", "--state-bits", 8, "-o", tmp_path / "x", "-q")
+    assert code == 2 and "loihi2 profile fixes state_bits" in _error_lines(err)[0]
