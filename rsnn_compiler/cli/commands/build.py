@@ -63,7 +63,7 @@ def prune_extra(args) -> dict:
 
 
 PRUNING = "pruning (with --prune; measured on --calib data)"
-PRECISION = "precision (fpga widths; loihi2 takes --weight-bits 1..8 only)"
+PRECISION = "precision (fpga profile; docs/precision.md)"
 ACCURACY = "accuracy"
 
 
@@ -88,7 +88,7 @@ def precision_options(fn):
     """The width flags of ``rsnnc build`` (rsnn_compiler/precision.py)."""
     decorators = [
         click.option("--weight-bits", type=int, metavar="BITS",
-                     help=f"{PRECISION}: signed weight mantissa width, 2..16 (default 8)"),
+                     help=f"{PRECISION}: signed weight mantissa width, 2..16 (default 8); loihi2: 1..8"),
         click.option("--state-bits", metavar="BITS",
                      help=f"{PRECISION}: membrane (and adaptation) width, 2..48 (default 16), or 'ternary'"
                      " (2 bits, values -1, 0, 1)"),
