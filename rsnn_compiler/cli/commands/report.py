@@ -23,7 +23,7 @@ EXAMPLES = (
 def command(args, out, err) -> int:
     from rsnn_compiler.artifact import read_manifest, read_timings
     from rsnn_compiler.mapping_report import mapping_metrics, mapping_tables, write_utilisation_plot
-    from rsnn_compiler.reports import detail_tables, merged_reports, passes_table
+    from rsnn_compiler.reports import accuracy_lines, detail_tables, merged_reports, passes_table
 
     manifest = read_manifest(Path(args.build))
     reports = merged_reports(manifest, read_timings(Path(args.build)))
@@ -34,11 +34,14 @@ def command(args, out, err) -> int:
             "input": manifest.get("input"),
             "pipeline": manifest.get("pipeline"),
             "passes": reports,
+            "accuracy": manifest.get("accuracy"),
         }, indent=2, sort_keys=True))
         return 0
     for key, steps in manifest.get("pipeline", {}).items():
         out.print(f"pipeline \\[{key}]: {' -> '.join(steps)}")
     out.print(passes_table(reports))
+    for line in accuracy_lines(manifest.get("accuracy")):
+        out.print(line)
     for table in detail_tables(reports):
         out.print(table)
     mapping = mapping_metrics(reports)
