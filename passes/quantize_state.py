@@ -593,7 +593,7 @@ class QuantizeState:
                     continue
                 if k != rule and getattr(op, "vth", None) is not None and op.spiking:
                     v_top = arith.signed_range(op.v_bits, op.v_overflow)[1]
-                    if int(op.vth.max()) > v_top - (op.comparator is Comparator.GT):
+                    if int(op.vth.max()) > v_top - (getattr(op, "comparator", None) is Comparator.GT):
                         continue  # the threshold would leave the membrane range
                 err = drive_rounding_error(fixed, run, name)
                 fix = None if err is None else _r(-err)
