@@ -100,6 +100,7 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 @common_options
 @handler
 def command(args, out, err) -> int:
+    from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
     from rsnn_compiler.build import BuildOptions, build
     from rsnn_compiler.reports import print_build_summary
@@ -113,12 +114,7 @@ def command(args, out, err) -> int:
         extra={**convert_extra(args), **prune_extra(args),
                **({"loihi2_board": args.board} if args.board else {})},
     )
-    progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
-    if err.is_terminal and not args.quiet:
-        with err.status("building...") as status:
-            result = build(args.input, args.out, options, progress=lambda m: status.update(m))
-    else:
-        result = build(args.input, args.out, options, progress=progress)
+    result = build(args.input, args.out, options, progress=progress.step)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:
