@@ -86,7 +86,7 @@ class ValidationReport:
 
 
 def predictions(out: np.ndarray) -> np.ndarray:
-    """argmax over outputs of the output summed over time (DESIGN §1)."""
+    """argmax over outputs of the output summed over time (docs/design.md §1)."""
     summed = out.reshape(out.shape[0], out.shape[1], -1).sum(axis=0)
     return np.argmax(summed, axis=-1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import rich_click as click
 
@@ -103,7 +104,7 @@ def command(args, out, err) -> int:
     from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
     from rsnn_compiler.build import BuildOptions, build
-    from rsnn_compiler.reports import print_build_summary
+    from rsnn_compiler.reports import print_build_summary, result_warnings
 
     targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
     if not targets:
@@ -115,6 +116,8 @@ def command(args, out, err) -> int:
                **({"loihi2_board": args.board} if args.board else {})},
     )
     result = build(args.input, args.out, options, progress=progress.step)
+    for warning in result_warnings(result.manifest):  # their own lines, even with --quiet/--json
+        print(f"rsnnc: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:

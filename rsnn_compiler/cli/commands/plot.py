@@ -11,8 +11,8 @@ from rsnn_compiler.cli.common import Example, common_options, epilog, handler, t
 
 EXAMPLES = (
     Example("rsnnc plot build/demo --data models/example/data.npz -o plots/demo"),
-    Example("rsnnc plot build/rnn --data models/rleaky_mnist1d/data.npz --sample 3 --neurons lif1:0,lif1:7 -o plots/rnn",
-            "raster and membrane traces of sample 3"),
+    Example("rsnnc plot build/rnn --data models/rleaky_mnist1d/data.npz --sample 3 --neurons 1:0,1:7 -o plots/rnn",
+            "sample 3; neurons 0 and 7 of layer '1' (names: rsnnc inspect build/rnn)"),
 )
 
 TEXT = """Writes, as .png and .svg: raster_s<N> (spikes of every layer for sample N), activity (firing
