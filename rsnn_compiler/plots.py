@@ -45,6 +45,16 @@ def _figure(rows: int = 1, cols: int = 1, size=(7.0, 4.0)):
     return fig, axes
 
 
+def _label(ax, xlabel: str, ylabel: str, title: str, legend: bool = True, grid: bool = True) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=8)
+    if grid:
+        ax.grid(alpha=0.3)
+
+
 def _save(fig, out_dir: Path, stem: str, formats, result: PlotResult) -> None:
     import matplotlib
 
@@ -121,11 +131,7 @@ def accuracy_vs_steps(runs: Runs | None, manifest: dict):
         chosen = temporal.get("steps_after")
         if chosen:
             ax.axvline(chosen, color="tab:green", lw=0.8, ls=":", label=f"chosen T = {chosen}")
-    ax.set_xlabel("time steps run")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Accuracy versus time steps")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _label(ax, "time steps run", "accuracy (%)", "Accuracy versus time steps")
     return fig
 
 
@@ -193,11 +199,7 @@ def accuracy_vs_sparsity(manifest: dict):
     if spatial.get("accuracy_after") is not None and spatial.get("fraction_reached") is not None:
         ax.scatter([100 * spatial["fraction_reached"]], [spatial["accuracy_after"]], color="black", zorder=3,
                    label="this build (after fine-tune)")
-    ax.set_xlabel("weights pruned (%)")
-    ax.set_ylabel("accuracy (%) on calibration data")
-    ax.set_title("Accuracy versus sparsity (prune_spatial)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _label(ax, "weights pruned (%)", "accuracy (%) on calibration data", "Accuracy versus sparsity (prune_spatial)")
     return fig
 
 
@@ -217,10 +219,8 @@ def core_utilisation(manifest: dict):
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_xlabel("neuro-core (population order)")
-    ax.set_ylabel("fraction of core limit")
-    ax.set_title(f"Loihi 2 per-core utilisation ({m['cores']} cores, {m['chips']} chip(s), {m['board']})")
-    ax.legend(fontsize=7, ncol=4)
+    _label(ax, "neuro-core (population order)", "fraction of core limit",
+           f"Loihi 2 per-core utilisation ({m['cores']} cores, {m['chips']} chip(s), {m['board']})", grid=False)
     return fig
 
 

@@ -5,6 +5,7 @@ Examples that need the Lava environment are skipped when it is missing, except i
 (CI=true), where they must run.
 """
 
+import importlib
 import os
 import re
 import shlex
@@ -16,7 +17,6 @@ import pytest
 
 from rsnn_compiler.cli.common import Example, shell_lines
 from rsnn_compiler.cli.main import BUILTIN_COMMANDS, main
-from rsnn_compiler.registry import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -24,26 +24,28 @@ BIN = Path(sys.executable).parent
 ORDER = ("build", "inspect", "run", "validate", "report", "export", "plot", "passes", "targets")
 
 
+def command_examples(name: str) -> tuple[Example, ...]:
+    return importlib.import_module(BUILTIN_COMMANDS[name].partition(":")[0]).EXAMPLES
+
+
 def help_examples() -> list[Example]:
     assert set(ORDER) == set(BUILTIN_COMMANDS), "a new command: add it to ORDER"
-    examples = []
-    for name in ORDER:
-        examples += resolve(BUILTIN_COMMANDS[name]).callback.__globals__["EXAMPLES"]
-    return examples
+    return [e for name in ORDER for e in command_examples(name)]
 
 
-def readme_commands() -> list[str]:
-    """The commands of the README's "Using it" bash block (continuations joined, comments dropped)."""
+def readme_commands() -> list[Example]:
+    """The commands of the README's "Using it" bash block (continuations joined, comments dropped;
+    a comment holding "[Lava]" marks a command that needs the Lava environment)."""
     text = (ROOT / "README.md").read_text()
     block = re.search(r"## Using it.*?```bash\n(.*?)```", text, re.S).group(1)
     commands, pending = [], ""
-    for line in block.splitlines():
-        line = re.sub(r"\s+#.*$", "", line) if not line.lstrip().startswith("#") else ""
+    for raw in block.splitlines():
+        line = "" if raw.lstrip().startswith("#") else re.sub(r"\s+#.*$", "", raw)
         if not line.strip():
             continue
-        pending += line.rstrip("\\").strip() + " "
+        pending += line.rstrip().rstrip("\\").strip() + " "
         if not line.rstrip().endswith("\\"):
-            commands.append(pending.strip())
+            commands.append(Example(pending.strip(), needs_lava="[Lava]" in raw))
             pending = ""
     return commands
 
@@ -61,17 +63,30 @@ def workspace(tmp_path_factory):
     return ws
 
 
-def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd)}
-    return subprocess.run(["bash", "-c", f"set -eo pipefail; {command}"], cwd=cwd, env=env,
+def run(command: str, cwd: Path, monkeypatch, capsys) -> tuple[int, str]:
+    """Run ``command`` from ``cwd``: plain ``rsnnc ...`` commands (``;``-separated) in this process
+    through the same ``main`` as the console script (starting Python and torch per command would
+    cost more than the examples); anything else through bash. Returns (exit code, stderr tail)."""
+    parts = [shlex.split(p) for p in command.split(";")]
+    if all(p and p[0] == "rsnnc" and not set("|&<>$`") & set(" ".join(p)) for p in parts):
+        monkeypatch.chdir(cwd)
+        for argv in parts:
+            code = main(argv[1:])
+            err = capsys.readouterr().err
+            if code != 0:
+                return code, err[-2000:]
+        return 0, ""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", f"set -eo pipefail; {command}"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900)
+    return done.returncode, done.stderr[-2000:]
 
 
 def test_each_help_shows_its_examples_as_pasteable_lines(capsys):
     for name in ORDER:
         assert main([name, "--help"]) == 0
         shown = capsys.readouterr().out
-        for example in resolve(BUILTIN_COMMANDS[name]).callback.__globals__["EXAMPLES"]:
+        for example in command_examples(name):
             for line in shell_lines(example.command):
                 assert line in shown, (name, line)
             # pasted into bash, the shown lines are the one command
@@ -79,18 +94,18 @@ def test_each_help_shows_its_examples_as_pasteable_lines(capsys):
                 shlex.split(example.command)
 
 
-def test_every_example_runs(workspace):
+def test_every_example_runs(workspace, monkeypatch, capsys):
     ran = set()
-    needs_lava = {e.command for e in help_examples() if e.needs_lava}
     skipped = []
-    for command in [e.command for e in help_examples()] + readme_commands():
+    for example in help_examples() + readme_commands():
+        command = example.command
         if command in ran:
             continue
-        if command in needs_lava and not lava_ready() and os.environ.get("CI") != "true":
+        if example.needs_lava and not lava_ready() and os.environ.get("CI") != "true":
             skipped.append(command)
             continue
-        done = run(command, workspace)
-        assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
+        code, err = run(command, workspace, monkeypatch, capsys)
+        assert code == 0, f"{command}\n{err}"
         ran.add(command)
     assert len(ran) >= 20
     if skipped:

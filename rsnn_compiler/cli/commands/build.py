@@ -15,7 +15,7 @@ EXAMPLES = (
     Example("rsnnc build models/rleaky_mnist1d/model.nir --reset subtract_deferred --target c,gpu -o build/nir",
             "NIR: dt is inferred, the reset is an option"),
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
-            " --calib models/rleaky_mnist1d/data.npz --target c -o build/rnn"),
+            " --calib models/rleaky_mnist1d/data.npz --target c,gpu -o build/rnn"),
     Example("rsnnc build models/mlp_digits/model.onnx --convert sfn --calib models/mlp_digits/data.npz"
             " --target c,gpu -o build/ann", "ReLU ANN -> SNN"),
 )
