@@ -112,8 +112,7 @@ def command(args, out, err) -> int:
     options = BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        extra={**convert_extra(args), **prune_extra(args),
-               **({"loihi2_board": args.board} if args.board else {})},
+        board=args.board, extra={**convert_extra(args), **prune_extra(args)},
     )
     result = build(args.input, args.out, options, progress=progress.step)
     for warning in result_warnings(result.manifest):  # their own lines, even with --quiet/--json

@@ -25,8 +25,8 @@ def command(args, out, err) -> int:
     pipeline = {
         "float": ["import", *float_pipeline_names(prune=False)],
         "float (--prune)": ["import", *float_pipeline_names(prune=True)],
-        "fixed (per profile)": fixed_pipeline(),
-        "fixed (loihi2)": fixed_pipeline("loihi2"),
+        "fixed (c, gpu)": fixed_pipeline("fpga", ["c", "gpu"]),
+        "fixed (lava)": fixed_pipeline("loihi2", ["lava"]),
     }
     if args.json:
         print(json.dumps({"passes": [asdict(r) for r in rows], "pipeline": pipeline}, indent=2))
