@@ -51,7 +51,7 @@ def readme_commands() -> list[Example]:
 
 
 def lava_ready() -> bool:
-    from rsnn_compiler.backends.lava_env import lava_status
+    from rsnn_compiler.backends.lava.env import lava_status
 
     return lava_status().found
 
