@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.errors import CheckFailed, UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
@@ -47,6 +47,10 @@ from rsnn_compiler.ir.ops import (
 from rsnn_compiler.passes_api import Prop
 
 from rsnn_compiler.frontends._common import finish_graph, sanitize_name, to_array
+from rsnn_compiler.frontends.time_loop import (
+    INPUT_KEY, TRACE_BATCH, TRACE_STEPS, NodeKind, StepProgram, assign_steps, is_loop, step_program,
+    trace_forward,
+)
 
 SNNTORCH_DT = 1e-4
 DISCRETISATION = "none needed: snnTorch models are discrete-time (beta, alpha per step; gains 1)"
@@ -402,7 +406,12 @@ def run_source(layers: list[Layer], x: np.ndarray) -> dict[str, np.ndarray]:
 
 def measure_fidelity(layers: list[Layer], graph: Graph, neurons: dict[str, str], x: np.ndarray, origin: str) -> dict:
     """Per neuron layer: fraction of equal spike events and mismatch counts (source vs run_float)."""
-    src = run_source(layers, x)
+    return compare_spikes(run_source(layers, x), graph, neurons, x, origin)
+
+
+def compare_spikes(src: dict[str, np.ndarray], graph: Graph, neurons: dict[str, str], x: np.ndarray,
+                   origin: str) -> dict:
+    """Spikes of the source model per module path against ``run_float`` of the graph."""
     ir = run_float(graph, x).spikes
     per_layer, total = {}, 0
     for path, node in neurons.items():
@@ -420,6 +429,91 @@ def measure_fidelity(layers: list[Layer], graph: Graph, neurons: dict[str, str],
         "input": origin, "steps": int(x.shape[0]), "batch": int(x.shape[1]),
         "layers": per_layer, "total_mismatches": total, "exact": total == 0,
     }
+
+
+# ------------------------------------------------------------------------------------------
+# Models whose forward loops over time (frontends/time_loop.py)
+# ------------------------------------------------------------------------------------------
+def _chain_or_loop(module: nn.Module, layers: list[Layer], shape, example) -> StepProgram | None:
+    """The per-step program of a time-loop forward, or None after checking a one-step chain."""
+    neurons = {l.path: type(l.module).__name__ for l in layers if _is_snn(l.module)}
+    loop_error = None
+    if neurons:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand((TRACE_STEPS, TRACE_BATCH, *shape), generator=gen)
+        _reset_states(layers)
+        try:
+            trace = trace_forward(module, {l.module: l.path for l in layers}, x)
+        except UserInputError:
+            raise
+        except Exception as err:
+            loop_error = f"{type(err).__name__}: {' '.join(str(err).split())[:100]}"
+        else:
+            counts = assign_steps(trace)
+            if is_loop(counts, set(neurons)):
+                return step_program(trace, counts, neurons)
+        finally:
+            _reset_states(layers)
+    try:
+        check_chain(module, layers, example if example is not None else torch.zeros((1, *shape)))
+    except UserInputError as err:
+        if loop_error is None:
+            raise
+        raise UserInputError(
+            f"{type(module).__name__}.forward is neither a loop over time on x shaped (T, batch, *{tuple(shape)})"
+            f" ({loop_error}) nor a one-step chain of its layers ({err})"
+        ) from None
+    return None
+
+
+def _build_loop(program: StepProgram, layers: list[Layer], b: _Builder) -> str:
+    """Add the nodes of one step of ``program`` to ``b``; return the node feeding the output."""
+    by_path = {l.path: l for l in layers}
+    node_of = {INPUT_KEY: "input"}
+    pending: list[tuple[int, str, int]] = []  # (edge index, source key, delay)
+    for node in program.nodes[1:]:
+        call = node.call
+        data = next(t for t in call.arg_tensors if t is not None)
+        in_shape = tuple(int(d) for d in data.shape[1:])
+        if len(node.srcs) != 1:
+            raise UserInputError(f"{call.where}: '{node.key}' has {len(node.srcs)} inputs in a step; feed each layer one value")
+        src_key, delay = node.srcs[0]
+        first_edge = len(b.edges)
+        if node.kind == NodeKind.FLATTEN:
+            name = b.add("flatten", Flatten(input_shape=in_shape))
+            b.edges.append(Edge("?", name))
+        else:
+            name, _shape = _convert_layer(by_path[node.key], in_shape, b, "?")
+            if name == "?":  # Identity / Dropout
+                if delay or src_key not in node_of:
+                    raise UserInputError(f"{call.where}: '{node.key}' passes on a value of the previous step; remove it")
+                node_of[node.key] = node_of[src_key]
+                continue
+        pending.append((first_edge, src_key, delay))
+        node_of[node.key] = name
+    for index, src_key, delay in pending:
+        edge = b.edges[index]
+        b.edges[index] = Edge(node_of[src_key], edge.dst, delay)
+    return node_of[program.output]
+
+
+def run_loop_source(module: nn.Module, layers: list[Layer], paths: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run the model's own ``forward`` on ``x`` (T, batch, ...); spikes per neuron module path."""
+    rec: dict[str, list[torch.Tensor]] = {p: [] for p in paths}
+    by_path = {l.path: l.module for l in layers}
+    hooks = [
+        by_path[p].register_forward_hook(lambda mod, args, out, p=p: rec[p].append(_first(out).detach().clone()))
+        for p in paths
+    ]
+    _reset_states(layers)
+    try:
+        with torch.no_grad():
+            module(torch.as_tensor(np.asarray(x, dtype=np.float32)))
+    finally:
+        for h in hooks:
+            h.remove()
+        _reset_states(layers)
+    return {p: torch.stack(v).numpy() for p, v in rec.items()}
 
 
 # ------------------------------------------------------------------------------------------
@@ -449,15 +543,21 @@ def _import(module, example_input, options, source, start) -> ImportResult:
     elif options.calib_x is not None:
         example = torch.as_tensor(np.asarray(options.calib_x[0], dtype=np.float32))
     shape = _input_shape(layers, example)
+    program = None
     if custom:
-        check_chain(module, layers, example if example is not None else torch.zeros((1, *shape)))
+        program = _chain_or_loop(module, layers, shape, example)
 
     b = _Builder()
     b.taken.update({"input", "output"})
     b.nodes["input"] = Input(shape=shape)
-    prev = "input"
-    for layer in layers:
-        prev, shape = _convert_layer(layer, shape, b, prev)
+    if program is not None:
+        prev = _build_loop(program, layers, b)
+        shape = b.nodes[prev].out_shape
+        b.notes.extend(program.notes)
+    else:
+        prev = "input"
+        for layer in layers:
+            prev, shape = _convert_layer(layer, shape, b, prev)
     b.nodes["output"] = Output(shape=shape)
     b.edges.append(Edge(prev, "output"))
     if not b.neurons:
@@ -482,10 +582,20 @@ def _import(module, example_input, options, source, start) -> ImportResult:
             x = gen.random((FIDELITY_STEPS, FIDELITY_BATCH, *graph.nodes["input"].shape), dtype=np.float32)
             origin = f"uniform [0, 1) random input, seed 0, {FIDELITY_STEPS} steps, batch {FIDELITY_BATCH}"
         try:
-            fidelity = measure_fidelity(layers, graph, b.neurons, x, origin)
+            if program is not None:
+                fidelity = compare_spikes(run_loop_source(module, layers, list(b.neurons), x), graph, b.neurons, x, origin)
+            else:
+                fidelity = measure_fidelity(layers, graph, b.neurons, x, origin)
         except Exception as err:  # the source model itself may fail (snnTorch bugs)
             fidelity = {"error": f"{type(err).__name__}: {str(err)[:200]}"}
             b.notes.append(f"fidelity check could not run the source model: {fidelity['error']}")
+        if fidelity.get("total_mismatches"):
+            worst = max(fidelity["layers"].items(), key=lambda kv: kv[1]["mismatches"])
+            raise CheckFailed(
+                f"the imported graph differs from {type(module).__name__}'s own forward in"
+                f" {fidelity['total_mismatches']} spike event(s) ({worst[1]['mismatches']} in '{worst[0]}') on"
+                f" {fidelity['input']}; nothing was built: please report this model (a bug in rsnnc)"
+            )
     report = ImportReport(
         name="import",
         source=source,
