@@ -26,9 +26,7 @@ exactly like snnTorch.
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -47,6 +45,7 @@ from rsnn_compiler.ir.ops import (
 from rsnn_compiler.passes_api import Prop
 
 from rsnn_compiler.frontends._common import finish_graph, sanitize_name, to_array
+from rsnn_compiler.frontends.checkpoints import build_model
 from rsnn_compiler.frontends.time_loop import (
     INPUT_KEY, TRACE_BATCH, TRACE_STEPS, NodeKind, StepProgram, assign_steps, is_loop, step_program,
     trace_forward,
@@ -520,7 +519,7 @@ def run_loop_source(module: nn.Module, layers: list[Layer], paths: list[str], x:
 # Entry points
 # ------------------------------------------------------------------------------------------
 def import_module(module: nn.Module, example_input=None, options: ImportOptions | None = None,
-                  source: str = "<module>") -> ImportResult:
+                  source: str = "<module>", notes: list[str] | None = None) -> ImportResult:
     """Import a PyTorch/snnTorch module; ``example_input`` is one step shaped (batch, *features)."""
     options = options or ImportOptions()
     start = time.perf_counter()
@@ -529,12 +528,12 @@ def import_module(module: nn.Module, example_input=None, options: ImportOptions 
     was_training = module.training
     module.eval()
     try:
-        return _import(module, example_input, options, source, start)
+        return _import(module, example_input, options, source, start, list(notes or []))
     finally:
         module.train(was_training)
 
 
-def _import(module, example_input, options, source, start) -> ImportResult:
+def _import(module, example_input, options, source, start, notes: list[str]) -> ImportResult:
     layers, custom = collect_layers(module)
     _check_finite(layers)
     example = None
@@ -548,6 +547,7 @@ def _import(module, example_input, options, source, start) -> ImportResult:
         program = _chain_or_loop(module, layers, shape, example)
 
     b = _Builder()
+    b.notes.extend(notes)
     b.taken.update({"input", "output"})
     b.nodes["input"] = Input(shape=shape)
     if program is not None:
@@ -616,66 +616,6 @@ def _import(module, example_input, options, source, start) -> ImportResult:
     return ImportResult(graph=graph, report=report)
 
 
-def _load_state_dict(model: nn.Module, path: str) -> None:
-    if not os.path.exists(path):
-        raise UserInputError(f"weights file '{path}' does not exist; check --weights")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserInputError(
-            f"cannot read weights '{path}' as a state_dict ({type(err).__name__}: {str(err).splitlines()[0][:120]});"
-            " save it with torch.save(model.state_dict(), path)"
-        ) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise UserInputError(f"weights '{path}' hold a {type(state).__name__}, not a state_dict")
-    missing, unexpected = [], []
-    try:
-        result = model.load_state_dict(state, strict=False)
-        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    except RuntimeError as err:
-        raise UserInputError(
-            f"weights '{path}' do not fit the model: {' '.join(str(err).split())[:200]}; check the factory"
-        ) from None
-    if missing:
-        raise UserInputError(
-            f"weights '{path}' lack {len(missing)} parameter(s) of the model, e.g. '{missing[0]}';"
-            " save the state_dict of the same architecture"
-        )
-    if unexpected:
-        raise UserInputError(
-            f"weights '{path}' have {len(unexpected)} parameter(s) the model lacks, e.g. '{unexpected[0]}';"
-            " check that the factory builds the trained architecture"
-        )
-
-
-def _from_factory(source: str, options: ImportOptions) -> nn.Module:
-    mod_name, _, attr = source.partition(":")
-    if not mod_name or not attr:
-        raise UserInputError(f"'{source}' is not of the form pkg.module:factory")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        mod = importlib.import_module(mod_name)
-    except Exception as err:
-        raise UserInputError(
-            f"cannot import module '{mod_name}' ({type(err).__name__}: {str(err)[:120]}); check PYTHONPATH"
-        ) from None
-    factory = getattr(mod, attr, None)
-    if factory is None or not callable(factory):
-        raise UserInputError(f"module '{mod_name}' has no callable '{attr}'; name a function that builds the model")
-    try:
-        model = factory()
-    except Exception as err:
-        raise UserInputError(f"{source}() failed ({type(err).__name__}: {str(err)[:120]})") from None
-    if not isinstance(model, nn.Module):
-        raise UserInputError(f"{source}() returned {type(model).__name__}, not a torch.nn.Module")
-    if options.weights:
-        _load_state_dict(model, options.weights)
-    return model
-
-
 def _from_checkpoint(path: str, options: ImportOptions) -> nn.Module:
     if not options.trust_checkpoint:
         raise UserInputError(
@@ -700,9 +640,10 @@ def load(source: str, options: ImportOptions | None = None) -> ImportResult:
     """``pkg.module:factory`` (with optional ``options.weights``) or a pickled ``.pt``/``.pth`` module."""
     options = options or ImportOptions()
     source = str(source)
+    notes: list[str] = []
     if source.endswith((".pt", ".pth")) and ":" not in os.path.basename(source):
         model = _from_checkpoint(source, options)
     else:
-        model = _from_factory(source, options)
+        model = build_model(source, options.factory_args, options.weights, options.initial_weights, notes)
     example = options.extra.get("example_input")
-    return import_module(model, example, options, source=source)
+    return import_module(model, example, options, source=source, notes=notes)

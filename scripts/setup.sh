@@ -22,8 +22,21 @@ fi
 # torch is pinned (2.13.0, CPU wheel) in pyproject.toml; an unpinned torch would pull CUDA.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
     | grep -v "WARNING: Location" || true
+# Peer SNN libraries for the differential tests, without their dependencies (see the file).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r scripts/peers-nodeps.txt 2>&1 \
+    | grep -v "WARNING: Location" || true
 .venv/bin/python -c 'import rsnn_compiler, torch; assert torch.__version__.startswith("2.13.0"), torch.__version__'
 echo "rsnnc setup: .venv ready ($(.venv/bin/rsnnc --version))"
+
+# Sinabs' and Rockpool's NIR exporters need nir <= 1.0.4: their own environment (.venv-peers).
+if [ "${RSNNC_SKIP_PEERS:-0}" != "1" ]; then
+    status=0
+    bash scripts/setup_peers.sh || status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "rsnnc setup: .venv-peers is not available (exit $status); the old-nir export tests cannot run" >&2
+        [ "${CI:-}" = "true" ] && exit "$status"
+    fi
+fi
 
 # Lava 0.10 needs Python 3.10: it gets its own environment (.venv-lava), which the compiler calls.
 # Without Python 3.10 the compiler still works; `rsnnc validate` then says exactly what is missing.

@@ -25,8 +25,10 @@ examples:
   rsnnc build models/example/recurrent.rsnn -o build/demo
   rsnnc build model.nir --dt 1e-4 --reset subtract_deferred --target c,gpu -o build/
   rsnnc build mypkg.nets:make_rnn --weights rnn.pt --calib calib.npz -o build/rnn
+  rsnnc build path/to/model.py:Net --factory-args '{"hidden": 128}' --weights ckpt.pt -o build/net
 
-INPUT is a .nir file, an .onnx ANN, an .rsnn graph, or pkg.module:factory with --weights.
+INPUT is a .nir file, an .onnx ANN, an .rsnn graph, or pkg.module:factory (or path/to/model.py:factory)
+with --weights (a state_dict or a training checkpoint).
 The build directory holds manifest.json (version, input hash, pipeline, pass reports, file
 hashes), the float graph (graph.float.rsnn/.txt), one fixed-point graph per profile a target
 needs, and one folder per target. It is written atomically."""
@@ -84,7 +86,10 @@ def _add_import_options(p: argparse.ArgumentParser) -> None:
         " subtract_nodelay, zero_hold, none (NIR files do not record it; default zero)",
     )
     p.add_argument("--comparator", help="spike comparator: gt (v > theta, default) or ge (v >= theta)")
-    p.add_argument("--weights", help="state_dict (.pt) for a pkg.module:factory input (loaded with weights_only)")
+    p.add_argument("--weights", help="state_dict or training checkpoint (.pt) for a factory input (loaded with weights_only)")
+    p.add_argument("--factory-args", metavar="JSON", help='keyword arguments of the factory as a JSON object, e.g. \'{"hidden": 128}\'')
+    p.add_argument("--initial-weights", action="store_true",
+                   help="compile a factory's initial (untrained, seeded) weights on purpose, without --weights")
     p.add_argument(
         "--trust-checkpoint",
         action="store_true",
@@ -253,7 +258,7 @@ def cmd_build(args, out: Console, err: Console) -> int:
         raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
     options = BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
-        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
+        factory_args=args.factory_args, initial_weights=args.initial_weights, trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
         extra={**_convert_extra(args), **_prune_extra(args),
                **({"loihi2_board": args.board} if args.board else {})},
     )
@@ -340,7 +345,7 @@ def cmd_inspect(args, out: Console, err: Console) -> int:
     from rsnn_compiler.artifact import MANIFEST, read_manifest
     from rsnn_compiler.build import import_model
     from rsnn_compiler.executors import load_build_graph
-    from rsnn_compiler.frontend_api import ImportOptions
+    from rsnn_compiler.frontend_api import ImportOptions, parse_factory_args
     from rsnn_compiler.ir.text import structural_hash, to_text
     from rsnn_compiler.build import _enum_option
     from rsnn_compiler.ir.ops import Comparator, ResetMode
@@ -355,6 +360,7 @@ def cmd_inspect(args, out: Console, err: Console) -> int:
             dt=args.dt, reset=_enum_option(args.reset, ResetMode, "--reset"),
             comparator=_enum_option(args.comparator, Comparator, "--comparator"),
             weights=args.weights, trust_checkpoint=args.trust_checkpoint,
+            factory_args=parse_factory_args(args.factory_args), initial_weights=args.initial_weights,
         )
         result = import_model(str(args.target), options)
         graph = result.graph
