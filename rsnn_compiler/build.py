@@ -40,6 +40,7 @@ class BuildOptions:
     dt: float | None = None
     reset: str | None = None
     comparator: str | None = None
+    nir_source: str | None = None  # library that wrote a NIR input (None: detect)
     weights: str | None = None
     factory_args: str | None = None  # JSON object of keyword arguments for a factory
     initial_weights: bool = False
@@ -187,6 +188,7 @@ def build(
         dt=options.dt,
         reset=_enum_option(options.reset, ResetMode, "--reset"),
         comparator=_enum_option(options.comparator, Comparator, "--comparator"),
+        nir_source=options.nir_source,
         weights=options.weights,
         factory_args=parse_factory_args(options.factory_args),
         initial_weights=options.initial_weights,
@@ -265,6 +267,7 @@ def build(
                 "dt": options.dt,
                 "reset": options.reset,
                 "comparator": options.comparator,
+                "nir_source": options.nir_source,
                 "factory_args": options.factory_args,
                 "initial_weights": options.initial_weights,
                 "prune": options.prune,

@@ -22,6 +22,7 @@ class ImportOptions:
     dt: float | None = None  # seconds per step; None = infer where the source allows
     reset: ResetMode | None = None  # None = the frontend's documented default
     comparator: Comparator | None = None
+    nir_source: str | None = None  # library that wrote a NIR file (--nir-source); None = detect
     weights: str | None = None  # state_dict or training checkpoint for ``pkg.module:factory`` sources
     factory_args: dict = field(default_factory=dict)  # keyword arguments of the factory (--factory-args)
     initial_weights: bool = False  # compile a factory's initial weights on purpose (no --weights)
@@ -42,6 +43,8 @@ class ImportReport(PassReport):
     reset: str = ""
     reset_origin: str = ""
     discretisation: str = ""
+    source_library: str = ""  # NIR: the library whose conventions were applied (or "unknown")
+    conventions: list[str] = field(default_factory=list)  # which conventions were applied and why
     nodes: int = 0
     edges: int = 0
     fidelity: dict = field(default_factory=dict)  # per-layer spike agreement vs the source

@@ -24,6 +24,7 @@ BUILD_EXAMPLE = """\
 examples:
   rsnnc build models/example/recurrent.rsnn -o build/demo
   rsnnc build model.nir --dt 1e-4 --reset subtract_deferred --target c,gpu -o build/
+  rsnnc build sj_model.nir --nir-source spikingjelly --target c -o build/sj
   rsnnc build mypkg.nets:make_rnn --weights rnn.pt --calib calib.npz -o build/rnn
   rsnnc build path/to/model.py:Net --factory-args '{"hidden": 128}' --weights ckpt.pt -o build/net
 
@@ -86,6 +87,12 @@ def _add_import_options(p: argparse.ArgumentParser) -> None:
         " subtract_nodelay, zero_hold, none (NIR files do not record it; default zero)",
     )
     p.add_argument("--comparator", help="spike comparator: gt (v > theta, default) or ge (v >= theta)")
+    p.add_argument(
+        "--nir-source", metavar="LIB",
+        help="library that wrote the NIR file: snntorch, norse, sinabs, spikingjelly, rockpool, lava-dl;"
+        " applies its conventions (dt, reset, comparator, Input dims). Default: detected where the exporter"
+        " leaves a trace (docs/frontends.md)",
+    )
     p.add_argument("--weights", help="state_dict or training checkpoint (.pt) for a factory input (loaded with weights_only)")
     p.add_argument("--factory-args", metavar="JSON", help='keyword arguments of the factory as a JSON object, e.g. \'{"hidden": 128}\'')
     p.add_argument("--initial-weights", action="store_true",
@@ -257,7 +264,8 @@ def cmd_build(args, out: Console, err: Console) -> int:
     if not targets:
         raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
     options = BuildOptions(
-        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
+        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
+        weights=args.weights,
         factory_args=args.factory_args, initial_weights=args.initial_weights, trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
         extra={**_convert_extra(args), **_prune_extra(args),
                **({"loihi2_board": args.board} if args.board else {})},
@@ -268,6 +276,9 @@ def cmd_build(args, out: Console, err: Console) -> int:
             result = build(args.input, args.out, options, progress=lambda m: status.update(m))
     else:
         result = build(args.input, args.out, options, progress=progress)
+    for note in result.reports[0].notes:  # warnings that change results: one stderr line each
+        if note.startswith("WARNING: "):
+            print(f"rsnnc: warning: {note[len('WARNING: '):]}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:
@@ -358,7 +369,7 @@ def cmd_inspect(args, out: Console, err: Console) -> int:
     else:
         options = ImportOptions(
             dt=args.dt, reset=_enum_option(args.reset, ResetMode, "--reset"),
-            comparator=_enum_option(args.comparator, Comparator, "--comparator"),
+            comparator=_enum_option(args.comparator, Comparator, "--comparator"), nir_source=args.nir_source,
             weights=args.weights, trust_checkpoint=args.trust_checkpoint,
             factory_args=parse_factory_args(args.factory_args), initial_weights=args.initial_weights,
         )
