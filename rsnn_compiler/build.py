@@ -26,6 +26,7 @@ from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.serialize import save_graph
 from rsnn_compiler.ir.text import structural_hash, to_text
 from rsnn_compiler.pass_manager import SkippedStep, run_pipeline
+from rsnn_compiler.pipeline import PRUNE_STEP, fixed_pipeline, float_pipeline_names
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler import registry
 from rsnn_compiler.target_api import TargetCheckError
@@ -48,6 +49,7 @@ class BuildOptions:
     calib: str | None = None
     prune: float | None = None
     profile: str | None = None  # fixed-point profile; default: what a target requires, else fpga
+    board: str | None = None  # Loihi 2 board for targets that map onto one (lava); None: its default
     verify_each: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -119,18 +121,17 @@ def _enum_option(value: str | None, enum_cls, flag: str):
 
 
 def float_pipeline(options: BuildOptions) -> list:
-    steps: list = ["canonicalize"]
-    if options.prune is not None and "prune_spatial" in registry.PASSES:
-        steps.append("prune_spatial")
-        if "prune_temporal" in registry.PASSES:
-            steps.append("prune_temporal")
-    else:
+    steps: list = []
+    for name in float_pipeline_names(options.prune is not None):
+        if name != PRUNE_STEP:
+            steps.append(name)
+            continue
         reason = (
             "pruning is off (enable with --prune FRACTION)"
             if options.prune is None
             else "no pruning pass is available in this version"
         )
-        steps.append(SkippedStep("prune", reason, frozenset({Prop.PRUNED})))
+        steps.append(SkippedStep(PRUNE_STEP, reason, frozenset({Prop.PRUNED})))
     return steps
 
 
@@ -156,11 +157,6 @@ def resolve_profile(backends, requested: str | None) -> str | None:
     return requested or (next(iter(required)) if required else "fpga")
 
 
-def fixed_pipeline(profile: str | None = None) -> list[str]:
-    steps = ["quantize_weights", "quantize_state"]
-    return steps + ["map_loihi2"] if profile == "loihi2" else steps
-
-
 def _step_name(step) -> str:
     return step if isinstance(step, str) else step.name
 
@@ -174,9 +170,9 @@ def build(
 ) -> BuildResult:
     outdir = Path(outdir)
     backends = [registry.get_backend(t) for t in options.targets]
-    for backend in backends:  # the Loihi 2 board the lava target's mapping must fit
-        if hasattr(backend, "board") and options.extra.get("loihi2_board"):
-            backend.board = options.extra["loihi2_board"]
+    target_pass_options: dict = {}
+    for backend in backends:  # each target applies its options (e.g. the Loihi 2 board)
+        target_pass_options.update(backend.configure(options))
     if options.prune is not None and not (0.0 <= options.prune < 1.0):
         raise UserInputError(f"--prune {options.prune} must be a fraction in [0, 1)")
     if options.dt is not None and not (np.isfinite(options.dt) and options.dt > 0):
@@ -201,8 +197,8 @@ def build(
     progress(f"importing {source}")
     result = imported or import_model(source, import_options)
     ctx = PassContext(
-        calib_x=calib_x, calib_y=calib_y, options=dict(options.extra), verify_each=options.verify_each,
-        progress=progress,
+        calib_x=calib_x, calib_y=calib_y, options={**options.extra, **target_pass_options},
+        verify_each=options.verify_each, progress=progress,
     )
     if options.prune is not None:
         ctx.options["prune_fraction"] = options.prune
@@ -217,12 +213,13 @@ def build(
         ctx.calib_x = ctx.calib_x[: float_graph.attrs.steps]  # temporal pruning chose T
     if profile is not None:
         ctx.profile = profile
-        fixed, fixed_reports = run_pipeline(float_graph, fixed_pipeline(profile), ctx)
+        steps = fixed_pipeline(profile, backends)
+        fixed, fixed_reports = run_pipeline(float_graph, steps, ctx)
         for r in fixed_reports:
             r.notes.insert(0, f"profile {profile}")
         graphs[profile] = fixed
         all_reports.extend(fixed_reports)
-        pipeline[profile] = list(fixed_pipeline(profile))
+        pipeline[profile] = list(steps)
 
     def graph_for(backend) -> Graph:
         return graphs[profile] if backend.uses_fixed else float_graph

@@ -21,9 +21,9 @@ from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.graph import Graph
 
-from rsnn_compiler.backends.lava_emit import IR_STATE
-from rsnn_compiler.backends.lava_env import lava_status, run_in_lava
-from rsnn_compiler.backends.lava_spec import LAVA_SPEC
+from rsnn_compiler.backends.lava.emit import IR_STATE
+from rsnn_compiler.backends.lava.env import lava_status, run_in_lava
+from rsnn_compiler.backends.lava.spec import LAVA_SPEC
 
 INT32 = np.iinfo(np.int32)
 
@@ -95,6 +95,7 @@ def run_program(net_dir: Path, graph: Graph, x: np.ndarray, **kw) -> RunResult:
 
 class LavaExecutor:
     name: ClassVar[str] = "lava"
+    domains: ClassVar[tuple[str, ...]] = ("fixed",)  # rsnnc run picks fixed without --domain
 
     def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
         from rsnn_compiler.validate import ExecutorUnavailable
