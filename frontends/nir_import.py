@@ -276,6 +276,7 @@ class Ctx:
     reset: ResetMode | None  # option
     comparator: Comparator | None  # option
     notes: list[str]
+    v_init_at_reset: bool = False  # the source library starts membranes at v_reset
 
 
 def _pshape(in_shape, *arrays) -> tuple[int, ...]:
@@ -472,7 +473,8 @@ def _neuron(name: str, node, kind: str, in_shape, ctx: Ctx) -> Op:
         zeros = np.zeros(shape, np.float32)
         if kind == "I":
             return LI(beta=np.ones(shape, np.float32), gain=gain, bias=zeros, v_init=zeros)
-        return IF(gain=gain, bias=zeros, v_init=zeros, **_spiking_kw(name, node, shape, ctx))
+        kw = _spiking_kw(name, node, shape, ctx)
+        return IF(gain=gain, bias=zeros, v_init=_v_init(kw, ctx, zeros), **kw)
     if kind in ("LI", "LIF"):
         tau, r, vl = (to_array(getattr(node, k), f"'{name}'.{k}") for k in ("tau", "r", "v_leak"))
         extra = [to_array(node.v_threshold)] if kind == "LIF" else []
@@ -481,7 +483,8 @@ def _neuron(name: str, node, kind: str, in_shape, ctx: Ctx) -> Op:
         zeros = np.zeros(shape, np.float32)
         if kind == "LI":
             return LI(beta=beta, gain=gain, bias=bias, v_init=zeros)
-        return LIF(beta=beta, gain=gain, bias=bias, v_init=zeros, **_spiking_kw(name, node, shape, ctx))
+        kw = _spiking_kw(name, node, shape, ctx)
+        return LIF(beta=beta, gain=gain, bias=bias, v_init=_v_init(kw, ctx, zeros), **kw)
     # CubaLI / CubaLIF
     names = ("tau_syn", "tau_mem", "r", "v_leak", "w_in")
     ts, tm, r, vl, w_in = (to_array(getattr(node, k), f"'{name}'.{k}") for k in names)
@@ -493,7 +496,13 @@ def _neuron(name: str, node, kind: str, in_shape, ctx: Ctx) -> Op:
     common = dict(alpha=alpha, beta=beta, gain_i=gain_i, gain_v=gain_v, bias=bias, v_init=zeros)
     if kind == "CubaLI":
         return CubaLI(**common)
-    return CubaLIF(**common, **_spiking_kw(name, node, shape, ctx))
+    kw = _spiking_kw(name, node, shape, ctx)
+    common["v_init"] = _v_init(kw, ctx, zeros)
+    return CubaLIF(**common, **kw)
+
+
+def _v_init(kw: dict, ctx: Ctx, zeros: np.ndarray) -> np.ndarray:
+    return np.asarray(kw["v_reset"], np.float32) if ctx.v_init_at_reset else zeros
 
 
 def _from_rsnnc_meta(name: str, node, meta: dict, ctx: Ctx) -> Op:
@@ -570,6 +579,9 @@ def import_graph(nir_graph, options: ImportOptions | None = None, source: str = 
               comparator=comparator, notes=notes)
     if conv is not None and options.reset is None and not rsnnc_file:
         ctx.reset = conv.reset if has_spiking else None
+    if conv is not None and conv.v_init_why and has_spiking:
+        ctx.v_init_at_reset = True
+        conventions.append(f"initial membrane = v_reset: {conv.v_init_why}")
 
     # IR names
     taken: set[str] = set()

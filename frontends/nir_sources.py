@@ -57,6 +57,7 @@ class Convention:
     batch_hint: str  # how to export without a batch/time dim in the Input type, in the library's API
     leading_dims_why: str  # why extra leading Input dims are removed under this source
     refused: dict[str, str] = field(default_factory=dict)  # NIR node type -> what is missing
+    v_init_why: str = ""  # set when the library starts the membrane at v_reset (NIR: at 0)
 
     def refusal(self, kind: str) -> str | None:
         return self.refused.get(kind) or self.refused.get("*" if kind in NEURONS else "")
@@ -92,6 +93,7 @@ CONVENTIONS: dict[NirSource, Convention] = {
             "CubaLIF": "SpikingJelly's CUBALIFNode arithmetic is not verified against the IR; " + _NEURON_ORDER,
             "LI": "SpikingJelly's leaky integrator computes v + (x - v)/tau; " + _NEURON_ORDER,
         },
+        v_init_why="SpikingJelly starts every membrane at v_reset",
     ),
     NirSource.NORSE: Convention(
         NirSource.NORSE, 1e-3, "Norse's default dt = 1e-3 s",

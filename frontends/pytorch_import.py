@@ -51,7 +51,7 @@ from rsnn_compiler.frontends.peer_modules import (
     is_peer_neuron, peer_neuron, reset_state as reset_peer, sequence_axis as peer_sequence_axis,
 )
 from rsnn_compiler.frontends.time_loop import (
-    INPUT_KEY, TRACE_BATCH, TRACE_STEPS, NodeKind, StepProgram, assign_steps, is_loop, step_program,
+    INPUT_KEY, INTERNAL_STATE, TRACE_BATCH, TRACE_STEPS, NodeKind, StepProgram, assign_steps, is_loop, step_program,
     trace_forward,
 )
 
@@ -468,6 +468,7 @@ def compare_spikes(src: dict[str, np.ndarray], graph: Graph, neurons: dict[str, 
 def _chain_or_loop(module: nn.Module, layers: list[Layer], shape, example) -> StepProgram | None:
     """The per-step program of a time-loop forward, or None after checking a one-step chain."""
     neurons = {l.path: type(l.module).__name__ for l in layers if _is_snn(l.module)}
+    neurons.update({l.path: INTERNAL_STATE for l in layers if is_peer_neuron(l.module)})
     loop_error = None
     if neurons:
         gen = torch.Generator().manual_seed(0)

@@ -52,7 +52,9 @@ _IGNORED = {"__get__", "size", "dim", "numel", "__len__", "__format__", "__repr_
             "tolist", "__index__", "__int__", "__float__", "is_floating_point", "data_ptr", "__hash__",
             "__eq__", "__ne__", "get_device", "__contains__", "element_size", "stride", "is_contiguous"}
 # neuron state arguments: positional index -> index in the module's outputs
+INTERNAL_STATE = "internal"  # modules that keep their own state (SpikingJelly, Sinabs)
 STATE_OF = {
+    INTERNAL_STATE: {},
     "Leaky": {1: 1},
     "Synaptic": {1: 1, 2: 2},
     "RLeaky": {1: 0, 2: 1},
