@@ -18,7 +18,7 @@ EXAMPLES = (
             " --calib models/rleaky_mnist1d/data.npz --target c -o build/rnn"),
     Example("rsnnc build models.snntorch_tutorial.model:recurrent --weights models/snntorch_tutorial/recurrent.pt"
             " --calib models/snntorch_tutorial/data.npz --target c -o build/tutorial",
-            "an snnTorch class whose forward loops over time; the weights are a training checkpoint"),
+            "an snnTorch class looping over time; weights from a training checkpoint"),
     Example("rsnnc build models/snntorch_tutorial/model.py:feedforward --factory-args '{\"hidden\": 64}'"
             " --weights models/snntorch_tutorial/feedforward.pt -o build/ff",
             "a model file by path, with factory arguments as JSON"),
