@@ -1,8 +1,10 @@
-"""PyTorch / snnTorch 1.0 importer.
+"""PyTorch / snnTorch 1.0 importer (and SpikingJelly/Sinabs neurons, ``peer_modules``).
 
-Supported models: ``nn.Sequential`` (nested allowed) and plain module containers whose
-``forward`` is a sequential chain of their children in registration order (checked by tracing one
-step with forward hooks: every child must consume the previous child's output). Layers:
+Supported models: ``nn.Sequential`` (nested allowed), plain module containers whose ``forward``
+is a sequential chain of their children in registration order (checked by tracing one step with
+forward hooks: every child must consume the previous child's output), and models whose
+``forward`` loops over time with explicit state (traced by ``time_loop``). Factories, model
+files and checkpoints are resolved by ``checkpoints``. Layers:
 ``nn.Linear``, ``nn.Conv1d/2d``, ``nn.AvgPool1d/2d``, ``nn.MaxPool1d/2d``, ``nn.Flatten``,
 ``nn.BatchNorm1d/2d`` (eval statistics; canonicalize folds it), ``nn.Identity``/``nn.Dropout``
 (dropped), ``snn.Leaky``, ``snn.Synaptic``, ``snn.RLeaky``, ``snn.RSynaptic``.
