@@ -53,7 +53,8 @@ from rsnn_compiler.frontends.peer_modules import (
     is_peer_neuron, peer_neuron, reset_state as reset_peer, sequence_axis as peer_sequence_axis,
 )
 from rsnn_compiler.frontends.time_loop import (
-    INPUT_KEY, INTERNAL_STATE, TRACE_BATCH, TRACE_STEPS, NodeKind, StepProgram, assign_steps, is_loop, step_program,
+    INPUT_KEY, INTERNAL_STATE, TRACE_BATCH, TRACE_STEPS, NodeKind, StepProgram, assign_steps, is_loop,
+    reads_whole_input, step_program,
     trace_forward,
 )
 
@@ -485,6 +486,8 @@ def _chain_or_loop(module: nn.Module, layers: list[Layer], shape, example) -> St
         else:
             counts = assign_steps(trace)
             if is_loop(counts, set(neurons)):
+                if max(counts.values()) != TRACE_STEPS and reads_whole_input(trace):
+                    return _static_program(module, layers, shape, neurons)
                 return step_program(trace, counts, neurons)
         finally:
             _reset_states(layers)
@@ -513,6 +516,22 @@ def _single_step(module: nn.Module, axis: int | None):
         yield
     finally:
         functional.set_step_mode(module, "m")
+
+
+def _static_program(module: nn.Module, layers: list[Layer], shape, neurons: dict[str, str]) -> StepProgram:
+    """Trace a static-input loop again on one input (batch, *features)."""
+    x = torch.rand((TRACE_BATCH, *shape), generator=torch.Generator().manual_seed(0))
+    _reset_states(layers)
+    try:
+        trace = trace_forward(module, {l.module: l.path for l in layers}, x)
+    except UserInputError:
+        raise
+    except Exception as err:
+        raise UserInputError(
+            f"{type(module).__name__}.forward fails on one input shaped {tuple(x.shape)}"
+            f" ({type(err).__name__}: {' '.join(str(err).split())[:100]}); give it x (T, batch, ...) and loop over x[step]"
+        ) from None
+    return step_program(trace, assign_steps(trace), neurons, static=True)
 
 
 def _build_loop(program: StepProgram, layers: list[Layer], b: _Builder) -> str:
@@ -547,10 +566,10 @@ def _build_loop(program: StepProgram, layers: list[Layer], b: _Builder) -> str:
 
 
 def run_loop_source(module: nn.Module, layers: list[Layer], paths: list[str], x: np.ndarray,
-                    axis: int = 0) -> dict[str, np.ndarray]:
+                    axis: int = 0, static: bool = False) -> dict[str, np.ndarray]:
     """Run the model's own ``forward`` on the whole sequence ``x`` (T, batch, ...), given with time
-    at ``axis``; spikes per neuron module path as (T, batch, ...), from one call per step or one
-    call per sequence."""
+    at ``axis`` (``static``: on ``x[0]`` alone, for a static-input loop); spikes per neuron module
+    path as (T, batch, ...), from one call per step or one call per sequence."""
     rec: dict[str, list[torch.Tensor]] = {p: [] for p in paths}
     by_path = {l.path: l.module for l in layers}
     hooks = [
@@ -561,7 +580,7 @@ def run_loop_source(module: nn.Module, layers: list[Layer], paths: list[str], x:
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
     try:
         with torch.no_grad():
-            module(xt.transpose(0, 1) if axis == 1 else xt)
+            module(xt[0] if static else xt.transpose(0, 1) if axis == 1 else xt)
     finally:
         for h in hooks:
             h.remove()
@@ -660,7 +679,12 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
             x = gen.random((FIDELITY_STEPS, FIDELITY_BATCH, *graph.nodes["input"].shape), dtype=np.float32)
             origin = f"uniform [0, 1) random input, seed 0, {FIDELITY_STEPS} steps, batch {FIDELITY_BATCH}"
         try:
-            if program is not None or axis is not None:
+            if program is not None and program.static_input:
+                x = np.repeat(x[:1], program.steps, axis=0)
+                origin += f"; static input: the first step's x repeated over {program.steps} steps"
+                src = run_loop_source(module, layers, list(b.neurons), x, static=True)
+                fidelity = compare_spikes(src, graph, b.neurons, x, origin)
+            elif program is not None or axis is not None:
                 src = run_loop_source(module, layers, list(b.neurons), x, axis or 0)
                 fidelity = compare_spikes(src, graph, b.neurons, x, origin)
             else:

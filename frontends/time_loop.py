@@ -21,6 +21,11 @@ RLeaky/RSynaptic) must be its own outputs of the previous step, and zeros (or ``
 empty tensor) at step 0. The first value ``forward`` returns must be a per-step value stacked
 over time (``torch.stack(spk_rec)``); it becomes the graph output.
 
+A forward that feeds the same input to every step of a fixed-length loop (``self.fc1(x)`` inside
+``for step in range(num_steps)``, x shaped (batch, ...)) is a static-input model: it is traced
+again on one (batch, ...) input and the graph reads x[t] at every step, so its data files hold x
+repeated over the ``num_steps`` steps.
+
 Operations allowed between modules: indexing the input over time (``x[step]``, ``for x_t in x``,
 ``x.unbind(0)``, ``x.select(0, step)``), flattening the features (``view/reshape(batch, -1)``,
 ``flatten(1)``), and value-preserving ones (``clone``, ``detach``, ``contiguous``, ``float``).
@@ -276,6 +281,7 @@ class StepProgram:
     output: str  # key of the node whose per-step value forward returns first
     steps: int
     notes: list[str]
+    static_input: bool = False  # forward feeds the same x (batch, ...) to all ``steps`` steps
 
 
 def _keys_of_step(calls: list[Call]) -> dict[int, str]:
@@ -291,9 +297,18 @@ def _keys_of_step(calls: list[Call]) -> dict[int, str]:
     return keys
 
 
-def step_program(trace: Trace, counts: dict[str, int], neurons: dict[str, str]) -> StepProgram:
-    """The graph of one step, checked to repeat over every traced step (module docstring)."""
-    steps = trace.x.shape[0]
+def reads_whole_input(trace: Trace) -> bool:
+    """True when a module takes the model input itself (not x[step]): a static-input loop."""
+    return any(c.module is not None and any(a is not None and a.is_input for a in c.args) for c in trace.calls)
+
+
+def step_program(trace: Trace, counts: dict[str, int], neurons: dict[str, str], static: bool = False) -> StepProgram:
+    """The graph of one step, checked to repeat over every traced step (module docstring).
+
+    ``static``: ``trace.x`` is one input (batch, ...) that every step reads whole; the number of
+    steps is then the number of calls per module (a fixed ``num_steps`` in the user's code).
+    """
+    steps = max(counts.values()) if static else trace.x.shape[0]
     for module, n in counts.items():
         if n != steps:
             call = next(c for c in trace.calls if c.module == module)
@@ -324,7 +339,7 @@ def step_program(trace: Trace, counts: dict[str, int], neurons: dict[str, str]) 
                     raise refuse(c, f"module '{c.module}' is called without a tensor input", "pass the layer input")
                 node = StepNode(keys[c.index], NodeKind.MODULE, c)
                 _check_state(trace, c, neurons, s, keys, resolve)
-                src = _source(trace, c, resolve(data[0]), s, keys, neurons)
+                src = _source(trace, c, resolve(data[0]), s, keys, neurons, static)
                 if src is not None:
                     node.srcs.append(src)
                 nodes.append(node)
@@ -350,7 +365,7 @@ def step_program(trace: Trace, counts: dict[str, int], neurons: dict[str, str]) 
                     alias[(c.index, 0)] = (r.call, r.out)
                     continue
                 node = StepNode(keys[c.index], NodeKind.FLATTEN, c)
-                node.srcs.append(_source(trace, c, r, s, keys, neurons))
+                node.srcs.append(_source(trace, c, r, s, keys, neurons, static))
                 nodes.append(node)
                 continue
             if op in _STACK_OPS:
@@ -380,12 +395,20 @@ def step_program(trace: Trace, counts: dict[str, int], neurons: dict[str, str]) 
     extra = len(trace.result) - 1 if isinstance(trace.result, (tuple, list)) else 0
     if extra:
         notes.append(f"forward returns {extra + 1} values; the first (stacked per-step outputs) is the graph output")
-    return StepProgram(nodes=template, output=output, steps=steps, notes=notes)
+    if static:
+        notes.append(
+            f"forward feeds the same input to all {steps} steps (static input, as in the snnTorch tutorials):"
+            f" the graph reads x[t] every step, so give data files x repeated over {steps} steps"
+            f" (np.repeat(x[None], {steps}, 0))"
+        )
+    return StepProgram(nodes=template, output=output, steps=steps, notes=notes, static_input=static)
 
 
 def _source(trace: Trace, c: Call, r: Ref, s: int, keys: dict[int, str],
-            neurons: dict[str, str]) -> tuple[str, int] | None:
+            neurons: dict[str, str], static: bool = False) -> tuple[str, int] | None:
     """(source key, delay) of a data argument of call ``c`` at step ``s``."""
+    if r.is_input and static:
+        return INPUT_KEY, 0
     if r.is_input:
         raise refuse(c, "a layer consumes the whole input (all steps at once)",
                      "index the input per step inside the loop (x[step])")

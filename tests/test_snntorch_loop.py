@@ -150,6 +150,49 @@ def test_init_hidden_conv_loop_with_view_flatten():
     assert [type(op).__name__ for op in res.graph.nodes.values()].count("Flatten") == 1
 
 
+class StaticInput(nn.Module):
+    """snnTorch tutorial 5: the same x (batch, features) is fed to every step of a fixed loop."""
+
+    NUM_STEPS = 100
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 20)
+        self.lif1 = snn.Leaky(beta=0.95)
+        self.fc2 = nn.Linear(20, 5)
+        self.lif2 = snn.Leaky(beta=0.95)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        spk2_rec, mem2_rec = [], []
+        for _step in range(self.NUM_STEPS):
+            cur1 = self.fc1(x)
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = self.fc2(spk1)
+            spk2, mem2 = self.lif2(cur2, mem2)
+            spk2_rec.append(spk2)
+            mem2_rec.append(mem2)
+        return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+
+
+def test_static_input_loop_reads_x_every_step():
+    torch.manual_seed(0)
+    net = StaticInput()
+    with torch.no_grad():
+        net.fc1.weight.mul_(2.0)
+        net.fc2.weight.mul_(3.0)
+    result = import_module(net)
+    assert any("static input" in n for n in result.report.notes)
+    fid = result.report.fidelity
+    assert fid["exact"] and fid["steps"] == 100 and all(v["spikes_source"] > 0 for v in fid["layers"].values())
+    x = torch.rand(4, 12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = net(x)[0].numpy()
+    got = run_float(result.graph, np.repeat(x.numpy()[None], 100, axis=0)).out
+    assert np.array_equal(got, ref)
+
+
 # ------------------------------------------------------------------------------------------
 # What cannot be compiled: one line naming the construct and the line of the user's code
 # ------------------------------------------------------------------------------------------
