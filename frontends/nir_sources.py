@@ -88,8 +88,8 @@ CONVENTIONS: dict[NirSource, Convention] = {
         "export a sample without the batch dim (spikingjelly.activation_based.nir_exchange.export_to_nir)",
         "SpikingJelly's sample shape includes the batch dim",
         refused={
-            "LIF": "SpikingJelly's LIFNode computes v + (x - (v - v_reset))/tau (decay_input=True) or"
-                   " v - (v - v_reset)/tau + x; " + _NEURON_ORDER,
+            "LIF": "SpikingJelly's LIFNode computes v + (v_reset - v + x)/tau (decay_input=True) or"
+                   " v + (v_reset - v)/tau + x; " + _NEURON_ORDER,
             "CubaLIF": "SpikingJelly's CUBALIFNode arithmetic is not verified against the IR; " + _NEURON_ORDER,
             "LI": "SpikingJelly's leaky integrator computes v + (x - v)/tau; " + _NEURON_ORDER,
         },
@@ -102,7 +102,8 @@ CONVENTIONS: dict[NirSource, Convention] = {
         "norse.torch.to_nir(model, sample) always writes the batch dim; rsnnc removes it under --nir-source norse",
         "Norse's to_nir writes the batch dim of its sample into the Input type",
         refused={
-            "*": "Norse integrates with forward Euler as v + dt*tau_mem_inv*((v_leak - v) + i), and norse 1.1.0's"
+            "*": "Norse integrates with forward Euler in its own order (LIFBox: v + dt*tau_mem_inv*(x + v_leak - v),"
+                 " LIF: v + dt*tau_mem_inv*((v_leak - v) + i)), and norse 1.1.0's"
                  " exporter writes tau = dt/tau_mem_inv (wrong units, norse#411) and w_in = 1 for LIFCell;"
                  " " + _NEURON_ORDER,
         },

@@ -44,9 +44,9 @@ REFUSED = {
     ("SpikingJelly", "ParametricLIFNode"): "ParametricLIFNode computes v + (v_reset - v + x)*sigmoid(w); " + _ORDER,
     ("Norse", "LIFCell"): "LIFCell integrates current and membrane with forward Euler in Norse's order"
                           " (v + dt*tau_mem_inv*((v_leak - v) + i)); " + _ORDER,
-    ("Norse", "LIFBoxCell"): "LIFBoxCell computes v + dt*tau_mem_inv*((v_leak - v) + x); " + _ORDER,
+    ("Norse", "LIFBoxCell"): "LIFBoxCell computes v + dt*tau_mem_inv*(x + v_leak - v); " + _ORDER,
     ("Norse", "LIF"): "Norse's LIF integrates with forward Euler in Norse's order; " + _ORDER,
-    ("Norse", "LIFBox"): "Norse's LIFBox computes v + dt*tau_mem_inv*((v_leak - v) + x); " + _ORDER,
+    ("Norse", "LIFBox"): "Norse's LIFBox computes v + dt*tau_mem_inv*(x + v_leak - v); " + _ORDER,
     ("Norse", "LIFRecurrentCell"): "LIFRecurrentCell adds the recurrent input before Norse's Euler step; " + _ORDER,
     ("Norse", "LIFRecurrent"): "LIFRecurrent adds the recurrent input before Norse's Euler step; " + _ORDER,
     ("Norse", "LIFBoxRecurrentCell"): "LIFBoxRecurrentCell adds the recurrent input before Norse's Euler step; " + _ORDER,

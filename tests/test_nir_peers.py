@@ -88,7 +88,7 @@ def test_spikingjelly_lif_file_is_refused(sj, tmp_path, capsys):
     net = nn.Sequential(layer.Linear(6, 4), neuron.LIFNode(tau=2.0))
     path = tmp_path / "sj_lif.nir"
     nir.write(str(path), nir_exchange.export_to_nir(net, torch.zeros(1, 6)))
-    assert_refused(capsys, path, tmp_path, "LIFNode computes v + (x - (v - v_reset))/tau")
+    assert_refused(capsys, path, tmp_path, "LIFNode computes v + (v_reset - v + x)/tau")
 
 
 # ------------------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def _refused():
         import norse.torch as nt
 
         cases += [
-            ("Norse LIFBoxCell", lambda: nt.LIFBoxCell(), "v + dt*tau_mem_inv*((v_leak - v) + x)"),
+            ("Norse LIFBoxCell", lambda: nt.LIFBoxCell(), "v + dt*tau_mem_inv*(x + v_leak - v)"),
             ("Norse LIFCell", lambda: nt.LIFCell(), "forward Euler in Norse's order"),
             ("Norse LIFRecurrentCell", lambda: nt.LIFRecurrentCell(16, 16), "recurrent input before Norse's Euler"),
         ]
