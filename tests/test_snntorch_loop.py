@@ -138,6 +138,36 @@ class HiddenStateConv(nn.Module):
         return torch.stack(rec, dim=0)
 
 
+class ResetMemLoop(nn.Module):
+    """Neurons keep their own state between calls; forward starts with reset_mem()."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 20)
+        self.lif1 = snn.Leaky(beta=0.9)
+        self.fc2 = nn.Linear(20, 5)
+        self.syn2 = snn.Synaptic(alpha=0.5, beta=0.9)
+
+    def forward(self, x):
+        self.lif1.reset_mem()
+        self.syn2.reset_mem()
+        out = []
+        for t in range(x.shape[0]):
+            spk1, _mem1 = self.lif1(self.fc1(x[t]))
+            spk2, _syn2, _mem2 = self.syn2(self.fc2(spk1))
+            out.append(spk2)
+        return torch.stack(out)
+
+
+def test_reset_mem_loop_with_internal_state():
+    torch.manual_seed(0)
+    net = ResetMemLoop()
+    with torch.no_grad():
+        net.fc1.weight.mul_(3.0)
+        net.fc2.weight.mul_(3.0)
+    assert_exact(net, spikes_in(STEPS, 3, 12, seed=5))
+
+
 def test_init_hidden_conv_loop_with_view_flatten():
     torch.manual_seed(0)
     x = (torch.rand(STEPS, 3, 2, 10) < 0.4).float()
