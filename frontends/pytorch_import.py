@@ -468,6 +468,19 @@ def compare_spikes(src: dict[str, np.ndarray], graph: Graph, neurons: dict[str, 
 # ------------------------------------------------------------------------------------------
 # Models whose forward loops over time (frontends/time_loop.py)
 # ------------------------------------------------------------------------------------------
+def _trace(module: nn.Module, layers: list[Layer], x: torch.Tensor):
+    """``trace_forward`` from rest, leaving every neuron at rest; (trace, None) or (None, the error)."""
+    _reset_states(layers)
+    try:
+        return trace_forward(module, {l.module: l.path for l in layers}, x), None
+    except UserInputError:
+        raise
+    except Exception as err:
+        return None, f"{type(err).__name__}: {' '.join(str(err).split())[:100]}"
+    finally:
+        _reset_states(layers)
+
+
 def _chain_or_loop(module: nn.Module, layers: list[Layer], shape, example) -> StepProgram | None:
     """The per-step program of a time-loop forward, or None after checking a one-step chain."""
     neurons = {l.path: type(l.module).__name__ for l in layers if _is_snn(l.module)}
@@ -475,22 +488,12 @@ def _chain_or_loop(module: nn.Module, layers: list[Layer], shape, example) -> St
     loop_error = None
     if neurons:
         gen = torch.Generator().manual_seed(0)
-        x = torch.rand((TRACE_STEPS, TRACE_BATCH, *shape), generator=gen)
-        _reset_states(layers)
-        try:
-            trace = trace_forward(module, {l.module: l.path for l in layers}, x)
-        except UserInputError:
-            raise
-        except Exception as err:
-            loop_error = f"{type(err).__name__}: {' '.join(str(err).split())[:100]}"
-        else:
-            counts = assign_steps(trace)
-            if is_loop(counts, set(neurons)):
-                if max(counts.values()) != TRACE_STEPS and reads_whole_input(trace):
-                    return _static_program(module, layers, shape, neurons)
-                return step_program(trace, counts, neurons)
-        finally:
-            _reset_states(layers)
+        trace, loop_error = _trace(module, layers, torch.rand((TRACE_STEPS, TRACE_BATCH, *shape), generator=gen))
+        counts = assign_steps(trace) if trace is not None else {}
+        if trace is not None and is_loop(counts, set(neurons)):
+            if max(counts.values()) != TRACE_STEPS and reads_whole_input(trace):
+                return _static_program(module, layers, shape, neurons)
+            return step_program(trace, counts, neurons)
     try:
         check_chain(module, layers, example if example is not None else torch.zeros((1, *shape)))
     except UserInputError as err:
@@ -521,16 +524,12 @@ def _single_step(module: nn.Module, axis: int | None):
 def _static_program(module: nn.Module, layers: list[Layer], shape, neurons: dict[str, str]) -> StepProgram:
     """Trace a static-input loop again on one input (batch, *features)."""
     x = torch.rand((TRACE_BATCH, *shape), generator=torch.Generator().manual_seed(0))
-    _reset_states(layers)
-    try:
-        trace = trace_forward(module, {l.module: l.path for l in layers}, x)
-    except UserInputError:
-        raise
-    except Exception as err:
+    trace, error = _trace(module, layers, x)
+    if trace is None:
         raise UserInputError(
-            f"{type(module).__name__}.forward fails on one input shaped {tuple(x.shape)}"
-            f" ({type(err).__name__}: {' '.join(str(err).split())[:100]}); give it x (T, batch, ...) and loop over x[step]"
-        ) from None
+            f"{type(module).__name__}.forward fails on one input shaped {tuple(x.shape)} ({error});"
+            " give it x (T, batch, ...) and loop over x[step]"
+        )
     return step_program(trace, assign_steps(trace), neurons, static=True)
 
 
