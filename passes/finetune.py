@@ -25,6 +25,7 @@ from torch import nn
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.float_interp import apply_stateless
+from rsnn_compiler import progress
 from rsnn_compiler.ir import topology
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import (
@@ -279,7 +280,7 @@ def finetune(
     total_updates = config.epochs * ((n + config.batch_size - 1) // config.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total_updates, 1)) if config.cosine else None
     result = FinetuneResult(epochs=config.epochs, updates=0, samples=int(n))
-    for _ in range(config.epochs):
+    for _ in progress.track(range(config.epochs), "fine-tune", unit="epoch"):
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for start in range(0, n, config.batch_size):

@@ -27,7 +27,7 @@ from rsnn_compiler.accuracy import DEFAULT_TOLERANCE
 from rsnn_compiler.artifact import MANIFEST, TIMINGS, atomic_directory, file_hashes, sha256_file, write_json
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.frontend_api import ImportOptions, ImportResult
+from rsnn_compiler.frontend_api import ImportOptions, ImportResult, parse_factory_args
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.serialize import save_graph
@@ -50,7 +50,10 @@ class BuildOptions:
     dt: float | None = None
     reset: str | None = None
     comparator: str | None = None
+    nir_source: str | None = None  # library that wrote a NIR input (None: detect)
     weights: str | None = None
+    factory_args: str | None = None  # JSON object of keyword arguments for a factory
+    initial_weights: bool = False
     trust_checkpoint: bool = False
     calib: str | None = None
     prune: float | None = None
@@ -76,7 +79,11 @@ def graph_file(profile: str | None) -> str:
 
 
 def _is_python_spec(source: str) -> bool:
-    return ":" in source and not Path(source).exists() and "/" not in source.split(":")[0]
+    """``pkg.module:factory`` or ``path/to/model.py:factory``."""
+    if ":" not in source or Path(source).exists():
+        return False
+    module = source.rpartition(":")[0]
+    return module.endswith(".py") or "/" not in module
 
 
 def import_model(source: str, options: ImportOptions) -> ImportResult:
@@ -102,10 +109,15 @@ def import_model(source: str, options: ImportOptions) -> ImportResult:
 
 def _input_digest(source: str, options: BuildOptions) -> str:
     h = hashlib.sha256()
+    model_file = Path(source.rpartition(":")[0]) if _is_python_spec(source) else None
     if Path(source).is_file():
         h.update(sha256_file(Path(source)).encode())
     else:
         h.update(source.encode())
+        if model_file is not None and model_file.is_file():
+            h.update(sha256_file(model_file).encode())
+    if options.factory_args:
+        h.update(options.factory_args.encode())
     if options.weights and Path(options.weights).is_file():
         h.update(sha256_file(Path(options.weights)).encode())
     return h.hexdigest()
@@ -156,6 +168,25 @@ def resolve_profile(backends, requested: str | None) -> str | None:
             raise UserInputError(f"--profile {requested} needs a fixed-point target (c, gpu or lava)")
         return None
     return requested or (next(iter(required)) if required else "fpga")
+
+
+def _nested_wall_times(report: dict) -> dict:
+    """Move every ``wall_time_s`` inside a report (e.g. the ecl fine-tune's) out of it, so the
+    manifest stays deterministic: ``{"nested": {"metrics.method_details.finetune": seconds}}``."""
+    found: dict[str, float] = {}
+
+    def walk(node, path: str) -> None:
+        if isinstance(node, dict):
+            if "wall_time_s" in node and path:
+                found[path] = node.pop("wall_time_s")
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else key)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}.{i}")
+
+    walk(report, "")
+    return {"nested": found} if found else {}
 
 
 def _step_name(step) -> str:
@@ -241,7 +272,10 @@ def build(
         dt=options.dt,
         reset=_enum_option(options.reset, ResetMode, "--reset"),
         comparator=_enum_option(options.comparator, Comparator, "--comparator"),
+        nir_source=options.nir_source,
         weights=options.weights,
+        factory_args=parse_factory_args(options.factory_args),
+        initial_weights=options.initial_weights,
         trust_checkpoint=options.trust_checkpoint,
         calib_x=calib_x,
         calib_y=calib_y,
@@ -304,6 +338,9 @@ def build_options_json(options: BuildOptions, profile: str | None) -> dict:
         "dt": options.dt,
         "reset": options.reset,
         "comparator": options.comparator,
+        "nir_source": options.nir_source,
+        "factory_args": options.factory_args,
+        "initial_weights": options.initial_weights,
         "prune": options.prune,
         "profile": profile,
         "calib": os.path.basename(options.calib) if options.calib else None,
@@ -393,7 +430,8 @@ def write_build(outdir: Path, backends, graphs: dict, profile: str | None, all_r
             }
         # reports: PassReport objects, or JSON dicts carried over from an earlier build (finetune)
         reports_json = [r.to_json() if isinstance(r, PassReport) else dict(r) for r in all_reports]
-        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s", None)} for r in reports_json]}
+        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s", None), **_nested_wall_times(r)}
+                              for r in reports_json]}
         manifest = {
             "format": "rsnnc-build/1",
             "compiler": {"name": "rsnnc", "version": __version__},

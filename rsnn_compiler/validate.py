@@ -20,6 +20,7 @@ from rsnn_compiler.accuracy import predictions
 from rsnn_compiler.errors import RsnncError, UserInputError
 from rsnn_compiler.executors import fixed_profiles
 from rsnn_compiler.interpreter.result import RunResult
+from rsnn_compiler.progress import Task
 
 REFERENCE = "interp"
 
@@ -160,6 +161,7 @@ def validate(
             f"{build} has no fixed-point graph, so there is nothing integer to validate;"
             " rebuild with an integer target, e.g. --target c,gpu"
         )
+    bar = Task("validate: executors", 2 + len(integer_executors(manifest)), "run")
     if y is not None:
         report.accuracy_data = data_label or f"{x.shape[1]} samples"
     float_run = None
@@ -170,8 +172,10 @@ def validate(
             report.float_accuracy = accuracy(float_run.out, y)
     else:
         report.notes.append("the build has no float graph (built from a fixed-point graph): no float comparison")
+    bar.advance()
     progress(f"running the fixed-point interpreter ({profile})")
     fixed_run = interp.run(build, manifest, "fixed", profile, x)
+    bar.advance()
     if float_run is not None:
         report.layers = layer_agreement(float_run, fixed_run)
     if y is not None:
@@ -181,6 +185,7 @@ def validate(
         start = time.perf_counter()
         try:
             got = registry.get_executor(name).run(build, manifest, "fixed", profile, x)
+            bar.advance()
         except ExecutorUnavailable as exc:
             check = ExecutorCheck(name, "unavailable", reason=str(exc))
             if not allow_missing:
@@ -194,6 +199,7 @@ def validate(
         if mismatch:
             report.ok = False
             report.problems.append(mismatch.describe())
+    bar.close()
     if not report.executors:
         report.notes.append("no integer executor was built besides the interpreter (targets: c, gpu, lava)")
     if max_accuracy_drop is not None and y is not None and report.float_accuracy is not None:

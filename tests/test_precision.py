@@ -371,7 +371,6 @@ def test_finetune_writes_a_complete_build_that_validates(tmp_path, capsys, data,
     steps = [s["step"] for s in m["accuracy"]["steps"]]
     assert steps[0].startswith("fixed point before fine-tune") and steps[1].startswith("fine-tune (fpga, 2 epoch(s)")
     assert m["accuracy"]["data"] == "test.npz (96 samples, held out)"
-    assert "epoch 2/2" in err
     code, _, err = cli(capsys, "validate", new, "--data", data["test"], "-q")
     assert code == 0, err
     again = tmp_path / "again"

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsnn_compiler import progress as reporting
 from rsnn_compiler.accuracy import EvalData
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.finetune_build import FINETUNE_PASS, QatOptions
@@ -198,6 +199,8 @@ def train_fixed(graph: Graph, options: QatOptions, progress=lambda msg: None) ->
     per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     total = cfg.epochs * per_epoch
     start_time = time.perf_counter()
+    bar = reporting.Task("qat_finetune", total, "batch")
+    held = ""
     for epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=gen).numpy()
         running = 0.0
@@ -220,6 +223,7 @@ def train_fixed(graph: Graph, options: QatOptions, progress=lambda msg: None) ->
             opt.step(lr)
             report.updates += 1
             running += float(loss.detach()) * len(idx)
+            bar.advance(1, f"epoch {epoch + 1}/{cfg.epochs}  loss {float(loss.detach()):.3f}{held}")
             if options.on_batch:
                 options.on_batch(epoch, b, per_epoch, float(loss.detach()))
         report.loss_per_epoch.append(running / n)
@@ -227,8 +231,11 @@ def train_fixed(graph: Graph, options: QatOptions, progress=lambda msg: None) ->
         if options.holdout is not None:
             acc = accuracy_percent(module.export_fixed_graph(), options.holdout)
             report.accuracy_per_epoch.append(acc)
+            held = f"  held-out {acc:.2f}%"
+        progress(f"qat_finetune: epoch {epoch + 1}/{cfg.epochs}, training loss {running / n:.4f}{held}")
         if options.on_epoch:
             options.on_epoch(epoch, running / n, acc)
+    bar.close()
     elapsed = time.perf_counter() - start_time
     steps = x_all.shape[0]
     report.sample_steps_per_second = cfg.epochs * n * steps / elapsed if elapsed > 0 else 0.0

@@ -6,15 +6,16 @@ import json
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, say
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option
 
 EXAMPLES = (
-    Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
-            " --weight-bits 4 --calib models/rleaky_mnist1d/train.npz --holdout models/rleaky_mnist1d/test.npz"
-            " --accept-accuracy-loss --target c,gpu -o build/rnn4", "a 4-bit build that loses accuracy"),
-    Example("rsnnc finetune build/rnn4 --data models/rleaky_mnist1d/train.npz"
-            " --holdout models/rleaky_mnist1d/test.npz --distill -o build/rnn4-tuned", "recover it"),
-    Example("rsnnc validate build/rnn4-tuned --data models/rleaky_mnist1d/test.npz"),
+    Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt --weight-bits 4"
+            " --calib models/rleaky_mnist1d/data.npz --holdout models/rleaky_mnist1d/test.npz --accept-accuracy-loss"
+            " --target c,gpu -o build/w4", "a 4-bit build that loses accuracy (72.4 % on the test split)"),
+    Example("rsnnc finetune build/w4 --data models/rleaky_mnist1d/train.npz --holdout models/rleaky_mnist1d/test.npz"
+            " --epochs 1 --accept-accuracy-loss -o build/w4-tuned",
+            "one epoch, quick; the default 5 epochs recover it to 80.2 % (float 80.3 %)"),
+    Example("rsnnc validate build/w4-tuned --data models/rleaky_mnist1d/data.npz"),
 )
 
 TEXT = """Trains the deployed integer model itself: the forward pass is the exact fixed-point graph of
@@ -50,8 +51,7 @@ Exit 1 when the tuned accuracy is more than --accuracy-tolerance points below th
 @common_options
 @handler
 def command(args, out, err) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
     from rsnn_compiler.build import stderr_warning
     from rsnn_compiler.finetune_build import FinetuneRequest, QatConfig, finetune_build
@@ -63,23 +63,7 @@ def command(args, out, err) -> int:
                          seed=args.seed),
         accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
     )
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.fields[status]}"), console=err, disable=args.quiet or not err.is_terminal)
-    task = bar.add_task("fine-tune", total=None, status="")
-    last = {"acc": ""}
-
-    def on_batch(epoch: int, batch: int, batches: int, loss: float) -> None:
-        if bar.tasks[0].total is None:
-            bar.update(task, total=args.epochs * batches)
-        bar.update(task, advance=1, status=f"epoch {epoch + 1}/{args.epochs}  loss {loss:.3f}{last['acc']}")
-
-    def on_epoch(epoch: int, loss: float, acc: float | None) -> None:
-        last["acc"] = "" if acc is None else f"  held-out {acc:.2f}%"
-        say(err, args, f"epoch {epoch + 1}/{args.epochs}: training loss {loss:.4f}{last['acc']}")
-
-    with bar:
-        result = finetune_build(request, progress=lambda msg: say(err, args, msg), warn=stderr_warning,
-                                on_batch=on_batch, on_epoch=on_epoch)
+    result = finetune_build(request, progress=progress.step, warn=stderr_warning)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, say
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option
 
 EXAMPLES = (
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
-            " --calib models/rleaky_mnist1d/data.npz --target c -o build/rnn"),
+            " --calib models/rleaky_mnist1d/data.npz --target c,gpu -o build/rnn"),
     Example("rsnnc sensitivity build/rnn --data models/rleaky_mnist1d/test.npz --calib models/rleaky_mnist1d/data.npz"
-            " --budget 1 --write-precision rnn-mixed.toml"),
+            " --weight-widths 4 --state-widths 8 --write-precision build/rnn-mixed.toml",
+            "two widths only, quick; without them every width from 8 (weights) / 16 (states) down to 2"),
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
-            " --calib models/rleaky_mnist1d/data.npz --precision rnn-mixed.toml --target c -o build/rnn-mixed",
+            " --calib models/rleaky_mnist1d/data.npz --precision build/rnn-mixed.toml --target c -o build/rnn-mixed",
             "build with the proposed widths"),
 )
 
@@ -62,13 +63,14 @@ def _widths(text: str | None, default: tuple[int, ...], flag: str) -> tuple[int,
 def command(args, out, err) -> int:
     from rich.table import Table
 
+    from rsnn_compiler import progress
     from rsnn_compiler.artifact import atomic_write_bytes
     from rsnn_compiler.sensitivity import STATE_WIDTHS, WEIGHT_WIDTHS, analyse
 
     report = analyse(args.build, args.data, args.calib, args.budget,
                      _widths(args.weight_widths, WEIGHT_WIDTHS, "--weight-widths"),
                      _widths(args.state_widths, STATE_WIDTHS, "--state-widths"),
-                     profile=args.profile, progress=lambda msg: say(err, args, msg))
+                     profile=args.profile, progress=progress.step)
     if args.write_precision:
         atomic_write_bytes(Path(args.write_precision), report.precision_file().encode())
     if args.json:
