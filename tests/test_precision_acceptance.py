@@ -74,8 +74,7 @@ def test_4bit_weights_recovered_by_finetune(tmp_path, train, test_split):
                "--target", "c,gpu", "-o", build4, "-q") == 0
     assert all(op.weight_bits == 4 for op in load_graph(build4 / "graph.fpga.rsnn").nodes.values()
                if isinstance(op, FixedDense))
-    assert run("finetune", build4, "--data", train, "--holdout", MODEL / "test.npz", "--distill", "-o", tuned,
-               "-q") == 0
+    assert run("finetune", build4, "--data", train, "--holdout", MODEL / "test.npz", "-o", tuned, "-q") == 0
     before = accuracy_percent(load_graph(build4 / "graph.fpga.rsnn"), test_split)
     after = accuracy_percent(load_graph(tuned / "graph.fpga.rsnn"), test_split)
     print(f"\n4-bit weights: {before:.2f} % -> {after:.2f} % after fine-tune (float {FLOAT_ACCURACY} %)")
