@@ -39,6 +39,13 @@ def train():
 
 
 @pytest.fixture(scope="module")
+def train_full():
+    from models.rleaky_mnist1d.make_train_set import full_train_set
+
+    return full_train_set()
+
+
+@pytest.fixture(scope="module")
 def test_split():
     return EvalData.load(MODEL / "test.npz", "held out")
 
@@ -67,14 +74,16 @@ def test_pruned_80_percent_and_finetuned_within_2_points_of_float(tmp_path, trai
     assert run("validate", tuned, "--data", MODEL / "data.npz", "-q") == 0
 
 
-def test_4bit_weights_recovered_by_finetune(tmp_path, train, test_split):
+def test_4bit_weights_recovered_by_finetune(tmp_path, train_full, test_split):
+    """Fine-tuned on the model's whole training data (12 000 signals): 81.5 % here; on the 4 000 of
+    train.npz the last epoch lands between 78.3 % and 80.2 % depending on the settings."""
     build4, tuned = tmp_path / "w4", tmp_path / "w4-tuned"
     assert run("build", "models.rleaky_mnist1d.model:build", "--weights", MODEL / "weights.pt", "--weight-bits", "4",
                "--calib", MODEL / "data.npz", "--holdout", MODEL / "test.npz", "--accept-accuracy-loss",
                "--target", "c,gpu", "-o", build4, "-q") == 0
     assert all(op.weight_bits == 4 for op in load_graph(build4 / "graph.fpga.rsnn").nodes.values()
                if isinstance(op, FixedDense))
-    assert run("finetune", build4, "--data", train, "--holdout", MODEL / "test.npz", "-o", tuned, "-q") == 0
+    assert run("finetune", build4, "--data", train_full, "--holdout", MODEL / "test.npz", "-o", tuned, "-q") == 0
     before = accuracy_percent(load_graph(build4 / "graph.fpga.rsnn"), test_split)
     after = accuracy_percent(load_graph(tuned / "graph.fpga.rsnn"), test_split)
     print(f"\n4-bit weights: {before:.2f} % -> {after:.2f} % after fine-tune (float {FLOAT_ACCURACY} %)")

@@ -1,11 +1,13 @@
 """Write train.npz: the standard mnist1d training split (4 000 signals) in the rsnnc data format
-(17 steps of 8 values, like data.npz and test.npz), for fine-tuning and calibration.
+(17 steps of 8 values, like data.npz and test.npz), for fine-tuning and calibration; with
+``--full``, train_full.npz: the model's whole training data (those 4 000 plus the 8 000 extra
+signals make.py trained on, 12 000).
 
-It holds no test signal, so accuracy reported on test.npz is on held-out data. Not committed
-(about 2 MB): ``scripts/setup.sh`` writes it, and so do the tests that need it. Deterministic;
-about 10 s of CPU.
+Neither holds a test signal, so accuracy reported on test.npz is on held-out data. Not committed
+(about 2 and 6 MB): ``scripts/setup.sh`` writes train.npz, and the tests that need a file write
+it. Deterministic; about 10 s (20 s with --full) of CPU.
 
-    .venv/bin/python -m models.rleaky_mnist1d.make_train_set
+    .venv/bin/python -m models.rleaky_mnist1d.make_train_set [--full]
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
+import sys
+
 TRAIN_FILE = Path(__file__).resolve().parent / "train.npz"
+FULL_TRAIN_FILE = Path(__file__).resolve().parent / "train_full.npz"
+EXTRA_TRAIN = 8000  # as make.py
 
 
-def write_train_set(path: Path = TRAIN_FILE) -> Path:
+def write_train_set(path: Path = TRAIN_FILE, extra: int = 0) -> Path:
     """Generate the split locally (never downloads) and write it atomically."""
     from models._common import mnist1d
     from models.rleaky_mnist1d.model import encode
 
-    data = mnist1d()
-    x = np.asarray(encode(data["x_train"]), dtype=np.float32)  # (17, 4000, 8)
+    data = mnist1d(extra_train=extra)
+    x = np.asarray(encode(data["x_train"]), dtype=np.float32)  # (17, 4000 + extra, 8)
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez_compressed(tmp, x=x, y=np.asarray(data["y_train"], dtype=np.int64))
     tmp.replace(path)
@@ -35,6 +41,11 @@ def train_set(path: Path = TRAIN_FILE) -> Path:
     return path if path.is_file() else write_train_set(path)
 
 
+def full_train_set(path: Path = FULL_TRAIN_FILE) -> Path:
+    """The path of train_full.npz (12 000 signals), written first if it is missing."""
+    return path if path.is_file() else write_train_set(path, EXTRA_TRAIN)
+
+
 if __name__ == "__main__":
-    out = write_train_set()
+    out = full_train_set() if "--full" in sys.argv[1:] else write_train_set()
     print(f"wrote {out}")
