@@ -176,6 +176,7 @@ class FixedLIF(_CurrentNeuron):
     """Lava-style CUBA LIF (LIF with du=4095, IF with dv=0); equations in docs/fixed-point.md §3.4."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_LIF
+    family: ClassVar[str] = "lif"
     array_fields: ClassVar[tuple[str, ...]] = (
         "du", "dv", "bias_mant", "bias_exp", "vth", "v_reset", "v_init",
     )
@@ -202,6 +203,7 @@ class FixedALIF(FixedLIF):
     """FixedLIF with threshold theta + a; after firing a = ovf_v(decay(a, da) + a_inc*s)."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_ALIF
+    family: ClassVar[str] = "alif"
     array_fields: ClassVar[tuple[str, ...]] = FixedLIF.array_fields + ("da", "a_inc")
     state_names: ClassVar[tuple[str, ...]] = ("i", "v", "a")
     da: np.ndarray
@@ -213,6 +215,7 @@ class FixedLI(_CurrentNeuron):
     """Leaky-integrator readout: FixedLIF's u and v without firing; emits v."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_LI
+    family: ClassVar[str] = "li"
     spiking: ClassVar[bool] = False
     array_fields: ClassVar[tuple[str, ...]] = ("du", "dv", "bias_mant", "bias_exp", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("i", "v")
@@ -228,6 +231,7 @@ class FixedDualIF(FixedNeuron):
     """Dual-threshold IF: +1 if cmp(m, theta); -1 if m < theta_neg and count > 0 (§3.7)."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_DUAL_IF
+    family: ClassVar[str] = "dual_if"
     array_fields: ClassVar[tuple[str, ...]] = ("bias_mant", "bias_exp", "vth", "vth_neg", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("v", "c")
     bias_mant: np.ndarray
@@ -249,6 +253,7 @@ class FixedMultiThreshold(FixedNeuron):
     """Multi-threshold (burst / SFN) neuron: n = clip(floor(m / theta), 0, levels) (§3.8)."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_MTN
+    family: ClassVar[str] = "mtn"
     array_fields: ClassVar[tuple[str, ...]] = ("bias_mant", "bias_exp", "vth", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("v",)
     bias_mant: np.ndarray

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from rsnn_compiler.fixed.arith import Overflow
+from rsnn_compiler.neurons.enums import Comparator, Overflow, ResetMode  # noqa: F401 (re-exported)
 
 Shape = tuple[int, ...]
 
@@ -55,22 +55,6 @@ class OpKind(enum.Enum):
     # float ANN-to-SNN conversion neurons (rsnn_compiler/ir/conversion_ops.py)
     DUAL_IF = "dual_if"
     MTN = "mtn"
-
-
-class ResetMode(enum.Enum):
-    """What happens to the membrane after a spike (see docs/ir.md for the equations)."""
-
-    ZERO = "zero"  # v <- v_reset in the spiking step
-    SUBTRACT = "subtract"  # v <- v - theta in the spiking step
-    SUBTRACT_DEFERRED = "subtract_deferred"  # snnTorch default: theta subtracted next step
-    SUBTRACT_NODELAY = "subtract_nodelay"  # snnTorch subtract with reset_delay=False
-    ZERO_HOLD = "zero_hold"  # snnTorch zero reset with reset_delay on Synaptic/RLeaky
-    NONE = "none"
-
-
-class Comparator(enum.Enum):
-    GT = "gt"  # spike when v > theta (NIR, snnTorch, Lava)
-    GE = "ge"  # spike when v >= theta (SpikingJelly, Sinabs)
 
 
 class PoolMode(enum.Enum):
@@ -424,6 +408,9 @@ class NeuronOp(Op):
 
     state_names: ClassVar[tuple[str, ...]] = ("v",)
     spiking: ClassVar[bool] = True
+    #: the neuron family (``rsnn_compiler.neurons``) whose definition gives this op its meaning;
+    #: empty for ``Threshold`` (stateless)
+    family: ClassVar[str] = ""
 
     @property
     def shape(self) -> Shape:
@@ -465,6 +452,7 @@ class LIF(_Spiking):
     """v' = beta*v + gain*x + bias; s = [v' > theta]; reset per ``reset``."""
 
     kind: ClassVar[OpKind] = OpKind.LIF
+    family: ClassVar[str] = "lif"
     array_fields: ClassVar[tuple[str, ...]] = ("beta", "gain", "bias", "theta", "v_reset", "v_init")
     beta: np.ndarray
     gain: np.ndarray
@@ -479,6 +467,7 @@ class IF(_Spiking):
     """v' = v + gain*x + bias; s = [v' > theta]; reset per ``reset``."""
 
     kind: ClassVar[OpKind] = OpKind.IF
+    family: ClassVar[str] = "if"
     array_fields: ClassVar[tuple[str, ...]] = ("gain", "bias", "theta", "v_reset", "v_init")
     gain: np.ndarray
     bias: np.ndarray
@@ -492,6 +481,7 @@ class CubaLIF(_Spiking):
     """i = alpha*i + gain_i*x; v' = beta*v + gain_v*i + bias; fire and reset v (i untouched)."""
 
     kind: ClassVar[OpKind] = OpKind.CUBA_LIF
+    family: ClassVar[str] = "cuba_lif"
     array_fields: ClassVar[tuple[str, ...]] = (
         "alpha", "beta", "gain_i", "gain_v", "bias", "theta", "v_reset", "v_init",
     )
@@ -511,6 +501,7 @@ class LI(NeuronOp):
     """Leaky integrator readout: v = beta*v + gain*x + bias; emits v (no spike)."""
 
     kind: ClassVar[OpKind] = OpKind.LI
+    family: ClassVar[str] = "li"
     spiking: ClassVar[bool] = False
     array_fields: ClassVar[tuple[str, ...]] = ("beta", "gain", "bias", "v_init")
     beta: np.ndarray
@@ -524,6 +515,7 @@ class CubaLI(NeuronOp):
     """i = alpha*i + gain_i*x; v = beta*v + gain_v*i + bias; emits v."""
 
     kind: ClassVar[OpKind] = OpKind.CUBA_LI
+    family: ClassVar[str] = "cuba_li"
     spiking: ClassVar[bool] = False
     array_fields: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gain_i", "gain_v", "bias", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("i", "v")
@@ -541,6 +533,7 @@ class ALIF(_Spiking):
     s = [v' > theta_eff]; reset (subtract uses theta_eff); then a = rho*a + s."""
 
     kind: ClassVar[OpKind] = OpKind.ALIF
+    family: ClassVar[str] = "alif"
     array_fields: ClassVar[tuple[str, ...]] = (
         "beta", "gain", "bias", "theta", "rho", "kappa", "v_reset", "v_init",
     )
