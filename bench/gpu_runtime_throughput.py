@@ -26,7 +26,7 @@ import snntorch as snn
 import torch
 from torch import nn
 
-from rsnn_compiler.backends.gpu_runtime import GraphRuntime
+from rsnn_compiler.backends.gpu.runtime import GraphRuntime
 from rsnn_compiler.frontends.pytorch_import import import_module
 from rsnn_compiler.interpreter import run_fixed, run_float
 

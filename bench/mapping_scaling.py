@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rsnn_compiler.passes.map_loihi2 import Connection, Network, Population, map_network
+from rsnn_compiler.backends.lava.map_loihi2 import Connection, Network, Population, map_network
 
 OUT = Path(__file__).resolve().parent / "results"
 

@@ -11,7 +11,7 @@ Rows:
                           and with ``-q`` (only the output node's values leave the simulator);
   * GPU runtime float   - ``GraphRuntime(float graph, record=False)`` (CPU here, CUDA if present);
   * GPU runtime fixed   - ``GraphRuntime(loihi2 graph, record=False)``, bit-exact to C;
-  * Lava fixed_pt       - the emitted Lava program through backends/lava_runner.py (Python 3.10 env,
+  * Lava fixed_pt       - the emitted Lava program through backends/lava/lava_runner.py (Python 3.10 env,
                           block-diagonal replicas of the batch); ``in-Lava`` = the runner's ``run_s``
                           (process graph compile + run, excluding interpreter start / network build);
   * snnTorch            - the original module stepped in Python under ``torch.no_grad()``.
@@ -78,7 +78,8 @@ class Lava:
     _last_meta: dict = {}
 
     def __init__(self, folder: Path, graph):
-        from rsnn_compiler.backends import lava_env, lava_executor
+        from rsnn_compiler.backends.lava import env as lava_env
+        from rsnn_compiler.backends.lava import executor as lava_executor
 
         self.folder, self.graph, self.metas = folder, graph, []
         self._exec = lava_executor
@@ -139,9 +140,9 @@ def main() -> None:
     sweep_batches = [int(b) for b in args.sweep_batches.split(",") if b.strip()]
 
     from rsnn_compiler.accounting import account_float, count_synops
-    from rsnn_compiler.backends.c_executor import encode_inputs, ensure_binary, run_records
-    from rsnn_compiler.backends.gpu_runtime import GraphRuntime
-    from rsnn_compiler.backends.lava_env import lava_status
+    from rsnn_compiler.backends.c.executor import encode_inputs, ensure_binary, run_records
+    from rsnn_compiler.backends.gpu.runtime import GraphRuntime
+    from rsnn_compiler.backends.lava.env import lava_status
     from rsnn_compiler.interpreter import run_fixed
     from rsnn_compiler.executors import load_build_graph
 
@@ -228,7 +229,7 @@ def main() -> None:
         t_short, _, _ = median_time(lambda: fn(x_short), args.repeats)
         t_fixed, _, _ = median_time(lambda: fn(x_one), args.repeats)
         if name == "C simulator (fixed)":  # full records: decode the output node (untimed)
-            from rsnn_compiler.backends.c_executor import decode
+            from rsnn_compiler.backends.c.executor import decode
 
             out = decode(qgraph, layout, out, x).out
         outs[name] = out

@@ -45,6 +45,7 @@ class BuildOptions:
     calib: str | None = None
     prune: float | None = None
     profile: str | None = None  # fixed-point profile; default: what a target requires, else fpga
+    board: str | None = None  # Loihi 2 board for targets that map onto one (lava); None: its default
     verify_each: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -144,9 +145,15 @@ def resolve_profile(backends, requested: str | None) -> str | None:
     return requested or (next(iter(required)) if required else "fpga")
 
 
-def fixed_pipeline(profile: str | None = None) -> list[str]:
+def fixed_pipeline(profile: str | None = None, targets=()) -> list[str]:
+    """quantize_weights -> quantize_state, then the lowering passes of each integer target
+    (``targets``: backend objects or target names; e.g. lava adds ``map_loihi2``)."""
     steps = ["quantize_weights", "quantize_state"]
-    return steps + ["map_loihi2"] if profile == "loihi2" else steps
+    for target in targets:
+        backend = registry.get_backend(target) if isinstance(target, str) else target
+        if backend.uses_fixed:
+            steps += [s for s in backend.lowering_passes if s not in steps]
+    return steps
 
 
 def _step_name(step) -> str:
@@ -162,9 +169,9 @@ def build(
 ) -> BuildResult:
     outdir = Path(outdir)
     backends = [registry.get_backend(t) for t in options.targets]
-    for backend in backends:  # the Loihi 2 board the lava target's mapping must fit
-        if hasattr(backend, "board") and options.extra.get("loihi2_board"):
-            backend.board = options.extra["loihi2_board"]
+    target_pass_options: dict = {}
+    for backend in backends:  # each target applies its options (e.g. the Loihi 2 board)
+        target_pass_options.update(backend.configure(options))
     if options.prune is not None and not (0.0 <= options.prune < 1.0):
         raise UserInputError(f"--prune {options.prune} must be a fraction in [0, 1)")
     if options.dt is not None and not (np.isfinite(options.dt) and options.dt > 0):
@@ -186,8 +193,8 @@ def build(
     progress(f"importing {source}")
     result = imported or import_model(source, import_options)
     ctx = PassContext(
-        calib_x=calib_x, calib_y=calib_y, options=dict(options.extra), verify_each=options.verify_each,
-        progress=progress,
+        calib_x=calib_x, calib_y=calib_y, options={**options.extra, **target_pass_options},
+        verify_each=options.verify_each, progress=progress,
     )
     if options.prune is not None:
         ctx.options["prune_fraction"] = options.prune
@@ -202,12 +209,13 @@ def build(
         ctx.calib_x = ctx.calib_x[: float_graph.attrs.steps]  # temporal pruning chose T
     if profile is not None:
         ctx.profile = profile
-        fixed, fixed_reports = run_pipeline(float_graph, fixed_pipeline(profile), ctx)
+        steps = fixed_pipeline(profile, backends)
+        fixed, fixed_reports = run_pipeline(float_graph, steps, ctx)
         for r in fixed_reports:
             r.notes.insert(0, f"profile {profile}")
         graphs[profile] = fixed
         all_reports.extend(fixed_reports)
-        pipeline[profile] = list(fixed_pipeline(profile))
+        pipeline[profile] = list(steps)
 
     def graph_for(backend) -> Graph:
         return graphs[profile] if backend.uses_fixed else float_graph

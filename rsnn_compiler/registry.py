@@ -18,23 +18,23 @@ PASSES: dict[str, str] = {
     "prune_temporal": "rsnn_compiler.passes.prune_temporal:PruneTemporal",
     "quantize_weights": "rsnn_compiler.passes.quantize_weights:QuantizeWeights",
     "quantize_state": "rsnn_compiler.passes.quantize_state:QuantizeState",
-    "retime": "rsnn_compiler.passes.retime:Retime",
-    "map_loihi2": "rsnn_compiler.passes.map_loihi2:MapLoihi2",
+    "retime": "rsnn_compiler.backends.lava.retime:Retime",
+    "map_loihi2": "rsnn_compiler.backends.lava.map_loihi2:MapLoihi2",
 }
 
 BACKENDS: dict[str, str] = {
-    "ir": "rsnn_compiler.backends.ir_target:IrBackend",
-    "c": "rsnn_compiler.backends.c_backend:CBackend",
-    "gpu": "rsnn_compiler.backends.gpu_backend:GpuBackend",
-    "lava": "rsnn_compiler.backends.lava_backend:LavaBackend",
+    "ir": "rsnn_compiler.backends.ir.backend:IrBackend",
+    "c": "rsnn_compiler.backends.c.backend:CBackend",
+    "gpu": "rsnn_compiler.backends.gpu.backend:GpuBackend",
+    "lava": "rsnn_compiler.backends.lava.backend:LavaBackend",
 }
 
 # executor name -> "module:Class" (``rsnnc run --executor``)
 EXECUTORS: dict[str, str] = {
     "interp": "rsnn_compiler.executors:InterpreterExecutor",
-    "c": "rsnn_compiler.backends.c_executor:CExecutor",
-    "gpu": "rsnn_compiler.backends.gpu_executor:GpuExecutor",
-    "lava": "rsnn_compiler.backends.lava_executor:LavaExecutor",
+    "c": "rsnn_compiler.backends.c.executor:CExecutor",
+    "gpu": "rsnn_compiler.backends.gpu.executor:GpuExecutor",
+    "lava": "rsnn_compiler.backends.lava.executor:LavaExecutor",
 }
 
 # extra CLI subcommands: name -> "module:register" where
@@ -58,7 +58,7 @@ PYTHON_ANN_FRONTEND = "rsnn_compiler.frontends.torch_ann_import:load"
 # export format -> "module:function"; the function is ``export(graph, path) -> None``
 EXPORTERS: dict[str, str] = {
     "nir": "rsnn_compiler.frontends.nir_export:export",
-    "netx": "rsnn_compiler.backends.netx_export:export",
+    "netx": "rsnn_compiler.backends.lava.netx_export:export",
 }
 
 

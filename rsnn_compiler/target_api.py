@@ -37,16 +37,34 @@ class Artifact:
 
 
 class Backend(Protocol):
+    """A target. Each lives in its own folder ``backends/<target>/`` with its spec, its
+    target-only passes (``lowering_passes``, run on the fixed graph after quantize_state) and
+    its executor; the build asks it for its steps instead of branching on its name."""
+
     name: ClassVar[str]
     description: ClassVar[str]
     uses_fixed: ClassVar[bool]
     requires_profile: ClassVar[str | None]
+    lowering_passes: ClassVar[tuple[str, ...]]
+
+    def configure(self, options) -> dict:
+        """Apply the build options that concern this target (``BuildOptions``); return the
+        options its lowering passes read (merged into ``PassContext.options``)."""
 
     def check(self, graph: Graph) -> list[Diagnostic]:
         """Everything the target cannot represent in ``graph`` (the fixed graph if uses_fixed)."""
 
     def emit(self, graph: Graph, outdir: Path) -> Artifact:
         """Write the target's files into ``outdir`` (the build's ``<target>/`` folder)."""
+
+
+class BackendDefaults:
+    """Defaults for a target without lowering passes or target options (subclass it)."""
+
+    lowering_passes: ClassVar[tuple[str, ...]] = ()
+
+    def configure(self, options) -> dict:
+        return {}
 
 
 class TargetCheckError(UserInputError):

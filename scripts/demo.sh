@@ -9,7 +9,7 @@ RSNNC=.venv/bin/rsnnc
 OUT="${1:-out/demo}"
 MODEL=models/rleaky_mnist1d
 TARGETS=lava,c,gpu
-if ! .venv/bin/python -c 'from rsnn_compiler.backends.lava_env import lava_status; import sys; sys.exit(0 if lava_status().found else 1)'; then
+if ! .venv/bin/python -c 'from rsnn_compiler.backends.lava.env import lava_status; import sys; sys.exit(0 if lava_status().found else 1)'; then
     echo "rsnnc demo: no Lava environment here (needs Python 3.10); building for c,gpu only" >&2
     TARGETS=c,gpu
 fi

@@ -11,7 +11,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 env_dir="${RSNNC_LAVA_ENV:-$repo/.venv-lava}"
-reqs="$repo/backends/lava_requirements.txt"
+reqs="$repo/backends/lava/requirements.txt"
 
 is_py310() {  # $1: interpreter path -> success if it is CPython 3.10
     [ -n "$1" ] && [ -x "$1" ] && \

@@ -27,12 +27,12 @@ from rsnn_compiler.ir.ops import LIF, broadcast_params
 from rsnn_compiler.target_api import TargetCheckError
 from rsnn_compiler.testing.random_graphs import random_fixed_graph, random_input
 
-from rsnn_compiler.backends.c_backend import SOURCES, CBackend
-from rsnn_compiler.backends.c_batch import build_many, run_entry
-from rsnn_compiler.backends.c_executor import CExecutor, run_c
-from rsnn_compiler.backends.c_runtime import FIXED_H
-from rsnn_compiler.backends.c_spec import C_SPEC
-from rsnn_compiler.backends.c_toolchain import CCompileError, compile_c
+from rsnn_compiler.backends.c.backend import SOURCES, CBackend
+from rsnn_compiler.backends.c.batch import build_many, run_entry
+from rsnn_compiler.backends.c.executor import CExecutor, run_c
+from rsnn_compiler.backends.c.runtime import FIXED_H
+from rsnn_compiler.backends.c.spec import C_SPEC
+from rsnn_compiler.backends.c.toolchain import CCompileError, compile_c
 
 pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc").split()[0]) is None,
                                 reason="no C compiler")

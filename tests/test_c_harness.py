@@ -15,8 +15,8 @@ from rsnn_compiler.ir import FixedDense, FixedLIF, GraphBuilder, Input, Output, 
 from rsnn_compiler.ir.fixed_ops import make_neuron
 from rsnn_compiler.ir.graph import Domain, Graph
 
-from rsnn_compiler.backends.c_backend import CBackend
-from rsnn_compiler.backends.c_executor import ensure_binary, run_c, run_records
+from rsnn_compiler.backends.c.backend import CBackend
+from rsnn_compiler.backends.c.executor import ensure_binary, run_c, run_records
 
 pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc").split()[0]) is None,
                                 reason="no C compiler")
@@ -85,7 +85,7 @@ def test_threads_split_samples_without_changing_records(tmp_path):
 def test_int32_accumulators_only_where_the_bound_proves_them(tmp_path):
     """Dense sums use int32_t locals only when c_check's bounds keep every partial sum inside
     int32; the random graphs of the differential tests exercise both forms."""
-    from rsnn_compiler.backends.c_codegen import int32_accumulators
+    from rsnn_compiler.backends.c.codegen import int32_accumulators
     from rsnn_compiler.testing.random_graphs import random_fixed_graph
 
     assert int32_accumulators(wide_graph(20)) == set()  # raw int32 inputs times 1000: may overflow

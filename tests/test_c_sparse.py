@@ -20,11 +20,11 @@ from rsnn_compiler.ir.fixed_ops import _FixedConv
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.testing.random_graphs import random_fixed_graph
 
-from rsnn_compiler.backends.c_backend import CBackend
-from rsnn_compiler.backends.c_batch import build_many, run_entry
-from rsnn_compiler.backends.c_codegen import generate, spike_input
-from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
-from rsnn_compiler.backends.c_storage import CSC, DENSE, synapse_storage, type_bytes
+from rsnn_compiler.backends.c.backend import CBackend
+from rsnn_compiler.backends.c.batch import build_many, run_entry
+from rsnn_compiler.backends.c.codegen import generate, spike_input
+from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
+from rsnn_compiler.backends.c.storage import CSC, DENSE, synapse_storage, type_bytes
 
 from test_c_backend import (
     _knobs, _sanitizer_available, _sanitizer_flags, assert_same, inputs_for, structural_graph,

@@ -256,7 +256,7 @@ def test_converted_model_compiles_and_validates_bit_exact(tmp_path, method, step
 
 @pytest.mark.lava
 def test_converted_model_validates_on_lava(tmp_path):
-    from rsnn_compiler.backends import lava_env
+    from rsnn_compiler.backends.lava import env as lava_env
 
     status = lava_env.lava_status()
     if not status.found:

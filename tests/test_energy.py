@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rsnn_compiler.energy import DENSE_TABLES, SPIKING_TABLES, TABLES, OpCounts, count_ops, energy_report, estimate
-from rsnn_compiler.passes.map_loihi2 import map_graph
+from rsnn_compiler.backends.lava.map_loihi2 import map_graph
 from tests.test_mapping import layered
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from rsnn_compiler.backends.gpu_backend import GpuBackend, unsupported
-from rsnn_compiler.backends.gpu_exact import ExactLinear, LinearPlan, choose_plan
-from rsnn_compiler.backends.gpu_qat import FixedPointModule, requantize
-from rsnn_compiler.backends.gpu_runtime import GraphRuntime, resolve_device
+from rsnn_compiler.backends.gpu.backend import GpuBackend, unsupported
+from rsnn_compiler.backends.gpu.exact import ExactLinear, LinearPlan, choose_plan
+from rsnn_compiler.backends.gpu.qat import FixedPointModule, requantize
+from rsnn_compiler.backends.gpu.runtime import GraphRuntime, resolve_device
 from rsnn_compiler.cli.main import main
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.examples import example_inputs
@@ -237,7 +237,7 @@ def test_choose_plan_picks_the_cheapest_exact_dtype():
 
 
 def test_precision_switches_are_forced_and_restored():
-    from rsnn_compiler.backends.gpu_exact import _no_cudnn, _switches, exact_float_context
+    from rsnn_compiler.backends.gpu.exact import _no_cudnn, _switches, exact_float_context
 
     before = [(obj, attr, getattr(obj, attr)) for obj, attr in _switches()]
     cudnn = torch.backends.cudnn.enabled

@@ -28,15 +28,15 @@ from rsnn_compiler.ir import (
 )
 from rsnn_compiler.ir.fixed_ops import make_neuron
 from rsnn_compiler.ir.graph import Graph
-from rsnn_compiler.passes.retime import plan_retiming
+from rsnn_compiler.backends.lava.retime import plan_retiming
 from rsnn_compiler.target_api import TargetCheckError
 from rsnn_compiler.testing.random_graphs import random_fixed_graph, random_input
 
-from rsnn_compiler.backends import lava_custom_neurons as custom
-from rsnn_compiler.backends import lava_env
-from rsnn_compiler.backends.lava_backend import LavaBackend, stages_doc
-from rsnn_compiler.backends.lava_emit import _load, lower, merge_networks, to_network
-from rsnn_compiler.backends.lava_executor import decode, host_inputs
+from rsnn_compiler.backends.lava import lava_custom_neurons as custom
+from rsnn_compiler.backends.lava import env as lava_env
+from rsnn_compiler.backends.lava.backend import LavaBackend, stages_doc
+from rsnn_compiler.backends.lava.emit import _load, lower, merge_networks, to_network
+from rsnn_compiler.backends.lava.executor import decode, host_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_KINDS = ("lif", "alif", "dual_if", "mtn")
@@ -287,7 +287,7 @@ def test_emit_writes_a_self_contained_program(tmp_path):
 
 
 def test_missing_lava_env_makes_the_executor_unavailable(tmp_path, monkeypatch):
-    from rsnn_compiler.backends.lava_executor import LavaExecutor
+    from rsnn_compiler.backends.lava.executor import LavaExecutor
     from rsnn_compiler.validate import ExecutorUnavailable
 
     (tmp_path / "lava").mkdir()
@@ -456,13 +456,13 @@ def test_differential_lava_equals_interpreter_c_and_gpu(differential, tmp_path):
     cases, lava, want = differential
     others: dict[str, list[dict]] = {}
     try:
-        from rsnn_compiler.backends.gpu_runtime import GraphRuntime
+        from rsnn_compiler.backends.gpu.runtime import GraphRuntime
 
         others["gpu"] = [flat(GraphRuntime(g).run(x)) for _, g, x in cases]
     except ImportError:  # pragma: no cover - GPU runtime not installed
         pass
     if shutil.which(os.environ.get("CC", "cc").split()[0]):
-        from rsnn_compiler.backends.c_batch import build_many, run_entry
+        from rsnn_compiler.backends.c.batch import build_many, run_entry
 
         entries = build_many([g for _, g, _ in cases], tmp_path / "c")
         others["c"] = [flat(run_entry(e, g, x)) for e, (_, g, x) in zip(entries, cases)]

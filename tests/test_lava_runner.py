@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from rsnn_compiler.backends import lava_env
-from rsnn_compiler.backends.lava_env import result_meta, run_in_lava, write_network_dir
+from rsnn_compiler.backends.lava import env as lava_env
+from rsnn_compiler.backends.lava.env import result_meta, run_in_lava, write_network_dir
 
 # --------------------------------------------------------------------------------------------
 # Independent reference model
@@ -320,7 +320,7 @@ def test_locator_env_vars(tmp_path, monkeypatch):
 
 def test_repo_root_from_module_path():
     root = lava_env.repo_root()
-    assert root is not None and (root / "backends" / "lava_runner.py").exists()
+    assert root is not None and (root / "backends" / "lava" / "lava_runner.py").exists()
     assert lava_env.RUNNER.exists()
 
 
@@ -461,7 +461,7 @@ def test_delay_sparse_with_one_scalar_delay(tmp_path, lava_python):
 
 def test_csr_reference_is_validated(tmp_path):
     """A malformed CSR reference is refused with its name (runner parsing, no Lava needed)."""
-    from rsnn_compiler.backends import lava_runner
+    from rsnn_compiler.backends.lava import lava_runner as lava_runner
 
     net, _ = make_case(Case(26, rec_kind="sparse"))
     doc, arrays = net.to_doc()

@@ -1,4 +1,4 @@
-"""Loihi 2 mapping (passes/map_loihi2.py): hand-computed core counts, violations, the pass."""
+"""Loihi 2 mapping (backends/lava/map_loihi2.py): hand-computed core counts, violations, the pass."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,12 +6,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rsnn_compiler.backends.loihi2_resources import LOIHI2_RESOURCES, BOARDS, Figure
+from rsnn_compiler.backends.lava.loihi2_resources import LOIHI2_RESOURCES, BOARDS, Figure
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.ir import Domain, FixedDense, FixedLIF, GraphBuilder, Input, Output
 from rsnn_compiler.ir.fixed_ops import make_neuron
 from rsnn_compiler.pass_manager import run_pipeline
-from rsnn_compiler.passes.map_loihi2 import (
+from rsnn_compiler.backends.lava.map_loihi2 import (
     Connection, MapLoihi2, Network, Population, map_graph, map_network, mapping_diagnostics,
 )
 from rsnn_compiler.passes_api import PassContext, Prop
@@ -159,7 +159,7 @@ def test_one_million_neurons_map_in_seconds():
 
 
 def test_lava_check_reports_mapping_violations():
-    from rsnn_compiler.backends.lava_backend import LavaBackend
+    from rsnn_compiler.backends.lava.backend import LavaBackend
 
     big = layered([140000, 2])
     diags = LavaBackend().check(big)

@@ -17,9 +17,9 @@ from rsnn_compiler.ir import (
     Domain, FixedConv2d, FixedDense, FixedLIF, Flatten, GraphBuilder, Input, Output, ResetMode, verify,
 )
 from rsnn_compiler.ir.fixed_ops import make_neuron
-from rsnn_compiler.passes.retime import plan_retiming
+from rsnn_compiler.backends.lava.retime import plan_retiming
 
-from rsnn_compiler.backends.netx_export import export, plan_netx
+from rsnn_compiler.backends.lava.netx_export import export, plan_netx
 
 
 def chain_graph(seed: int, layers: int = 2, recurrent: bool = True):

@@ -673,7 +673,7 @@ def test_temporal_pruning_on_a_model_from_the_ann_converter():
 
 @pytest.mark.lava
 def test_pruned_then_quantized_validates_bit_exact_on_lava_too(tmp_path):
-    from rsnn_compiler.backends import lava_env
+    from rsnn_compiler.backends.lava import env as lava_env
     from rsnn_compiler.validate import validate
 
     status = lava_env.lava_status()

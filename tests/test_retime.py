@@ -8,7 +8,7 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.ir import Delay, Domain, FixedDense, FixedLIF, GraphBuilder, Identity, Input, Output, Quantize
 from rsnn_compiler.ir.fixed_ops import make_neuron
-from rsnn_compiler.passes.retime import Retime, RetimeSpec, connection_paths, plan_retiming
+from rsnn_compiler.backends.lava.retime import Retime, RetimeSpec, connection_paths, plan_retiming
 from rsnn_compiler.passes_api import PassContext, Prop
 from rsnn_compiler.testing.random_graphs import random_fixed_graph
 

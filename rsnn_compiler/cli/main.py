@@ -254,8 +254,7 @@ def cmd_build(args, out: Console, err: Console) -> int:
     options = BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        extra={**_convert_extra(args), **_prune_extra(args),
-               **({"loihi2_board": args.board} if args.board else {})},
+        board=args.board, extra={**_convert_extra(args), **_prune_extra(args)},
     )
     progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
     if err.is_terminal and not args.quiet:
@@ -391,8 +390,8 @@ def cmd_passes(args, out: Console, err: Console) -> int:
         })
     pipeline = {
         "float": ["import", *(s if isinstance(s, str) else s.name for s in float_pipeline(BuildOptions()))],
-        "fixed (per profile)": fixed_pipeline(),
-        "fixed (loihi2)": fixed_pipeline("loihi2"),
+        "fixed (c, gpu)": fixed_pipeline("fpga", ["c", "gpu"]),
+        "fixed (lava)": fixed_pipeline("loihi2", ["lava"]),
     }
     if args.json:
         print(json.dumps({"passes": rows, "pipeline": pipeline}, indent=2))

@@ -28,7 +28,7 @@ from rsnn_compiler.ir.fixed_ops import (
 )
 from rsnn_compiler.ir.ops import Comparator, Delay, Flatten, Identity, Op, Output, Pool, PoolMode, ResetMode
 
-from rsnn_compiler.backends.gpu_exact import ExactLinear, LinearPlan, cap
+from rsnn_compiler.backends.gpu.exact import ExactLinear, LinearPlan, cap
 
 I64 = torch.int64
 INT64_MIN = -(1 << 63)

@@ -20,8 +20,8 @@ from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Input, Op, Output, Pool, PoolMode
 from rsnn_compiler.target_api import Diagnostic
 
-from rsnn_compiler.backends.c_plan import HOST_QUANTIZE, input_mode, make_plan
-from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
+from rsnn_compiler.backends.c.plan import HOST_QUANTIZE, input_mode, make_plan
+from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
 
 SUPPORTED = (
     Input, Output, Identity, Flatten, Delay, Pool, Quantize, FixedDense, _FixedConv, FixedLIF,
@@ -237,7 +237,7 @@ def check_graph(graph: Graph, spec: CSpec = C_SPEC) -> list[Diagnostic]:
     for name, op in graph.nodes.items():
         diags += _node_problems(name, op, in_b[name], syn.get(name), host, spec)
     if not diags:
-        from rsnn_compiler.backends.c_codegen import state_size
+        from rsnn_compiler.backends.c.codegen import state_size
 
         nbytes = state_size(graph, make_plan(graph))
         if nbytes > spec.max_state_bytes:

@@ -21,9 +21,9 @@ from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.graph import Graph
 
-from rsnn_compiler.backends.lava_emit import IR_STATE
-from rsnn_compiler.backends.lava_env import lava_status, run_in_lava
-from rsnn_compiler.backends.lava_spec import LAVA_SPEC
+from rsnn_compiler.backends.lava.emit import IR_STATE
+from rsnn_compiler.backends.lava.env import lava_status, run_in_lava
+from rsnn_compiler.backends.lava.spec import LAVA_SPEC
 
 INT32 = np.iinfo(np.int32)
 

@@ -21,9 +21,9 @@ from rsnn_compiler.ir.ops import (
     Affine, BatchNorm, Conv1d, Conv2d, Delay, Flatten, Identity, Input, Output, Pool, PoolMode, Scale,
     Threshold,
 )
-from rsnn_compiler.target_api import Artifact, Diagnostic
+from rsnn_compiler.target_api import Artifact, BackendDefaults, Diagnostic
 
-from rsnn_compiler.backends.gpu_float_ops import FLOAT_NEURONS
+from rsnn_compiler.backends.gpu.float_ops import FLOAT_NEURONS
 
 RUNTIME_FILE = "runtime.json"
 STRUCTURAL = (Input, Output, Identity, Flatten, Delay, Pool)
@@ -78,7 +78,7 @@ def _widths(op) -> list[tuple[str, int, Overflow]]:
 
 def runtime_description(graph: Graph) -> dict:
     """What ``runtime.json`` records: device policy, dtypes and the CUDA plan per synapse."""
-    from rsnn_compiler.backends.gpu_runtime import DEVICE_ENV, GraphRuntime
+    from rsnn_compiler.backends.gpu.runtime import DEVICE_ENV, GraphRuntime
 
     desc = {
         "format": "rsnnc-gpu/1",
@@ -106,7 +106,7 @@ def runtime_description(graph: Graph) -> dict:
 
 
 @dataclass
-class GpuBackend:
+class GpuBackend(BackendDefaults):
     name: ClassVar[str] = "gpu"
     description: ClassVar[str] = (
         "batched PyTorch runtime (CUDA when present, else CPU) for the float and fixed-point graph;"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rsnn_compiler.errors import RsnncError, UserInputError
 
-from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
+from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
 
 
 class CCompileError(RsnncError):

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import ClassVar
 
 from rsnn_compiler.ir.graph import Graph
-from rsnn_compiler.target_api import Artifact, Diagnostic, TargetCheckError
+from rsnn_compiler.target_api import Artifact, BackendDefaults, Diagnostic, TargetCheckError
 
-from rsnn_compiler.backends.c_check import check_graph
-from rsnn_compiler.backends.c_codegen import CSources, generate
-from rsnn_compiler.backends.c_runtime import FIXED_H, IO_H, harness_c
-from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
-from rsnn_compiler.backends.c_storage import CSC
-from rsnn_compiler.backends.c_toolchain import compile_c, sources_digest
+from rsnn_compiler.backends.c.check import check_graph
+from rsnn_compiler.backends.c.codegen import CSources, generate
+from rsnn_compiler.backends.c.runtime import FIXED_H, IO_H, harness_c
+from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
+from rsnn_compiler.backends.c.storage import CSC
+from rsnn_compiler.backends.c.toolchain import compile_c, sources_digest
 
 SOURCES = ["rsnn_fixed.h", "rsnn_io.h", "model.h", "model.c", "harness.c"]
 STAMP_SUFFIX = ".stamp"
@@ -75,7 +75,7 @@ def build_binary(folder: Path, spec: CSpec = C_SPEC) -> Path:
 
 
 @dataclass
-class CBackend:
+class CBackend(BackendDefaults):
     name: ClassVar[str] = "c"
     description: ClassVar[str] = (
         "C99 fixed-point model (integers only, static memory, event-driven synapses) with a"

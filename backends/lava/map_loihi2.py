@@ -1,6 +1,6 @@
 """map_loihi2: partition a loihi2 fixed graph onto neuro-cores, chips and a board.
 
-Model (figures and sources: ``rsnn_compiler.backends.loihi2_resources``; docs/loihi2-mapping.md):
+Model (figures and sources: ``rsnn_compiler.backends.lava.loihi2_resources``; docs/loihi2-mapping.md):
 
 - a *population* is a neuron node; the host-fed source (Input / its Quantize) lives off-core;
 - a *connection* is a retiming path ``population -> [synapse] -> neuron`` (Lava Dense/DelayDense),
@@ -26,14 +26,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from rsnn_compiler.backends.loihi2_resources import LOIHI2_RESOURCES, Loihi2Resources, get_board
+from rsnn_compiler.backends.lava.loihi2_resources import DEFAULT_BOARD, LOIHI2_RESOURCES, Loihi2Resources, get_board
 from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler.target_api import Diagnostic
 
 MAX_ROUNDS = 4
-DEFAULT_BOARD = "kapoho_point"
 MAX_CORES_IN_REPORT = 20000
 
 
@@ -322,7 +321,7 @@ def _check(net: Network, res: Loihi2Resources, mapping: Mapping) -> None:
 
 
 def _boards():
-    from rsnn_compiler.backends.loihi2_resources import BOARDS
+    from rsnn_compiler.backends.lava.loihi2_resources import BOARDS
 
     return BOARDS
 
@@ -332,7 +331,7 @@ def _boards():
 # --------------------------------------------------------------------------------------------
 def network_from_graph(graph: Graph, res: Loihi2Resources = LOIHI2_RESOURCES) -> tuple[Network, list[str]]:
     """Populations and connections of a loihi2 fixed graph (retiming's connection graph)."""
-    from rsnn_compiler.passes.retime import connection_paths, plan_retiming
+    from rsnn_compiler.backends.lava.retime import connection_paths, plan_retiming
 
     notes: list[str] = []
     net = Network()

@@ -11,7 +11,7 @@ import numpy as np
 from rsnn_compiler.executors import load_build_graph, resolve_profile
 from rsnn_compiler.interpreter.result import RunResult
 
-from rsnn_compiler.backends.gpu_runtime import GraphRuntime
+from rsnn_compiler.backends.gpu.runtime import GraphRuntime
 
 
 @dataclass

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from rsnn_compiler.ir.graph import Graph
-from rsnn_compiler.target_api import Artifact, Diagnostic
+from rsnn_compiler.target_api import Artifact, BackendDefaults, Diagnostic
 
 
 @dataclass
-class IrBackend:
+class IrBackend(BackendDefaults):
     name: ClassVar[str] = "ir"
     description: ClassVar[str] = "float IR only (graph file + text form); runs on the reference interpreter"
     uses_fixed: ClassVar[bool] = False

@@ -2,7 +2,7 @@
 """Run an integer network description in Lava 0.10 ``fixed_pt`` simulation.
 
 Standalone script for the Python 3.10 Lava environment: it imports only numpy, scipy and lava,
-never ``rsnn_compiler``. The compiler side (``rsnn_compiler.backends.lava_env``) calls it through
+never ``rsnn_compiler``. The compiler side (``rsnn_compiler.backends.lava.env``) calls it through
 a subprocess. Everything is in Lava's own units; the compiler does any retiming.
 
     python lava_runner.py NETWORK_DIR [--inputs X.npz] [--out RESULTS.npz]
@@ -570,7 +570,7 @@ def _build_delay_dense(b: LavaBuild, c: Connection):
 
 def _custom_neurons():
     """The sibling module with the custom neuron arithmetic (importable when run as a script
-    or as ``rsnn_compiler.backends.lava_runner``)."""
+    or as ``rsnn_compiler.backends.lava.lava_runner``)."""
     try:
         from . import lava_custom_neurons as m  # type: ignore[no-redef]
     except ImportError:

@@ -24,10 +24,10 @@ from rsnn_compiler.ir.ops import (
     Comparator, Delay, Flatten, Identity, Input, Output, Pool, PoolMode, ResetMode,
 )
 
-from rsnn_compiler.backends.c_check import _Synapse, value_bounds
-from rsnn_compiler.backends.c_plan import HOST_QUANTIZE, NodePlan, Plan, delay_ops, make_plan
-from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
-from rsnn_compiler.backends.c_storage import CSC, SynapseStorage, int_type, synapse_storage
+from rsnn_compiler.backends.c.check import _Synapse, value_bounds
+from rsnn_compiler.backends.c.plan import HOST_QUANTIZE, NodePlan, Plan, delay_ops, make_plan
+from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
+from rsnn_compiler.backends.c.storage import CSC, SynapseStorage, int_type, synapse_storage
 
 INT32_MAX = (1 << 31) - 1
 _OVF_FN = {

@@ -15,7 +15,7 @@ a chain ``input -> [conv | dense (+ dense_rec) -> CUBA LIF] x L`` where
   synapses); feed-forward Lava delays ``L`` become ``delay = L - 1`` (0..62);
 - the input is binary (netx CUBA layers send binary spikes; a Quantize node must be 1-bit).
 
-Layer timing is the retimed Lava program's (``passes/retime.py``): layer ``k``'s spikes at IR step
+Layer timing is the retimed Lava program's (``backends/lava/retime.py``): layer ``k``'s spikes at IR step
 ``t`` appear at Lava step ``t + stage``. Known netx caveat (lava-dl, not ours): all-non-positive
 weight matrices can lose their -256 entries (netx scales to -256, Lava clips at -255); the export
 report lists such layers.
@@ -31,7 +31,7 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.ir.fixed_ops import FixedConv2d, FixedDense, FixedLIF, FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
-from rsnn_compiler.passes.retime import RetimedPath, plan_retiming
+from rsnn_compiler.backends.lava.retime import RetimedPath, plan_retiming
 from rsnn_compiler.target_api import Diagnostic
 
 

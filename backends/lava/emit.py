@@ -1,7 +1,7 @@
 """Lower a ``loihi2`` fixed-point graph to a Lava program description (runner format v1).
 
 ``lower(graph)`` maps every population (the input source and each neuron) to a Lava population
-and every retimed connection path (``passes/retime.py``) to a Lava connection, and returns all
+and every retimed connection path (``backends/lava/retime.py``) to a Lava connection, and returns all
 diagnostics at once. ``to_network(program)`` gives the runner's ``network.json`` document (with
 an ``meta.rsnnc`` block the executor uses to map Lava recordings back to IR nodes) and arrays.
 
@@ -32,10 +32,10 @@ from rsnn_compiler.ir.fixed_ops import (
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.verify import verify
-from rsnn_compiler.passes.retime import RetimedPath, RetimeSpec, plan_retiming
+from rsnn_compiler.backends.lava.retime import RetimedPath, RetimeSpec, plan_retiming
 from rsnn_compiler.target_api import Diagnostic
 
-from rsnn_compiler.backends.lava_spec import LAVA_SPEC, LavaSpec
+from rsnn_compiler.backends.lava.spec import LAVA_SPEC, LavaSpec
 
 #: IR op class -> custom neuron kind (lava_custom_neurons.KINDS)
 CUSTOM_KIND = {FixedALIF: "alif", FixedLIF: "lif", FixedLI: "li", FixedDualIF: "dual_if",

@@ -33,6 +33,8 @@ BOARDS: dict[str, Board] = {
     "hala_point": Board("hala_point", 1152, "Intel Hala Point, 1152 chips (eenewseurope, Intel 2024)"),
 }
 
+DEFAULT_BOARD = "kapoho_point"
+
 # per-neuron state bits by IR neuron kind (Lava: u, v 24-bit; a adaptive threshold 24; c count 24)
 STATE_BITS: dict[str, int] = {
     "fixed_lif": 48, "fixed_alif": 72, "fixed_li": 48, "fixed_dual_if": 48, "fixed_mtn": 24,
@@ -45,7 +47,7 @@ def _fig(value: int, unit: str, source: str, estimate: bool) -> Figure:
 
 @dataclass(frozen=True)
 class Loihi2Resources:
-    """Per-core and per-chip limits used by ``passes/map_loihi2.py``."""
+    """Per-core and per-chip limits used by ``backends/lava/map_loihi2.py``."""
 
     neurons_per_core: Figure = _fig(
         8192, "neurons", "1 M neurons/chip / 128 cores (Intel brief via open-neuromorphic.org); "

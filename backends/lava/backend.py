@@ -17,9 +17,10 @@ from typing import ClassVar
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.target_api import Artifact, Diagnostic, TargetCheckError
 
-from rsnn_compiler.backends.lava_emit import LavaProgram, lower, to_network
-from rsnn_compiler.backends.lava_env import lava_status, write_network_dir
-from rsnn_compiler.backends.lava_spec import LAVA_SPEC, LavaSpec
+from rsnn_compiler.backends.lava.emit import LavaProgram, lower, to_network
+from rsnn_compiler.backends.lava.env import lava_status, write_network_dir
+from rsnn_compiler.backends.lava.loihi2_resources import DEFAULT_BOARD
+from rsnn_compiler.backends.lava.spec import LAVA_SPEC, LavaSpec
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,15 +72,22 @@ class LavaBackend:
     )
     uses_fixed: ClassVar[bool] = True
     requires_profile: ClassVar[str | None] = "loihi2"
+    lowering_passes: ClassVar[tuple[str, ...]] = ("map_loihi2",)
     spec: LavaSpec = LAVA_SPEC
-    board: str = "kapoho_point"  # Loihi 2 board the mapping must fit (passes/map_loihi2.py)
+    board: str = DEFAULT_BOARD  # Loihi 2 board the mapping must fit (backends/lava/map_loihi2.py)
+
+    def configure(self, options) -> dict:
+        """``options.board`` (``--board``) chooses the board ``map_loihi2`` must fit."""
+        if getattr(options, "board", None):
+            self.board = options.board
+        return {"loihi2_board": self.board}
 
     def status(self) -> str:
         st = lava_status()
         return "ready" if st.found else f"emit only: {st.reason}"
 
     def check(self, graph: Graph) -> list[Diagnostic]:
-        from rsnn_compiler.passes.map_loihi2 import mapping_diagnostics
+        from rsnn_compiler.backends.lava.map_loihi2 import mapping_diagnostics
 
         diagnostics = lower(graph, self.spec)[1]
         return diagnostics or mapping_diagnostics(graph, self.board)

@@ -33,9 +33,9 @@ from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Delay, Input, NeuronOp, Threshold
 
-from rsnn_compiler.backends import gpu_fixed_ops as fx
-from rsnn_compiler.backends import gpu_float_ops as fl
-from rsnn_compiler.backends.gpu_exact import UNKNOWN_BOUND, cap, choose_plan, exact_float_context
+from rsnn_compiler.backends.gpu import fixed_ops as fx
+from rsnn_compiler.backends.gpu import float_ops as fl
+from rsnn_compiler.backends.gpu.exact import UNKNOWN_BOUND, cap, choose_plan, exact_float_context
 
 DEVICE_ENV = "RSNNC_GPU_DEVICE"
 
@@ -187,7 +187,7 @@ class GraphRuntime:
 
     def __init__(self, graph: Graph, device: str | torch.device | None = None, record: bool = True,
                  int_matmul: str = "auto"):
-        from rsnn_compiler.backends.gpu_backend import unsupported
+        from rsnn_compiler.backends.gpu.backend import unsupported
 
         problems = unsupported(graph)
         if problems:

@@ -27,7 +27,7 @@ import numpy as np
 
 from rsnn_compiler.ir.fixed_ops import FixedConv1d, FixedDense, _FixedConv
 
-from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
+from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
 
 DENSE = "dense"
 CSC = "csc"

@@ -50,7 +50,7 @@ def repo_root() -> Path | None:
     env = os.environ.get("RSNNC_REPO_ROOT")
     if env:
         return Path(env).expanduser()
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").exists() and (root / "backends").is_dir() else None
 
 

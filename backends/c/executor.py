@@ -29,10 +29,10 @@ from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.fixed_ops import FixedNeuron
 from rsnn_compiler.ir.graph import Graph
 
-from rsnn_compiler.backends.c_backend import SOURCES, STAMP_SUFFIX, build_binary
-from rsnn_compiler.backends.c_plan import HOST_QUANTIZE
-from rsnn_compiler.backends.c_spec import C_SPEC
-from rsnn_compiler.backends.c_toolchain import sources_digest
+from rsnn_compiler.backends.c.backend import SOURCES, STAMP_SUFFIX, build_binary
+from rsnn_compiler.backends.c.plan import HOST_QUANTIZE
+from rsnn_compiler.backends.c.spec import C_SPEC
+from rsnn_compiler.backends.c.toolchain import sources_digest
 
 INT32 = np.iinfo(np.int32)
 

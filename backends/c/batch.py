@@ -17,12 +17,12 @@ import numpy as np
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.graph import Graph
 
-from rsnn_compiler.backends.c_codegen import generate
-from rsnn_compiler.backends.c_executor import decode, encode_inputs
-from rsnn_compiler.backends.c_plan import RECORD_DTYPE
-from rsnn_compiler.backends.c_runtime import FIXED_H, HARNESS_INCLUDES, IO_H, harness_core, multi_main
-from rsnn_compiler.backends.c_spec import C_SPEC, CSpec
-from rsnn_compiler.backends.c_toolchain import compile_c
+from rsnn_compiler.backends.c.codegen import generate
+from rsnn_compiler.backends.c.executor import decode, encode_inputs
+from rsnn_compiler.backends.c.plan import RECORD_DTYPE
+from rsnn_compiler.backends.c.runtime import FIXED_H, HARNESS_INCLUDES, IO_H, harness_core, multi_main
+from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
+from rsnn_compiler.backends.c.toolchain import compile_c
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,9 @@ from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron, Quantize, _Fixed
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, Delay, Flatten, Identity, Output, Pool, PoolMode
 
-from rsnn_compiler.backends import gpu_fixed_ops as fx
-from rsnn_compiler.backends.gpu_exact import ExactLinear, choose_plan, exact_float_context
-from rsnn_compiler.backends.gpu_runtime import (
+from rsnn_compiler.backends.gpu import fixed_ops as fx
+from rsnn_compiler.backends.gpu.exact import ExactLinear, choose_plan, exact_float_context
+from rsnn_compiler.backends.gpu.runtime import (
     GraphRuntime, Trace, build_schedule, execute, resolve_device,
 )
 
