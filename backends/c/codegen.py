@@ -15,7 +15,7 @@ import numpy as np
 
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.ir.fixed_ops import (
-    FixedConv1d, FixedDense, FixedLIF, FixedNeuron, Quantize, _FixedConv,
+    FixedConv1d, FixedDense, FixedNeuron, Quantize, _FixedConv,
 )
 from rsnn_compiler.ir.dynamics import family_of, has_family
 from rsnn_compiler.ir.graph import Graph
@@ -579,9 +579,10 @@ def int32_accumulators(graph: Graph, spec: CSpec = C_SPEC) -> set[str]:
 
 
 def spike_input(graph: Graph, name: str) -> bool:
-    """True when node ``name``'s only input is a LIF/ALIF spike train (0/1 values)."""
+    """True when node ``name``'s only input is a 0/1 spike train (a binary family's output)."""
     edges = graph.in_edges(name)
-    return len(edges) == 1 and isinstance(graph.nodes[edges[0].src], FixedLIF)
+    src = graph.nodes[edges[0].src] if len(edges) == 1 else None
+    return isinstance(src, FixedNeuron) and family_of(src).binary
 
 
 def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSources:

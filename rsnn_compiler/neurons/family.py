@@ -71,7 +71,8 @@ class Family:
     ``initial``: state -> derived parameter giving its initial value (others start at 0);
     ``derive``: raw parameters (numpy arrays / ints / enums) -> derived ones;
     ``takes_terms``: the step receives the list of per-edge input terms (float families add them
-    one at a time onto the decayed state) instead of their sum.
+    one at a time onto the decayed state) instead of their sum;
+    ``binary``: the output is a 0/1 spike (consumers may add weights without multiplying).
     """
 
     name: str
@@ -84,6 +85,7 @@ class Family:
     hidden: tuple[str, ...] = ("s",)
     initial: dict[str, str] = field(default_factory=dict)
     takes_terms: bool = False
+    binary: bool = False
     doc: str = ""
 
     @property

@@ -151,9 +151,9 @@ _V0 = {"v": "v_init"}
 
 FIXED_FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("lif", FIXED, MEMBRANE + CURRENT + THRESHOLD + RESET, ("i", "v"), lif_step, derive,
-           initial=_V0, doc="Lava-style CUBA LIF (IF with dv = 0, plain LIF with du = 4095)"),
+           initial=_V0, binary=True, doc="Lava-style CUBA LIF (IF with dv = 0, plain LIF with du = 4095)"),
     Family("alif", FIXED, MEMBRANE + CURRENT + THRESHOLD + RESET + ADAPTATION, ("i", "v", "a"),
-           alif_step, derive, initial=_V0, doc="lif with an adaptive threshold"),
+           alif_step, derive, initial=_V0, binary=True, doc="lif with an adaptive threshold"),
     Family("li", FIXED, MEMBRANE + CURRENT, ("i", "v"), li_step, derive, spiking=False,
            hidden=(), initial=_V0, doc="leaky-integrator readout: lif's integration, emits v"),
     Family("dual_if", FIXED, MEMBRANE + THRESHOLD + (
