@@ -4,8 +4,9 @@ Parameters are read-only numpy arrays (float32 in the float domain, int64 once q
 choices are enums. Shapes never include time or batch. Every op knows the feature shape it
 consumes (``in_shape``) and produces (``out_shape``); the verifier checks edges against them.
 
-Float neuron semantics (per step, ``x`` = sum of all inputs into the node) are defined in
-``rsnn_compiler.interpreter.float_interp`` and summarised in docs/ir.md.
+Neuron semantics are defined once in ``rsnn_compiler.neurons`` (each neuron op names its
+``family``) and summarised in docs/ir.md. Every op kind (this module, ``fixed_ops``,
+``conversion_ops``) is listed in ``rsnn_compiler.ir.catalogue``.
 """
 
 from __future__ import annotations
@@ -548,55 +549,9 @@ class ALIF(_Spiking):
     v_init: np.ndarray
 
 
-OP_CLASSES: dict[OpKind, type[Op]] = {
-    cls.kind: cls
-    for cls in (
-        Input, Output, Identity, Affine, Scale, Conv1d, Conv2d, Pool, Flatten, Delay, BatchNorm,
-        Threshold, LIF, IF, CubaLIF, LI, CubaLI, ALIF,
-    )
-}
-
-_ENUM_FIELDS: dict[str, type[enum.Enum]] = {
-    "reset": ResetMode,
-    "comparator": Comparator,
-    "mode": PoolMode,
-    "acc_overflow": Overflow,
-    "u_overflow": Overflow,
-    "v_overflow": Overflow,
-}
-
-
-def op_from_parts(kind: str, attributes: dict, arrays: dict[str, np.ndarray]) -> Op:
-    """Rebuild an op from ``attributes()`` and ``arrays()`` (used by load)."""
-    cls = OP_CLASSES[OpKind(kind)]
-    kwargs = {}
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key, value in attributes.items():
-        if key not in names:
-            raise ValueError(f"{cls.__name__} has no attribute '{key}'")
-        if key in _ENUM_FIELDS:
-            value = _ENUM_FIELDS[key](value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    for name in cls.array_fields:
-        kwargs[name] = arrays.get(name)
-    return cls(**kwargs)
-
-
 def broadcast_params(shape: Shape, **given) -> dict[str, np.ndarray]:
     """Broadcast scalar or per-neuron values to float32 arrays of ``shape``."""
     return {
         key: np.broadcast_to(np.asarray(value, dtype=np.float32), shape).copy()
         for key, value in given.items()
     }
-
-
-# Fixed-point ops live in their own module; importing it here registers them in OP_CLASSES.
-from rsnn_compiler.ir import fixed_ops as _fixed_ops  # noqa: E402
-
-OP_CLASSES.update({cls.kind: cls for cls in _fixed_ops.FIXED_OP_CLASSES})
-
-from rsnn_compiler.ir import conversion_ops as _conversion_ops  # noqa: E402
-
-OP_CLASSES.update({cls.kind: cls for cls in _conversion_ops.CONVERSION_OP_CLASSES})
