@@ -19,6 +19,7 @@ from rsnn_compiler import registry
 from rsnn_compiler.errors import RsnncError, UserInputError
 from rsnn_compiler.executors import fixed_profiles
 from rsnn_compiler.interpreter.result import RunResult
+from rsnn_compiler.ir.graph import Domain
 
 REFERENCE = "interp"
 
@@ -164,11 +165,11 @@ def validate(
             " rebuild with an integer target, e.g. --target c,gpu"
         )
     progress("running the float model (reference interpreter)")
-    float_run = interp.run(build, manifest, "float", None, x)
+    float_run = interp.run(build, manifest, Domain.FLOAT, None, x)
     if y is not None:
         report.float_accuracy = accuracy(float_run.out, y)
     progress(f"running the fixed-point interpreter ({profile})")
-    fixed_run = interp.run(build, manifest, "fixed", profile, x)
+    fixed_run = interp.run(build, manifest, Domain.FIXED, profile, x)
     report.layers = layer_agreement(float_run, fixed_run)
     if y is not None:
         report.fixed_accuracy = accuracy(fixed_run.out, y)
@@ -176,7 +177,7 @@ def validate(
         progress(f"running {name}")
         start = time.perf_counter()
         try:
-            got = registry.get_executor(name).run(build, manifest, "fixed", profile, x)
+            got = registry.get_executor(name).run(build, manifest, Domain.FIXED, profile, x)
         except ExecutorUnavailable as exc:
             check = ExecutorCheck(name, "unavailable", reason=str(exc))
             if not allow_missing:

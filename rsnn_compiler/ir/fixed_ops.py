@@ -15,7 +15,8 @@ import numpy as np
 
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.ir.ops import (
-    Comparator, NeuronOp, Op, OpKind, ResetMode, Shape, _Conv, _tuple, freeze_array,
+    Comparator, NeuronOp, Op, OpKind, ResetMode, Shape, _Conv, _tuple, check_shapes,
+    dense_shape_problems, freeze_array,
 )
 
 
@@ -50,6 +51,7 @@ class FixedOp(Op):
 
     def __post_init__(self) -> None:
         _int_arrays(self)
+        check_shapes(self)
 
 
 # --------------------------------------------------------------------------------------
@@ -109,6 +111,9 @@ class FixedDense(FixedOp):
     def out_shape(self) -> Shape:
         return (int(self.weight.shape[0]),) if self.weight.ndim == 2 else ()
 
+    def shape_problems(self) -> list[str]:
+        return dense_shape_problems(self.weight, weight_exp=self.weight_exp, bias=self.bias)
+
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class _FixedConv(_Conv):
@@ -155,6 +160,7 @@ class FixedNeuron(NeuronOp):
         _ints(self, "input_shift", "v_bits")
         _enum(self, v_overflow=Overflow)
         _int_arrays(self)
+        check_shapes(self)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

@@ -102,6 +102,12 @@ class Op:
                     raise ValueError(f"{type(self).__name__}: parameter '{name}' is required")
                 continue
             object.__setattr__(self, name, freeze_array(value))
+        check_shapes(self)
+
+    def shape_problems(self) -> list[str]:
+        """What is wrong with the shapes of this op's parameters (empty: nothing). Checked when
+        the op is constructed (``check_shapes``) and reported by the verifier."""
+        return []
 
     # --- shapes -------------------------------------------------------------------------
     @property
@@ -141,6 +147,13 @@ class Op:
     @property
     def is_stateful(self) -> bool:
         return isinstance(self, NeuronOp) or isinstance(self, Delay)
+
+
+def check_shapes(op: Op) -> None:
+    """Raise ValueError naming the first shape problem of ``op`` (called by every ``__post_init__``)."""
+    problems = op.shape_problems()
+    if problems:
+        raise ValueError(f"{type(op).__name__}: {problems[0]}")
 
 
 def _plain(value):
@@ -220,6 +233,21 @@ class Affine(Op):
     def out_shape(self) -> Shape:
         return (int(self.weight.shape[0]),) if self.weight.ndim == 2 else ()
 
+    def shape_problems(self) -> list[str]:
+        return dense_shape_problems(self.weight, bias=self.bias)
+
+
+def dense_shape_problems(weight: np.ndarray, **per_output: np.ndarray | None) -> list[str]:
+    """A (out, in) weight and one value per output for each array of ``per_output``."""
+    if weight.ndim != 2:
+        return [f"weight must be 2-D (out, in), got shape {weight.shape}"]
+    out = []
+    for name, arr in per_output.items():
+        if arr is not None and arr.shape != (weight.shape[0],):
+            out.append(f"{name} shape {arr.shape} does not match weight rows {weight.shape[0]};"
+                       f" {name} needs one value per output")
+    return out
+
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Scale(Op):
@@ -263,6 +291,22 @@ class _Conv(Op):
     @property
     def in_shape(self) -> Shape:
         return self.input_shape
+
+    def shape_problems(self) -> list[str]:
+        n = self.spatial_dims
+        if self.weight.ndim != n + 2:
+            return [f"weight must be {n + 2}-D, got shape {self.weight.shape}"]
+        if len(self.input_shape) != n + 1:
+            return [f"input_shape {self.input_shape} must be (C, {n} spatial dims)"]
+        out = []
+        if self.groups < 1 or self.input_shape[0] != self.weight.shape[1] * self.groups:
+            out.append(f"input has {self.input_shape[0]} channels but weight expects"
+                       f" {self.weight.shape[1]} x groups {self.groups}")
+        for name in self.array_fields[1:]:
+            arr = getattr(self, name)
+            if arr is not None and arr.shape != (self.weight.shape[0],):
+                out.append(f"{name} shape {arr.shape} must be ({self.weight.shape[0]},)")
+        return out
 
     @property
     def out_shape(self) -> Shape:
@@ -393,6 +437,11 @@ class BatchNorm(Op):
     def in_shape(self) -> Shape:
         return self.shape
 
+    def shape_problems(self) -> list[str]:
+        channels = self.shape[0] if self.shape else 0
+        return [f"'{p}' must have one value per channel ({channels})"
+                for p, arr in self.arrays().items() if arr.shape != (channels,)]
+
     def channel_affine(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel (scale, shift) with y = scale*x + shift, computed in float64."""
         scale = self.gamma.astype(np.float64) / np.sqrt(self.var.astype(np.float64) + self.eps)
@@ -416,6 +465,12 @@ class NeuronOp(Op):
     @property
     def shape(self) -> Shape:
         return tuple(int(d) for d in getattr(self, self.array_fields[0]).shape)
+
+    def shape_problems(self) -> list[str]:
+        ref = self.shape
+        return [f"parameter '{p}' has shape {a.shape} but the population is {ref};"
+                " give every neuron parameter one value per neuron"
+                for p, a in self.arrays().items() if a.shape != ref]
 
     @property
     def in_shape(self) -> Shape:

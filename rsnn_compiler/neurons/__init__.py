@@ -9,8 +9,8 @@ so the Lava environment (Python 3.10, no rsnn_compiler) loads it by path (``load
 
 from __future__ import annotations
 
-from .enums import Comparator, Overflow, ResetMode
-from .family import Domain, Family, Namespace, Param, Population
+from .enums import Comparator, Domain, Overflow, ResetMode
+from .family import Family, Namespace, Param, Population
 from .fixed_dynamics import FIXED_FAMILIES
 from .float_dynamics import FLOAT_FAMILIES
 from .numpy_prims import NumpyInt

@@ -1,4 +1,4 @@
-"""The choices a neuron definition branches on: reset mode, comparator, overflow rule.
+"""The choices a neuron definition branches on: numeric domain, reset mode, comparator, overflow.
 
 Part of the self-contained neuron definition (imports only the standard library), so the Lava
 environment can load it by path; the IR re-exports these enums (``rsnn_compiler.ir.ops``).
@@ -7,6 +7,24 @@ environment can load it by path; the IR re-exports these enums (``rsnn_compiler.
 from __future__ import annotations
 
 import enum
+
+
+class StrChoice(str, enum.Enum):
+    """An enum whose members are also their string values (compare, hash, print and serialise as
+    the value); ``enum.StrEnum`` is Python 3.11+, and this module also runs on Lava's 3.10."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Domain(StrChoice):
+    """Numeric domain of a graph, a family, an executor run: float32 or exact integers."""
+
+    FLOAT = "float"
+    FIXED = "fixed"
 
 
 class ResetMode(enum.Enum):

@@ -26,10 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-
-class Domain(enum.Enum):
-    FLOAT = "float"
-    FIXED = "fixed"
+from .enums import Domain
 
 
 @dataclass(frozen=True)
