@@ -150,6 +150,10 @@ class CPrims:
         return CExpr(f"rsnn_shl({x}, {n})") if n else CExpr.of(x)
 
     @staticmethod
+    def mul_shift(a, b, n: int) -> CExpr:
+        return CExpr(f"rsnn_trunc_shift({CExpr.of(a) * b}, {n})")
+
+    @staticmethod
     def decay(x, d) -> CExpr:
         return CExpr(f"rsnn_decay({x}, {CExpr.of(d)})")
 

@@ -68,6 +68,11 @@ class TorchInt:
         return TorchInt.trunc_shift(x * (DECAY_ONE - d), DECAY_SHIFT)
 
     @staticmethod
+    def mul_shift(a, b, n: int) -> torch.Tensor:
+        """trunc0(a*b / 2^n)."""
+        return TorchInt.trunc_shift(a * b, n)
+
+    @staticmethod
     def lshift(x: torch.Tensor, n: int) -> torch.Tensor:
         return x << n if n else x
 

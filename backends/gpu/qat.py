@@ -141,6 +141,12 @@ class DualOps(fx.TorchInt):
         return Dual(q, anchor(x.g, q, (arith.DECAY_ONE - d).to(F64) / arith.DECAY_ONE))
 
     @staticmethod
+    def mul_shift(a: Dual, b, n: int) -> Dual:
+        prod = a * b
+        q = fx.TorchInt.trunc_shift(prod.q, n)
+        return Dual(q, anchor(prod.g, q, 2.0 ** -n))
+
+    @staticmethod
     def lshift(x: Dual, n: int) -> Dual:
         if not n:
             return x

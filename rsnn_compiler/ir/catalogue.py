@@ -14,7 +14,7 @@ import enum
 
 import numpy as np
 
-from rsnn_compiler.ir import conversion_ops, fixed_ops, ops
+from rsnn_compiler.ir import conversion_ops, family_ops, fixed_ops, ops
 from rsnn_compiler.neurons import Domain as FamilyDomain
 
 OP_CLASSES: dict[ops.OpKind, type[ops.Op]] = {
@@ -24,6 +24,7 @@ OP_CLASSES: dict[ops.OpKind, type[ops.Op]] = {
         ops.Pool, ops.Flatten, ops.Delay, ops.BatchNorm, ops.Threshold, ops.LIF, ops.IF,
         ops.CubaLIF, ops.LI, ops.CubaLI, ops.ALIF,
         *fixed_ops.FIXED_OP_CLASSES, *conversion_ops.CONVERSION_OP_CLASSES,
+        *family_ops.GENERATED.values(),
     )
 }
 

@@ -19,43 +19,49 @@ from typing import ClassVar
 
 import numpy as np
 
+from rsnn_compiler.neurons import EXTENSIONS
 from rsnn_compiler.neurons.enums import Comparator, Overflow, ResetMode  # noqa: F401 (re-exported)
 
 Shape = tuple[int, ...]
 
 
-class OpKind(enum.Enum):
-    INPUT = "input"
-    OUTPUT = "output"
-    AFFINE = "affine"
-    SCALE = "scale"
-    CONV1D = "conv1d"
-    CONV2D = "conv2d"
-    POOL = "pool"
-    FLATTEN = "flatten"
-    DELAY = "delay"
-    BATCHNORM = "batchnorm"
-    IDENTITY = "identity"
-    THRESHOLD = "threshold"
-    LIF = "lif"
-    IF = "if"
-    CUBA_LIF = "cuba_lif"
-    LI = "li"
-    CUBA_LI = "cuba_li"
-    ALIF = "alif"
-    # fixed-point ops (rsnn_compiler/ir/fixed_ops.py, docs/fixed-point.md)
-    QUANTIZE = "quantize"
-    FIXED_DENSE = "fixed_dense"
-    FIXED_CONV1D = "fixed_conv1d"
-    FIXED_CONV2D = "fixed_conv2d"
-    FIXED_LIF = "fixed_lif"
-    FIXED_ALIF = "fixed_alif"
-    FIXED_LI = "fixed_li"
-    FIXED_DUAL_IF = "fixed_dual_if"
-    FIXED_MTN = "fixed_mtn"
-    # float ANN-to-SNN conversion neurons (rsnn_compiler/ir/conversion_ops.py)
-    DUAL_IF = "dual_if"
-    MTN = "mtn"
+#: the op kinds written by hand in ops / fixed_ops / conversion_ops
+_KINDS = [
+    ("INPUT", "input"),
+    ("OUTPUT", "output"),
+    ("AFFINE", "affine"),
+    ("SCALE", "scale"),
+    ("CONV1D", "conv1d"),
+    ("CONV2D", "conv2d"),
+    ("POOL", "pool"),
+    ("FLATTEN", "flatten"),
+    ("DELAY", "delay"),
+    ("BATCHNORM", "batchnorm"),
+    ("IDENTITY", "identity"),
+    ("THRESHOLD", "threshold"),
+    ("LIF", "lif"),
+    ("IF", "if"),
+    ("CUBA_LIF", "cuba_lif"),
+    ("LI", "li"),
+    ("CUBA_LI", "cuba_li"),
+    ("ALIF", "alif"),
+    ("QUANTIZE", "quantize"),
+    ("FIXED_DENSE", "fixed_dense"),
+    ("FIXED_CONV1D", "fixed_conv1d"),
+    ("FIXED_CONV2D", "fixed_conv2d"),
+    ("FIXED_LIF", "fixed_lif"),
+    ("FIXED_ALIF", "fixed_alif"),
+    ("FIXED_LI", "fixed_li"),
+    ("FIXED_DUAL_IF", "fixed_dual_if"),
+    ("FIXED_MTN", "fixed_mtn"),
+    ("DUAL_IF", "dual_if"),
+    ("MTN", "mtn"),
+] + [  # plus the neuron families added through the definition (ir/family_ops.py)
+    (f"{prefix.upper()}{m.FLOAT.name.upper()}", f"{prefix}{m.FLOAT.name}")
+    for m in EXTENSIONS for prefix in ("", "fixed_")
+]
+OpKind = enum.Enum("OpKind", _KINDS, module=__name__, qualname="OpKind")
+OpKind.__doc__ = "Every op kind of the IR (its value is the kind's name in files and text)."
 
 
 class PoolMode(enum.Enum):

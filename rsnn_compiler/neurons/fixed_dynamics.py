@@ -149,7 +149,7 @@ def mtn_step(P, p, st, x):
 
 _V0 = {"v": "v_init"}
 
-FIXED_FAMILIES: dict[str, Family] = {f.name: f for f in (
+BASE_FIXED_FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("lif", FIXED, MEMBRANE + CURRENT + THRESHOLD + RESET, ("i", "v"), lif_step, derive,
            initial=_V0, binary=True, doc="Lava-style CUBA LIF (IF with dv = 0, plain LIF with du = 4095)"),
     Family("alif", FIXED, MEMBRANE + CURRENT + THRESHOLD + RESET + ADAPTATION, ("i", "v", "a"),

@@ -158,7 +158,7 @@ def _family(name, params, states, step, spiking=True, doc=""):
                   hidden=("s",) if spiking else (), initial=_V0, takes_terms=True, doc=doc)
 
 
-FLOAT_FAMILIES: dict[str, Family] = {f.name: f for f in (
+BASE_FLOAT_FAMILIES: dict[str, Family] = {f.name: f for f in (
     _family("lif", _P("beta", "gain", "bias") + SPIKE + _P("v_init"), ("v",), lif_step),
     _family("if", _P("gain", "bias") + SPIKE + _P("v_init"), ("v",), if_step),
     _family("cuba_lif", _P("alpha", "beta", "gain_i", "gain_v", "bias") + SPIKE + _P("v_init"),

@@ -45,6 +45,11 @@ class NumpyInt:
     def decay(x, d):
         return intmath.decay(x, d)
 
+    @staticmethod
+    def mul_shift(a, b, n: int):
+        """trunc0(a*b / 2^n): a product scaled down, rounded toward zero."""
+        return intmath.trunc_shift(intmath.i64(a) * b, n)
+
     def ovf(self, x, bits: int, mode: Overflow, state: str = ""):
         out = intmath.overflow(x, bits, mode)
         if self.stats is not None:

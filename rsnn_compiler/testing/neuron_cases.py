@@ -51,10 +51,16 @@ def _fixed_params(family, rng, n: int, choice: dict) -> dict:
     kw = dict(choice)
     v_bits = int(rng.integers(8, 13))
     kw.update(v_bits=v_bits, input_shift=int(rng.integers(0, 3)))
+    extra = FIXED_RANGES.get(family.name, {})
+    if family.name == "izhikevich":  # state scale 4: v around -65 * 4, peak 30 * 4
+        kw.update(sq_shift=2, v_bits=int(rng.integers(10, 13)), vth_shift=0,
+                  vth=np.full(n, 120), input_shift=int(rng.integers(2, 5)))
     for q in family.params:
         if q.name in kw or q.choices is not None:
             continue
-        if q.name == "u_bits":
+        if q.name in extra:
+            kw[q.name] = fixed_extra_param(family.name, q.name, rng, n)
+        elif q.name == "u_bits":
             kw[q.name] = int(rng.integers(8, 14))
         elif q.name == "du_offset":
             kw[q.name] = int(rng.integers(0, 2))
@@ -81,9 +87,31 @@ def _fixed_params(family, rng, n: int, choice: dict) -> dict:
     return kw
 
 
+FRACTION = (0, 4097)  # 12-bit fractions k/4096
+#: ranges (lo, hi) of the parameters of the families added through the definition
+FIXED_RANGES: dict[str, dict[str, tuple[int, int]]] = {
+    "tclif": {"beta_d": FRACTION, "beta_s": FRACTION, "gamma": (0, 60)},
+    "glif": {"keep": (2000, 4097), "g_in": (1000, 4097), "gamma": FRACTION, "leak": (0, 12),
+             "subreset": (0, 60)},
+    "izhikevich": {"p2": (120, 200), "p1": (16000, 24000), "p0": (300, 600), "dt": (1024, 4097),
+                   "a": (40, 200), "b": (600, 1000), "c": (-300, -200), "d": (10, 40),
+                   "w_init": (-60, -40), "v_init": (-280, -240)},
+}
+FLOAT_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "tclif": {"beta_d": (0.0, 1.0), "beta_s": (0.0, 1.0), "gamma": (0.0, 1.0), "gain": (0.5, 2.0)},
+    "glif": {"tau": (0.0, 1.0), "conduct": (0.0, 1.0), "gamma": (0.0, 1.0), "leak": (0.0, 0.1),
+             "v_subreset": (0.0, 1.0)},
+    "izhikevich": {"p2": (0.03, 0.05), "p1": (4.5, 5.5), "p0": (130.0, 150.0), "dt": (0.25, 1.0),
+                   "a": (0.01, 0.1), "b": (0.15, 0.25), "c": (-70.0, -50.0), "d": (2.0, 8.0),
+                   "gain": (5.0, 20.0), "theta": (30.0, 30.0), "v_init": (-70.0, -60.0),
+                   "w_init": (-15.0, -12.0)},
+}
+
+
 def fixed_extra_param(family: str, name: str, rng, n: int):
-    """Values for parameters of families added after the first five (see neuron_cases docs)."""
-    return rng.integers(0, 64, n)
+    """Values for a parameter of a family added through the definition (``FIXED_RANGES``)."""
+    lo, hi = FIXED_RANGES.get(family, {}).get(name, (0, 64))
+    return rng.integers(lo, hi, n)
 
 
 def population_op(cls, family, params: dict):
@@ -130,10 +158,13 @@ def float_family_graph(name: str, seed: int = 0) -> Graph:
     b.add("out", Output(shape=(WIDTH,)))
     for k, choice in enumerate(choices(family, NDomain.FLOAT)):
         kw = dict(choice)
+        extra = FLOAT_RANGES.get(name, {})
         for q in family.params:
             if q.name in kw or q.choices is not None:
                 continue
-            if not q.per_neuron:
+            if q.name in extra:
+                kw[q.name] = rng.uniform(*extra[q.name], WIDTH).astype(np.float32)
+            elif not q.per_neuron:
                 kw[q.name] = q.default if q.name != "levels" else int(rng.integers(1, 5))
             elif q.name in ("beta", "alpha", "rho"):
                 kw[q.name] = rng.uniform(0.5, 1.0, WIDTH).astype(np.float32)

@@ -62,7 +62,7 @@ class FixedNeuronRef:
         self.op = op
         val = lambda name: int(np.asarray(getattr(op, name)).reshape(-1)[j])  # noqa: E731
         self.val = val
-        self.u = 0
+        self.u = val("w_init") if self.kind == "izhikevich" else 0
         self.v = val("v_init")
         self.a = 0
         self.c = 0
@@ -75,6 +75,8 @@ class FixedNeuronRef:
 
     def step(self, x: int) -> int:
         op, val = self.op, self.val
+        if self.kind in EXTRA_FIXED:
+            return EXTRA_FIXED[self.kind](self, x)
         if self.kind in ("lif", "alif", "li"):
             self.u = bring_into(leak(self.u, val("du") + op.du_offset) + x * (1 << op.input_shift),
                                 op.u_bits, op.u_overflow.value)
@@ -129,7 +131,55 @@ class FixedNeuronRef:
         return s
 
     def state(self, name: str) -> int:
-        return {"i": self.u, "v": self.v, "a": self.a, "c": self.c}[name]
+        return {"i": self.u, "v": self.v, "a": self.a, "c": self.c, "d": self.u, "w": self.u}[name]
+
+
+def _frac(y: int, k: int) -> int:
+    """y * k / 4096 rounded toward zero."""
+    return trunc_div_pow2(y * k, 12)
+
+
+def _tclif(n: FixedNeuronRef, x: int) -> int:
+    op, val = n.op, n.val
+    dend = n._v(n.u - _frac(n.v, val("beta_d")) + x * (1 << op.input_shift) + n.bias)
+    soma = n._v(n.v + _frac(dend, val("beta_s")))
+    s = above(soma, val("vth") * (1 << op.vth_shift), op.comparator.value)
+    if op.reset.value == "zero":
+        n.u, n.v = dend, (val("v_reset") if s else soma)
+    else:
+        n.u = n._v(dend - val("gamma") * s)
+        n.v = n._v(soma - val("vth") * (1 << op.vth_shift) * s)
+    n.s = s
+    return s
+
+
+def _izhikevich(n: FixedNeuronRef, x: int) -> int:
+    op, val = n.op, n.val
+    v, w = n.v, n.u
+    square = trunc_div_pow2(v * v, op.sq_shift)
+    m = _frac(square, val("p2")) + _frac(v, val("p1")) + val("p0") - w + x * (1 << op.input_shift)
+    v_next = n._v(v + _frac(m, val("dt")))
+    w_next = n._v(w + _frac(_frac(v, val("b")) - w, val("a")))
+    s = above(v_next, val("vth") * (1 << op.vth_shift), op.comparator.value)
+    n.v = val("c") if s else v_next
+    n.u = n._v(w_next + s * val("d"))
+    n.s = s
+    return s
+
+
+def _glif(n: FixedNeuronRef, x: int) -> int:
+    op, val = n.op, n.val
+    kv = _frac(n.v, val("keep"))
+    u = kv - val("leak") + _frac(x * (1 << op.input_shift), val("g_in")) + n.bias
+    if n.s:
+        u -= _frac(kv, val("gamma")) + val("subreset")
+    n.v = n._v(u)
+    n.s = above(n.v, val("vth") * (1 << op.vth_shift), op.comparator.value)
+    return n.s
+
+
+#: families added through the definition: kind -> scalar step (``u`` holds d / w)
+EXTRA_FIXED = {"tclif": _tclif, "izhikevich": _izhikevich, "glif": _glif}
 
 
 # ---- stateless fixed ops ----------------------------------------------------------------------
@@ -250,7 +300,8 @@ def float_neuron(op, terms: list[list[list[float]]]) -> dict:
     out: dict[str, list] = {"out": []}
     for name in op.state_names:
         out[name] = []
-    state = [{"v": p("v_init", j), "i": F32(0), "a": F32(0), "c": F32(0), "s": F32(0)} for j in range(size)]
+    state = [{"v": p("v_init", j), "i": F32(0), "a": F32(0), "c": F32(0), "s": F32(0), "d": F32(0),
+              "w": p("w_init", j) if kind == "izhikevich" else F32(0)} for j in range(size)]
     for step_terms in terms:
         ys = []
         for j, st in enumerate(state):
@@ -266,13 +317,62 @@ def _gained(xs, g):
     return xs if g == F32(1) else [g * x for x in xs]
 
 
+def _adds(acc, terms):
+    for x in terms:
+        acc = F32(acc + x)
+    return acc
+
+
+def _float_tclif(op, st: dict, xs: list, p) -> F32:
+    st["d"] = F32(_adds(F32(st["d"] - F32(p("beta_d") * st["v"])), _gained(xs, p("gain"))) + p("bias"))
+    v = F32(st["v"] + F32(p("beta_s") * st["d"]))
+    ge = op.comparator.value == "ge"
+    s = F32(v >= p("theta")) if ge else F32(v > p("theta"))
+    if op.reset.value == "zero":
+        st["v"] = p("v_reset") if s else v
+    else:
+        st["d"] = F32(st["d"] - F32(p("gamma") * s))
+        st["v"] = F32(v - F32(p("theta") * s))
+    st["s"] = s
+    return s
+
+
+def _float_izhikevich(op, st: dict, xs: list, p) -> F32:
+    v, w = st["v"], st["w"]
+    quad = F32(F32(F32(p("p2") * v) * v) + F32(p("p1") * v))
+    m = _adds(F32(F32(quad + p("p0")) - w), _gained(xs, p("gain")))
+    v_next = F32(v + F32(p("dt") * m))
+    w_next = F32(w + F32(p("a") * F32(F32(p("b") * v) - w)))
+    ge = op.comparator.value == "ge"
+    s = F32(v_next >= p("theta")) if ge else F32(v_next > p("theta"))
+    st["v"] = p("c") if s else v_next
+    st["w"] = F32(w_next + F32(p("d") * s))
+    st["s"] = s
+    return s
+
+
+def _float_glif(op, st: dict, xs: list, p) -> F32:
+    one = F32(1)
+    keep = F32(one - F32(p("alpha") * F32(one - p("tau"))))
+    g_in = F32(one - F32(p("beta") * F32(one - p("conduct"))))
+    kv = F32(keep * st["v"])
+    u = F32(_adds(F32(kv - F32(F32(one - p("alpha")) * p("leak"))), [F32(g_in * x) for x in xs]) + p("bias"))
+    prev = st["s"]
+    u = F32(F32(u - F32(F32(kv * p("gamma")) * prev)) - F32(F32(F32(one - p("gamma")) * p("v_subreset")) * prev))
+    ge = op.comparator.value == "ge"
+    s = F32(u >= p("theta")) if ge else F32(u > p("theta"))
+    st["v"], st["s"] = u, s
+    return s
+
+
+EXTRA_FLOAT = {"tclif": _float_tclif, "izhikevich": _float_izhikevich, "glif": _float_glif}
+
+
 def _float_step(op, kind: str, st: dict, xs: list, p) -> F32:
     one = F32(1)
-
-    def adds(acc, terms):
-        for x in terms:
-            acc = F32(acc + x)
-        return acc
+    adds = _adds
+    if kind in EXTRA_FLOAT:
+        return EXTRA_FLOAT[kind](op, st, xs, p)
 
     if kind in ("dual_if", "mtn"):
         m = F32(adds(st["v"], xs) + p("bias"))
