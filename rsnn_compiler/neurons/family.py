@@ -69,7 +69,8 @@ class Family:
     ``derive``: raw parameters (numpy arrays / ints / enums) -> derived ones;
     ``takes_terms``: the step receives the list of per-edge input terms (float families add them
     one at a time onto the decayed state) instead of their sum;
-    ``binary``: the output is a 0/1 spike (consumers may add weights without multiplying).
+    ``binary``: the output is a 0/1 spike (consumers may add weights without multiplying);
+    ``squares_states``: the step multiplies two states (targets then bound the state width).
     """
 
     name: str
@@ -83,6 +84,7 @@ class Family:
     initial: dict[str, str] = field(default_factory=dict)
     takes_terms: bool = False
     binary: bool = False
+    squares_states: bool = False
     doc: str = ""
 
     @property

@@ -46,7 +46,7 @@ def derive(p: Namespace) -> Namespace:
     d = p.copy()
     for name in ("gain", "gain_i", "gain_v"):
         value = getattr(p, name, None)
-        if value is not None and bool((np.asarray(value) == 1).all()):
+        if value is not None and bool((value == 1).all()):  # numpy arrays or torch tensors
             setattr(d, name, None)
     return d
 

@@ -36,13 +36,13 @@ _CMP = Param("comparator", Comparator.GE, per_neuron=False, choices=Comparator)
 
 
 def float_derive(p: Namespace) -> Namespace:
-    """keep, g_in, leak and soft-reset terms in float32, in the reference order."""
+    """keep, g_in, leak and soft-reset terms in the parameters' float32 (numpy arrays or torch
+    tensors alike: a Python 1.0 does not widen them), in the reference order."""
     d = fl.derive(p)
-    one = np.float32(1)
-    d.keep = one - p.alpha * (one - p.tau)
-    d.g_in = one - p.beta * (one - p.conduct)
-    d.leak_term = (one - p.alpha) * p.leak
-    d.soft = (one - p.gamma) * p.v_subreset
+    d.keep = 1.0 - p.alpha * (1.0 - p.tau)
+    d.g_in = 1.0 - p.beta * (1.0 - p.conduct)
+    d.leak_term = (1.0 - p.alpha) * p.leak
+    d.soft = (1.0 - p.gamma) * p.v_subreset
     return d
 
 

@@ -8,7 +8,8 @@ the step (ms) and ``a`` the recovery rate per step (the paper's a times dt):
             s = cmp(v', theta)   (theta = 30 mV peak; comparator ge)
             v = s ? c : v';  w = w' + d*s
     fixed   q = trunc0(v*v / 2^sq_shift)                    (v^2 in state units: sq_shift = log2 S)
-            m = frac(q, p2) + frac(v, p1) + p0 - w + (x << input_shift)
+            m = frac(q, p2) + frac(v, p1) + p0 - w + (x << input_shift) + bias
+                                               (bias: the feeding synapses' biases, in state units)
             v' = ovf_v(v + frac(m, dt));  w' = ovf_v(w + frac(frac(v, b) - w, a))
             s = cmp(v', theta);  v = s ? c : v';  w = ovf_v(w' + d*s)
     frac(y, k) = trunc0(y*k / 4096) with k a 12-bit fixed-point factor (5.0 -> 20480)
@@ -49,7 +50,7 @@ def float_step(P, p, st, xs):
 def fixed_step(P, p, st, x):
     q = P.mul_shift(st.v, st.v, p.sq_shift)
     m = P.let(P.mul_shift(q, p.p2, 12) + P.mul_shift(st.v, p.p1, 12) + p.p0 - st.w
-              + P.lshift(x, p.input_shift), "m")
+              + P.lshift(x, p.input_shift) + p.bias, "m")
     v = P.let(fx.ovf_v(P, p, st.v + P.mul_shift(m, p.dt, 12)), "vn")
     w = P.let(fx.ovf_v(P, p, st.w + P.mul_shift(P.mul_shift(st.v, p.b, 12) - st.w, p.a, 12), "w"), "wn")
     s = P.let(P.cmp(v, p.theta, p.comparator), "sp")
@@ -84,4 +85,5 @@ FIXED = Family(
     fx.MEMBRANE + tuple(Param(n) for n in COEFFS) + (Param("w_init", 0), Param("sq_shift", 0, per_neuron=False))
     + fx.THRESHOLD + (_CMP,),
     ("v", "w"), fixed_step, fx.derive, initial={"v": "v_init", "w": "w_init"}, binary=True,
+    squares_states=True,
     doc="Izhikevich neuron with the v^2 term in fixed point")

@@ -157,7 +157,7 @@ def _izhikevich(n: FixedNeuronRef, x: int) -> int:
     op, val = n.op, n.val
     v, w = n.v, n.u
     square = trunc_div_pow2(v * v, op.sq_shift)
-    m = _frac(square, val("p2")) + _frac(v, val("p1")) + val("p0") - w + x * (1 << op.input_shift)
+    m = _frac(square, val("p2")) + _frac(v, val("p1")) + val("p0") - w + x * (1 << op.input_shift) + n.bias
     v_next = n._v(v + _frac(m, val("dt")))
     w_next = n._v(w + _frac(_frac(v, val("b")) - w, val("a")))
     s = above(v_next, val("vth") * (1 << op.vth_shift), op.comparator.value)
