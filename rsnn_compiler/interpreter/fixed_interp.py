@@ -16,9 +16,9 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed import arith as A
 from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
-from rsnn_compiler.interpreter.schedule import build_schedule, execute, output_index, zero_inputs
+from rsnn_compiler.interpreter.schedule import build_schedule, collect, execute, output_index, zero_inputs
 from rsnn_compiler.ir.dynamics import population
-from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron, Quantize, _FixedConv
+from rsnn_compiler.ir.fixed_ops import FixedDense, Quantize, _FixedConv
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Op, Output, Pool, PoolMode
 from rsnn_compiler.neurons import NumpyInt
@@ -175,13 +175,4 @@ def run_fixed(graph: Graph, x: np.ndarray, record: bool = True, stats: dict | No
     def stack(seq: list[np.ndarray]) -> np.ndarray:
         return np.stack(seq).astype(np.float64 if seq[0].dtype.kind == "f" else I64)
 
-    result = RunResult(out=stack(hist[output]))
-    if record:
-        result.values = {s.name: stack(hist[s.index]) for s in slots}
-        result.spikes = {
-            n: result.values[n]
-            for n, op in graph.nodes.items()
-            if isinstance(op, FixedNeuron) and op.spiking
-        }
-        result.states = {k: np.stack(v) for k, v in states.items()}
-    return result
+    return collect(slots, hist, states, output, record, stack, np.stack)

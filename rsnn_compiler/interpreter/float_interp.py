@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.float_prims import TorchFloat, fires
 from rsnn_compiler.interpreter.result import RunResult
-from rsnn_compiler.interpreter.schedule import build_schedule, execute, output_index, zero_inputs
+from rsnn_compiler.interpreter.schedule import build_schedule, collect, execute, output_index, zero_inputs
 from rsnn_compiler.ir.dynamics import population
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import (
-    Affine, BatchNorm, Conv1d, Conv2d, Delay, Flatten, Identity, NeuronOp, Op, Output, Pool,
+    Affine, BatchNorm, Conv1d, Conv2d, Delay, Flatten, Identity, Op, Output, Pool,
     PoolMode, Scale, Threshold,
 )
 
@@ -103,19 +103,7 @@ def run_float(graph: Graph, x: np.ndarray, record: bool = True) -> RunResult:
     with torch.no_grad():
         hist, states = execute(slots, xt, zeros, record, output)
 
-    def stack(seq: list[torch.Tensor]) -> np.ndarray:
-        return torch.stack(seq).numpy()
-
-    result = RunResult(out=stack(hist[output]))
-    if record:
-        result.values = {s.name: stack(hist[s.index]) for s in slots}
-        result.spikes = {
-            n: result.values[n]
-            for n, op in graph.nodes.items()
-            if isinstance(op, NeuronOp) and op.spiking
-        }
-        result.states = {k: stack(v) for k, v in states.items()}
-    return result
+    return collect(slots, hist, states, output, record, lambda seq: torch.stack(seq).numpy())
 
 
 def _stateless_kernel(op: Op, _name: str):

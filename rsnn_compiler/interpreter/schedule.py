@@ -14,10 +14,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir import topology
 from rsnn_compiler.ir.dynamics import has_family
 from rsnn_compiler.ir.graph import Graph
-from rsnn_compiler.ir.ops import Delay, Input
+from rsnn_compiler.ir.ops import Delay, Input, NeuronOp
 
 
 class SlotKind(enum.Enum):
@@ -140,3 +141,17 @@ def zero_inputs(slots: list[Slot], batch: int, zeros) -> list:
 
 def output_index(slots: list[Slot], name: str) -> int:
     return next(s.index for s in slots if s.name == name)
+
+
+def collect(slots: list[Slot], hist: list[list], states: dict[str, list], output: int, record: bool,
+            stack, stack_states=None) -> RunResult:
+    """``execute``'s histories as a ``RunResult`` (``stack(list of per-step values) -> array``):
+    the output node's values, and when recording every node's values, the spikes of spiking
+    neurons and the neuron states."""
+    result = RunResult(out=stack(hist[output]))
+    if record:
+        result.values = {s.name: stack(hist[s.index]) for s in slots}
+        result.spikes = {s.name: result.values[s.name] for s in slots
+                         if isinstance(s.op, NeuronOp) and s.op.spiking}
+        result.states = {k: (stack_states or stack)(v) for k, v in states.items()}
+    return result

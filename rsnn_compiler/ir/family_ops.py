@@ -19,9 +19,6 @@ from rsnn_compiler.ir.fixed_ops import FixedNeuron, _int_arrays
 from rsnn_compiler.ir.ops import NeuronOp, OpKind, check_shapes, freeze_array
 from rsnn_compiler.neurons import EXTENSIONS, Domain, Family
 
-CLASS_NAMES = {"tclif": "TCLIF", "izhikevich": "Izhikevich", "glif": "GLIF"}
-
-
 def _post_init(self) -> None:
     family: Family = self._family_def
     present = [getattr(self, q.name) for q in family.params if q.per_neuron and getattr(self, q.name) is not None]
@@ -50,10 +47,10 @@ def _post_init(self) -> None:
     check_shapes(self)
 
 
-def make_op_class(family: Family) -> type[NeuronOp]:
-    """The dataclass of ``family``'s IR op (see the module docstring)."""
+def make_op_class(family: Family, op_name: str) -> type[NeuronOp]:
+    """The dataclass of ``family``'s IR op, ``op_name`` or ``Fixed<op_name>`` (module docstring)."""
     fixed = family.domain is Domain.FIXED
-    name = ("Fixed" if fixed else "") + CLASS_NAMES.get(family.name, family.name.title())
+    name = ("Fixed" if fixed else "") + op_name
     fields = []
     for q in family.params:
         if q.per_neuron:
@@ -82,7 +79,7 @@ def make_op_class(family: Family) -> type[NeuronOp]:
 GENERATED: dict[str, type[NeuronOp]] = {}
 for _module in EXTENSIONS:
     for _family in (_module.FLOAT, _module.FIXED):
-        _cls = make_op_class(_family)
+        _cls = make_op_class(_family, _module.OP_NAME)
         GENERATED[_cls.__name__] = _cls
 globals().update(GENERATED)
 

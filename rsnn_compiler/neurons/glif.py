@@ -26,11 +26,13 @@ from __future__ import annotations
 import numpy as np
 
 from .enums import Comparator
+from .intmath import DECAY_ONE
 from .family import Domain, Family, Namespace, Param
 from . import fixed_dynamics as fx
 from . import float_dynamics as fl
 
-FRAC_ONE = 4096
+OP_NAME = "GLIF"  # the IR ops: GLIF (float) and FixedGLIF (generated, ir/family_ops.py)
+FRAC_ONE = DECAY_ONE  # 12-bit fractions k/4096, as the decays
 GATES = ("alpha", "beta", "gamma", "tau", "conduct")
 _CMP = Param("comparator", Comparator.GE, per_neuron=False, choices=Comparator)
 

@@ -26,11 +26,13 @@ import math
 import numpy as np
 
 from .enums import Comparator
+from .intmath import DECAY_ONE
 from .family import Domain, Family, Param
 from . import fixed_dynamics as fx
 from . import float_dynamics as fl
 
-FRAC_ONE = 4096
+OP_NAME = "Izhikevich"  # the IR ops: Izhikevich (float) and FixedIzhikevich (generated, ir/family_ops.py)
+FRAC_ONE = DECAY_ONE  # 12-bit fractions k/4096, as the decays
 
 _CMP = Param("comparator", Comparator.GE, per_neuron=False, choices=Comparator)
 COEFFS = ("p2", "p1", "p0", "dt", "a", "b", "c", "d")

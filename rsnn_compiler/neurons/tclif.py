@@ -26,11 +26,13 @@ from __future__ import annotations
 import numpy as np
 
 from .enums import Comparator, ResetMode
+from .intmath import DECAY_ONE
 from .family import Domain, Family, Namespace, Param
 from . import fixed_dynamics as fx
 from . import float_dynamics as fl
 
-FRAC_ONE = 4096  # 12-bit fractions, as the decays
+OP_NAME = "TCLIF"  # the IR ops: TCLIF (float) and FixedTCLIF (generated, ir/family_ops.py)
+FRAC_ONE = DECAY_ONE  # 12-bit fractions k/4096, as the decays
 
 RESETS = (ResetMode.SUBTRACT, ResetMode.ZERO)
 _RESET = Param("reset", ResetMode.SUBTRACT, per_neuron=False, choices=ResetMode)
