@@ -185,15 +185,17 @@ EXTRA_FIXED = {"tclif": _tclif, "izhikevich": _izhikevich, "glif": _glif}
 # ---- stateless fixed ops ----------------------------------------------------------------------
 
 
+def _synapse_out(op, acc: int, o: int) -> int:
+    """shift(acc, weight_exp[o]) + bias[o], brought into the accumulator width."""
+    y = pow2_shift(acc, int(op.weight_exp[o]))
+    if op.bias is not None:
+        y += int(op.bias[o])
+    return bring_into(y, op.acc_bits, op.acc_overflow.value)
+
+
 def _dense(op, x: list[int]) -> list[int]:
-    out = []
-    for o in range(op.weight.shape[0]):
-        acc = sum(int(op.weight[o, j]) * x[j] for j in range(len(x)))
-        y = pow2_shift(acc, int(op.weight_exp[o]))
-        if op.bias is not None:
-            y += int(op.bias[o])
-        out.append(bring_into(y, op.acc_bits, op.acc_overflow.value))
-    return out
+    return [_synapse_out(op, sum(int(op.weight[o, j]) * x[j] for j in range(len(x))), o)
+            for o in range(op.weight.shape[0])]
 
 
 def _conv1d(op, x: list[int]) -> list[int]:
@@ -211,10 +213,7 @@ def _conv1d(op, x: list[int]) -> list[int]:
                     pos = p * op.stride[0] - op.padding[0] + k * op.dilation[0]
                     if 0 <= pos < length:
                         acc += int(op.weight[o, ci, k]) * x[(g * per_group_in + ci) * length + pos]
-            y = pow2_shift(acc, int(op.weight_exp[o]))
-            if op.bias is not None:
-                y += int(op.bias[o])
-            out.append(bring_into(y, op.acc_bits, op.acc_overflow.value))
+            out.append(_synapse_out(op, acc, o))
     return out
 
 
