@@ -167,3 +167,10 @@ def test_the_oracle_catches_a_wrong_definition(monkeypatch):
     monkeypatch.setattr(fixed_dynamics, "fire_and_reset", wrong)
     with pytest.raises(AssertionError, match="differs|out"):
         assert_matches_oracle(ref, run_fixed(g, x), "mutated")
+
+
+def test_a_family_refuses_a_choice_it_does_not_define():
+    from rsnn_compiler.ir.family_ops import FixedTCLIF
+
+    with pytest.raises(ValueError, match="reset must be one of subtract, zero"):
+        FixedTCLIF(beta_d=[1], beta_s=[1], vth=[1], reset="subtract_deferred")

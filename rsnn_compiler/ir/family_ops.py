@@ -30,6 +30,9 @@ def _post_init(self) -> None:
         value = getattr(self, q.name)
         if q.choices is not None:
             value = q.choices(getattr(value, "value", value))
+            if value not in q.options():
+                raise ValueError(f"{type(self).__name__}: {q.name} must be one of"
+                                 f" {', '.join(m.value for m in q.options())}, not {value.value}")
         elif q.per_neuron:
             if value is None:
                 if q.default is None:

@@ -34,13 +34,19 @@ class Param:
     """One parameter of a family as the IR op spells it.
 
     ``per_neuron``: an array with the population's shape (else a static scalar or choice);
-    ``default``: the value when omitted (None: required); ``choices``: the enum of a choice.
+    ``default``: the value when omitted (None: required); ``choices``: the enum of a choice;
+    ``allowed``: the members the family supports (empty: all).
     """
 
     name: str
     default: Any = None
     per_neuron: bool = True
     choices: type[enum.Enum] | None = None
+    allowed: tuple = ()
+
+    def options(self) -> tuple:
+        """The choice's supported members."""
+        return self.allowed or tuple(self.choices)
 
 
 class Namespace:
@@ -101,6 +107,9 @@ class Family:
                 raise ValueError(f"{self.name}: parameter '{q.name}' is required")
             if q.choices is not None:
                 value = q.choices(getattr(value, "value", value))
+                if value not in q.options():
+                    raise ValueError(f"{self.name}: {q.name} must be one of"
+                                     f" {', '.join(m.value for m in q.options())}, not {value.value}")
             elif q.per_neuron:
                 dtype = np.int64 if self.domain is Domain.FIXED else np.float32
                 value = np.broadcast_to(np.asarray(value, dtype=dtype), shape)

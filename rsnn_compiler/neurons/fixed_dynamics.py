@@ -161,6 +161,7 @@ BASE_FIXED_FAMILIES: dict[str, Family] = {f.name: f for f in (
         ("v", "c"), dual_if_step, derive, initial=_V0, doc="dual-threshold IF (signed spikes)"),
     Family("mtn", FIXED, MEMBRANE + THRESHOLD + (
         Param("levels", 1, per_neuron=False),
-        Param("reset", ResetMode.SUBTRACT, per_neuron=False, choices=ResetMode)),
+        Param("reset", ResetMode.SUBTRACT, per_neuron=False, choices=ResetMode,
+              allowed=(ResetMode.SUBTRACT, ResetMode.ZERO))),
         ("v",), mtn_step, derive, initial=_V0, doc="multi-threshold neuron (graded spikes 0..levels)"),
 )}

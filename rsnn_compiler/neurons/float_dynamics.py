@@ -173,5 +173,6 @@ BASE_FLOAT_FAMILIES: dict[str, Family] = {f.name: f for f in (
             ("v", "c"), dual_if_step),
     _family("mtn", _P("bias", "theta", "v_init") + (
         Param("levels", 1, per_neuron=False),
-        Param("reset", ResetMode.ZERO, per_neuron=False, choices=ResetMode)), ("v",), mtn_step),
+        Param("reset", ResetMode.ZERO, per_neuron=False, choices=ResetMode,
+              allowed=(ResetMode.SUBTRACT, ResetMode.ZERO))), ("v",), mtn_step),
 )}

@@ -35,7 +35,7 @@ OP_NAME = "TCLIF"  # the IR ops: TCLIF (float) and FixedTCLIF (generated, ir/fam
 FRAC_ONE = DECAY_ONE  # 12-bit fractions k/4096, as the decays
 
 RESETS = (ResetMode.SUBTRACT, ResetMode.ZERO)
-_RESET = Param("reset", ResetMode.SUBTRACT, per_neuron=False, choices=ResetMode)
+_RESET = Param("reset", ResetMode.SUBTRACT, per_neuron=False, choices=ResetMode, allowed=RESETS)
 _CMP = Param("comparator", Comparator.GE, per_neuron=False, choices=Comparator)
 
 

@@ -24,27 +24,32 @@ from rsnn_compiler.neurons import FIXED_FAMILIES, FLOAT_FAMILIES, Comparator, Do
 
 FPGA_OVERFLOWS = (Overflow.WRAP, Overflow.SATURATE, Overflow.SATURATE_SYM)
 WIDTH = 3
+MAX_COMBOS = 24  # branches per family graph (the test time of the C compile grows with it)
 
 
 def choices(family, domain: NDomain) -> list[dict]:
-    """Every combination of the family's choice parameters (overflow rules: fpga ones)."""
+    """Combinations of the family's choice parameters (overflow rules: fpga ones) covering every
+    supported value of every choice, at most ``MAX_COMBOS`` of them."""
     axes = []
     for q in family.params:
-        if q.choices is ResetMode and family.name == "mtn":
-            axes.append([(q.name, m) for m in (ResetMode.SUBTRACT, ResetMode.ZERO)])
-        elif q.choices is ResetMode:
-            axes.append([(q.name, m) for m in ResetMode])
-        elif q.choices is Comparator:
-            axes.append([(q.name, c) for c in Comparator])
-        elif q.choices is Overflow:
+        if q.choices is Overflow:
             axes.append([(q.name, o) for o in FPGA_OVERFLOWS])
+        elif q.choices is not None:
+            axes.append([(q.name, m) for m in q.options()])
     combos = [dict(c) for c in itertools.product(*axes)] if axes else [{}]
-    if len(combos) > 48:  # keep every value of every axis, not the full product
-        rng = np.random.default_rng(len(combos))
-        keep = set(range(0, len(combos), max(1, len(combos) // 48)))
-        keep |= {int(i) for i in rng.integers(0, len(combos), 8)}
-        combos = [combos[i] for i in sorted(keep)]
-    return combos
+    if len(combos) <= MAX_COMBOS:
+        return combos
+    order = np.random.default_rng(len(combos)).permutation(len(combos))
+    missing = {(k, v) for axis in axes for k, v in axis}
+    keep = []
+    for i in order:  # first every (choice, value) pair, then random fill
+        pairs = set(combos[i].items())
+        if pairs & missing or len(keep) < MAX_COMBOS - len(missing):
+            keep.append(int(i))
+            missing -= pairs
+        if len(keep) >= MAX_COMBOS and not missing:
+            break
+    return [combos[i] for i in sorted(keep)]
 
 
 def _fixed_params(family, rng, n: int, choice: dict) -> dict:
