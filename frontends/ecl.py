@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsnn_compiler import progress
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.float_prims import TorchFloat
 from rsnn_compiler.neurons import FLOAT_FAMILIES, Comparator, Namespace
@@ -131,7 +132,7 @@ def _finetune(ann, x, y, acts, steps, epochs, lr, seed, batch, theta_neg, temper
     opt = torch.optim.Adam([{"params": weights, "lr": lr}, {"params": list(lams.values()), "lr": 10 * lr}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
     n = len(xt)
-    for epoch in range(epochs):
+    for epoch in progress.track(range(epochs), "ecl: fine-tune", unit="epoch"):
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for i in range(0, n, batch):
@@ -236,7 +237,7 @@ def refine_thresholds(ann: AnnGraph, plans: dict[str, SitePlan], x: np.ndarray, 
         p.v_init, p.theta_neg = p.theta / 2, theta_neg * p.theta
 
     best = kl()
-    for _ in range(rounds):
+    for _ in progress.track(range(rounds), "ecl: threshold search", unit="round"):
         for site in plans:
             keep = alphas[site]
             for a in SCALES:
@@ -258,7 +259,7 @@ def compensate_bias(ann: AnnGraph, plans: dict[str, SitePlan], x: np.ndarray, st
     shifts: dict[str, float] = {}
     xt = torch.as_tensor(np.asarray(x, np.float32))
     stacked = xt.repeat(steps, *([1] * (xt.dim() - 1)))
-    for _ in range(rounds):
+    for _ in progress.track(range(rounds), "ecl: bias compensation", unit="round"):
         for node in ann.acts():
             prod = ann.node(node.inputs[0])
             if prod.kind not in (AnnKind.DENSE, AnnKind.CONV) or len(ann.consumers(prod.name)) != 1:

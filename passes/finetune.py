@@ -29,6 +29,7 @@ from rsnn_compiler.interpreter.float_interp import apply_stateless
 from rsnn_compiler.interpreter.float_prims import SurrogateFloat, spike
 from rsnn_compiler.interpreter.schedule import build_schedule, execute, output_index, zero_inputs
 from rsnn_compiler.ir.dynamics import population
+from rsnn_compiler import progress
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Affine, Conv1d, Conv2d, NeuronOp, Threshold
 
@@ -168,7 +169,7 @@ def finetune(
     total_updates = config.epochs * ((n + config.batch_size - 1) // config.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total_updates, 1)) if config.cosine else None
     result = FinetuneResult(epochs=config.epochs, updates=0, samples=int(n))
-    for _ in range(config.epochs):
+    for _ in progress.track(range(config.epochs), "fine-tune", unit="epoch"):
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for start in range(0, n, config.batch_size):

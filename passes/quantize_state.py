@@ -385,7 +385,7 @@ class QuantizeState:
             raise PipelineError(
                 f"quantize_state needs a '{missing[0]}' graph; run"
                 f" {'pruning (or record it as skipped)' if missing[0] == Prop.PRUNED else 'quantize_weights'}"
-                " before it (DESIGN §5: prune -> quantize weights -> quantize state)"
+                " before it (docs/design.md §5: prune -> quantize weights -> quantize state)"
             )
         if graph.attrs.domain is not Domain.FLOAT:
             raise UserInputError("quantize_state runs on a float graph; this one is already fixed")

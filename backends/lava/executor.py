@@ -14,6 +14,7 @@ from typing import ClassVar, Mapping
 
 import numpy as np
 
+from rsnn_compiler import progress
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.executors import load_build_graph, target_program
 from rsnn_compiler.interpreter.fixed_interp import quantize_input
@@ -89,6 +90,7 @@ def run_program(net_dir: Path, graph: Graph, x: np.ndarray, **kw) -> RunResult:
     x_src = host_inputs(graph, meta, x)
     steps, batch = x_src.shape[:2]
     flat = x_src.reshape(steps, batch, -1)
+    progress.step(f"lava: running {batch} sample(s) x {steps} steps in Loihi2SimCfg fixed_pt")
     results = run_in_lava(net_dir, flat, steps=steps + int(meta["max_stage"]), **kw)
     return decode(meta, results, x_src)
 

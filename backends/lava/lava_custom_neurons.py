@@ -11,7 +11,7 @@ comparator, per-neuron ``du``/``dv``/``vth`` and overflow rule; ``alif``; ``li``
 On Loihi 2 silicon each of these needs custom neuron microcode; here they are Lava CPU process
 models. The model records its own states (no sink processes) and saves them at the last step.
 Parameter ``start`` (the population's retiming stage) keeps the neuron idle in its initial state
-for the first ``start`` Lava steps, so that it begins at the IR's step 0 (DESIGN §4).
+for the first ``start`` Lava steps, so that it begins at the IR's step 0 (docs/design.md §4).
 """
 from __future__ import annotations
 

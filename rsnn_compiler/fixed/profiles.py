@@ -1,4 +1,4 @@
-"""Fixed-point target constants: one typed spec per profile (DESIGN §3, §6).
+"""Fixed-point target constants: one typed spec per profile (docs/design.md §3, §6).
 
 The verifier, the quantization passes and the random-graph generator read these; no other
 module hard-codes a bit width of a profile. docs/fixed-point.md explains every number.

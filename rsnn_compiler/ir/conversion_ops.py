@@ -1,4 +1,4 @@
-"""Float neurons for ANN-to-SNN conversion (DESIGN §3; docs/conversion.md).
+"""Float neurons for ANN-to-SNN conversion (docs/design.md §3; docs/conversion.md).
 
 They mirror the fixed ops of docs/fixed-point.md §3.7-3.8 parameter for parameter (float
 ``bias``/``theta``/``theta_neg`` are the values that ``bias_mant << bias_exp``, ``vth << vth_shift``
