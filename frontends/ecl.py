@@ -27,6 +27,8 @@ import torch.nn.functional as F
 
 from rsnn_compiler import progress
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.interpreter.float_prims import TorchFloat
+from rsnn_compiler.neurons import FLOAT_FAMILIES, Comparator, Namespace
 from rsnn_compiler.frontends.ann_graph import ActKind, ActSpec, AnnGraph, AnnKind, forward, with_params
 from rsnn_compiler.frontends.snn_build import NeuronKind, SitePlan
 
@@ -60,19 +62,14 @@ def staircase(z: torch.Tensor, lam: torch.Tensor, steps: int) -> torch.Tensor:
 
 def dual_if_steps(zt: torch.Tensor, theta, theta_neg, v_init) -> torch.Tensor:
     """Exact dual-threshold IF over time: zt (T, B, ...) input per step -> counts s (T, B, ...)
-    in {-1, 0, 1}; m = v + x; +1 if m >= theta, -1 if m < theta_neg and the net count > 0."""
-    v = torch.zeros_like(zt[0]) + v_init
-    c = torch.zeros_like(zt[0])
-    outs = []
-    for t in range(zt.shape[0]):
-        m = v + zt[t]
-        pos = m >= theta
-        neg = (m < theta_neg) & (c > 0) & ~pos
-        s = pos.to(zt.dtype) - neg.to(zt.dtype)
-        v = m - s * theta
-        c = c + s
-        outs.append(s)
-    return torch.stack(outs)
+    in {-1, 0, 1}; the IR's ``DualThresholdIF`` (comparator >=, no bias) from the one neuron
+    definition (``rsnn_compiler.neurons``, family ``dual_if``)."""
+    family = FLOAT_FAMILIES["dual_if"]
+    prims = TorchFloat(zt.device)
+    p = Namespace(bias=0.0, theta=theta, theta_neg=theta_neg, comparator=Comparator.GE)
+    zero = torch.zeros_like(zt[0])
+    st = Namespace(v=zero + v_init, c=zero, s=zero)
+    return torch.stack([family.step(prims, p, st, [zt[t]]) for t in range(zt.shape[0])])
 
 
 def finetune_clip(ann: AnnGraph, x: np.ndarray, y: np.ndarray | None, acts: dict[str, np.ndarray],

@@ -13,7 +13,7 @@ from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.ops import (
-    ALIF, IF, LI, LIF, Affine, Conv1d, Conv2d, CubaLI, CubaLIF, _Conv,
+    ALIF, IF, LI, LIF, Affine, Conv1d, Conv2d, CubaLI, CubaLIF, NeuronOp, _Conv,
 )
 from rsnn_compiler.precision import PrecisionOptions, check_layer_names
 
@@ -40,7 +40,7 @@ def weight_bits(spec, precision: PrecisionOptions, name: str) -> int:
 def check_precision_layers(graph: Graph, precision: PrecisionOptions) -> None:
     """Every per-layer width names a synapse or neuron node of this (float) graph."""
     synapses = [n for n, op in graph.nodes.items() if isinstance(op, SYNAPSES)]
-    neurons = [n for n, op in graph.nodes.items() if isinstance(op, FLOAT_NEURONS)]
+    neurons = [n for n, op in graph.nodes.items() if isinstance(op, NeuronOp)]
     check_layer_names(precision, synapses, neurons)
 
 

@@ -21,7 +21,7 @@ from rsnn_compiler.accuracy import DEFAULT_TOLERANCE
 from rsnn_compiler.artifact import MANIFEST, read_manifest, read_timings, sha256_file
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.executors import load_build_graph, resolve_profile
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.pass_manager import run_pipeline
 from rsnn_compiler.passes_api import PassContext
 
@@ -107,7 +107,7 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
     config = request.config.check()
     check_tolerance(request.accuracy_tolerance)
     manifest = read_manifest(build)
-    profile = resolve_profile(manifest, "fixed", request.profile)
+    profile = resolve_profile(manifest, Domain.FIXED, request.profile)
     fixed = load_build_graph(build, manifest, profile)
     float_graph = load_build_graph(build, manifest, "float") if "float" in manifest.get("graphs", {}) else None
     if config.distill and float_graph is None:

@@ -36,7 +36,7 @@ from rsnn_compiler.fixed.profiles import get_profile
 from rsnn_compiler.interpreter.fixed_interp import run_fixed
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron, _FixedConv
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.text import structural_hash
 from rsnn_compiler.pass_manager import run_pipeline
 from rsnn_compiler.passes_api import PassContext
@@ -159,7 +159,7 @@ def analyse(build: str | Path, holdout: str | Path, calib: str | Path | None, bu
     if "float" not in manifest.get("graphs", {}):
         raise UserInputError(f"{build} has no float graph (it was built from a fixed-point graph); analyse a"
                              " build of the float model")
-    profile = resolve_profile(manifest, "fixed", profile)
+    profile = resolve_profile(manifest, Domain.FIXED, profile)
     recorded_calib = manifest.get("options", {}).get("calib")
     if recorded_calib and calib is None:
         raise UserInputError(f"{build} was calibrated on {recorded_calib}; pass it with --calib so the layers"

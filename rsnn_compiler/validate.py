@@ -20,6 +20,7 @@ from rsnn_compiler.accuracy import predictions
 from rsnn_compiler.errors import RsnncError, UserInputError
 from rsnn_compiler.executors import fixed_profiles
 from rsnn_compiler.interpreter.result import RunResult
+from rsnn_compiler.ir.graph import Domain
 from rsnn_compiler.progress import Task
 
 REFERENCE = "interp"
@@ -167,14 +168,14 @@ def validate(
     float_run = None
     if "float" in manifest.get("graphs", {}):
         progress("running the float model (reference interpreter)")
-        float_run = interp.run(build, manifest, "float", None, x)
+        float_run = interp.run(build, manifest, Domain.FLOAT, None, x)
         if y is not None:
             report.float_accuracy = accuracy(float_run.out, y)
     else:
         report.notes.append("the build has no float graph (built from a fixed-point graph): no float comparison")
     bar.advance()
     progress(f"running the fixed-point interpreter ({profile})")
-    fixed_run = interp.run(build, manifest, "fixed", profile, x)
+    fixed_run = interp.run(build, manifest, Domain.FIXED, profile, x)
     bar.advance()
     if float_run is not None:
         report.layers = layer_agreement(float_run, fixed_run)
@@ -184,7 +185,7 @@ def validate(
         progress(f"running {name}")
         start = time.perf_counter()
         try:
-            got = registry.get_executor(name).run(build, manifest, "fixed", profile, x)
+            got = registry.get_executor(name).run(build, manifest, Domain.FIXED, profile, x)
             bar.advance()
         except ExecutorUnavailable as exc:
             check = ExecutorCheck(name, "unavailable", reason=str(exc))

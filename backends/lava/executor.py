@@ -20,7 +20,7 @@ from rsnn_compiler.executors import load_build_graph, target_program
 from rsnn_compiler.interpreter.fixed_interp import quantize_input
 from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
 
 from rsnn_compiler.backends.lava.emit import IR_STATE
 from rsnn_compiler.backends.lava.env import lava_status, run_in_lava
@@ -99,7 +99,7 @@ class LavaExecutor:
     name: ClassVar[str] = "lava"
     domains: ClassVar[tuple[str, ...]] = ("fixed",)  # rsnnc run picks fixed without --domain
 
-    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
+    def run(self, build: Path, manifest: dict, domain: Domain, profile: str | None, x: np.ndarray) -> RunResult:
         from rsnn_compiler.validate import ExecutorUnavailable
 
         folder, key = target_program(build, manifest, domain, profile, "lava", "Lava", LAVA_SPEC.network_file)

@@ -19,7 +19,7 @@ summed input (edges added one at a time in edge-list order, then the bias):
 
 The outputs are the signed count s in {-1, 0, 1} and the integer payload n in 0..levels (a
 graded spike); the consumer's weights carry the value of one unit (theta in ANN units).
-Semantics: ``rsnn_compiler.interpreter.conversion_neurons``.
+Semantics: ``rsnn_compiler.neurons.float_dynamics`` (families ``dual_if``, ``mtn``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class DualThresholdIF(NeuronOp):
     """
 
     kind: ClassVar[OpKind] = OpKind.DUAL_IF
+    family: ClassVar[str] = "dual_if"
     array_fields: ClassVar[tuple[str, ...]] = ("bias", "theta", "theta_neg", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("v", "c")
     bias: np.ndarray
@@ -64,6 +65,7 @@ class MultiThreshold(NeuronOp):
     """
 
     kind: ClassVar[OpKind] = OpKind.MTN
+    family: ClassVar[str] = "mtn"
     array_fields: ClassVar[tuple[str, ...]] = ("bias", "theta", "v_init")
     bias: np.ndarray
     theta: np.ndarray
