@@ -156,12 +156,15 @@ def _lava_lif(name: str, op: FixedLIF, shape, stage: int, value: str,
     params = {"du": int(sel(op.du)[0]), "dv": int(sel(op.dv)[0]), "vth": int(sel(op.vth)[0]),
               "bias_mant": sel(op.bias_mant), "bias_exp": sel(op.bias_exp), "u": 0,
               "v": sel(op.v_init)}
+    if stage > 0 and (params["bias_mant"].any() or params["v"].any()):
+        params["start"] = stage  # the runner holds bias and v at 0 until Lava step `stage`
     return PopulationPlan(name, "lif", shape, stage, params, ("spikes", "u", "v"), value,
                           part=part, index=index)
 
 
-def lif_blockers(op: FixedNeuron, stage: int) -> list[str]:
-    """Why Lava's own LIF cannot run ``op`` at ``stage`` (empty: it can)."""
+def lif_blockers(op: FixedNeuron) -> list[str]:
+    """Why Lava's own LIF cannot run ``op`` (empty: it can). A bias or initial membrane at a
+    stage > 0 is no obstacle: the runner holds them at 0 until the stage starts (``start``)."""
     if type(op) is not FixedLIF:
         return [f"{type(op).__name__} has no Lava process"]
     why = []
@@ -174,8 +177,6 @@ def lif_blockers(op: FixedNeuron, stage: int) -> list[str]:
     varying = [p for p in LAVA_SPEC.lif_scalar_params if not _uniform(getattr(op, p))]
     if varying:
         why.append(f"per-neuron {'/'.join(varying)}")
-    if stage > 0 and ((op.bias_mant != 0).any() or (op.v_init != 0).any()):
-        why.append(f"bias or v_init at stage {stage} (Lava's LIF cannot wait for its stage)")
     return why
 
 
@@ -185,7 +186,7 @@ def neuron_plans(name: str, op: FixedNeuron, stage: int, spec: LavaSpec = LAVA_S
     it from Lava's LIF and there are at most ``max_lif_split`` distinct triples. ``splittable``
     is False when an outgoing synapse has a negative weight_exp: Lava would floor each part's
     sum separately (splitting the receiving side is always exact)."""
-    blockers = lif_blockers(op, stage)
+    blockers = lif_blockers(op)
     value = "spikes" if op.spiking else "v"
     if splittable and len(blockers) == 1 and blockers[0].startswith("per-neuron"):
         groups = _lif_groups(op)
@@ -198,7 +199,7 @@ def neuron_plans(name: str, op: FixedNeuron, stage: int, spec: LavaSpec = LAVA_S
 def neuron_plan(name: str, op: FixedNeuron, stage: int) -> PopulationPlan:
     shape = tuple(op.shape)
     value = "spikes" if op.spiking else "v"
-    blockers = lif_blockers(op, stage)
+    blockers = lif_blockers(op)
     if not blockers:
         return _lava_lif(name, op, shape, stage, value)
     kind = CUSTOM_KIND[type(op)]

@@ -311,6 +311,9 @@ LIF_PARAMS = {  # name: (default, lo, hi, per-neuron allowed); ranges = Lava's s
     "du": (0, 0, 4095, False), "dv": (0, 0, 4095, False), "vth": (10, 0, 2**31 - 1, False),
     "bias_mant": (0, -(2**15), 2**15 - 1, True), "bias_exp": (0, -(2**15), 2**15 - 1, True),
     "u": (0, -(2**31), 2**31 - 1, True), "v": (0, -(2**31), 2**31 - 1, True),
+    # Lava steps 1..start run with bias_mant = v = 0; before step start + 1 the host sets them
+    # (Var.set between run segments): a population that starts late in the pipeline stays at rest.
+    "start": (0, 0, 2**31 - 1, False),
 }
 
 
@@ -399,6 +402,7 @@ class LavaBuild:
         # import every module next to the process's defining file).
         self.model_map: dict[Any, type] = {}
         self.sinks: dict[str, Any] = {}  # "spikes/pop" -> sink process
+        self.holds: list[tuple[int, Any, dict[str, np.ndarray]]] = []  # (start, LIF, values)
         self.source = Source(data=np.ascontiguousarray(x.T.astype(np.int32)))  # (n_in, T)
         self.neurons = {p.name: NEURONS[p.neuron].build(self, p) for p in net.populations}
         self.synapses = [self._connect(c) for c in net.connections]
@@ -469,7 +473,14 @@ class LavaBuild:
 
         cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=self.model_map)
         t0 = time.perf_counter()
-        self.source.run(condition=RunSteps(num_steps=self.steps), run_cfg=cfg)
+        done = 0
+        for start in sorted({h[0] for h in self.holds}):  # run up to each held LIF's start
+            self.source.run(condition=RunSteps(num_steps=start - done), run_cfg=cfg)
+            done = start
+            for _, proc, values in (h for h in self.holds if h[0] == start):
+                for var, value in values.items():
+                    getattr(proc, var).set(value)
+        self.source.run(condition=RunSteps(num_steps=self.steps - done), run_cfg=cfg)
         t1 = time.perf_counter()
         out = {}
         if self.readout == "get":
@@ -501,10 +512,24 @@ class NeuronHandle:
 
 
 def _build_lif(b: LavaBuild, pop: Population) -> NeuronHandle:
-    from lava.proc.lif.process import LIF
-
     kw = {k: pop.params.get(k, LIF_PARAMS[k][0]) for k in LIF_PARAMS}
     kw = {k: (v.astype(np.int32) if isinstance(v, np.ndarray) else int(v)) for k, v in kw.items()}
+    start = kw.pop("start")
+    held = {}
+    if start > 0:
+        held = {k: np.broadcast_to(np.asarray(kw[k], np.int32), (pop.size,)).copy()
+                for k in ("bias_mant", "v")}
+        kw.update(bias_mant=np.zeros(pop.size, np.int32), v=np.zeros(pop.size, np.int32))
+    handle = _lif_process(b, pop, kw)
+    if held and start < b.steps:
+        b.holds.append((start, handle.process, held))
+    return handle
+
+
+def _lif_process(b: LavaBuild, pop: Population, kw: dict[str, Any]) -> NeuronHandle:
+    """Lava's LIF (or a subclass whose model only adds recording) with parameters ``kw``."""
+    from lava.proc.lif.process import LIF
+
     if pop.record and b.readout == "file":
         custom = _custom_classes()
         path = b.record_file(pop)
