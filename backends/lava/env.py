@@ -24,6 +24,7 @@ from typing import Mapping
 import numpy as np
 
 RUNNER = Path(__file__).resolve().with_name("lava_runner.py")
+NETX_RUNNER = Path(__file__).resolve().with_name("netx_runner.py")
 SETUP_HINT = "scripts/setup_lava.sh"
 NETWORK_FORMAT = "rsnnc-lava-net"
 NETWORK_VERSION = 1
@@ -119,6 +120,31 @@ def lava_status() -> LavaStatus:
     return LavaStatus(True, python, version, f"lava-nc {version} at {python}")
 
 
+_NETX_PROBED: dict[str, str] = {}  # interpreter -> lava-dl version (successes only)
+
+
+def netx_status() -> LavaStatus:
+    """Like :func:`lava_status`, and also check that lava-dl's ``netx`` imports there."""
+    status = lava_status()
+    if not status.found:
+        return status
+    python = str(status.python)
+    if python not in _NETX_PROBED:
+        code = "import importlib.metadata as m; import lava.lib.dl.netx; print(m.version('lava-dl'))"
+        try:
+            proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return LavaStatus(False, status.python, status.lava_version, f"lava-dl probe failed: {exc}")
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines()
+            return LavaStatus(False, status.python, status.lava_version,
+                              f"`import lava.lib.dl.netx` fails in {python}: "
+                              f"{lines[-1] if lines else proc.returncode}; {_fix_hint()}")
+        _NETX_PROBED[python] = proc.stdout.strip().splitlines()[-1]
+    return LavaStatus(True, status.python, status.lava_version,
+                      f"lava-nc {status.lava_version}, lava-dl {_NETX_PROBED[python]} at {python}")
+
+
 def require_lava() -> Path:
     """The Lava interpreter, or ``LavaError`` saying what is missing and how to fix it."""
     status = lava_status()
@@ -171,6 +197,53 @@ def run_in_lava(network_dir: Path | str, inputs: np.ndarray, *, steps: int | Non
             raise LavaError(f"Lava runner failed (exit {proc.returncode}): {tail}")
         with np.load(out_path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
+
+
+@dataclass(frozen=True)
+class NetxJob:
+    """One ``.net`` file run by ``netx_runner.py`` (its docstring has the fields' meaning)."""
+
+    net: Path
+    inputs: np.ndarray  # (T, batch, n_in) integers, torch flat order of layer/0/shape
+    steps: int
+    reset_interval: int | None = None
+    reset_offset: int = 0
+    input_message_bits: int = 0
+
+
+def run_netx(jobs: list[NetxJob], *, timeout: float | None = DEFAULT_TIMEOUT_S,
+             python: Path | str | None = None) -> list[dict[str, np.ndarray]]:
+    """Run every job with lava-dl's ``netx.hdf5.Network`` in Lava ``fixed_pt`` (one subprocess).
+
+    Returns per job ``spikes/<i>``, ``u/<i>``, ``v/<i>`` (S, batch, n) int64 for every layer ``i``
+    netx builds (file index), in raw Lava steps, and ``meta``. Raises ``LavaError``.
+    """
+    if python is None:
+        status = netx_status()
+        if not status.found:
+            raise LavaError(status.reason)
+        python = status.python
+    with tempfile.TemporaryDirectory(prefix="rsnnc-netx-run-") as tmp:
+        docs = []
+        for k, job in enumerate(jobs):
+            x = np.asarray(job.inputs)
+            if x.dtype.kind not in "iub" or x.ndim != 3:
+                raise ValueError(f"netx inputs must be integers (T, batch, n_in), got {x.dtype} {x.shape}")
+            np.savez(Path(tmp) / f"x{k}.npz", x=x.astype(np.int64))
+            docs.append({"net": str(job.net), "inputs": str(Path(tmp) / f"x{k}.npz"),
+                         "out": str(Path(tmp) / f"r{k}.npz"), "steps": int(job.steps),
+                         "reset_interval": job.reset_interval, "reset_offset": job.reset_offset,
+                         "input_message_bits": job.input_message_bits})
+        (Path(tmp) / "jobs.json").write_text(json.dumps({"jobs": docs}))
+        proc = _run_group([str(python), str(NETX_RUNNER), str(Path(tmp) / "jobs.json")], timeout)
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
+            raise LavaError(f"netx runner failed (exit {proc.returncode}): {tail}")
+        out = []
+        for doc in docs:
+            with np.load(doc["out"], allow_pickle=False) as z:
+                out.append({k: z[k] for k in z.files})
+        return out
 
 
 def _run_group(cmd: list[str], timeout: float | None) -> subprocess.CompletedProcess:
