@@ -72,6 +72,15 @@ class NetxPlan:
     needs_reset: bool = False
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
+    def file_indices(self) -> list[int]:
+        """``layer/<i>`` index of each planned layer (a flatten layer takes an index too)."""
+        out, i = [], 1
+        for layer in self.layers:
+            i += int(layer.flatten_before)
+            out.append(i)
+            i += 1
+        return out
+
     @property
     def loader_args(self) -> str:
         """The netx.hdf5.Network keyword arguments this file needs."""
@@ -97,14 +106,14 @@ def _integer_weights(name: str, op: FixedDense) -> tuple[np.ndarray | None, list
     return m >> -e, []
 
 
-def _check_netx_weights(where: str, w: np.ndarray) -> list[Diagnostic]:
+def _check_netx_weights(where: str, w: np.ndarray, w_rec: np.ndarray | None) -> list[Diagnostic]:
     try:
-        d = netx_dense_weights(w)
+        parts = netx_dense_weights(w, w_rec)
     except ValueError as exc:
         return [Diagnostic(where, f"netx cannot load {exc}", "use --target lava")]
-    if d.lossless:
+    lost = sum(int(np.count_nonzero(d.lava_weight != d.file_weight << -d.weight_exp)) for d in parts)
+    if not lost:
         return []
-    lost = int(np.count_nonzero(d.lava_weight != d.weight))
     return [Diagnostic(where, f"netx + Lava would change {lost} weight(s) (integer weights in"
                        f" [{int(w.min())}, {int(w.max())}]: netx keeps mixed [-256, 254],"
                        " excitatory [0, 255], inhibitory (-256, 0] only where its scaling is"
@@ -263,9 +272,9 @@ def plan_netx(graph: Graph, spec: NetxSpec = NETX) -> NetxPlan:
             layer.weight_rec, rd = _path_weights(graph, rp, sizes[name], sizes[name])
             diags += rd
         if layer.conv is None and weight is not None:  # netx scales W and W_rec together
-            joint = weight if layer.weight_rec is None else np.hstack([weight, layer.weight_rec])
             what = "" if layer.weight_rec is None else " (dense_rec: W and W_rec scaled together)"
-            diags += _check_netx_weights(f"node '{ff.path.synapse or name}'{what}", joint)
+            diags += _check_netx_weights(f"node '{ff.path.synapse or name}'{what}", weight,
+                                         layer.weight_rec)
         plan.layers.append(layer)
         prev = name
     out_src = graph.in_edges(graph.output_name)

@@ -46,7 +46,8 @@ NETX = NetxSpec()
 class NetxDense:
     """One dense matrix as netx hands it to Lava, and what Lava makes of it."""
 
-    weight: np.ndarray  # the integer matrix netx passes to Lava (file weights << scale bits)
+    file_weight: np.ndarray  # the integer matrix in the file
+    weight: np.ndarray  # the integer matrix netx passes to Lava (clipped file weights << scale bits)
     num_weight_bits: int
     weight_exp: int
     lava_weight: np.ndarray  # after Lava's clip / dropped bits (its sign mode from the matrix)
@@ -54,25 +55,31 @@ class NetxDense:
     @property
     def lossless(self) -> bool:
         """True when Lava computes exactly ``file_weight @ s`` (no weight bit lost)."""
-        return bool(np.array_equal(self.lava_weight, self.weight))
+        return bool(np.array_equal(self.lava_weight, self.file_weight << -self.weight_exp))
 
 
-def netx_dense_weights(w_file: np.ndarray) -> NetxDense:
+def netx_dense_weights(w_file: np.ndarray, w_rec: np.ndarray | None = None) -> list[NetxDense]:
     """netx's weight optimizer on the file's integer matrix, then Lava Dense's quantization.
 
     netx: a mixed matrix is clipped to [-256, 254] when it exceeds it; the sign mode is
     inhibitory if max < 0, excitatory if min >= 0, else mixed; scale = 127/max or -128/min (mixed,
     the smaller), -256/min (inhibitory), 255/max (excitatory); ``sb = floor(log2 scale) + [mixed]``;
     ``n`` = the largest power of two (<= 8) dividing every weight, minus ``[mixed]``; Lava gets
-    ``W << sb``, ``num_weight_bits = 8 - sb - n``, ``weight_exp = -sb``. Lava then clips and drops
-    low bits by its own sign mode (min >= 0 excitatory, max <= 0 inhibitory, else mixed).
-    Raises ValueError for an all-zero matrix (netx's scale is infinite: it cannot load it).
+    ``W << sb``, ``num_weight_bits = 8 - sb - n``, ``weight_exp = -sb``. A ``dense_rec`` layer's
+    ``weight`` and ``weight_rec`` are optimized together (``hstack``) and become two Lava Dense
+    synapses with these shared settings. Lava then clips and drops low bits of each synapse by
+    its own sign mode (min >= 0 excitatory, max <= 0 inhibitory, else mixed).
+    Raises ValueError for what netx or Lava cannot load (an all-zero matrix: infinite scale).
     """
-    w = np.asarray(w_file, dtype=np.int64)
+    parts = [np.asarray(w_file, dtype=np.int64)]
+    if w_rec is not None:
+        parts.append(np.asarray(w_rec, dtype=np.int64))
+    w = np.hstack(parts)
     hi, lo = int(w.max(initial=0)), int(w.min(initial=0))
     if hi == 0 and lo == 0:
         raise ValueError("an all-zero weight matrix (netx cannot scale it)")
-    if hi > 254 and lo < 0 or lo < -256 and hi > 0:
+    clip = hi > 254 and lo < 0 or lo < -256 and hi > 0
+    if clip:
         w = np.clip(w, -256, 254)
         hi, lo = int(w.max()), int(w.min())
     signed = not (hi < 0 or lo >= 0)
@@ -86,20 +93,23 @@ def netx_dense_weights(w_file: np.ndarray) -> NetxDense:
     n = next(k for k in range(8, -1, -1) if not (w % (1 << k)).any()) - int(signed)
     if sb < 0:  # numpy's left shift by a negative count is undefined: netx cannot load it
         raise ValueError(f"weights up to {hi} (netx shifts excitatory weights above 255 by {sb})")
-    lava_in = w << sb
     bits = 8 - sb - n
-    mode = arith.loihi_sign_mode(lava_in)
-    k = arith.loihi_dropped_bits(bits, mode)
-    if k < 0:  # netx chose mixed (9 bits) where Lava sees a single-sign matrix
-        raise ValueError(f"netx passes {bits} weight bits for a {mode.value} matrix (Lava would"
-                         " shift by a negative count)")
-    if mode is SignMode.MIXED:
-        lava = (np.clip(lava_in, -256, 255) >> k) << k
-    elif mode is SignMode.EXCITATORY:
-        lava = (np.clip(lava_in, 0, 255) >> k) << k
-    else:
-        lava = -((-np.clip(lava_in, -255, 0) >> k) << k)
-    return NetxDense(lava_in, bits, -sb, lava)
+    out = []
+    for part in parts:
+        lava_in = (np.clip(part, -256, 254) if clip else part) << sb
+        mode = arith.loihi_sign_mode(lava_in)
+        k = arith.loihi_dropped_bits(bits, mode)
+        if k < 0:  # netx chose mixed (9 bits) where Lava sees a single-sign matrix
+            raise ValueError(f"netx passes {bits} weight bits to a {mode.value} synapse (Lava would"
+                             " shift by a negative count and zero it)")
+        if mode is SignMode.MIXED:
+            lava = (np.clip(lava_in, -256, 255) >> k) << k
+        elif mode is SignMode.EXCITATORY:
+            lava = (np.clip(lava_in, 0, 255) >> k) << k
+        else:
+            lava = -((-np.clip(lava_in, -255, 0) >> k) << k)
+        out.append(NetxDense(part, lava_in, bits, -sb, lava))
+    return out
 
 
 def neuron_fields(du: int, dv: int, vth: int, du_offset: int = 1) -> dict[str, int]:

@@ -95,7 +95,7 @@ def run_sample(net_path: str, x: np.ndarray, steps: int, job: dict, tmp: Path):
     for k, layer in enumerate(net.layers):
         path = str(tmp / f"layer{k}.npz")
         model_map[layer.neuron] = _recording_model(layer.neuron, path, steps)
-        files[k] = (path, tuple(layer.neuron.shape))
+        files[k] = (path, tuple(layer.neuron.s_out.shape))
     cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=model_map)
     net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
     net.stop()
