@@ -74,6 +74,21 @@ class Connection:
     num_weight_bits: int = 8
     sign_mode: str = "auto"
     num_message_bits: int = 0
+    # kind "conv": Lava Conv in torch terms; weights (C_out, C_in / groups, kH, kW)
+    input_shape: tuple[int, int, int] | None = None  # (C, H, W) of the source, flat in that order
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    @property
+    def conv_out_shape(self) -> tuple[int, int, int]:
+        """(C_out, H', W') of a conv connection (the destination's flat order)."""
+        spatial = []
+        for i in range(2):
+            eff = self.dilation[i] * (self.weights.shape[2 + i] - 1) + 1
+            spatial.append((self.input_shape[1 + i] + 2 * self.padding[i] - eff) // self.stride[i] + 1)
+        return (int(self.weights.shape[0]), *spatial)
 
 
 @dataclass
@@ -152,7 +167,9 @@ def _check_range(value: Any, lo: int, hi: int, what: str) -> None:
 
 POPULATION_KEYS = {"name", "neuron", "size", "params", "record"}
 CONNECTION_KEYS = {"name", "kind", "src", "dst", "weights", "delays", "max_delay", "weight_exp",
-                   "num_weight_bits", "sign_mode", "num_message_bits"}
+                   "num_weight_bits", "sign_mode", "num_message_bits", "input_shape", "stride",
+                   "padding", "dilation", "groups"}
+CONV_GEOMETRY = {"input_shape": 3, "stride": 2, "padding": 2, "dilation": 2}
 
 
 def _check_keys(d: dict, allowed: set[str], what: str) -> None:
@@ -204,6 +221,14 @@ def _parse_connection(d: dict, arrays: dict, sizes: dict[str, int], input_name: 
         c.delays = _resolve(d["delays"], arrays, f"connection {name} delays")
     if "max_delay" in d:
         c.max_delay = _as_int(d["max_delay"], f"connection {name} max_delay")
+    for key, n in CONV_GEOMETRY.items():
+        if key in d:
+            value = d[key]
+            if not isinstance(value, list) or len(value) != n:
+                raise SpecError(f"connection {name}: {key} must be a list of {n} integers")
+            setattr(c, key, tuple(_as_int(v, f"connection {name} {key}") for v in value))
+    if "groups" in d:
+        c.groups = _as_int(d["groups"], f"connection {name} groups")
     CONNECTIONS[kind].validate(c, sizes[src], sizes[dst])
     return c
 
@@ -256,6 +281,11 @@ def replicate(net: Network, k: int, dense_as: str = "sparse") -> Network:
     for c in net.connections:
         if c.weights is None:  # direct
             conns.append(c)
+            continue
+        if c.kind == "conv":  # copies as extra channel groups: (k*C, H, W), k * groups
+            cin, h, w = c.input_shape
+            conns.append(replace(c, weights=np.tile(c.weights, (k, 1, 1, 1)),
+                                 input_shape=(k * cin, h, w), groups=k * c.groups))
             continue
         kind = "sparse" if c.kind == "dense" and dense_as == "sparse" else c.kind
         w = sp.block_diag([c.weights] * k, format="csr")
@@ -386,6 +416,23 @@ def _validate_delay_sparse(c: Connection, n_src: int, n_dst: int) -> None:
         _check_range(c.max_delay, int(values.max(initial=0)), MAX_DELAY, f"connection {c.name} max_delay")
 
 
+def _validate_conv(c: Connection, n_src: int, n_dst: int) -> None:
+    w = c.weights
+    if w is None or sp.issparse(w) or w.ndim != 4 or c.input_shape is None:
+        raise SpecError(f"connection {c.name}: conv needs 4-D weights and input_shape")
+    _check_range(w, -(2**31), 2**31 - 1, f"connection {c.name} weights")
+    cin = c.input_shape[0]
+    if (min(c.input_shape) < 1 or c.groups < 1 or cin % c.groups or w.shape[0] % c.groups
+            or w.shape[1] * c.groups != cin or min(c.stride + c.dilation) < 1 or min(c.padding) < 0):
+        raise SpecError(f"connection {c.name}: inconsistent conv geometry")
+    if int(np.prod(c.input_shape)) != n_src or min(c.conv_out_shape) < 1 \
+            or int(np.prod(c.conv_out_shape)) != n_dst:
+        raise SpecError(f"connection {c.name}: conv maps {c.input_shape} -> {c.conv_out_shape},"
+                        f" populations have {n_src} -> {n_dst} neurons")
+    if c.delays is not None:
+        raise SpecError(f"connection {c.name}: Lava's Conv has no delays")
+
+
 def _validate_direct(c: Connection, n_src: int, n_dst: int) -> None:
     if n_src != n_dst or c.weights is not None or c.delays is not None:
         raise SpecError(f"connection {c.name}: direct needs equal sizes and no weights/delays")
@@ -427,6 +474,9 @@ class LavaBuild:
         src, dst = self.out_port(c.src), self.neurons[c.dst].a_in
         if proc is None:
             src.connect(dst)
+        elif c.kind == "conv":  # flat torch (C, H, W) order <-> Lava's (x, y, c) ports
+            src.reshape(c.input_shape).transpose([2, 1, 0]).connect(proc.s_in)
+            proc.a_out.transpose([2, 1, 0]).reshape((int(np.prod(c.conv_out_shape)),)).connect(dst)
         else:
             src.connect(proc.s_in)
             proc.a_out.connect(dst)
@@ -590,6 +640,18 @@ def _build_delay_dense(b: LavaBuild, c: Connection):
                       **_weight_kwargs(c))
 
 
+def _build_conv(b: LavaBuild, c: Connection):
+    """Lava's Conv on (x, y, c) = (W, H, C) data: torch's (C_out, C_in, kH, kW) kernel flipped
+    (Lava convolves, torch correlates) and laid out (C_out, kW, kH, C_in); geometry in (x, y)."""
+    from lava.proc.conv.process import Conv
+
+    cin, h, w = c.input_shape
+    kernel = np.ascontiguousarray(c.weights[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)).astype(np.int32)
+    return Conv(weight=kernel, input_shape=(w, h, cin), stride=c.stride[::-1],
+                padding=c.padding[::-1], dilation=c.dilation[::-1], groups=c.groups,
+                num_message_bits=c.num_message_bits, name=c.name)
+
+
 # ---- custom neurons (lava_custom_neurons.py) -------------------------------------------------
 
 
@@ -651,6 +713,7 @@ CONNECTIONS: dict[str, ConnectionKind] = {
     "delay_dense": ConnectionKind(_validate_delay_dense, _build_delay_dense),
     "delay_sparse": ConnectionKind(_validate_delay_sparse, _build_delay_sparse),
     "direct": ConnectionKind(_validate_direct, lambda b, c: None),
+    "conv": ConnectionKind(_validate_conv, _build_conv),
 }
 
 
