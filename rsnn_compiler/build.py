@@ -233,6 +233,7 @@ def build(
                 "profile": profile if backend.uses_fixed else None,
                 "files": artifact.files,
                 "summary": artifact.summary,
+                **({"details": list(artifact.details)} if artifact.details else {}),
             }
         reports_json = [r.to_json() for r in all_reports]
         timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s")} for r in reports_json]}
