@@ -20,6 +20,7 @@ from rsnn_compiler import __version__
 from rsnn_compiler.artifact import MANIFEST, TIMINGS, atomic_directory, file_hashes, sha256_file, write_json
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.fixed.profiles import LOIHI2_NETX
 from rsnn_compiler.frontend_api import ImportOptions, ImportResult
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
@@ -110,7 +111,7 @@ def _enum_option(value: str | None, enum_cls, flag: str):
 
 def float_pipeline(options: BuildOptions) -> list:
     steps: list = []
-    for name in float_pipeline_names(options.prune is not None):
+    for name in float_pipeline_names(options.prune is not None, bool(options.extra.get("stock_neurons"))):
         if name != PRUNE_STEP:
             steps.append(name)
             continue
@@ -198,6 +199,8 @@ def build(
         ctx.calib_x = ctx.calib_x[: float_graph.attrs.steps]  # temporal pruning chose T
     if profile is not None:
         ctx.profile = profile
+        if profile == "loihi2" and options.extra.get("stock_neurons") == "netx":
+            ctx.options["fixed_spec"] = LOIHI2_NETX  # integer weights, biases on netx's bias_exp 6
         steps = fixed_pipeline(profile, backends)
         fixed, fixed_reports = run_pipeline(float_graph, steps, ctx)
         for r in fixed_reports:

@@ -14,6 +14,7 @@ from rsnn_compiler.errors import UserInputError
 # name -> "module:attribute"
 PASSES: dict[str, str] = {
     "canonicalize": "rsnn_compiler.passes.canonicalize:Canonicalize",
+    "retarget_stock": "rsnn_compiler.passes.retarget_stock:RetargetStock",
     "prune_spatial": "rsnn_compiler.passes.prune_spatial:PruneSpatial",
     "prune_temporal": "rsnn_compiler.passes.prune_temporal:PruneTemporal",
     "quantize_weights": "rsnn_compiler.passes.quantize_weights:QuantizeWeights",

@@ -166,8 +166,8 @@ def compare_with_netx(items, folder: Path, python: Path) -> int:
         plan = plan_netx(g)
         q = next((n for n, op in g.nodes.items() if isinstance(op, Quantize)), None)
         x_int = host_inputs(g, {"quantize": q}, x)
-        steps = STEPS + max(layer.stage for layer in plan.layers)
-        jobs.append(lava_env.NetxJob(path, x_int.reshape(STEPS, BATCH, -1), steps,
+        steps = x.shape[0] + max(layer.stage for layer in plan.layers)
+        jobs.append(lava_env.NetxJob(path, x_int.reshape(*x.shape[:2], -1), steps,
                                      reset_interval=steps if plan.needs_reset else None,
                                      reset_offset=1 if plan.needs_reset else 0,
                                      input_message_bits=plan.input_message_bits))
@@ -176,11 +176,12 @@ def compare_with_netx(items, folder: Path, python: Path) -> int:
     spikes = 0
     for (name, g, x), plan, got in zip(items, plans, results):
         ref = run_fixed(g, x).to_npz_dict()
+        steps, batch = x.shape[:2]
         for layer, index in zip(plan.layers, plan.file_indices()):
             s = layer.stage
             for key, ref_key in (("spikes", "spikes"), ("u", "i"), ("v", "v")):
-                want = ref[f"{ref_key}/{layer.node}"].reshape(STEPS, BATCH, -1)
-                have = got[f"{key}/{index}"][s:s + STEPS]
+                want = ref[f"{ref_key}/{layer.node}"].reshape(steps, batch, -1)
+                have = got[f"{key}/{index}"][s:s + steps]
                 bad = np.argwhere(have != want)
                 assert bad.size == 0, (f"{name} {layer.node} {key}: {len(bad)} differences, first at"
                                        f" (step, sample, neuron) {tuple(bad[0])}")
@@ -266,3 +267,30 @@ def test_cli_export_refuses_with_one_line(tmp_path, capsys):
     # the example uses snnTorch's deferred subtract reset: outside what netx expresses
     assert code == 2 and "netx export" in err and "subtract_deferred" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.lava
+def test_bundled_model_on_stock_neurons_exports_to_netx(tmp_path, netx_python):
+    """models/rleaky_mnist1d retargeted to stock neurons (--stock-neurons netx, no fine-tune here:
+    equality does not need accuracy): every population on Lava's stock LIF, the lava target
+    validates, and the netx export runs in the real netx exactly like the interpreter."""
+    from rsnn_compiler.build import BuildOptions, build
+    from rsnn_compiler.executors import load_build_graph
+    from rsnn_compiler.validate import validate
+
+    model = REPO / "models" / "rleaky_mnist1d"
+    with np.load(model / "data.npz") as z:
+        x, y = z["x"][:, :4], z["y"][:4]
+    out = tmp_path / "stock"
+    result = build("models.rleaky_mnist1d.model:build", out, BuildOptions(
+        targets=("lava",), weights=str(model / "weights.pt"), calib=str(model / "data.npz"),
+        extra={"stock_neurons": "netx", "stock_finetune_epochs": 0}))
+    art = result.manifest["targets"]["lava"]
+    assert "0 custom" in art["summary"] and all("stock Lava LIF" in line for line in art["details"])
+    report = validate(out, result.manifest, x, y)
+    assert report.ok, report.problems
+    [lava] = [c for c in report.executors if c.executor == "lava"]
+    parts = {p.part: p for p in lava.parts}
+    assert parts["stock Lava processes"].status == "equal" and not parts["custom processes"].nodes
+    g = load_build_graph(out, result.manifest, "loihi2")
+    assert compare_with_netx([("rleaky_stock", g, x)], tmp_path, netx_python) > 50
