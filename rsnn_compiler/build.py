@@ -125,6 +125,7 @@ def float_pipeline(options: BuildOptions) -> list:
 
 
 PROFILES = ("loihi2", "fpga")
+QUANTIZE_STEPS = ("quantize_weights", "quantize_state")  # skipped for an imported integer graph
 
 
 def resolve_profile(backends, requested: str | None) -> str | None:
@@ -194,7 +195,15 @@ def build(
     pipeline = {"float": ["import", *(_step_name(s) for s in steps)]}
 
     graphs: dict[str | None, Graph] = {None: float_graph}
-    profile = resolve_profile(backends, options.profile)
+    source_profile = next(iter(result.fixed), None) if any(b.uses_fixed for b in backends) else None
+    profile = resolve_profile(backends, options.profile or source_profile)
+    changed = options.prune is not None or bool(options.extra.get("stock_neurons"))
+    exact = result.fixed.get(profile) if profile is not None and not changed else None
+    if result.fixed and profile is not None and exact is None:
+        result.report.notes.append(
+            f"the source's own {', '.join(result.fixed)} integer graph is not used ("
+            + ("the float graph was changed by pruning / --stock-neurons" if changed else f"profile {profile}")
+            + "): requantized from the float graph")
     if ctx.calib_x is not None and float_graph.attrs.steps:
         ctx.calib_x = ctx.calib_x[: float_graph.attrs.steps]  # temporal pruning chose T
     if profile is not None:
@@ -202,7 +211,13 @@ def build(
         if profile == "loihi2" and options.extra.get("stock_neurons") == "netx":
             ctx.options["fixed_spec"] = LOIHI2_NETX  # integer weights, biases on netx's bias_exp 6
         steps = fixed_pipeline(profile, backends)
-        fixed, fixed_reports = run_pipeline(float_graph, steps, ctx)
+        start = float_graph
+        if exact is not None:  # the source is this integer graph: lower it, do not requantize
+            steps = [s for s in steps if s not in QUANTIZE_STEPS]
+            start = exact
+        fixed, fixed_reports = run_pipeline(start, steps, ctx)
+        if exact is not None:
+            steps = ["imported", *steps]
         for r in fixed_reports:
             r.notes.insert(0, f"profile {profile}")
         graphs[profile] = fixed

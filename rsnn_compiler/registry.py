@@ -51,6 +51,7 @@ FRONTENDS: dict[str, str] = {
     ".pt": "rsnn_compiler.frontends.pytorch_import:load",
     ".pth": "rsnn_compiler.frontends.pytorch_import:load",
     ".onnx": "rsnn_compiler.frontends.onnx_import:load",
+    ".net": "rsnn_compiler.frontends.netx_import:load",
 }
 # frontend used for ``pkg.module:factory`` sources
 PYTHON_FRONTEND = "rsnn_compiler.frontends.pytorch_import:load"
