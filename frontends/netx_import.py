@@ -19,14 +19,14 @@ Per layer (``backends/lava/netx_format.py`` holds what netx does with each field
 - ``conv``: FixedConv2d with the file's (torch-layout) kernel and geometry (Lava Conv: no
   exponent, 24-bit wrap).
 - ``flatten``: Flatten (netx's transpose-and-flatten is torch's C, H, W order).
-- ``input`` with a neuron: the input is summed straight into that layer (netx connects
-  ``net.inp`` to the neuron's ``a_in``; it ignores the stored input weight/bias transform).
+- ``input``: its shape (an input layer *with a neuron* is refused: netx 0.6 leaves that block's
+  input port unconnected, so no input would reach the network).
 - CUBA/LOIHI neurons: FixedLIF ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``,
   ``bias_mant << 6``, zero reset, ``v > vth << 6``.
 
 Timing: the IR's feed-forward edge of a layer carries its netx delay ``d`` (per synapse); netx
 adds one more Lava step per synapse layer, so a layer's IR step ``t`` is netx's Lava row
-``t + k`` after ``k`` synapse layers (an input neuron layer: row ``t``); the import report
+``t + k`` after ``k`` synapse layers; the import report
 lists these rows (``fidelity.netx_rows``).
 Refused with the reason: pool/convT/unpool/average/concat (netx 0.6 cannot build them),
 SDNN/RF/ALIF neurons, graded (``messageBits``) CUBA output, complex weights, ``iDecay = 0``
@@ -294,15 +294,6 @@ class _Importer:
         self.connect(f"{name}.w", name)
         self._advance(_Layer(i, "conv", name, shape), 1)
 
-    def input_neuron(self, i: int, g) -> None:
-        where = f"layer/{i} (input)"
-        name = f"layer{i}"
-        self.neuron(name, g, self.prev_shape, where)
-        self.connect("input", name)
-        if "weight" in g or "bias" in g:
-            self.notes.append(f"{where}: the stored input transform is not applied (netx ignores it too)")
-        self._advance(_Layer(i, "input", name, self.prev_shape), 0)
-
     def _advance(self, layer: _Layer, steps: int) -> None:
         """A synapse layer adds one Lava step (its netx delay is the IR edge's delay)."""
         self.offset += steps
@@ -334,9 +325,13 @@ def load(source: str, options: ImportOptions) -> ImportResult:
                                      " netx cannot build (NotImplementedError): there is no netx run"
                                      " to reproduce")
             if i == 0 and kind == "input":
-                imp.input(tuple(int(v) for v in _ints(g["shape"], "layer/0 shape")))
                 if "neuron" in g:
-                    imp.input_neuron(i, g)
+                    raise UserInputError(
+                        "netx import: layer/0 is an input layer with a neuron; lava-dl 0.6's netx"
+                        " leaves that block's input port unconnected (its neuron sees only its"
+                        " bias), so no input reaches the network; export the input layer without"
+                        " a neuron (slayer.block.cuba.Input(None))")
+                imp.input(tuple(int(v) for v in _ints(g["shape"], "layer/0 shape")))
                 continue
             if i == 0:  # no input layer: netx takes the input shape from the first layer
                 first = g["inFeatures"][()] if "inFeatures" in g else None

@@ -20,8 +20,7 @@ if kind == "dense":
     ]
     x = torch.zeros(1, 12, 2)
 else:
-    blocks = [
-        slayer.block.cuba.Input(neuron),
+    blocks = [  # layer 0 (the input shape) is written below
         slayer.block.cuba.Conv(neuron, 2, 4, 3, padding=1, stride=(1, 2), weight_scale=2),
         slayer.block.cuba.Flatten(),
         slayer.block.cuba.Dense(neuron, 4 * 6 * 4, 5, weight_scale=2),
@@ -35,6 +34,12 @@ with torch.no_grad():  # one forward pass fixes every block's neuron shape
         d.copy_(torch.randint(0, 4, d.shape).float())
 with h5py.File(out, "w") as f:
     layer = f.create_group("layer")
+    first = 0
+    if kind == "conv":  # netx needs the conv input shape; slayer's Input block would add a
+        # neuron whose input port netx leaves unconnected, so write the shape-only input layer
+        layer.create_dataset("0/type", (1,), "S10", [b"input"])
+        layer.create_dataset("0/shape", data=(2, 6, 8))
+        first = 1
     for i, block in enumerate(blocks):
-        block.export_hdf5(layer.create_group(f"{i}"))
+        block.export_hdf5(layer.create_group(f"{first + i}"))
 print("ok")
