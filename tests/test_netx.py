@@ -30,7 +30,7 @@ from rsnn_compiler.backends.lava.netx_export import export, plan_netx
 from rsnn_compiler.backends.lava.netx_format import netx_dense_weights
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS, BATCH = 30, 2
+STEPS, BATCH = 30, 1  # netx runs one sample per Lava run
 
 
 @pytest.fixture(scope="module")
@@ -280,10 +280,11 @@ def test_bundled_model_on_stock_neurons_exports_to_netx(tmp_path, netx_python):
 
     model = REPO / "models" / "rleaky_mnist1d"
     with np.load(model / "data.npz") as z:
-        x, y = z["x"][:, :4], z["y"][:4]
+        x, y = z["x"][:, :3], z["y"][:3]
+        np.savez(tmp_path / "calib.npz", x=z["x"][:, :32], y=z["y"][:32])
     out = tmp_path / "stock"
     result = build("models.rleaky_mnist1d.model:build", out, BuildOptions(
-        targets=("lava",), weights=str(model / "weights.pt"), calib=str(model / "data.npz"),
+        targets=("lava",), weights=str(model / "weights.pt"), calib=str(tmp_path / "calib.npz"),
         extra={"stock_neurons": "netx", "stock_finetune_epochs": 0}))
     art = result.manifest["targets"]["lava"]
     assert "0 custom" in art["summary"] and all("stock Lava LIF" in line for line in art["details"])
