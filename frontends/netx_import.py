@@ -43,7 +43,6 @@ import numpy as np
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed import arith
-from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.fixed.profiles import LOIHI2
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.ir import (
@@ -51,7 +50,6 @@ from rsnn_compiler.ir import (
     Output,
 )
 from rsnn_compiler.ir.fixed_ops import make_neuron
-from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.text import structural_hash
 from rsnn_compiler.ir.verify import verify
 from rsnn_compiler.passes_api import Prop

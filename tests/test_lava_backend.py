@@ -414,17 +414,6 @@ def diff_cases(n: int = N_GRAPHS, seed0: int = 500) -> list[tuple[str, Graph, np
     return cases
 
 
-@pytest.fixture(scope="module")
-def lava_python() -> Path:
-    status = lava_env.lava_status()
-    if not status.found:
-        if os.environ.get("CI"):
-            pytest.fail(f"Lava environment required in CI: {status.reason}")
-        pytest.skip(status.reason)
-    assert status.python is not None
-    return status.python
-
-
 def run_many_in_lava(cases, folder: Path, python: Path) -> list[dict[str, np.ndarray]]:
     """All graphs of ``cases`` in few Lava runs (CHUNK disjoint sub-networks per run)."""
     out = []

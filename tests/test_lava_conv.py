@@ -7,7 +7,6 @@ Tests marked ``lava`` need the Python 3.10 environment (``scripts/setup_lava.sh`
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -118,16 +117,6 @@ def test_conv_and_pools_lower_to_lava_conv_and_dense():
     g = g.with_node("p0", g.nodes["p0"].replace(mode=PoolMode.MAX))
     diags = LavaBackend().check(g)
     assert any("max pool 'p0' is not linear" in d.problem for d in diags), diags
-
-
-@pytest.fixture(scope="module")
-def lava_python() -> Path:
-    status = lava_env.lava_status()
-    if not status.found:
-        if os.environ.get("CI"):
-            pytest.fail(f"Lava environment required in CI: {status.reason}")
-        pytest.skip(status.reason)
-    return status.python
 
 
 @pytest.mark.lava

@@ -7,7 +7,6 @@ without it they skip locally and fail when ``CI`` is set.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
@@ -31,17 +30,6 @@ from rsnn_compiler.backends.lava.netx_format import netx_dense_weights
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS, BATCH = 30, 1  # netx runs one sample per Lava run
-
-
-@pytest.fixture(scope="module")
-def netx_python() -> Path:
-    status = lava_env.netx_status()
-    if not status.found:
-        if os.environ.get("CI"):
-            pytest.fail(f"Lava environment with lava-dl required in CI: {status.reason}")
-        pytest.skip(status.reason)
-    assert status.python is not None
-    return status.python
 
 
 def dense(w: np.ndarray, e: int) -> FixedDense:

@@ -8,7 +8,6 @@ layer's spikes, u and v.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -77,16 +76,6 @@ def test_what_netx_cannot_run_is_refused(tmp_path):
         f.create_dataset("layer/1/neuron/type", data=b"SDNN")
     with pytest.raises(UserInputError, match="neuron type 'SDNN' is not CUBA"):
         load(str(tmp_path / "sdnn.net"), ImportOptions())
-
-
-@pytest.fixture(scope="module")
-def netx_python() -> Path:
-    status = lava_env.netx_status()
-    if not status.found:
-        if os.environ.get("CI"):
-            pytest.fail(f"Lava environment with lava-dl required in CI: {status.reason}")
-        pytest.skip(status.reason)
-    return status.python
 
 
 def slayer_file(python: Path, path: Path, kind: str, seed: int) -> Path:
