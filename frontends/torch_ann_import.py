@@ -12,10 +12,8 @@ and its node.
 
 from __future__ import annotations
 
-import importlib
 import operator
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -235,25 +233,10 @@ def _pointwise_fn(node: fx.Node, consts: dict[str, torch.Tensor]):
     return call, mags
 
 
-def _from_factory(source: str, options: ImportOptions) -> nn.Module:
-    mod_name, _, attr = source.partition(":")
-    try:
-        module = importlib.import_module(mod_name)
-        factory = getattr(module, attr)
-    except (ImportError, AttributeError) as err:
-        raise UserInputError(f"cannot import {source} ({err}); give pkg.module:factory on the Python path") from None
-    model = factory()
-    if options.weights:
-        if not Path(options.weights).is_file():
-            raise UserInputError(f"weights file {options.weights} not found")
-        state = torch.load(options.weights, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise UserInputError(f"{options.weights} does not match {source}: {str(err).splitlines()[0]}") from None
-    return model
+def _from_factory(source: str, options: ImportOptions, notes: list[str]) -> nn.Module:
+    from rsnn_compiler.frontends.checkpoints import build_model
+
+    return build_model(source, options.factory_args, options.weights, options.initial_weights, notes)
 
 
 def input_shape_for(options: ImportOptions) -> tuple[int, ...]:
@@ -271,7 +254,10 @@ def load(source: str | nn.Module, options: ImportOptions | None = None) -> Impor
 
     start = time.perf_counter()
     options = options or ImportOptions()
-    model = source if isinstance(source, nn.Module) else _from_factory(str(source), options)
+    notes: list[str] = []
+    model = source if isinstance(source, nn.Module) else _from_factory(str(source), options, notes)
     ann = read_module(model, input_shape_for(options))
     name = type(model).__name__ if isinstance(source, nn.Module) else str(source)
-    return convert_and_report(ann, options, name, "torch.fx", start)
+    result = convert_and_report(ann, options, name, "torch.fx", start)
+    result.report.notes[:0] = notes
+    return result

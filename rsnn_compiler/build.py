@@ -21,7 +21,7 @@ from rsnn_compiler.artifact import MANIFEST, TIMINGS, atomic_directory, file_has
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.profiles import LOIHI2_NETX
-from rsnn_compiler.frontend_api import ImportOptions, ImportResult
+from rsnn_compiler.frontend_api import ImportOptions, ImportResult, parse_factory_args
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.serialize import save_graph
@@ -42,7 +42,10 @@ class BuildOptions:
     dt: float | None = None
     reset: str | None = None
     comparator: str | None = None
+    nir_source: str | None = None  # library that wrote a NIR input (None: detect)
     weights: str | None = None
+    factory_args: str | None = None  # JSON object of keyword arguments for a factory
+    initial_weights: bool = False
     trust_checkpoint: bool = False
     calib: str | None = None
     prune: float | None = None
@@ -64,7 +67,11 @@ def graph_file(profile: str | None) -> str:
 
 
 def _is_python_spec(source: str) -> bool:
-    return ":" in source and not Path(source).exists() and "/" not in source.split(":")[0]
+    """``pkg.module:factory`` or ``path/to/model.py:factory``."""
+    if ":" not in source or Path(source).exists():
+        return False
+    module = source.rpartition(":")[0]
+    return module.endswith(".py") or "/" not in module
 
 
 def import_model(source: str, options: ImportOptions) -> ImportResult:
@@ -90,10 +97,15 @@ def import_model(source: str, options: ImportOptions) -> ImportResult:
 
 def _input_digest(source: str, options: BuildOptions) -> str:
     h = hashlib.sha256()
+    model_file = Path(source.rpartition(":")[0]) if _is_python_spec(source) else None
     if Path(source).is_file():
         h.update(sha256_file(Path(source)).encode())
     else:
         h.update(source.encode())
+        if model_file is not None and model_file.is_file():
+            h.update(sha256_file(model_file).encode())
+    if options.factory_args:
+        h.update(options.factory_args.encode())
     if options.weights and Path(options.weights).is_file():
         h.update(sha256_file(Path(options.weights)).encode())
     return h.hexdigest()
@@ -174,7 +186,10 @@ def build(
         dt=options.dt,
         reset=_enum_option(options.reset, ResetMode, "--reset"),
         comparator=_enum_option(options.comparator, Comparator, "--comparator"),
+        nir_source=options.nir_source,
         weights=options.weights,
+        factory_args=parse_factory_args(options.factory_args),
+        initial_weights=options.initial_weights,
         trust_checkpoint=options.trust_checkpoint,
         calib_x=calib_x,
         calib_y=calib_y,
@@ -268,6 +283,9 @@ def build(
                 "dt": options.dt,
                 "reset": options.reset,
                 "comparator": options.comparator,
+                "nir_source": options.nir_source,
+                "factory_args": options.factory_args,
+                "initial_weights": options.initial_weights,
                 "prune": options.prune,
                 "profile": profile,
                 "calib": os.path.basename(options.calib) if options.calib else None,
