@@ -27,7 +27,7 @@ from test_netx import chain_graph, conv_graph, inputs
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.mark.parametrize("make", [lambda: chain_graph(4, layers=3, recurrent=True, graded=True),
+@pytest.mark.parametrize("make", [lambda: chain_graph(5, layers=3, recurrent=True, graded=True),  # = cases()
                                   lambda: chain_graph(10, layers=3, recurrent=False, delays=True),
                                   lambda: conv_graph(1)])
 def test_exported_file_imports_to_the_same_integer_network(make, tmp_path):
