@@ -78,41 +78,47 @@ def test_what_netx_cannot_run_is_refused(tmp_path):
         load(str(tmp_path / "sdnn.net"), ImportOptions())
 
 
-def slayer_file(python: Path, path: Path, kind: str, seed: int) -> Path:
-    proc = subprocess.run([str(python), str(HERE / "lava_env" / "slayer_export.py"), str(path), kind,
-                           str(seed)], capture_output=True, text=True, timeout=600)
+def slayer_files(python: Path, folder: Path, kinds: tuple[str, ...], seed: int) -> dict[str, Path]:
+    paths = {kind: folder / f"{kind}.net" for kind in kinds}
+    proc = subprocess.run([str(python), str(HERE / "lava_env" / "slayer_export.py"), str(seed),
+                           *(f"{p}:{k}" for k, p in paths.items())],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return path
+    return paths
 
 
 @pytest.mark.lava
-@pytest.mark.parametrize("kind", ["dense", "conv"])
-def test_lava_dl_file_builds_validates_and_equals_netx(kind, tmp_path, netx_python):
+def test_lava_dl_files_build_validate_and_equal_netx(tmp_path, netx_python):
+    """A dense file (Dense -> Recurrent -> Dense with axonal delays) and a conv file (input shape ->
+    Conv -> Flatten -> Dense), written by slayer: each builds for lava and C and validates, and
+    the imported graph's interpreter run equals the real netx run on every layer."""
     from rsnn_compiler.build import BuildOptions, build
     from rsnn_compiler.validate import validate
 
-    net = slayer_file(netx_python, tmp_path / f"{kind}.net", kind, seed=3)
-    imported = load(str(net), ImportOptions())
-    shape = imported.graph.nodes["input"].shape
+    files = slayer_files(netx_python, tmp_path, ("dense", "conv"), seed=3)
     steps, batch = 24, 2
-    x = (np.random.default_rng(0).random((steps, batch, *shape)) < 0.3).astype(np.int64)
-    result = build(str(net), tmp_path / "build", BuildOptions(targets=("lava", "c")))
-    assert result.manifest["pipeline"]["loihi2"][0] == "imported"
-    report = validate(tmp_path / "build", result.manifest, x, None)
-    assert report.ok, report.problems
-    fixed = imported.fixed["loihi2"]
-    want = run_fixed(fixed, x).to_npz_dict()
-    offsets = netx_offsets(imported.report)
-    last = max(offsets.values())
-    [got] = lava_env.run_netx([lava_env.NetxJob(net, x.reshape(steps, batch, -1), steps + last)],
-                              python=netx_python, timeout=900)
-    spikes = 0
-    for node, off in offsets.items():
-        index = node.removeprefix("layer")
-        for key, ref_key in (("spikes", "spikes"), ("u", "i"), ("v", "v")):
-            ref = want[f"{ref_key}/{node}"].reshape(steps, batch, -1)
-            have = got[f"{key}/{index}"][off:off + steps]
-            bad = np.argwhere(have != ref)
-            assert bad.size == 0, f"{kind} {node} {key}: {len(bad)} differences, first {tuple(bad[0])}"
-        spikes += int(want[f"spikes/{node}"].sum())
-    assert spikes > 20
+    cases, jobs = [], []
+    for kind, net in files.items():
+        imported = load(str(net), ImportOptions())
+        shape = imported.graph.nodes["input"].shape
+        x = (np.random.default_rng(0).random((steps, batch, *shape)) < 0.3).astype(np.int64)
+        result = build(str(net), tmp_path / f"build_{kind}", BuildOptions(targets=("lava", "c")))
+        assert result.manifest["pipeline"]["loihi2"][0] == "imported"
+        report = validate(tmp_path / f"build_{kind}", result.manifest, x, None)
+        assert report.ok, (kind, report.problems)
+        offsets = netx_offsets(imported.report)
+        cases.append((kind, imported, x, offsets))
+        jobs.append(lava_env.NetxJob(net, x.reshape(steps, batch, -1), steps + max(offsets.values())))
+    results = lava_env.run_netx(jobs, python=netx_python, timeout=900)
+    for (kind, imported, x, offsets), got in zip(cases, results):
+        want = run_fixed(imported.fixed["loihi2"], x).to_npz_dict()
+        spikes = 0
+        for node, off in offsets.items():
+            index = node.removeprefix("layer")
+            for key, ref_key in (("spikes", "spikes"), ("u", "i"), ("v", "v")):
+                ref = want[f"{ref_key}/{node}"].reshape(steps, batch, -1)
+                have = got[f"{key}/{index}"][off:off + steps]
+                bad = np.argwhere(have != ref)
+                assert bad.size == 0, f"{kind} {node} {key}: {len(bad)} differences, first {tuple(bad[0])}"
+            spikes += int(want[f"spikes/{node}"].sum())
+        assert spikes > 20, kind

@@ -124,13 +124,17 @@ _NETX_PROBED: dict[str, str] = {}  # interpreter -> lava-dl version (successes o
 
 
 def netx_status() -> LavaStatus:
-    """Like :func:`lava_status`, and also check that lava-dl's ``netx`` imports there."""
+    """Like :func:`lava_status`, and also check that lava-dl's ``netx`` is installed there (found
+    and versioned without importing it: importing torch takes tens of seconds; the netx runner
+    reports a broken installation itself)."""
     status = lava_status()
     if not status.found:
         return status
     python = str(status.python)
     if python not in _NETX_PROBED:
-        code = "import importlib.metadata as m; import lava.lib.dl.netx; print(m.version('lava-dl'))"
+        code = ("import importlib.metadata as m, importlib.util as u; import h5py;"
+                " assert u.find_spec('lava.lib.dl.netx') and u.find_spec('torch'), 'lava-dl netx not found';"
+                " print(m.version('lava-dl'))")
         try:
             proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -138,7 +142,7 @@ def netx_status() -> LavaStatus:
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
             return LavaStatus(False, status.python, status.lava_version,
-                              f"`import lava.lib.dl.netx` fails in {python}: "
+                              f"lava-dl's netx is not usable in {python}: "
                               f"{lines[-1] if lines else proc.returncode}; {_fix_hint()}")
         _NETX_PROBED[python] = proc.stdout.strip().splitlines()[-1]
     return LavaStatus(True, status.python, status.lava_version,
