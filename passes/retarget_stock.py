@@ -1,4 +1,4 @@
-"""retarget_stock (``rsnnc build --stock-neurons [lava|netx]``): neurons Loihi 2 runs without
+"""retarget_stock (``rsnnc build --stock-neurons lava|netx``): neurons Loihi 2 runs without
 custom neuron microcode, fine-tuned to recover accuracy, with the accuracy cost reported.
 
 Lava's stock ``LIF`` (and lava-dl netx's CUBA layers) compute a zero-reset CUBA LIF with one

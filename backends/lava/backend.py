@@ -90,7 +90,7 @@ def stages_doc(program: LavaProgram) -> dict:
 class LavaBackend:
     name: ClassVar[str] = "lava"
     description: ClassVar[str] = (
-        "Lava 0.10 program (Dense/DelayDense/LIF + custom fixed_pt neurons) run in"
+        "Lava 0.10 program (Dense/Sparse/DelayDense/Conv, stock LIF + custom fixed_pt neurons) run in"
         " Loihi2SimCfg fixed_pt; retimed, bit-exact with the loihi2 interpreter"
     )
     uses_fixed: ClassVar[bool] = True
