@@ -2,7 +2,7 @@
 
 The ``lava`` tests write ``.net`` files with lava-dl's own API (slayer CUBA Dense / Recurrent /
 Conv / Flatten / Input blocks and ``export_hdf5``, tests/lava_env/slayer_export.py, run in the
-Python 3.10 Lava environment), import them, validate the build (Lava, C == interpreter) and
+Python 3.10 Lava environment), import them, validate the build (Lava == interpreter) and
 compare the imported graph's interpreter run with the real ``netx.hdf5.Network`` run on every
 layer's spikes, u and v.
 """
@@ -90,7 +90,7 @@ def slayer_files(python: Path, folder: Path, kinds: tuple[str, ...], seed: int) 
 @pytest.mark.lava
 def test_lava_dl_files_build_validate_and_equal_netx(tmp_path, netx_python):
     """A dense file (Dense -> Recurrent -> Dense with axonal delays) and a conv file (input shape ->
-    Conv -> Flatten -> Dense), written by slayer: each builds for lava and C and validates, and
+    Conv -> Flatten -> Dense), written by slayer: each builds for lava and validates, and
     the imported graph's interpreter run equals the real netx run on every layer."""
     from rsnn_compiler.build import BuildOptions, build
     from rsnn_compiler.validate import validate
@@ -102,7 +102,7 @@ def test_lava_dl_files_build_validate_and_equal_netx(tmp_path, netx_python):
         imported = load(str(net), ImportOptions())
         shape = imported.graph.nodes["input"].shape
         x = (np.random.default_rng(0).random((steps, batch, *shape)) < 0.3).astype(np.int64)
-        result = build(str(net), tmp_path / f"build_{kind}", BuildOptions(targets=("lava", "c")))
+        result = build(str(net), tmp_path / f"build_{kind}", BuildOptions(targets=("lava",)))
         assert result.manifest["pipeline"]["loihi2"][0] == "imported"
         report = validate(tmp_path / f"build_{kind}", result.manifest, x, None)
         assert report.ok, (kind, report.problems)
