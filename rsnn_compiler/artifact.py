@@ -60,9 +60,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     except OSError as exc:
         raise UserInputError(f"cannot create output directory {parent}: {exc.strerror}") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    os.chmod(tmp, 0o777 & ~current_umask())
     try:
         yield tmp
         if target.exists():
@@ -77,11 +75,19 @@ def atomic_directory(target: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file via a temporary sibling and rename, so readers never see half a file."""
+    """Write a file via a temporary sibling and rename, so readers never see half a file; the file
+    gets the mode a plain open() would give (0666 less the umask), not mkstemp's 0600."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -159,6 +159,25 @@ def resolve_profile(backends, requested: str | None) -> str | None:
     return requested or (next(iter(required)) if required else "fpga")
 
 
+def _nested_wall_times(report: dict) -> dict:
+    """Move every ``wall_time_s`` inside a report (e.g. the ecl fine-tune's) out of it, so the
+    manifest stays deterministic: ``{"nested": {"metrics.method_details.finetune": seconds}}``."""
+    found: dict[str, float] = {}
+
+    def walk(node, path: str) -> None:
+        if isinstance(node, dict):
+            if "wall_time_s" in node and path:
+                found[path] = node.pop("wall_time_s")
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else key)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}.{i}")
+
+    walk(report, "")
+    return {"nested": found} if found else {}
+
+
 def _step_name(step) -> str:
     return step if isinstance(step, str) else step.name
 
@@ -269,7 +288,8 @@ def build(
                 **({"details": list(artifact.details)} if artifact.details else {}),
             }
         reports_json = [r.to_json() for r in all_reports]
-        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s")} for r in reports_json]}
+        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s"), **_nested_wall_times(r)}
+                              for r in reports_json]}
         manifest = {
             "format": "rsnnc-build/1",
             "compiler": {"name": "rsnnc", "version": __version__},

@@ -20,6 +20,16 @@ def merged_reports(manifest: dict, timings: dict) -> list[dict[str, Any]]:
     return out
 
 
+WARNING_PREFIX = "WARNING:"
+
+
+def result_warnings(manifest: dict) -> list[str]:
+    """Notes of the pass reports that say the result may not be what the user meant (they start
+    with ``WARNING:``); the command line prints each as its own stderr line."""
+    return [note[len(WARNING_PREFIX):].strip() for rep in manifest.get("passes", [])
+            for note in rep.get("notes", []) if note.upper().startswith(WARNING_PREFIX)]
+
+
 def _short(value: Any) -> str | None:
     """Compact text for numbers and flags; other values are for the JSON report only."""
     if isinstance(value, bool):

@@ -63,7 +63,19 @@ if [ ! -x "$env_dir/bin/python" ] || ! is_py310 "$env_dir/bin/python"; then
 fi
 
 env_py="$env_dir/bin/python"
-pip_q() { "$env_py" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "WARNING: Location" || true; }
+# the installer's own messages (deprecations, resolver notes) go to a log shown only on failure
+pip_q() {
+    local log
+    log="$(mktemp)"
+    if "$env_py" -m pip install --disable-pip-version-check -q "$@" >"$log" 2>&1; then
+        rm -f "$log"
+    else
+        echo "error: pip install $* into $env_dir failed; the installer's last lines:" >&2
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+}
 if [ -n "${RSNNC_LAVA_TORCH_INDEX:-}" ]; then
     pip_q --index-url "$RSNNC_LAVA_TORCH_INDEX" torch==2.3.1 torchvision==0.18.1
 fi

@@ -15,7 +15,7 @@ import numpy as np
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.ir.graph import Domain, Edge, Graph, GraphAttrs
-from rsnn_compiler.ir.ops import op_from_parts
+from rsnn_compiler.ir.catalogue import op_from_parts
 
 SCHEMA = "rsnn-graph"
 SCHEMA_VERSION = 1

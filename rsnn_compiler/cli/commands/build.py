@@ -15,7 +15,7 @@ EXAMPLES = (
     Example("rsnnc build models/rleaky_mnist1d/model.nir --reset subtract_deferred --target c,gpu -o build/nir",
             "NIR: dt is inferred, the reset is an option"),
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
-            " --calib models/rleaky_mnist1d/data.npz --target c -o build/rnn"),
+            " --calib models/rleaky_mnist1d/data.npz --target c,gpu -o build/rnn"),
     Example("rsnnc build models.snntorch_tutorial.model:recurrent --weights models/snntorch_tutorial/recurrent.pt"
             " --calib models/snntorch_tutorial/data.npz --target c -o build/tutorial",
             "an snnTorch class looping over time; weights from a training checkpoint"),
@@ -25,7 +25,8 @@ EXAMPLES = (
     Example("rsnnc build models/mlp_digits/model.onnx --convert sfn --calib models/mlp_digits/data.npz"
             " --target c,gpu -o build/ann", "ReLU ANN -> SNN"),
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
-            " --calib models/rleaky_mnist1d/data.npz --stock-neurons netx --target lava -o build/stock",
+            " --calib models/rleaky_mnist1d/data.npz --stock-neurons netx --stock-finetune 1 --target lava"
+            " -o build/stock",
             "zero-reset LIFs with shared decays, fine-tuned: stock Lava processes only, exports to netx"),
 )
 
@@ -136,9 +137,10 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 @common_options
 @handler
 def command(args, out, err) -> int:
+    from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
     from rsnn_compiler.build import BuildOptions, build
-    from rsnn_compiler.reports import print_build_summary
+    from rsnn_compiler.reports import print_build_summary, result_warnings
 
     targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
     if not targets:
@@ -149,15 +151,9 @@ def command(args, out, err) -> int:
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
         board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)},
     )
-    progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
-    if err.is_terminal and not args.quiet:
-        with err.status("building...") as status:
-            result = build(args.input, args.out, options, progress=lambda m: status.update(m))
-    else:
-        result = build(args.input, args.out, options, progress=progress)
-    for note in result.reports[0].notes:  # warnings that change results: one stderr line each
-        if note.startswith("WARNING: "):
-            print(f"rsnnc: warning: {note[len('WARNING: '):]}", file=sys.stderr)
+    result = build(args.input, args.out, options, progress=progress.step)
+    for warning in result_warnings(result.manifest):  # their own lines, even with --quiet/--json
+        print(f"rsnnc: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:
