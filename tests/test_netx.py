@@ -215,7 +215,8 @@ def test_outside_the_subset_lists_every_reason():
     g = g.with_node("n1", op.replace(reset=ResetMode.SUBTRACT, dv=np.arange(op.shape[0])))
     fc0 = g.nodes["fc0"]
     g = g.with_node("fc0", fc0.replace(weight=fc0.weight | 2, weight_exp=np.full(fc0.weight.shape[0], -2)))
-    g = g.with_node("n0", g.nodes["n0"].replace(bias_mant=np.full(g.nodes["n0"].shape, 100), bias_exp=0))
+    g = g.with_node("n0", g.nodes["n0"].replace(bias_mant=np.full(g.nodes["n0"].shape, 100),
+                                                 bias_exp=np.zeros(g.nodes["n0"].shape)))
     problems = " | ".join(d.problem for d in plan_netx(g).diagnostics)
     assert "weight_exp -2 floors" in problems and "reset 'subtract'" in problems
     assert "per-neuron dv" in problems and "not a multiple of 64" in problems
