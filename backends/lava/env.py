@@ -85,25 +85,30 @@ def _fix_hint() -> str:
     return f"create it with `{script}` (needs Python 3.10), or set RSNNC_LAVA_PYTHON"
 
 
-_PROBED: dict[str, str] = {}  # interpreter -> lava-nc version (successes only)
+_PROBED: dict[tuple[str, str], str] = {}  # (interpreter, probe code) -> its output (successes only)
+LAVA_PROBE = ("import sys, importlib.metadata as m; import lava; "
+              "from lava.magma.core.run_configs import Loihi2SimCfg; "
+              "print(m.version('lava-nc'), '%d.%d' % sys.version_info[:2])")
+# lava-dl's netx, found and versioned without importing it (importing torch takes tens of
+# seconds; the netx runner reports a broken installation itself)
+NETX_PROBE = ("import importlib.metadata as m, importlib.util as u; import h5py;"
+              " assert u.find_spec('lava.lib.dl.netx') and u.find_spec('torch'), 'lava-dl netx not found';"
+              " print(m.version('lava-dl'))")
 
 
-def _probe(python: str) -> tuple[str | None, str]:
-    """(lava-nc version or None, error text) for an interpreter."""
-    if python in _PROBED:
-        return _PROBED[python], ""
-    code = ("import sys, importlib.metadata as m; import lava; "
-            "from lava.magma.core.run_configs import Loihi2SimCfg; "
-            "print(m.version('lava-nc'), '%d.%d' % sys.version_info[:2])")
+def _probe(python: str, code: str = LAVA_PROBE, timeout: float = 120) -> tuple[str | None, str]:
+    """(first word the probe prints, or None; error text) for an interpreter."""
+    if (python, code) in _PROBED:
+        return _PROBED[python, code], ""
     try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, str(exc)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         return None, lines[-1] if lines else f"exit code {proc.returncode}"
-    _PROBED[python] = proc.stdout.split()[0]
-    return _PROBED[python], ""
+    _PROBED[python, code] = proc.stdout.split()[0]
+    return _PROBED[python, code], ""
 
 
 def lava_status() -> LavaStatus:
@@ -120,33 +125,17 @@ def lava_status() -> LavaStatus:
     return LavaStatus(True, python, version, f"lava-nc {version} at {python}")
 
 
-_NETX_PROBED: dict[str, str] = {}  # interpreter -> lava-dl version (successes only)
-
-
 def netx_status() -> LavaStatus:
-    """Like :func:`lava_status`, and also check that lava-dl's ``netx`` is installed there (found
-    and versioned without importing it: importing torch takes tens of seconds; the netx runner
-    reports a broken installation itself)."""
+    """Like :func:`lava_status`, and also check that lava-dl's ``netx`` is installed there."""
     status = lava_status()
     if not status.found:
         return status
-    python = str(status.python)
-    if python not in _NETX_PROBED:
-        code = ("import importlib.metadata as m, importlib.util as u; import h5py;"
-                " assert u.find_spec('lava.lib.dl.netx') and u.find_spec('torch'), 'lava-dl netx not found';"
-                " print(m.version('lava-dl'))")
-        try:
-            proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return LavaStatus(False, status.python, status.lava_version, f"lava-dl probe failed: {exc}")
-        if proc.returncode != 0:
-            lines = proc.stderr.strip().splitlines()
-            return LavaStatus(False, status.python, status.lava_version,
-                              f"lava-dl's netx is not usable in {python}: "
-                              f"{lines[-1] if lines else proc.returncode}; {_fix_hint()}")
-        _NETX_PROBED[python] = proc.stdout.strip().splitlines()[-1]
+    version, error = _probe(str(status.python), NETX_PROBE, timeout=300)
+    if version is None:
+        return LavaStatus(False, status.python, status.lava_version,
+                          f"lava-dl's netx is not usable in {status.python}: {error}; {_fix_hint()}")
     return LavaStatus(True, status.python, status.lava_version,
-                      f"lava-nc {status.lava_version}, lava-dl {_NETX_PROBED[python]} at {python}")
+                      f"lava-nc {status.lava_version}, lava-dl {version} at {status.python}")
 
 
 def require_lava() -> Path:
