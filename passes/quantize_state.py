@@ -91,7 +91,7 @@ class _Builder:
                  precision: PrecisionOptions, scale_override: dict[str, int] | None = None,
                  bias_correction: dict[str, np.ndarray] | None = None):
         self.g, self.ctx, self.report, self.float_run = graph, ctx, report, float_run
-        self.spec = Q.profile_spec(ctx.profile)
+        self.spec = ctx.options.get("fixed_spec") or Q.profile_spec(ctx.profile)  # a subset of it
         self.loihi = isinstance(self.spec, Loihi2Spec)
         self.precision = precision
         if self.loihi:

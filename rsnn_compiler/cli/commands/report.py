@@ -45,6 +45,11 @@ def command(args, out, err) -> int:
     out.print(passes_table(reports))
     for line in accuracy_lines(manifest.get("accuracy")):
         out.print(line)
+    for name, art in manifest.get("targets", {}).items():
+        if art.get("details"):
+            out.print(f"target {name}: {art['summary']}")
+            for line in art["details"]:
+                out.print(f"  {line}")
     for table in detail_tables(reports):
         out.print(table)
     mapping = mapping_metrics(reports)
