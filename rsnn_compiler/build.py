@@ -202,21 +202,30 @@ def stderr_warning(message: str) -> None:
 
 def _accuracy_data(options: BuildOptions, calib_x, calib_y) -> EvalData | None:
     """Labelled data the build's accuracy is measured on: ``holdout``, else labelled calibration
-    data. Refuses a held-out file that is also the fine-tune's training data."""
+    data (named as training data when a fine-tune trained on it). Refuses a held-out file that is
+    also a fine-tune's training data."""
     tune_path = options.extra.get("prune_finetune_data")
     tunes_on_calib = options.prune is not None and int(options.extra.get("prune_finetune_epochs") or 0) > 0 \
         and not tune_path and options.extra.get("finetune_x") is None
+    stock_path = options.extra.get("stock_data")
+    stock = options.extra.get("stock_neurons")
+    stock_on_calib = bool(stock) and not stock_path \
+        and (int(options.extra.get("stock_finetune_epochs", 1) or 0) > 0 or stock == "netx")  # netx picks decays
     if options.holdout:
         data = EvalData.load(options.holdout, "held out")
-        trained = [p for p in ([tune_path] if tune_path else []) + ([options.calib] if tunes_on_calib else [])
+        sources = [(tune_path, "pruning"), (options.calib if tunes_on_calib else None, "pruning"),
+                   (stock_path, "stock-neuron"), (options.calib if stock_on_calib else None, "stock-neuron")]
+        trained = [who for p, who in sources
                    if p and Path(p).is_file() and sha256_file(Path(p)) == data.sha256]
         if trained:
-            raise UserInputError(f"--holdout {options.holdout} is also the pruning fine-tune's training data;"
+            raise UserInputError(f"--holdout {options.holdout} is also the {trained[0]} fine-tune's training data;"
                                  " give a held-out file the model is not tuned on")
         return data
     if calib_y is None:
         return None
-    role = "calibration data, also the pruning fine-tune's training data" if tunes_on_calib else "calibration data"
+    tuners = [name for name, on in (("pruning", tunes_on_calib), ("stock-neuron", stock_on_calib)) if on]
+    role = f"calibration data, also the {' and '.join(tuners)} fine-tune's training data" if tuners \
+        else "calibration data"
     return EvalData(calib_x, calib_y, f"{Path(options.calib).name} ({calib_x.shape[1]} samples, {role})")
 
 
@@ -230,7 +239,7 @@ def _describe_widths(graph: Graph) -> str:
 
 
 def measure_accuracy(data: EvalData | None, options: BuildOptions, source_graph: Graph, float_graph: Graph | None,
-                     fixed: dict[str, Graph], pruned: bool, progress) -> AccuracyRecord | None:
+                     fixed: dict[str, Graph], progress) -> AccuracyRecord | None:
     """Accuracy (%) of the imported model and of each step after it, on ``data``."""
     if data is None:
         return None
@@ -238,9 +247,14 @@ def measure_accuracy(data: EvalData | None, options: BuildOptions, source_graph:
     record = AccuracyRecord(data=data.label, float_model=accuracy_percent(source_graph, data),
                             tolerance=check_tolerance(options.accuracy_tolerance),
                             accepted_loss=options.accept_accuracy_loss)
-    if pruned and float_graph is not None:
-        record.add("pruning", accuracy_percent(float_graph, data),
-                   "fine-tune after pruning (--prune-finetune 5 --finetune-data TRAIN.npz) or prune less")
+    stock = options.extra.get("stock_neurons")
+    if float_graph is not None and (stock or options.prune is not None):
+        step = " + ".join(([f"stock neurons ({stock})"] if stock else [])
+                          + (["pruning"] if options.prune is not None else []))
+        fixes = (["fine-tune longer on more data (--stock-finetune EPOCHS --stock-data TRAIN.npz)"] if stock else []) \
+            + (["fine-tune after pruning (--prune-finetune 5 --finetune-data TRAIN.npz) or prune less"]
+               if options.prune is not None else [])
+        record.add(step, accuracy_percent(float_graph, data), "; ".join(fixes))
     for profile, graph in fixed.items():
         record.add(f"quantization ({profile}: {_describe_widths(graph)})", accuracy_percent(graph, data),
                    "use wider widths (--weight-bits/--state-bits; `rsnnc sensitivity` shows which layers"
@@ -332,7 +346,7 @@ def build(
         pipeline[profile] = list(steps)
 
     record = measure_accuracy(eval_data, options, result.graph, float_graph,
-                              {p: g for p, g in graphs.items() if p is not None}, options.prune is not None, progress)
+                              {p: g for p, g in graphs.items() if p is not None}, progress)
     if record is not None:
         enforce(record, warn)
     return write_build(

@@ -11,9 +11,8 @@ passes, measures accuracy before and after on held-out data, and writes a comple
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from rsnn_compiler import registry
 from rsnn_compiler.accuracy import AccuracyRecord, EvalData, accuracy_percent, check_tolerance, enforce
@@ -61,8 +60,6 @@ class QatOptions:
     config: QatConfig = QatConfig()
     holdout: EvalData | None = None  # accuracy per epoch and before/after; never trains or selects
     teacher: Graph | None = None  # float graph for distillation
-    on_batch: Callable[[int, int, int, float], None] | None = field(default=None, compare=False)  # (epoch, batch, batches, loss)
-    on_epoch: Callable[[int, float, float | None], None] | None = field(default=None, compare=False)  # (epoch, loss, acc)
 
 
 @dataclass
@@ -94,8 +91,7 @@ def _board(manifest: dict) -> dict:
     return {}
 
 
-def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lambda msg: None,
-                   on_batch=None, on_epoch=None):
+def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lambda msg: None):
     """Fine-tune BUILD's fixed-point graph; write the new build to ``request.out``."""
     from rsnn_compiler.build import write_build
 
@@ -121,8 +117,7 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
             raise UserInputError(f"--holdout {request.holdout} holds the same data as --data {request.data};"
                                  " accuracy must be measured on data the model is not tuned on")
     backends = [registry.get_backend(t) for t in manifest.get("targets", {})]
-    options = QatOptions(train=train, config=config, holdout=holdout, teacher=float_graph,
-                         on_batch=on_batch, on_epoch=on_epoch)
+    options = QatOptions(train=train, config=config, holdout=holdout, teacher=float_graph)
     ctx = PassContext(profile=profile, options={FINETUNE_PASS: options, **_board(manifest)}, progress=progress)
     from rsnn_compiler.pipeline import fixed_pipeline
 

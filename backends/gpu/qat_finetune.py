@@ -17,14 +17,13 @@ with its own scale. ``scale`` is 0.5 for spike-count outputs (as the float fine-
 Optimiser: Adam with the step measured in mantissa units of each row: a weight with exponent e
 in a ``b``-bit layer moves by about ``lr · 2^e · (2^(b−1) − 1)`` per update (the learning rate
 is a fraction of the mantissa range, so 4-bit and 8-bit layers move alike); the learning rate is
-cosine-annealed to 0; batches are drawn with a seeded generator: deterministic on the CPU. The
+cosine-annealed to 0 and batches are drawn with a seeded generator by the loop every fine-tune
+shares (``rsnn_compiler.training``): deterministic on the CPU. The
 weights after the last epoch are exported (no selection on held-out data).
 """
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -32,13 +31,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsnn_compiler import progress as reporting
 from rsnn_compiler.accuracy import EvalData
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.finetune_build import FINETUNE_PASS, QatOptions
-from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron, _FixedConv
+from rsnn_compiler.ir.fixed_ops import FixedDense, _FixedConv
 from rsnn_compiler.ir.graph import Domain, Graph
+from rsnn_compiler.passes.finetune import float_logit_scale, spiking_output
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
+from rsnn_compiler.training import LoopConfig, train_loop
 
 from rsnn_compiler.backends.gpu.qat import FixedPointModule
 from rsnn_compiler.backends.gpu.runtime import GraphRuntime
@@ -68,17 +68,6 @@ class QatFinetuneReport(PassReport):
     sample_steps_per_second: float = 0.0
 
 
-def spiking_output(graph: Graph) -> bool:
-    """Whether the output node carries spikes (else a value readout such as LI)."""
-    for e in graph.in_edges(graph.output_name):
-        op = graph.nodes[e.src]
-        if isinstance(op, FixedNeuron) and op.spiking:
-            return True
-        if isinstance(op, FixedNeuron):
-            return False
-    return True
-
-
 def nonzero_weights(graph: Graph) -> int:
     return int(sum(np.count_nonzero(op.weight) for op in graph.nodes.values()
                    if isinstance(op, (FixedDense, _FixedConv))))
@@ -100,11 +89,10 @@ def accuracy_percent(graph: Graph, data: EvalData) -> float:
 
 
 def teacher_logits(teacher: Graph, x: np.ndarray, batch: int = 512) -> np.ndarray:
-    """The float model's ``out.sum(0)`` times its logit scale (0.5 spikes, 1/T values)."""
+    """The float model's ``out.sum(0)`` times the float fine-tune's logit scale."""
     from rsnn_compiler.interpreter.float_interp import run_float
-    from rsnn_compiler.passes.finetune import spiking_output as float_spiking
 
-    scale = 0.5 if float_spiking(teacher) else 1.0 / max(x.shape[0], 1)
+    scale = float_logit_scale(teacher, x.shape[0])
     parts = []
     for start in range(0, x.shape[1], batch):
         out = run_float(teacher, x[:, start:start + batch], record=False).out
@@ -194,49 +182,37 @@ def train_fixed(graph: Graph, options: QatOptions, progress=lambda msg: None) ->
             p99 = float(torch.quantile(first.abs().flatten(), 0.99)) if first.numel() else 0.0
             scale = 4.0 / p99 if p99 > 0 else 1.0
     report.logit_scale = float(scale)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
-    total = cfg.epochs * per_epoch
-    train_time = 0.0  # forward, backward and update only (not the held-out evaluations)
-    bar = reporting.Task("qat_finetune", total, "batch")
-    held = ""
-    for epoch in range(cfg.epochs):
-        perm = torch.randperm(n, generator=gen).numpy()
-        running = 0.0
-        start_time = time.perf_counter()
-        for b in range(per_epoch):
-            idx = np.sort(perm[b * cfg.batch_size:(b + 1) * cfg.batch_size])
-            logits = module(x_all[:, idx]).sum(0)
-            logits = logits.reshape(len(idx), -1) * scale
-            loss = F.cross_entropy(logits, y_all[idx])
-            if teacher is not None:
-                tau = cfg.temperature
-                kd = F.kl_div(F.log_softmax(logits / tau, -1), F.log_softmax(teacher[idx] / tau, -1),
-                              log_target=True, reduction="batchmean") * tau * tau
-                loss = (1 - cfg.alpha) * loss + cfg.alpha * kd
-            for p in params:
-                p.grad = None
-            loss.backward()
-            if cfg.max_grad_norm:
-                _clip_relative(params, units, cfg.max_grad_norm)
-            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * report.updates / total))
-            opt.step(lr)
-            report.updates += 1
-            running += float(loss.detach()) * len(idx)
-            bar.advance(1, f"epoch {epoch + 1}/{cfg.epochs}  loss {float(loss.detach()):.3f}{held}")
-            if options.on_batch:
-                options.on_batch(epoch, b, per_epoch, float(loss.detach()))
-        train_time += time.perf_counter() - start_time
-        report.loss_per_epoch.append(running / n)
-        acc = None
+
+    def step(idx: np.ndarray, lr: float) -> float:
+        idx = np.sort(idx)
+        logits = module(x_all[:, idx]).sum(0).reshape(len(idx), -1) * scale
+        loss = F.cross_entropy(logits, y_all[idx])
+        if teacher is not None:
+            tau = cfg.temperature
+            kd = F.kl_div(F.log_softmax(logits / tau, -1), F.log_softmax(teacher[idx] / tau, -1),
+                          log_target=True, reduction="batchmean") * tau * tau
+            loss = (1 - cfg.alpha) * loss + cfg.alpha * kd
+        for p in params:
+            p.grad = None
+        loss.backward()
+        if cfg.max_grad_norm:
+            _clip_relative(params, units, cfg.max_grad_norm)
+        opt.step(lr)
+        return float(loss.detach())
+
+    def after_epoch(epoch: int, loss: float) -> str:
+        held = ""
         if options.holdout is not None:
             acc = accuracy_percent(module.export_fixed_graph(), options.holdout)
             report.accuracy_per_epoch.append(acc)
             held = f"  held-out {acc:.2f}%"
-        progress(f"qat_finetune: epoch {epoch + 1}/{cfg.epochs}, training loss {running / n:.4f}{held}")
-        if options.on_epoch:
-            options.on_epoch(epoch, running / n, acc)
-    bar.close()
+        progress(f"qat_finetune: epoch {epoch + 1}/{cfg.epochs}, training loss {loss:.4f}{held}")
+        return held
+
+    loop = train_loop(n, LoopConfig(cfg.epochs, cfg.batch_size, cfg.lr, cfg.seed), step, "qat_finetune",
+                      after_epoch)
+    report.updates, report.loss_per_epoch = loop.updates, loop.loss_per_epoch
+    train_time = loop.train_seconds
     steps = x_all.shape[0]
     report.sample_steps_per_second = cfg.epochs * n * steps / train_time if train_time > 0 else 0.0
     tuned = module.export_fixed_graph()
