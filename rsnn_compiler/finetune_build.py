@@ -126,6 +126,10 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
     tuned, reports = run_pipeline(fixed, steps, ctx)
     for r in reports:
         r.notes.insert(0, f"profile {profile}")
+    if reports[0].changed_weights == 0:  # e.g. a silent network: no spike, no surrogate gradient
+        reports[0].notes.append("no weight changed: the new build computes what BUILD computes")
+        warn(f"the fine-tune changed no weight in {reports[0].updates} updates (a network without spikes"
+             " has no gradient): try a larger --lr, more --epochs, or wider widths in BUILD")
 
     record = None
     if holdout is not None:

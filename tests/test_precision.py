@@ -391,6 +391,8 @@ def test_finetune_refusals_and_the_accuracy_check(tmp_path, capsys, data, pruned
     wreck = [*base, "--holdout", data["test"], "--epochs", "1", "--lr", "5", "--accuracy-tolerance", "0"]
     code, _, err = cli(capsys, *wreck)
     assert code == 1 and "accuracy check failed" in _error_lines(err)[0] and not (tmp_path / "n").exists()
+    code, _, err = cli(capsys, *base, "--epochs", "1", "--lr", "1e-12")  # too small to move a mantissa
+    assert code == 0 and "the fine-tune changed no weight in 2 updates" in err, err
 
 
 # ------------------------------------------------------------------------------------------
