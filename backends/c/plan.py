@@ -13,24 +13,18 @@ Input modes (C has no floats, docs/c-backend.md "Inputs"):
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 from rsnn_compiler.ir import topology
 from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Edge, Graph
 from rsnn_compiler.ir.ops import Delay, Input, Op
+from rsnn_compiler.sanitize import c_identifier
 
 HOST_QUANTIZE = "host_quantize"
 DIRECT = "direct"
 RECORD_DTYPE = "<i8"
 STATE_KEYS = ("i", "v", "a", "c")
-
-
-def c_identifier(name: str, index: int) -> str:
-    """A unique, readable C identifier for node ``index`` named ``name``."""
-    clean = re.sub(r"[^A-Za-z0-9_]", "_", name)[:40]
-    return f"n{index}_{clean}"
 
 
 def size_of(shape) -> int:
