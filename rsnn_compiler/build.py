@@ -47,6 +47,7 @@ class BuildOptions:
     profile: str | None = None  # fixed-point profile; default: what a target requires, else fpga
     board: str | None = None  # Loihi 2 board for targets that map onto one (lava); None: its default
     verify_each: bool = False
+    force: bool = False  # -o may replace a folder that is not an rsnnc build
     extra: dict = field(default_factory=dict)
 
 
@@ -84,6 +85,12 @@ def import_model(source: str, options: ImportOptions) -> ImportResult:
     except (ImportError, AttributeError):
         raise UserInputError(f"the importer for {source} is not available in this installation") from None
     return load(source, options)
+
+
+def source_label(source: str) -> str:
+    """How the manifest names an input: a file by its base name (so a build does not depend on
+    the working directory or how the path was written), ``pkg.module:factory`` as given."""
+    return os.path.basename(source) if Path(source).exists() else source
 
 
 def _input_digest(source: str, options: BuildOptions) -> str:
@@ -192,6 +199,7 @@ def build(
 
     progress(f"importing {source}")
     result = imported or import_model(source, import_options)
+    result.report.source = source_label(source)  # the manifest does not depend on the working directory
     ctx = PassContext(
         calib_x=calib_x, calib_y=calib_y, options={**options.extra, **target_pass_options},
         verify_each=options.verify_each, progress=progress,
@@ -225,7 +233,7 @@ def build(
         if diagnostics:
             raise TargetCheckError(backend.name, diagnostics)
 
-    with atomic_directory(outdir) as tmp:
+    with atomic_directory(outdir, force=options.force) as tmp:
         graph_entries = {}
         for key, graph in graphs.items():
             fname = graph_file(key)
@@ -251,7 +259,7 @@ def build(
             "format": "rsnnc-build/1",
             "compiler": {"name": "rsnnc", "version": __version__},
             "input": {
-                "source": os.path.basename(source) if Path(source).exists() else source,
+                "source": source_label(source),
                 "sha256": _input_digest(source, options),
                 "format": result.report.source_format,
             },

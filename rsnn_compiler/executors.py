@@ -13,6 +13,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from rsnn_compiler.artifact import build_file, verify_target_files
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.interpreter.result import RunResult
@@ -49,8 +50,11 @@ def resolve_profile(manifest: dict, domain: str, profile: str | None) -> str | N
 
 
 def load_build_graph(build: Path, manifest: dict, key: str) -> Graph:
-    entry = manifest["graphs"][key]
-    return load_graph(Path(build) / entry["file"])
+    """The build's graph ``key`` ('float' or a profile), after checking its manifest hash."""
+    entry = manifest["graphs"].get(key)
+    if entry is None:
+        raise UserInputError(f"build {build} has no {key} graph; rebuild it with `rsnnc build`")
+    return load_graph(build_file(build, manifest, entry["file"]))
 
 
 def target_program(
@@ -65,6 +69,7 @@ def target_program(
     folder = build / target
     if entry is None or not (folder / marker).is_file():
         raise UserInputError(f"{build} has no {label} target; rebuild with --target {target}")
+    verify_target_files(build, manifest, target)  # nothing of it runs unless every hash matches
     return folder, resolve_profile(manifest, domain, profile or entry.get("profile"))
 
 
