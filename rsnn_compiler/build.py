@@ -48,6 +48,8 @@ class BuildOptions:
     board: str | None = None  # Loihi 2 board for targets that map onto one (lava); None: its default
     verify_each: bool = False
     force: bool = False  # -o may replace a folder that is not an rsnnc build
+    max_accuracy_drop: float | None = None  # points, float -> fixed on --calib (exit 1 beyond)
+    min_spike_agreement: float | None = None  # fraction, float vs fixed spikes (exit 1 below)
     extra: dict = field(default_factory=dict)
 
 
@@ -173,7 +175,11 @@ def build(
     options: BuildOptions,
     progress: Callable[[str], None] = lambda msg: None,
     imported: ImportResult | None = None,
+    warn: Callable[[str], None] = lambda msg: None,
 ) -> BuildResult:
+    """Compile ``source`` into the build folder ``outdir``. Every warning of a pass (a result
+    that differs from the source model, e.g. a clamped threshold) goes to ``warn`` as it is
+    known and into ``manifest["warnings"]``."""
     outdir = Path(outdir)
     backends = [registry.get_backend(t) for t in options.targets]
     target_pass_options: dict = {}
@@ -186,6 +192,8 @@ def build(
     calib_x = calib_y = None
     if options.calib:
         calib_x, calib_y = load_data(options.calib)
+    quant_checks = registry.module(registry.QUANT_CHECKS)
+    quant_checks.check_limits(options.max_accuracy_drop, options.min_spike_agreement, calib_y is not None)
     import_options = ImportOptions(
         dt=options.dt,
         reset=_enum_option(options.reset, ResetMode, "--reset"),
@@ -221,9 +229,18 @@ def build(
         fixed, fixed_reports = run_pipeline(float_graph, steps, ctx)
         for r in fixed_reports:
             r.notes.insert(0, f"profile {profile}")
+        progress("checking what quantization changed")
+        check = quant_checks.check_quantization(float_graph, fixed, fixed_reports, ctx.calib_x, ctx.calib_y)
+        check.notes.insert(0, f"profile {profile}")
+        fixed_reports.append(check)
         graphs[profile] = fixed
         all_reports.extend(fixed_reports)
-        pipeline[profile] = list(steps)
+        pipeline[profile] = [*steps, check.name]
+    warnings = [w for r in all_reports for w in r.warnings]
+    for w in warnings:
+        warn(w)
+    if profile is not None:
+        quant_checks.gate(check, options.max_accuracy_drop, options.min_spike_agreement)
 
     def graph_for(backend) -> Graph:
         return graphs[profile] if backend.uses_fixed else float_graph
@@ -275,6 +292,7 @@ def build(
             "dt": float_graph.attrs.dt,
             "steps": float_graph.attrs.steps,  # time steps chosen by temporal pruning (None: all)
             "pipeline": pipeline,
+            "warnings": warnings,
             "passes": reports_json,
             "graphs": graph_entries,
             "targets": artifacts,
