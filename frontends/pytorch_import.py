@@ -47,6 +47,7 @@ from rsnn_compiler.ir.ops import (
 from rsnn_compiler.passes_api import Prop
 
 from rsnn_compiler.frontends._common import finish_graph, sanitize_name, to_array
+from rsnn_compiler.user_code import first_line, guard
 
 SNNTORCH_DT = 1e-4
 DISCRETISATION = "none needed: snnTorch models are discrete-time (beta, alpha per step; gains 1)"
@@ -513,7 +514,7 @@ def _load_state_dict(model: nn.Module, path: str) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise UserInputError(
-            f"cannot read weights '{path}' as a state_dict ({type(err).__name__}: {str(err).splitlines()[0][:120]});"
+            f"cannot read weights '{path}' as a state_dict ({type(err).__name__}: {first_line(err, 120)});"
             " save it with torch.save(model.state_dict(), path)"
         ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -547,7 +548,8 @@ def _from_factory(source: str, options: ImportOptions) -> nn.Module:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        mod = importlib.import_module(mod_name)
+        with guard(f"module '{mod_name}'"):
+            mod = importlib.import_module(mod_name)
     except Exception as err:
         raise UserInputError(
             f"cannot import module '{mod_name}' ({type(err).__name__}: {str(err)[:120]}); check PYTHONPATH"
@@ -555,10 +557,8 @@ def _from_factory(source: str, options: ImportOptions) -> nn.Module:
     factory = getattr(mod, attr, None)
     if factory is None or not callable(factory):
         raise UserInputError(f"module '{mod_name}' has no callable '{attr}'; name a function that builds the model")
-    try:
+    with guard(f"model factory {source}()", exceptions=True):
         model = factory()
-    except Exception as err:
-        raise UserInputError(f"{source}() failed ({type(err).__name__}: {str(err)[:120]})") from None
     if not isinstance(model, nn.Module):
         raise UserInputError(f"{source}() returned {type(model).__name__}, not a torch.nn.Module")
     if options.weights:
@@ -575,7 +575,8 @@ def _from_checkpoint(path: str, options: ImportOptions) -> nn.Module:
     if not os.path.exists(path):
         raise UserInputError(f"checkpoint '{path}' does not exist; check the path")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        with guard(f"checkpoint '{path}'"):
+            obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
         raise UserInputError(f"cannot unpickle '{path}' ({type(err).__name__}: {str(err)[:120]})") from None
     if not isinstance(obj, nn.Module):

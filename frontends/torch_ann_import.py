@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import operator
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from torch import fx, nn
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportResult
+from rsnn_compiler.user_code import first_line, guard
 from rsnn_compiler.frontends.ann_activation import Pointwise, group_pointwise
 from rsnn_compiler.frontends.ann_graph import (
     AnnGraph, AnnKind, AnnNode, drop_linear_identities, infer_shapes, resolve_global_pools,
@@ -237,22 +240,37 @@ def _pointwise_fn(node: fx.Node, consts: dict[str, torch.Tensor]):
 
 def _from_factory(source: str, options: ImportOptions) -> nn.Module:
     mod_name, _, attr = source.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(mod_name)
+        with guard(f"module '{mod_name}'"):
+            module = importlib.import_module(mod_name)
         factory = getattr(module, attr)
-    except (ImportError, AttributeError) as err:
-        raise UserInputError(f"cannot import {source} ({err}); give pkg.module:factory on the Python path") from None
-    model = factory()
+    except Exception as err:
+        raise UserInputError(f"cannot import {source} ({type(err).__name__}: {first_line(err)}); give"
+                             " pkg.module:factory on the Python path") from None
+    if not callable(factory):
+        raise UserInputError(f"{source} is not callable; name a function that builds the model")
+    with guard(f"model factory {source}()", exceptions=True):
+        model = factory()
+    if not isinstance(model, nn.Module):
+        raise UserInputError(f"{source}() returned {type(model).__name__}, not a torch.nn.Module")
     if options.weights:
         if not Path(options.weights).is_file():
             raise UserInputError(f"weights file {options.weights} not found")
-        state = torch.load(options.weights, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(options.weights, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise UserInputError(f"cannot read weights '{options.weights}' as a state_dict ({type(err).__name__}:"
+                                 f" {first_line(err, 120)}); save it with torch.save(model.state_dict(), path)") from None
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise UserInputError(f"weights '{options.weights}' hold a {type(state).__name__}, not a state_dict")
         try:
             model.load_state_dict(state)
-        except RuntimeError as err:
-            raise UserInputError(f"{options.weights} does not match {source}: {str(err).splitlines()[0]}") from None
+        except (RuntimeError, TypeError, ValueError, KeyError) as err:
+            raise UserInputError(f"{options.weights} does not match {source}: {first_line(err)}") from None
     return model
 
 

@@ -29,6 +29,7 @@ from rsnn_compiler.pass_manager import SkippedStep, run_pipeline
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler import registry
 from rsnn_compiler.target_api import TargetCheckError
+from rsnn_compiler.user_code import guard
 
 FLOAT_GRAPH = "graph.float.rsnn"
 DEFAULT_TARGETS = ("ir",)
@@ -86,7 +87,8 @@ def import_model(source: str, options: ImportOptions) -> ImportResult:
         load = registry.resolve(spec)
     except (ImportError, AttributeError):
         raise UserInputError(f"the importer for {source} is not available in this installation") from None
-    return load(source, options)
+    with guard(f"the model code of {source}"):  # sys.exit / os._exit / BaseException in user code
+        return load(source, options)
 
 
 def source_label(source: str) -> str:

@@ -661,7 +661,9 @@ def _step_body(em: _Emitter) -> str:
             continue
         elif name in plan.quantize_nodes:
             lines.append(f"    /* '{safe_name(name)}' (Quantize): quantized by the host, input[{offset}..{offset + n.out_size}) */")
-            lines.append(f"    for (k = 0; k < {n.out_size}; ++k) {{\n        {em.cur(n)}[k] = input[{offset} + k];\n    }}")
+            lo, hi = n.op.limits  # the input contract (input_ok): clamped, so no input can overflow
+            lines.append(f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
+                         f"        {em.cur(n)}[k] = rsnn_clip(input[{offset} + k], {lit(lo)}, {lit(hi)});\n    }}")
             offset += n.out_size
         else:
             lines.append(f"    {p}_{n.cid}(s);")
@@ -675,6 +677,30 @@ def _step_body(em: _Emitter) -> str:
     lines.append(f"        for (k = 0; k < {out.out_size}; ++k) {{\n            output[k] = {em.cur(out)}[k];\n        }}\n    }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _input_ok_body(em: _Emitter) -> str:
+    """``<prefix>_input_ok``: 1 when every input lies in the range the overflow proof assumed."""
+    p = em.p
+    lines = [f"int {p}_input_ok(const int32_t *input)", "{"]
+    checks = [(o, n, lo, hi) for o, n, lo, hi in em.plan.input_ranges() if (lo, hi) != (-(1 << 31), (1 << 31) - 1)]
+    if not checks:
+        lines += ["    (void)input; /* every int32 input is within the proven range */", "    return 1;", "}"]
+        return "\n".join(lines) + "\n"
+    lines.append("    long k;")
+    for o, n, lo, hi in checks:
+        lines.append(f"    for (k = {o}; k < {o + n}; ++k) {{\n"
+                     f"        if (input[k] < {lit(lo)} || input[k] > {lit(hi)}) {{\n            return 0;\n        }}\n    }}")
+    lines += ["    return 1;", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _contract_doc(plan: Plan, m: str) -> str:
+    ranges = plan.input_ranges()
+    parts = "; ".join(f"input[{o}..{o + n}) in [{lo}, {hi}]" for o, n, lo, hi in ranges)
+    return (f"/* Input contract (the range the overflow proof assumed): {parts}.\n"
+            f" * {plan.prefix}_step clamps values outside it; {plan.prefix}_input_ok(input) returns 1 when\n"
+            f" * all {m}_N_IN inputs meet it (the harness refuses inputs that do not). */\n")
 
 
 def _record_body(em: _Emitter) -> str:
@@ -717,7 +743,7 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSourc
         em.emit_node(plan.nodes[name])
     members, nbytes = _state_members(graph, plan)
     plan.max_batch = int(max(1, min(spec.max_batch, spec.harness_state_bytes // max(nbytes, 1))))
-    reset, step, record = _reset_body(em), _step_body(em), _record_body(em)
+    reset, step, record, input_ok = _reset_body(em), _step_body(em), _record_body(em), _input_ok_body(em)
     m = prefix.upper()
     out = plan.field(f"values/{plan.output_name}")
     title = safe_name(graph.attrs.name)
@@ -736,6 +762,8 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSourc
         f"/* Advance one time step on {m}_N_IN integer inputs; if output is not NULL, write the\n"
         f" * output node's {m}_N_OUT values there. */\n"
         f"void {prefix}_step({prefix}_state_t *s, const int32_t *input, int64_t *output);\n"
+        + _contract_doc(plan, m)
+        + f"int {prefix}_input_ok(const int32_t *input);\n"
         f"/* Copy every node's current value and every neuron state into rec[{m}_RECORD_LEN]\n"
         f" * (offsets in layout.json). */\n"
         f"void {prefix}_record(const {prefix}_state_t *s, int64_t *rec);\n\n#endif\n"
@@ -746,6 +774,6 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSourc
         f" * input is the sum over its in-edges of the source's value `delay` steps ago. */\n"
         f'#include <stdint.h>\n#include <string.h>\n\n#include "rsnn_fixed.h"\n#include "model.h"\n\n'
         + "\n".join(em.consts) + ("\n" if em.consts else "")
-        + "\n".join(em.funcs) + "\n" + reset + "\n" + step + "\n" + record
+        + "\n".join(em.funcs) + "\n" + reset + "\n" + step + "\n" + input_ok + "\n" + record
     )
     return CSources(model_h=header, model_c=source, plan=plan, state_bytes=nbytes)

@@ -80,6 +80,20 @@ class Plan:
     def record_len(self) -> int:
         return sum(f.size for f in self.fields)
 
+    def input_ranges(self) -> list[tuple[int, int, int, int]]:
+        """The input contract of ``<prefix>_step``: (offset, size, min, max) per input segment,
+        the range ``check``'s overflow proof assumed (host_quantize: each Quantize node's
+        limits; direct: any int32)."""
+        if self.input_mode != HOST_QUANTIZE:
+            return [(0, self.n_in, -(1 << 31), (1 << 31) - 1)]
+        out, offset = [], 0
+        for q in self.quantize_nodes:
+            n = self.nodes[q]
+            lo, hi = n.op.limits
+            out.append((offset, n.out_size, int(lo), int(hi)))
+            offset += n.out_size
+        return out
+
     def field(self, key: str) -> Field:
         return next(f for f in self.fields if f.key == key)
 
@@ -95,6 +109,8 @@ class Plan:
                 "dtype": "int32 in rsnn_step; file: little-endian int32 (-w 4) or int64 (-w 8)",
                 "order": "time-major: (steps, batch, size)",
                 "quantize_nodes": list(self.quantize_nodes),
+                # rsnn_step clamps into these ranges; the harness refuses values outside them
+                "range": [{"offset": o, "size": n, "min": lo, "max": hi} for o, n, lo, hi in self.input_ranges()],
             },
             "record": {
                 "dtype": RECORD_DTYPE,
