@@ -26,6 +26,7 @@ from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.serialize import save_graph
 from rsnn_compiler.ir.text import structural_hash, to_text
 from rsnn_compiler.pass_manager import SkippedStep, run_pipeline
+from rsnn_compiler.pipeline import PRUNE_STEP, fixed_pipeline, float_pipeline_names
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler import registry
 from rsnn_compiler.target_api import TargetCheckError
@@ -119,18 +120,17 @@ def _enum_option(value: str | None, enum_cls, flag: str):
 
 
 def float_pipeline(options: BuildOptions) -> list:
-    steps: list = ["canonicalize"]
-    if options.prune is not None and "prune_spatial" in registry.PASSES:
-        steps.append("prune_spatial")
-        if "prune_temporal" in registry.PASSES:
-            steps.append("prune_temporal")
-    else:
+    steps: list = []
+    for name in float_pipeline_names(options.prune is not None):
+        if name != PRUNE_STEP:
+            steps.append(name)
+            continue
         reason = (
             "pruning is off (enable with --prune FRACTION)"
             if options.prune is None
             else "no pruning pass is available in this version"
         )
-        steps.append(SkippedStep("prune", reason, frozenset({Prop.PRUNED})))
+        steps.append(SkippedStep(PRUNE_STEP, reason, frozenset({Prop.PRUNED})))
     return steps
 
 
@@ -154,17 +154,6 @@ def resolve_profile(backends, requested: str | None) -> str | None:
             raise UserInputError(f"--profile {requested} needs a fixed-point target (c, gpu or lava)")
         return None
     return requested or (next(iter(required)) if required else "fpga")
-
-
-def fixed_pipeline(profile: str | None = None, targets=()) -> list[str]:
-    """quantize_weights -> quantize_state, then the lowering passes of each integer target
-    (``targets``: backend objects or target names; e.g. lava adds ``map_loihi2``)."""
-    steps = ["quantize_weights", "quantize_state"]
-    for target in targets:
-        backend = registry.get_backend(target) if isinstance(target, str) else target
-        if backend.uses_fixed:
-            steps += [s for s in backend.lowering_passes if s not in steps]
-    return steps
 
 
 def _step_name(step) -> str:

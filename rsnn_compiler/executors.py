@@ -23,6 +23,8 @@ from rsnn_compiler.ir.serialize import load_graph
 
 class Executor(Protocol):
     name: ClassVar[str]
+    # the domains it runs ("float", "fixed"); absent means both (``rsnnc run`` defaults to float)
+    domains: ClassVar[tuple[str, ...]]
 
     def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult: ...
 

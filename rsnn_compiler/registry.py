@@ -40,9 +40,10 @@ EXECUTORS: dict[str, str] = {
     "lava": "rsnn_compiler.backends.lava.executor:LavaExecutor",
 }
 
-# extra CLI subcommands: name -> "module:register" where
-# ``register(subparsers, formatter_class, add_common)`` adds a parser with
-# ``set_defaults(handler=fn)`` and ``fn(args, out_console, err_console) -> exit code``
+# extra CLI subcommands: name -> "module:attribute" of a click command, imported only when the
+# command is named or listed (so the module must import only click at the top). Write it like
+# the built-in ones in rsnn_compiler/cli/commands/: options as decorators, then
+# ``@common_options @handler def command(args, out_console, err_console) -> exit code``.
 COMMANDS: dict[str, str] = {}
 
 # file suffix -> "module:function"; the function is ``load(source, options) -> ImportResult``

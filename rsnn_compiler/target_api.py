@@ -59,9 +59,7 @@ class Backend(Protocol):
 
 
 class BackendDefaults:
-    """Defaults for a target without lowering passes or target options (subclass it)."""
-
-    lowering_passes: ClassVar[tuple[str, ...]] = ()
+    """Default ``configure`` for a target without options of its own (subclass it)."""
 
     def configure(self, options) -> dict:
         return {}

@@ -101,10 +101,8 @@ def test_passes_and_targets(capsys):
 
 @pytest.mark.parametrize("command", ["build", "run", "report", "inspect", "passes", "targets", "export"])
 def test_every_help_shows_an_example(command, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([command, "--help"])
-    assert exc.value.code == 0
-    assert "example" in capsys.readouterr().out
+    assert main([command, "--help"]) == 0
+    assert "Examples:" in capsys.readouterr().out
 
 
 def test_determinism_two_builds_identical(tmp_path, capsys):
@@ -231,3 +229,123 @@ def test_pruned_build_records_steps_and_run_uses_them(tmp_path, capsys):
     code, stdout, err = cli(capsys, "run", out, "--inputs", data, "--out", tmp_path / "y.npz", "--json")
     assert code == 0 and json.loads(stdout)["steps"] == steps
     assert f"runs {steps} of the 50 input steps" in err
+
+
+# ------------------------------------------------------------------ the click layer
+@pytest.mark.parametrize("argv,needle", [
+    (["build"], "Missing argument 'INPUT'"),
+    (["build", "x.rsnn"], "Missing option '-o' / '--out'"),
+    (["bild"], "No such command 'bild'"),
+    (["run", "b", "--inputs", "x", "--out", "y", "--domain", "int"], "'int' is not one of 'float', 'fixed'"),
+    (["build", "x.rsnn", "-o", "o", "--prune", "lots"], "'lots' is not a valid float"),
+    (["targets", "--nope"], "No such option '--nope'"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, needle, capsys):
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, needle)
+    assert "--help" in err  # names the help to read
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    code, out, err = cli(capsys)
+    assert code == 2 and "Commands" in out and "build" in out
+
+
+def test_version(capsys):
+    assert cli(capsys, "--version")[:2] == (0, "rsnnc 0.1.0\n")
+
+
+def test_registered_command_is_loaded_lazily(monkeypatch, capsys):
+    """registry.COMMANDS names a click command by "module:attribute"; it shows in --help and runs
+    with the common options and the one error contract."""
+    import types
+
+    import rich_click as click
+
+    from rsnn_compiler import registry
+    from rsnn_compiler.cli.common import common_options, handler
+    from rsnn_compiler.errors import UserInputError
+
+    @click.command("hello", short_help="say hello")
+    @click.option("--name", required=True)
+    @common_options
+    @handler
+    def hello(args, out, err):
+        if args.name == "bad":
+            raise UserInputError("--name 'bad' is bad; use another")
+        out.print(f"hello {args.name}")
+        return 0
+
+    monkeypatch.setitem(sys.modules, "rsnnc_test_ext", types.SimpleNamespace(hello=hello))
+    monkeypatch.setitem(registry.COMMANDS, "hello", "rsnnc_test_ext:hello")
+    assert "say hello" in cli(capsys, "--help")[1]
+    assert cli(capsys, "hello", "--name", "you")[:2] == (0, "hello you\n")
+    code, _, err = cli(capsys, "hello", "--name", "bad")
+    assert code == 2
+    assert_one_line_error(err, "--name 'bad' is bad")
+
+
+def test_internal_error_is_one_line_and_exit_3(monkeypatch, tmp_path, capsys):
+    import rsnn_compiler.build as build_module
+
+    def broken(*a, **k):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(build_module, "build", broken)
+    code, _, err = cli(capsys, "build", EXAMPLE, "-o", tmp_path / "o", "-q")
+    assert code == 3 and err.strip().splitlines() == [
+        "rsnnc: internal error: ZeroDivisionError: boom (rerun with --debug and report it)"]
+    code, _, err = cli(capsys, "build", EXAMPLE, "-o", tmp_path / "o", "-q", "--debug")
+    assert code == 3 and "Traceback" in err
+
+
+def test_shell_completion_names_commands_and_options(tmp_path):
+    exe = Path(sys.executable).with_name("rsnnc")
+    env = {**os.environ, "_RSNNC_COMPLETE": "bash_complete", "COMP_WORDS": "rsnnc bu", "COMP_CWORD": "1"}
+    done = subprocess.run([str(exe)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "plain,build" in done.stdout.split()
+    env.update(COMP_WORDS="rsnnc build --calib", COMP_CWORD="2")
+    done = subprocess.run([str(exe)], env=env, capture_output=True, text=True)
+    assert "plain,--calib" in done.stdout.split()
+    env = {**os.environ, "_RSNNC_COMPLETE": "bash_source"}
+    assert "complete -o nosort -F _rsnnc_completion rsnnc" in subprocess.run(
+        [str(exe)], env=env, capture_output=True, text=True).stdout
+
+
+def test_catalog_reads_what_the_classes_hold():
+    """`rsnnc passes/targets` read facts from source without importing; they equal the classes'."""
+    from rsnn_compiler import catalog, registry
+
+    for info in catalog.passes():
+        cls = registry.resolve(registry.PASSES[info.name])
+        for fact in catalog.PASS_FACTS:
+            assert getattr(info, fact) == tuple(sorted(getattr(cls, fact, ()))), (info.name, fact)
+        assert info.doc == sys.modules[cls.__module__].__doc__.strip().splitlines()[0]
+    for info in catalog.targets():
+        cls = registry.resolve(registry.BACKENDS[info.name])
+        assert (info.description, info.uses_fixed, info.requires_profile) == (
+            cls.description, cls.uses_fixed, cls.requires_profile), info.name
+        assert info.checks_environment == hasattr(cls, "status")
+
+
+def test_catalog_falls_back_to_importing_computed_values(tmp_path, monkeypatch):
+    (tmp_path / "rsnnc_computed_ext.py").write_text(
+        '"""ext: a computed description."""\nclass B:\n    description = "a" + "b"\n    uses_fixed = True\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from rsnn_compiler.catalog import class_facts
+
+    facts = class_facts("rsnnc_computed_ext:B", ("description", "uses_fixed"))
+    assert facts.attrs == {"description": "ab", "uses_fixed": True} and facts.summary == "ext: a computed description."
+
+
+def test_targets_check_runs_the_environment_probe(capsys, monkeypatch):
+    from rsnn_compiler.cli.commands import targets
+
+    monkeypatch.setattr(targets, "environment_status", lambda name: f"probed {name}")
+    code, out, _ = cli(capsys, "targets", "--json")
+    lava = {t["name"]: t for t in json.loads(out)["targets"]}["lava"]
+    assert code == 0 and lava["status"] == targets.UNCHECKED
+    code, out, _ = cli(capsys, "targets", "--json", "--check")
+    lava = {t["name"]: t for t in json.loads(out)["targets"]}["lava"]
+    assert lava["status"] == "probed lava"

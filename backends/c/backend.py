@@ -83,6 +83,7 @@ class CBackend(BackendDefaults):
     )
     uses_fixed: ClassVar[bool] = True
     requires_profile: ClassVar[str | None] = None
+    lowering_passes: ClassVar[tuple[str, ...]] = ()
     spec: CSpec = C_SPEC
 
     def check(self, graph: Graph) -> list[Diagnostic]:

@@ -164,6 +164,7 @@ def run_c(binary: Path, layout: dict, graph: Graph, x: np.ndarray) -> RunResult:
 
 class CExecutor:
     name: ClassVar[str] = "c"
+    domains: ClassVar[tuple[str, ...]] = ("fixed",)  # rsnnc run picks fixed without --domain
 
     def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
         cdir, key = target_program(build, manifest, domain, profile, "c", "C", "layout.json")

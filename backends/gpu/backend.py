@@ -114,6 +114,7 @@ class GpuBackend(BackendDefaults):
     )
     uses_fixed: ClassVar[bool] = True
     requires_profile: ClassVar[str | None] = None
+    lowering_passes: ClassVar[tuple[str, ...]] = ()
 
     def check(self, graph: Graph) -> list[Diagnostic]:
         return unsupported(graph)

@@ -16,6 +16,7 @@ class IrBackend(BackendDefaults):
     description: ClassVar[str] = "float IR only (graph file + text form); runs on the reference interpreter"
     uses_fixed: ClassVar[bool] = False
     requires_profile: ClassVar[str | None] = None
+    lowering_passes: ClassVar[tuple[str, ...]] = ()
 
     def check(self, graph: Graph) -> list[Diagnostic]:
         return []

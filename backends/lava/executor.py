@@ -95,6 +95,7 @@ def run_program(net_dir: Path, graph: Graph, x: np.ndarray, **kw) -> RunResult:
 
 class LavaExecutor:
     name: ClassVar[str] = "lava"
+    domains: ClassVar[tuple[str, ...]] = ("fixed",)  # rsnnc run picks fixed without --domain
 
     def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
         from rsnn_compiler.validate import ExecutorUnavailable

@@ -1,0 +1,1 @@
+"""One module per ``rsnnc`` command; each defines ``command`` (a click command)."""

@@ -1,0 +1,125 @@
+"""``rsnnc build``: compile a model into a build directory."""
+
+from __future__ import annotations
+
+import json
+
+import rich_click as click
+
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, import_options, json_option
+from rsnn_compiler.errors import UserInputError
+
+EXAMPLES = (
+    Example("rsnnc build models/example/recurrent.rsnn -o build/demo"),
+    Example("rsnnc build models/rleaky_mnist1d/model.nir --reset subtract_deferred --target c,gpu -o build/nir",
+            "NIR: dt is inferred, the reset is an option"),
+    Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
+            " --calib models/rleaky_mnist1d/data.npz --target c -o build/rnn"),
+    Example("rsnnc build models/mlp_digits/model.onnx --convert sfn --calib models/mlp_digits/data.npz"
+            " --target c,gpu -o build/ann", "ReLU ANN -> SNN"),
+)
+
+TEXT = """INPUT is a .nir file, an .onnx ANN, an .rsnn graph, or pkg.module:factory with --weights.
+The build directory holds manifest.json (version, input hash, pipeline, pass reports, file
+hashes), the float graph (graph.float.rsnn/.txt), one fixed-point graph per profile a target
+needs, and one folder per target. It is written atomically."""
+
+
+def convert_extra(args) -> dict:
+    """``--convert/--steps/--levels/--convert-opt`` as BuildOptions.extra["convert"]."""
+    opts = {}
+    for item in args.convert_opt:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserInputError(f"--convert-opt '{item}' must be KEY=VALUE")
+        opts[key.strip()] = value.strip()
+    if not args.convert and (args.steps or args.levels or opts):
+        if not str(args.input).endswith(".onnx"):
+            raise UserInputError("--steps, --levels and --convert-opt need --convert (ANN inputs only)")
+    if not (args.convert or args.steps or args.levels or opts):
+        return {}
+    return {"convert": {"method": args.convert or "sfn", "steps": args.steps, "levels": args.levels, "opts": opts}}
+
+
+def prune_extra(args) -> dict:
+    """Pruning flags as pass options (``passes/prune_spatial.py``, ``prune_temporal.py``)."""
+    extra = {
+        key: value
+        for key, value in {
+            "prune_structure": args.prune_structure,
+            "prune_finetune_epochs": args.prune_finetune,
+            "prune_rounds": args.prune_rounds,
+            "prune_tolerance": args.prune_tolerance,
+            "prune_finetune_data": args.finetune_data,
+            "prune_time": False if args.no_prune_time else None,
+            "time_accuracy_tolerance": args.time_tolerance,
+            "time_kl_tolerance": args.time_kl,
+        }.items()
+        if value is not None
+    }
+    if extra and args.prune is None:
+        raise UserInputError("pruning options need --prune FRACTION (e.g. --prune 0.8)")
+    return extra
+
+
+PRUNING = "pruning (with --prune; measured on --calib data)"
+
+
+@click.command("build", help="Compile a model into a build directory.", short_help="compile a model into a build directory",
+               epilog=epilog(EXAMPLES, TEXT))
+@click.argument("input", metavar="INPUT")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), metavar="OUT",
+              help="build directory to (re)create")
+@click.option("--target", default="ir", show_default=True, metavar="T1,T2",
+              help="comma-separated targets (see `rsnnc targets`)")
+@import_options
+@click.option("--calib", type=click.Path(dir_okay=False), metavar="FILE.npz",
+              help="calibration data (x, optional y) for quantization, pruning and fidelity reports")
+@click.option("--profile", metavar="PROFILE",
+              help="fixed-point profile for every integer target: loihi2 or fpga (default: loihi2 when building for lava, else fpga)")
+@click.option("--board", type=click.Choice(["oheo_gulch", "kapoho_point", "hala_point"]),
+              help="Loihi 2 board the lava target's mapping must fit (default kapoho_point, 8 chips)")
+@click.option("--convert", type=click.Choice(["maxnorm", "ecl", "sfn"]),
+              help="ANN-to-SNN conversion for .onnx and pkg.module:factory ANNs (default for .onnx: sfn); see docs/conversion.md")
+@click.option("--steps", type=int, metavar="T", help="time steps the converted SNN runs (default: sfn 1, ecl 2, maxnorm 8)")
+@click.option("--levels", type=int, metavar="N", help="sfn: graded-spike levels per step (default: the QCFS L, else 8)")
+@click.option("--convert-opt", multiple=True, metavar="KEY=VALUE",
+              help="conversion knob, repeatable: percentile, v_init, theta_neg, finetune, epochs, lr, ft_forward,"
+              " temperature, ce, search, compensate, readout, report_samples, seed (docs/conversion.md)")
+@click.option("--prune", type=float, metavar="FRACTION", help="fraction of weights to prune (off by default)")
+@click.option("--prune-structure", type=click.Choice(["unstructured", "neurons", "channels"]),
+              help=f"{PRUNING}: remove single weights (default) or whole neurons/channels")
+@click.option("--prune-finetune", type=int, metavar="EPOCHS", help=f"{PRUNING}: masked fine-tune epochs after pruning (default 0)")
+@click.option("--prune-rounds", type=int, metavar="N", help=f"{PRUNING}: gradual pruning, N rounds of prune then fine-tune")
+@click.option("--prune-tolerance", type=float, metavar="POINTS", help=f"{PRUNING}: back off to the sparsest level within POINTS of accuracy")
+@click.option("--finetune-data", type=click.Path(dir_okay=False), metavar="FILE.npz", help=f"{PRUNING}: training data for the fine-tune (default: --calib)")
+@click.option("--no-prune-time", is_flag=True, help=f"{PRUNING}: keep every time step (no temporal pruning)")
+@click.option("--time-tolerance", type=float, metavar="POINTS", help=f"{PRUNING}: accuracy drop allowed when shortening T (default 1.0)")
+@click.option("--time-kl", type=float, metavar="NATS", help=f"{PRUNING}: KL divergence of outputs allowed when shortening T (default 0.05)")
+@json_option("print the manifest as JSON instead of a summary")
+@common_options
+@handler
+def command(args, out, err) -> int:
+    from rsnn_compiler.artifact import read_timings
+    from rsnn_compiler.build import BuildOptions, build
+    from rsnn_compiler.reports import print_build_summary
+
+    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
+    if not targets:
+        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
+    options = BuildOptions(
+        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
+        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
+        board=args.board, extra={**convert_extra(args), **prune_extra(args)},
+    )
+    progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
+    if err.is_terminal and not args.quiet:
+        with err.status("building...") as status:
+            result = build(args.input, args.out, options, progress=lambda m: status.update(m))
+    else:
+        result = build(args.input, args.out, options, progress=progress)
+    if args.json:
+        print(json.dumps(result.manifest, indent=2, sort_keys=True))
+    else:
+        print_build_summary(out, result.manifest, read_timings(result.outdir), str(result.outdir))
+    return 0

@@ -1,0 +1,77 @@
+"""``rsnnc validate``: prove that every integer executor of a build agrees bit for bit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import rich_click as click
+
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, say, trim_to_build_steps
+
+EXAMPLES = (
+    Example("rsnnc build models/example/recurrent.rsnn --target c,gpu -o build/demo"),
+    Example("rsnnc validate build/demo --data models/example/data.npz"),
+    Example("rsnnc validate build/rnn --data models/rleaky_mnist1d/data.npz --max-accuracy-drop 5 --json"),
+)
+
+TEXT = """Runs the float model, the fixed-point interpreter and every integer executor in the build (c,
+gpu, lava). Exit 1 when any integer executor differs from the interpreter in any spike or state
+at any step (the first difference is printed), when an executor cannot run (unless
+--allow-missing), or when accuracy drops more than --max-accuracy-drop points. Writes
+BUILD/validate.json."""
+
+
+@click.command("validate", help="Prove the integer executors agree bit for bit.",
+               short_help="prove the integer executors agree bit for bit", epilog=epilog(EXAMPLES, TEXT))
+@click.argument("build", metavar="BUILD", type=click.Path(file_okay=False))
+@click.option("--data", required=True, type=click.Path(dir_okay=False), metavar="X.npz",
+              help="inputs x (time, batch, *features) and optional labels y")
+@click.option("--allow-missing", is_flag=True, help="do not fail when an executor cannot run here (e.g. no Lava environment)")
+@click.option("--max-accuracy-drop", type=float, metavar="POINTS",
+              help="fail when fixed-point accuracy is more than POINTS below float")
+@json_option("print validate.json to stdout")
+@common_options
+@handler
+def command(args, out, err) -> int:
+    from rich.table import Table
+
+    from rsnn_compiler.artifact import atomic_write_bytes, read_manifest
+    from rsnn_compiler.data import load_data
+    from rsnn_compiler.validate import validate
+
+    build = Path(args.build)
+    manifest = read_manifest(build)
+    x, y = load_data(args.data)
+    x = trim_to_build_steps(manifest, x, err, args.quiet)
+    report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
+                      max_accuracy_drop=args.max_accuracy_drop, progress=lambda msg: say(err, args, msg))
+    data = report.to_json()
+    atomic_write_bytes(build / "validate.json", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        table = Table(title=f"Integer executors vs the fixed-point interpreter ({report.profile})", title_justify="left")
+        for col in ("executor", "result", "values compared", "time", "detail"):
+            table.add_column(col)
+        for c in report.executors:
+            detail = c.mismatch.describe() if c.mismatch else c.reason
+            table.add_row(c.executor, c.status, f"{c.compared_values:,}", f"{c.wall_time_s:.2f} s", detail)
+        out.print(table)
+        if report.layers:
+            layers = Table(title="Spike agreement, fixed-point vs float, per layer", title_justify="left")
+            for col in ("node", "agreement", "float spikes", "fixed spikes"):
+                layers.add_column(col)
+            for layer in report.layers:
+                layers.add_row(layer.node, f"{100 * layer.spike_agreement:.2f}%", str(layer.float_spikes), str(layer.fixed_spikes))
+            out.print(layers)
+        if report.float_accuracy is not None:
+            fixed = "-" if report.fixed_accuracy is None else f"{100 * report.fixed_accuracy:.2f}%"
+            out.print(f"accuracy: float {100 * report.float_accuracy:.2f}%, fixed-point {fixed}")
+        for note in report.notes:
+            out.print(f"note: {note}")
+        out.print("validate: OK — every integer executor equals the interpreter" if report.ok else "validate: FAILED")
+    for problem in report.problems:
+        print(f"rsnnc: check failed: {problem}", file=sys.stderr)
+    return 0 if report.ok else 1

@@ -1,0 +1,158 @@
+"""What every ``rsnnc`` command shares: consoles, common options, examples in ``--help``.
+
+A command is one module in ``rsnn_compiler/cli/commands/`` holding one click command. Its
+options are the decorators above its handler; the handler is ``fn(args, out, err) -> exit
+code`` (``args`` holds the options by name, ``out``/``err`` are rich consoles on stdout/stderr).
+Command modules import only click at the top: heavy modules (numpy, torch, the IR) are imported
+inside the handler, so every ``--help`` and usage error answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Callable
+
+import rich_click as click
+
+# no metavar column (a wider help column); the metavar follows the help text
+click.rich_click.OPTIONS_TABLE_COLUMN_TYPES = ["required", "opt_long", "opt_short", "help"]
+click.rich_click.OPTIONS_TABLE_HELP_SECTIONS = ["help", "metavar", "default", "required"]
+click.rich_click.MAX_WIDTH = 110
+click.rich_click.STYLE_EPILOG_TEXT = ""
+
+
+@dataclass
+class Session:
+    """Per-invocation state the error handler needs after the command has failed."""
+
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class Example:
+    """One runnable example of a command's ``--help`` (``tests/test_cli_examples.py`` runs it
+    from a folder where ``models/`` is the repository's)."""
+
+    command: str
+    note: str = ""
+    needs_lava: bool = False
+
+
+EPILOG_WIDTH = 78  # fits an 80-column terminal with rich-click's padding, so nothing is re-wrapped
+
+
+def shell_lines(command: str, width: int = EPILOG_WIDTH - 4) -> list[str]:
+    """``command`` as shell lines of about ``width`` characters, broken before an option (an
+    option stays with its value) with a trailing backslash: pasted into a shell, the lines are
+    the one command."""
+    groups: list[str] = []
+    for word in command.split(" "):
+        if groups and not word.startswith("-") and groups[-1].startswith("-") and " " not in groups[-1]:
+            groups[-1] += " " + word  # an option's value
+        else:
+            groups.append(word)
+    lines, line = [], ""
+    for group in groups:
+        if line.strip() and group.startswith("-") and len(line) + 1 + len(group) + 2 > width:
+            lines.append(line + " \\")
+            line = "    " + group
+        else:
+            line = f"{line} {group}" if line else group
+    return [*lines, line]
+
+
+def epilog(examples: tuple[Example, ...] = (), text: str = ""):
+    """The ``--help`` epilog as rich text: the examples (a note goes on the line above each;
+    long commands continue with backslashes), then ``text`` (paragraphs separated by blank
+    lines), all pre-wrapped to ``EPILOG_WIDTH`` columns."""
+    import textwrap
+
+    from rich.text import Text
+
+    epi = Text()
+    if examples:
+        epi.append("Examples:", style="bold")
+        for e in examples:
+            if e.note:
+                epi.append(f"\n  # {e.note}", style="dim")
+            for line in shell_lines(e.command):
+                epi.append(f"\n  {line}", style="cyan")
+    for paragraph in text.split("\n\n") if text else ():
+        epi.append(("\n\n" if epi.plain else "") + textwrap.fill(" ".join(paragraph.split()), EPILOG_WIDTH))
+    return epi
+
+
+def consoles():
+    """(stdout console, stderr console); a fixed width when stdout is not a terminal."""
+    from rich.console import Console
+
+    out = Console(highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, soft_wrap=False, width=120)
+    return out, Console(stderr=True, highlight=False)
+
+
+def _set_debug(ctx: click.Context, _param, value: bool) -> bool:
+    if value and isinstance(ctx.obj, Session):
+        ctx.obj.debug = True
+    return value
+
+
+def common_options(fn: Callable) -> Callable:
+    """``--debug`` (tracebacks on errors) and ``-q/--quiet`` (no progress on stderr)."""
+    fn = click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")(fn)
+    return click.option("--debug", is_flag=True, is_eager=True, callback=_set_debug,
+                        help="show tracebacks on errors")(fn)
+
+
+def json_option(help: str = "print JSON instead of tables") -> Callable:
+    return click.option("--json", "json", is_flag=True, help=help)
+
+
+def import_options(fn: Callable) -> Callable:
+    """How to read a model file: what NIR files and factories leave open."""
+    decorators = [
+        click.option("--dt", type=float,
+                     help="seconds per time step (NIR files do not record it; inferred where possible)"),
+        click.option("--reset", metavar="MODE",
+                     help="reset mode for imported neurons: zero, subtract, subtract_deferred (snnTorch"
+                     " default), subtract_nodelay, zero_hold, none (NIR files do not record it)"),
+        click.option("--comparator", metavar="CMP",
+                     help="spike comparator: gt (v > theta, default) or ge (v >= theta)"),
+        click.option("--weights", type=click.Path(dir_okay=False), metavar="FILE.pt",
+                     help="state_dict (.pt) for a pkg.module:factory input (loaded with weights_only)"),
+        click.option("--trust-checkpoint", is_flag=True,
+                     help="allow loading a whole pickled module (unpickling runs code: only for files you trust)"),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
+
+
+def handler(fn: Callable) -> Callable:
+    """Turn ``fn(args, out, err) -> int`` into a click callback (options become ``args.<name>``)."""
+
+    @functools.wraps(fn)
+    def callback(**options) -> int:
+        out, err = consoles()
+        return fn(SimpleNamespace(**options), out, err)
+
+    return callback
+
+
+def say(err, args, message: str) -> None:
+    """A progress line on stderr unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        err.print(f"[dim]rsnnc:[/dim] {message}", highlight=False)
+
+
+def trim_to_build_steps(manifest: dict, x, err, quiet: bool):
+    """A build whose temporal pruning chose T runs only the first T steps of the data."""
+    steps = manifest.get("steps")
+    if steps and x.shape[0] > steps:
+        if not quiet:
+            err.print(f"[dim]rsnnc:[/dim] the build runs {steps} of the {x.shape[0]} input steps (temporal pruning)", highlight=False)
+        return x[:steps]
+    return x
