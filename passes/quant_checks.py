@@ -36,6 +36,7 @@ from rsnn_compiler.ir.fixed_ops import FixedNeuron
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.passes import quant_common as Q
 from rsnn_compiler.passes_api import PassReport
+from rsnn_compiler.validate import check_max_accuracy_drop
 
 NAME = "quant_check"
 MAX_SAMPLES = 256
@@ -204,11 +205,7 @@ def check_quantization(float_graph: Graph, fixed: Graph, reports, calib_x, calib
 
 def check_limits(max_accuracy_drop: float | None, min_spike_agreement: float | None, has_labels: bool) -> None:
     """Refuse meaningless gate options before anything runs (NaN would disable a check)."""
-    if max_accuracy_drop is not None:
-        if not math.isfinite(max_accuracy_drop) or max_accuracy_drop < 0:
-            raise UserInputError(f"--max-accuracy-drop {max_accuracy_drop} must be a number of points >= 0")
-        if not has_labels:
-            raise UserInputError("--max-accuracy-drop needs --calib data with labels y (batch,)")
+    check_max_accuracy_drop(max_accuracy_drop, has_labels)
     if min_spike_agreement is not None and not (0.0 <= min_spike_agreement <= 1.0):
         raise UserInputError(f"--min-spike-agreement {min_spike_agreement} must be a fraction in [0, 1]")
 

@@ -239,10 +239,26 @@ def atomic_directory(target: Path, force: bool = False) -> Iterator[Path]:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_writable_file(path: Path) -> Path:
+    """Refuse (one line, exit 2) an output file path that is a folder or lies in a missing
+    folder; returns the folder it will be written into."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserInputError(f"cannot write {path}: it is a directory; give a file name")
+    if not parent.is_dir():
+        raise UserInputError(f"cannot write {path}: folder {parent} does not exist; create it first")
+    return parent
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file via a temporary sibling and rename, so readers never see half a file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+    parent = check_writable_file(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
+    except OSError as exc:
+        raise UserInputError(f"cannot write into {parent}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -6,7 +6,7 @@ import json
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, import_options, json_option
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, import_options, json_option, warning
 from rsnn_compiler.errors import UserInputError
 
 EXAMPLES = (
@@ -96,6 +96,13 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 @click.option("--no-prune-time", is_flag=True, help=f"{PRUNING}: keep every time step (no temporal pruning)")
 @click.option("--time-tolerance", type=float, metavar="POINTS", help=f"{PRUNING}: accuracy drop allowed when shortening T (default 1.0)")
 @click.option("--time-kl", type=float, metavar="NATS", help=f"{PRUNING}: KL divergence of outputs allowed when shortening T (default 0.05)")
+@click.option("--max-accuracy-drop", type=float, metavar="POINTS",
+              help="fail (exit 1) when quantization costs more than POINTS of accuracy on --calib (needs labels y)")
+@click.option("--min-spike-agreement", type=float, metavar="FRACTION",
+              help="fail (exit 1) when float and fixed-point spikes agree on less than FRACTION of the values"
+              " (on --calib, else on random inputs)")
+@click.option("--force", is_flag=True,
+              help="replace OUT even when it is a folder that is not an rsnnc build (its content is lost)")
 @json_option("print the manifest as JSON instead of a summary")
 @common_options
 @handler
@@ -110,14 +117,15 @@ def command(args, out, err) -> int:
     options = BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        board=args.board, extra={**convert_extra(args), **prune_extra(args)},
+        board=args.board, extra={**convert_extra(args), **prune_extra(args)}, force=args.force,
+        max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
     )
     progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
     if err.is_terminal and not args.quiet:
         with err.status("building...") as status:
-            result = build(args.input, args.out, options, progress=lambda m: status.update(m))
+            result = build(args.input, args.out, options, progress=lambda m: status.update(m), warn=warning)
     else:
-        result = build(args.input, args.out, options, progress=progress)
+        result = build(args.input, args.out, options, progress=progress, warn=warning)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:
