@@ -73,9 +73,14 @@ def read_onnx(path: str | Path) -> AnnGraph:
     except Exception as err:  # noqa: BLE001 - any parse failure is a user error
         raise UserInputError(f"{path} is not a readable ONNX model ({type(err).__name__}: {err})") from None
     g = model.graph
-    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t).astype(np.float32)
-                                     if numpy_helper.to_array(t).dtype.kind == "f"
-                                     else numpy_helper.to_array(t) for t in g.initializer}
+    consts: dict[str, np.ndarray] = {}
+    for t in g.initializer:
+        try:
+            arr = numpy_helper.to_array(t)
+        except Exception as err:  # noqa: BLE001 - e.g. raw_data shorter than its dims say
+            raise UserInputError(f"{path}: initializer '{str(t.name)[:60]}' is malformed ({type(err).__name__}:"
+                                 f" {str(err)[:120]}); export the model again") from None
+        consts[t.name] = arr.astype(np.float32) if arr.dtype.kind == "f" else arr
     inputs = [vi for vi in g.input if vi.name not in consts]
     if len(inputs) != 1 or len(g.output) != 1:
         raise UserInputError(f"{path}: the ANN must have one input and one output (has {len(inputs)} and {len(g.output)})")

@@ -88,6 +88,14 @@ def detail_tables(reports: list[dict[str, Any]]) -> list[Table]:
     return tables
 
 
+def warning_lines(manifest: dict) -> list[str]:
+    """The build's warnings (results that differ from the source model), one line each."""
+    warnings = [w for w in manifest.get("warnings", []) if isinstance(w, str)]
+    if not warnings:
+        return []
+    return [f"warnings ({len(warnings)}): results that differ from the source model"] + [f"  - {w}" for w in warnings]
+
+
 def print_build_summary(console: Console, manifest: dict, timings: dict, outdir: str) -> None:
     console.print(f"[bold]rsnnc build[/bold] {manifest['input']['source']} -> {outdir}")
     for rep in manifest.get("passes", [])[:1]:
@@ -102,3 +110,6 @@ def print_build_summary(console: Console, manifest: dict, timings: dict, outdir:
         files = ", ".join(art["files"]) if art["files"] else "-"
         console.print(f"  target {name}: {art['summary']}  files: {files}")
     console.print(passes_table(merged_reports(manifest, timings)))
+    if manifest.get("warnings"):
+        console.print(f"  {len(manifest['warnings'])} warning(s), printed above and in `rsnnc report {outdir}`",
+                      highlight=False, markup=False)

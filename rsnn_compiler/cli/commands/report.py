@@ -23,7 +23,7 @@ EXAMPLES = (
 def command(args, out, err) -> int:
     from rsnn_compiler.artifact import read_manifest, read_timings
     from rsnn_compiler.mapping_report import mapping_metrics, mapping_tables, write_utilisation_plot
-    from rsnn_compiler.reports import detail_tables, merged_reports, passes_table
+    from rsnn_compiler.reports import detail_tables, merged_reports, passes_table, warning_lines
 
     manifest = read_manifest(Path(args.build))
     reports = merged_reports(manifest, read_timings(Path(args.build)))
@@ -33,6 +33,7 @@ def command(args, out, err) -> int:
             "compiler": manifest.get("compiler"),
             "input": manifest.get("input"),
             "pipeline": manifest.get("pipeline"),
+            "warnings": manifest.get("warnings", []),
             "passes": reports,
         }, indent=2, sort_keys=True))
         return 0
@@ -41,6 +42,8 @@ def command(args, out, err) -> int:
     out.print(passes_table(reports))
     for table in detail_tables(reports):
         out.print(table)
+    for line in warning_lines(manifest):
+        out.print(line, highlight=False, markup=False)
     mapping = mapping_metrics(reports)
     if mapping:
         for table in mapping_tables(mapping):
