@@ -105,8 +105,14 @@ def read_onnx(path: str | Path) -> AnnGraph:
             raise UserInputError(f"{where}: {what} must be a constant (initializer)")
         return consts[name]
 
+    defined = {inputs[0].name, *consts}
     for i, node in enumerate(g.node):
         op, a, where = node.op_type, _attrs(node), _where(node, i)
+        unknown = [x for x in node.input if x and x not in defined]
+        if unknown:  # ONNX nodes are topologically sorted: a later or missing name is a broken file
+            raise UserInputError(f"{where}: input '{unknown[0][:60]}' is not defined by the graph input, an"
+                                 " initializer or an earlier node; export the model again")
+        defined.update(x for x in node.output if x)
         ins = [src(x) for x in node.input]
         out = node.output[0] if node.output else ""
         if op == "Constant":

@@ -550,6 +550,8 @@ def _from_factory(source: str, options: ImportOptions) -> nn.Module:
     try:
         with guard(f"module '{mod_name}'"):
             mod = importlib.import_module(mod_name)
+    except UserInputError:
+        raise
     except Exception as err:
         raise UserInputError(
             f"cannot import module '{mod_name}' ({type(err).__name__}: {str(err)[:120]}); check PYTHONPATH"

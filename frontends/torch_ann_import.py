@@ -246,6 +246,8 @@ def _from_factory(source: str, options: ImportOptions) -> nn.Module:
         with guard(f"module '{mod_name}'"):
             module = importlib.import_module(mod_name)
         factory = getattr(module, attr)
+    except UserInputError:
+        raise
     except Exception as err:
         raise UserInputError(f"cannot import {source} ({type(err).__name__}: {first_line(err)}); give"
                              " pkg.module:factory on the Python path") from None

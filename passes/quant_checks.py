@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rsnn_compiler.budget import require_within_budget
+from rsnn_compiler.budget import require_run_within_budget, require_within_budget
 from rsnn_compiler.errors import CheckFailed, UserInputError
 from rsnn_compiler.fixed import arith
 from rsnn_compiler.interpreter.fixed_interp import run_fixed
@@ -123,17 +123,12 @@ def check_inputs(float_graph: Graph, calib_x: np.ndarray | None) -> tuple[np.nda
     if calib_x is not None:
         x = calib_x[:, :MAX_SAMPLES]
         return x, f"calibration data ({x.shape[1]} samples x {x.shape[0]} steps)", "calibration data"
-    steps = float_graph.attrs.steps or RANDOM_STEPS
+    steps = min(float_graph.attrs.steps or RANDOM_STEPS, RANDOM_STEPS)
     shape = tuple(float_graph.nodes[float_graph.input_name].out_shape)
+    require_within_budget(4 * steps * RANDOM_BATCH * math.prod(shape), "random inputs for the quantization check")
     x = np.random.default_rng(RANDOM_SEED).random((steps, RANDOM_BATCH, *shape), dtype=np.float32)
     return x, (f"uniform [0, 1) random inputs (no --calib; seed {RANDOM_SEED}, {RANDOM_BATCH} samples x {steps}"
                " steps)"), "random inputs (no --calib)"
-
-
-def run_bytes(graph: Graph, steps: int, batch: int) -> int:
-    """Bytes a recorded run holds: every node's value (and up to 4 states) per step, int64."""
-    per_step = sum(5 * math.prod(op.out_shape) for op in graph.nodes.values())
-    return 8 * steps * batch * per_step
 
 
 def _overflow_warning(fixed: Graph, key: str, count: int, data: str) -> str:
@@ -164,8 +159,7 @@ def check_quantization(float_graph: Graph, fixed: Graph, reports, calib_x, calib
                          " to the largest mantissa")
 
     x, report.data, on = check_inputs(float_graph, calib_x)
-    require_within_budget(run_bytes(float_graph, x.shape[0], x.shape[1]) + run_bytes(fixed, x.shape[0], x.shape[1]),
-                          f"the quantization check on {report.data}")
+    require_run_within_budget(float_graph, 2 * x.shape[0], x.shape[1], "the quantization check (float and fixed)")
     y = None if calib_y is None or calib_x is None else calib_y[:MAX_SAMPLES]
     float_run = run_float(float_graph, x)
     stats: dict[str, int] = {}

@@ -182,6 +182,14 @@ def swap_into_place(tmp: Path, target: Path) -> None:
     os.replace(old, tmp)
 
 
+def output_path(target: Path) -> Path:
+    """The absolute, symlink-free path a build goes to (``-o .`` names the working folder)."""
+    target = Path(os.path.realpath(os.path.abspath(target)))
+    if target == target.parent or not target.name:
+        raise UserInputError(f"cannot build into {target}; choose a folder below it with -o")
+    return target
+
+
 def check_output_folder(target: Path, force: bool) -> None:
     """``-o`` may name a new path, an empty folder or an earlier build; anything else would
     lose files, so it is refused unless ``force``."""
@@ -212,31 +220,38 @@ def atomic_directory(target: Path, force: bool = False) -> Iterator[Path]:
     (``check_output_folder``). The temporary folder is removed on every exit path, including
     SIGTERM/SIGHUP (``signals_unwind``); one left by SIGKILL is removed by the next build into
     the same parent folder (``remove_stale_temporaries``)."""
-    target = Path(os.path.realpath(os.path.abspath(target)))
+    target = output_path(target)
     parent = target.parent
-    if target == parent or not target.name:
-        raise UserInputError(f"cannot build into {target}; choose a folder below it with -o")
     check_output_folder(target, force)
+    created = [p for p in (parent, *parent.parents) if not p.exists()]  # removed again on failure
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"cannot create output directory {parent}: {exc.strerror}") from None
     remove_stale_temporaries(parent, target.name)
+    done = False
     with signals_unwind():
         try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{TEMP_TAG}-{os.getpid()}-", dir=parent))
-        except OSError as exc:
-            raise UserInputError(f"cannot write into {parent}: {exc.strerror}") from None
-        try:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o777 & ~umask)
-            yield tmp
-            check_output_folder(target, force)  # it may have changed while we built
-            swap_into_place(tmp, target)
+            try:
+                tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{TEMP_TAG}-{os.getpid()}-", dir=parent))
+            except OSError as exc:
+                raise UserInputError(f"cannot write into {parent}: {exc.strerror}") from None
+            try:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o777 & ~umask)
+                yield tmp
+                check_output_folder(target, force)  # it may have changed while we built
+                swap_into_place(tmp, target)
+                done = True
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            if not done:
+                for folder in created:  # innermost first; only if still empty
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
 
 
 def check_writable_file(path: Path) -> Path:

@@ -11,6 +11,7 @@ beyond ``INFLATION_FLOOR`` bytes: real data does not compress 100:1, zip bombs d
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -72,3 +73,15 @@ def require_plausible_inflation(uncompressed: int, compressed: int, what: str) -
             f" ({uncompressed // max(compressed, 1)}x), which real data does not; refusing a likely"
             " zip bomb (save real data uncompressed with numpy.savez)"
         )
+
+
+def run_bytes(graph, steps: int, batch: int) -> int:
+    """Bytes a recorded run of ``graph`` holds: every node's value and up to four states per
+    step and sample, 8 bytes each (the interpreters record all of them)."""
+    per_step = sum(5 * math.prod(int(d) for d in op.out_shape) for op in graph.nodes.values())
+    return 8 * int(steps) * int(batch) * per_step
+
+
+def require_run_within_budget(graph, steps: int, batch: int, what: str = "running the model") -> None:
+    """Refuse a run (exit 2) whose recorded values would exceed the budget, before it starts."""
+    require_within_budget(run_bytes(graph, steps, batch), f"{what} on {batch} sample(s) x {steps} steps")

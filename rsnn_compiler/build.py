@@ -17,7 +17,10 @@ from typing import Callable
 import numpy as np
 
 from rsnn_compiler import __version__
-from rsnn_compiler.artifact import MANIFEST, TIMINGS, atomic_directory, file_hashes, sha256_file, write_json
+from rsnn_compiler.artifact import (
+    MANIFEST, TIMINGS, atomic_directory, check_output_folder, file_hashes, output_path, sha256_file, write_json,
+)
+from rsnn_compiler.budget import require_run_within_budget
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportResult
@@ -172,6 +175,7 @@ def build(
     that differs from the source model, e.g. a clamped threshold) goes to ``warn`` as it is
     known and into ``manifest["warnings"]``."""
     outdir = Path(outdir)
+    check_output_folder(output_path(outdir), options.force)  # refuse before the work, not after
     backends = [registry.get_backend(t) for t in options.targets]
     target_pass_options: dict = {}
     for backend in backends:  # each target applies its options (e.g. the Loihi 2 board)
@@ -199,6 +203,8 @@ def build(
     progress(f"importing {source}")
     result = imported or import_model(source, import_options)
     result.report.source = source_label(source)  # the manifest does not depend on the working directory
+    if calib_x is not None:  # passes run the model on the calibration data (float and fixed)
+        require_run_within_budget(result.graph, 2 * calib_x.shape[0], calib_x.shape[1], "calibration")
     ctx = PassContext(
         calib_x=calib_x, calib_y=calib_y, options={**options.extra, **target_pass_options},
         verify_each=options.verify_each, progress=progress,

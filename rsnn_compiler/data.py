@@ -13,6 +13,10 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.npyio import NpzReader
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+INT32 = np.iinfo(np.int32)
+
+
 def load_data(path: str | Path, need_labels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """``x`` (time >= 1, batch >= 1, *features, real and finite) and optional integer labels
     ``y`` (batch,), read under the memory budget (``rsnn_compiler.npyio``)."""
@@ -38,6 +42,10 @@ def load_data(path: str | Path, need_labels: bool = False) -> tuple[np.ndarray, 
                              " time step, one sample and one feature")
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         raise UserInputError(f"{path}: 'x' contains NaN or Inf; clean the data first")
+    if np.issubdtype(x.dtype, np.floating) and np.abs(x).max() > FLOAT32_MAX:
+        raise UserInputError(f"{path}: 'x' holds values beyond the float32 range the executors compute in")
+    if np.issubdtype(x.dtype, np.integer) and (x.min() < INT32.min or x.max() > INT32.max):
+        raise UserInputError(f"{path}: 'x' holds integers outside int32 (what the integer executors take)")
     if y is not None:
         if y.shape != (x.shape[1],):
             raise UserInputError(f"{path}: 'y' has shape {y.shape} but x has batch {x.shape[1]}; labels must be (batch,)")

@@ -14,6 +14,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from rsnn_compiler.artifact import build_file, verify_target_files
+from rsnn_compiler.budget import require_run_within_budget
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.interpreter.result import RunResult
@@ -57,6 +58,13 @@ def load_build_graph(build: Path, manifest: dict, key: str) -> Graph:
     if entry is None:
         raise UserInputError(f"build {build} has no {key} graph; rebuild it with `rsnnc build`")
     return load_graph(build_file(build, manifest, entry["file"]))
+
+
+def check_run_budget(build: Path, manifest: dict, x: np.ndarray) -> None:
+    """Refuse (exit 2, before anything runs) inputs whose recorded run would exceed the memory
+    budget (``budget.run_bytes`` of the build's float graph; the fixed graph records as much)."""
+    graph = load_build_graph(build, manifest, "float")
+    require_run_within_budget(graph, x.shape[0], x.shape[1])
 
 
 def target_program(

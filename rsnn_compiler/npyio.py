@@ -88,7 +88,7 @@ class NpzReader:
             raise UserInputError(f"{what} {self.path} not found") from None
         except IsADirectoryError:
             raise UserInputError(f"{what} {self.path} is a directory, not a file") from None
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, OverflowError) as exc:
             hint = (" (it is a single .npy array: save with numpy.savez(file, x=...) instead of numpy.save)"
                     if head == NPY_MAGIC else "")
             raise UserInputError(f"{what} {self.path} is malformed or truncated: not a .npz (zip) archive{hint} ({str(exc)[:100]})") from None

@@ -18,7 +18,7 @@ import numpy as np
 
 from rsnn_compiler import registry
 from rsnn_compiler.errors import RsnncError, UserInputError
-from rsnn_compiler.executors import fixed_profiles
+from rsnn_compiler.executors import check_run_budget, fixed_profiles
 from rsnn_compiler.interpreter.result import RunResult
 
 REFERENCE = "interp"
@@ -167,6 +167,7 @@ def validate(
     progress=lambda msg: None,
 ) -> ValidationReport:
     check_max_accuracy_drop(max_accuracy_drop, y is not None)
+    check_run_budget(build, manifest, x)
     profiles = fixed_profiles(manifest)
     profile = profiles[0] if profiles else None
     report = ValidationReport(build=str(build), profile=profile, samples=int(x.shape[1]), steps=int(x.shape[0]))

@@ -486,11 +486,12 @@ def test_racing_builds_all_land_whole(tmp_path):
 
 
 def test_atomic_directory_cleans_up_on_error(tmp_path):
-    with pytest.raises(RuntimeError):
-        with atomic_directory(tmp_path / "out") as tmp:
-            (tmp / "partial").write_text("x")
-            raise RuntimeError("emit failed")
-    assert os.listdir(tmp_path) == []
+    for target in (tmp_path / "out", tmp_path / "new" / "deep" / "out"):  # parents it made go too
+        with pytest.raises(RuntimeError):
+            with atomic_directory(target) as tmp:
+                (tmp / "partial").write_text("x")
+                raise RuntimeError("emit failed")
+        assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ def command(args, out, err) -> int:
     from rsnn_compiler.artifact import MANIFEST, TIMINGS, check_writable_file, read_manifest
     from rsnn_compiler.data import load_data, save_npz
     from rsnn_compiler.errors import UserInputError
+    from rsnn_compiler.executors import check_run_budget
 
     manifest = read_manifest(Path(args.build))
     out_path, root = Path(args.out).resolve(), Path(args.build).resolve()
@@ -58,6 +59,7 @@ def command(args, out, err) -> int:
     domain = args.domain or default_domain(executor)
     say(err, args, f"running {args.executor} ({domain}) on {x.shape[1]} sample(s) x {x.shape[0]} steps")
     x = trim_to_build_steps(manifest, x, err, args.quiet)
+    check_run_budget(Path(args.build), manifest, x)
     result = executor.run(Path(args.build), manifest, domain, args.profile, x)
     summary = {
         "out": args.out,
