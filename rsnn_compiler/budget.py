@@ -71,7 +71,7 @@ def require_plausible_inflation(uncompressed: int, compressed: int, what: str) -
         raise UserInputError(
             f"{what} inflates {human(compressed)} to {human(uncompressed)}"
             f" ({uncompressed // max(compressed, 1)}x), which real data does not; refusing a likely"
-            " zip bomb (save real data uncompressed with numpy.savez)"
+            " zip bomb (store real data uncompressed, e.g. with numpy.savez)"
         )
 
 
@@ -85,3 +85,23 @@ def run_bytes(graph, steps: int, batch: int) -> int:
 def require_run_within_budget(graph, steps: int, batch: int, what: str = "running the model") -> None:
     """Refuse a run (exit 2) whose recorded values would exceed the budget, before it starts."""
     require_within_budget(run_bytes(graph, steps, batch), f"{what} on {batch} sample(s) x {steps} steps")
+
+
+def require_hdf5_within_budget(path, what: str = "HDF5 file") -> None:
+    """Sum the sizes the datasets of an HDF5 file declare (shape x item size, read from their
+    headers) and refuse the file when they exceed the budget or inflate like a zip bomb (a
+    chunked, compressed dataset declaring far more than its storage)."""
+    import h5py
+
+    items: list[tuple[str, int, int]] = []  # name, declared bytes, stored bytes
+
+    def visit(name, obj) -> None:
+        if isinstance(obj, h5py.Dataset):
+            size = int(math.prod(int(d) for d in obj.shape)) * int(obj.dtype.itemsize) if obj.shape else int(obj.dtype.itemsize)
+            items.append((name, size, int(obj.id.get_storage_size())))
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    for name, size, storage in items:
+        require_plausible_inflation(size, storage, f"{what} {path}: dataset '{name[:80]}'")
+    require_within_budget(sum(size for _, size, _ in items), f"{what} {path}")

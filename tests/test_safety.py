@@ -249,6 +249,19 @@ def test_zip_bombs_and_forged_headers_are_refused(c_build, tmp_path, cli_run):
     assert not (tmp_path / "y.npz").exists()
 
 
+def test_nir_dataset_bomb_is_refused(tmp_path, cli_run):
+    import h5py
+
+    path = tmp_path / "bomb.nir"
+    shutil.copyfile(ROOT / "models" / "rleaky_mnist1d" / "model.nir", path)
+    with h5py.File(path, "r+") as f:  # 1.5 GiB of zeros in a few KiB of gzip chunks
+        del f["node/nodes/0/weight"]
+        f.create_dataset("node/nodes/0/weight", shape=(20000, 20000), dtype="f4", chunks=(1000, 1000),
+                         compression="gzip", fillvalue=0)[0, 0] = 1.0
+    code, _, err = cli_run("inspect", path)
+    assert code == 2 and "zip bomb" in one_error(err)
+
+
 def test_memory_budget_applies_before_allocation(c_build, tmp_path):
     """A refused data file does not raise the process' peak memory (a child's maxrss)."""
     x = np.zeros((64, 64, 8), np.float32)
