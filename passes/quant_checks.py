@@ -36,9 +36,10 @@ from rsnn_compiler.ir.fixed_ops import FixedNeuron
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.passes import quant_common as Q
 from rsnn_compiler.passes_api import PassReport
+from rsnn_compiler.pipeline import CHECK_STEP
 from rsnn_compiler.validate import check_max_accuracy_drop
 
-NAME = "quant_check"
+NAME = CHECK_STEP
 MAX_SAMPLES = 256
 RANDOM_STEPS = 32
 RANDOM_BATCH = 16
