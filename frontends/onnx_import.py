@@ -72,6 +72,11 @@ def read_onnx(path: str | Path) -> AnnGraph:
         model = onnx.load(str(path))
     except Exception as err:  # noqa: BLE001 - any parse failure is a user error
         raise UserInputError(f"{path} is not a readable ONNX model ({type(err).__name__}: {err})") from None
+    try:  # node arities, attribute types, names: what the reader below relies on
+        onnx.checker.check_model(model)
+    except Exception as err:  # noqa: BLE001 - onnx raises ValidationError and others
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise UserInputError(f"{path} is not a valid ONNX model ({first}); export it again") from None
     g = model.graph
     consts: dict[str, np.ndarray] = {}
     for t in g.initializer:
@@ -182,7 +187,8 @@ def read_onnx(path: str | Path) -> AnnGraph:
             raise UserInputError(
                 f"unsupported ONNX op '{op}' at {where}; supported: Gemm, MatMul, Add, Conv, Relu, Clip,"
                 " BatchNormalization, AveragePool, GlobalAveragePool, MaxPool, Flatten, Reshape (see docs/conversion.md)")
-        n.label = (node.name or out).strip("/").replace("/", ".")
+        name = node.name if isinstance(node.name, str) else bytes(node.name).decode("utf-8", "replace")  # invalid UTF-8
+        n.label = (name or out).strip("/").replace("/", ".")
         items.append(n)
         if isinstance(n, AnnNode):
             producer[out] = n
