@@ -267,8 +267,11 @@ def gen_nir(rng, folder: Path, ctx: Context) -> list[str]:
     import h5py
 
     path = folder / "m.nir"
-    if rng.random() < 0.2:
+    mode = rng.random()
+    if mode < 0.2:
         path.write_bytes(flip_bytes(NIR.read_bytes(), rng))
+    elif mode < 0.35:
+        shutil.copyfile(NIR, path)  # a valid file: only the options are hostile
     else:
         shutil.copyfile(NIR, path)
         with h5py.File(path, "r+") as f:
