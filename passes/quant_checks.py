@@ -5,7 +5,9 @@ Runs after the fixed-point pipeline on (float graph before quantization, final f
 - **clamped parameters** (static): a threshold, reset, initial value or adaptation step whose
   ideal integer ``round(value * S / 2^shift)`` (S = the layer's state scale from quantize_state)
   lies outside what the profile can store, so the stored value differs (e.g. theta = 1e9 on
-  loihi2 becomes vth = 131071, a negative theta becomes 1 LSB);
+  loihi2 becomes vth = 131071, a negative theta becomes 1 LSB); a neuron bias (with the Affine
+  biases folded into it) more than one mantissa step from the stored one; an Affine bias
+  dropped because the profile's synapse has none and no neuron absorbs it;
 - **weights** (static): nonzero float weights that became zero mantissas (a wide weight range
   under one exponent), and weights quantize_weights clipped;
 - **behaviour on data**: the float and the fixed graph run on the calibration data (at most
@@ -103,6 +105,41 @@ def clamped_parameters(float_graph: Graph, fixed: Graph, scales: dict[str, int])
     return out
 
 
+def bias_losses(float_graph: Graph, fixed: Graph, scales: dict[str, int]) -> list[dict]:
+    """Biases the fixed graph does not carry: a neuron bias (its own plus the Affine biases
+    feeding it, times the gain and the state scale S) more than one mantissa step away from
+    ``bias_mant * 2^bias_exp`` (clamped to the profile's range), and Affine biases dropped
+    (loihi2 Dense has none) where no neuron absorbs them."""
+    out = []
+    for name, fop in fixed.nodes.items():
+        op = float_graph.nodes.get(name)
+        if op is None:
+            continue
+        if isinstance(fop, FixedNeuron) and name in scales and hasattr(op, "gain") and hasattr(op, "bias"):
+            ins = [float_graph.nodes[e.src] for e in float_graph.in_edges(name)]
+            if not all(isinstance(s, Q.SYNAPSES) and not Q.is_conv(s) for s in ins):
+                continue
+            total = np.asarray(op.bias, np.float64).copy()
+            for syn in ins:
+                if syn.bias is not None:
+                    total = total + np.asarray(op.gain, np.float64) * np.asarray(syn.bias, np.float64).reshape(total.shape)
+            ideal = total * 2.0 ** scales[name]
+            step = np.exp2(np.asarray(fop.bias_exp, np.float64))
+            stored = np.asarray(fop.bias_mant, np.float64) * step
+            bad = np.abs(ideal - stored) > np.maximum(step, 1.0)
+            if bad.any():
+                i = tuple(np.argwhere(bad)[0])
+                out.append({"node": name, "parameter": "bias", "neurons": int(bad.sum()), "of": int(bad.size),
+                            "value": float(total[i]), "represented": float(stored[i] / 2.0 ** scales[name])})
+        elif isinstance(op, Q.SYNAPSES) and op.bias is not None and np.any(op.bias != 0) and hasattr(fop, "bias"):
+            consumers = [fixed.nodes[e.dst] for e in fixed.out_edges(name)]
+            if (fop.bias is None or not np.any(fop.bias)) and not any(isinstance(c, FixedNeuron) for c in consumers):
+                out.append({"node": name, "parameter": "bias", "neurons": int(np.count_nonzero(op.bias)),
+                            "of": int(op.bias.size), "value": float(np.abs(op.bias).max()), "represented": 0.0,
+                            "dropped": True})
+    return out
+
+
 def weight_losses(float_graph: Graph, fixed: Graph) -> list[dict]:
     out = []
     for name, fop in fixed.nodes.items():
@@ -143,8 +180,13 @@ def _overflow_warning(fixed: Graph, key: str, count: int, data: str) -> str:
 def check_quantization(float_graph: Graph, fixed: Graph, reports, calib_x, calib_y) -> QuantCheckReport:
     report = QuantCheckReport(name=NAME)
     warn = report.warnings.append
-    for c in clamped_parameters(float_graph, fixed, _scales(reports)):
+    scales = _scales(reports)
+    for c in clamped_parameters(float_graph, fixed, scales) + bias_losses(float_graph, fixed, scales):
         report.clamped.append(c)
+        if c.get("dropped"):
+            warn(f"{c['node']}: bias dropped for {c['neurons']} of {c['of']} output(s) (|bias| up to {c['value']:g});"
+                 " the profile's synapses have no bias and no neuron absorbs it")
+            continue
         warn(f"{c['node']}: {c['parameter']} clamped for {c['neurons']} of {c['of']} neuron(s)"
              f" ({c['value']:g} is stored as {c['represented']:g}, the nearest value the profile holds)")
     for z in weight_losses(float_graph, fixed):

@@ -150,17 +150,22 @@ def test_bad_steps_are_refused(steps, tmp_path, cli_run):
 # ---------------------------------------------------------------------------------------------
 # 5: quantization says what it changed and can fail the build
 # ---------------------------------------------------------------------------------------------
-def two_layer(theta=1.0, wide=False) -> "Graph":  # noqa: F821
+def two_layer(theta=1.0, wide=False, bias=None, readout_bias=None) -> "Graph":  # noqa: F821
     rng = np.random.default_rng(0)
     b = GraphBuilder("q", dt=1e-3)
     b.add("input", Input(shape=(8,)))
     w = rng.normal(0, 0.6, (32, 8))
     if wide:
         w[0, 0] = 0.6 * 5000  # a 5000:1 weight range under one Loihi 2 exponent
-    b.add("fc", Affine(weight=w))
+    b.add("fc", Affine(weight=w, bias=None if bias is None else np.full(32, bias)))
     b.add("lif", LIF(**broadcast_params((32,), beta=0.9, gain=1.0, bias=0.0, theta=theta, v_reset=0.0, v_init=0.0),
                      reset=ResetMode.SUBTRACT))
     b.add("fc2", Affine(weight=rng.normal(0, 0.6, (4, 32))))
+    if readout_bias is not None:  # a linear readout: Affine -> Output
+        b.add("ro", Affine(weight=np.eye(4), bias=np.full(4, readout_bias)))
+        b.add("output", Output(shape=(4,)))
+        b.chain("input", "fc", "lif", "fc2", "ro", "output")
+        return b.build().with_attrs(properties=frozenset({Prop.DISCRETIZED}))
     b.add("lif2", LIF(**broadcast_params((4,), beta=0.9, gain=1.0, bias=0.0, theta=1.0, v_reset=0.0, v_init=0.0),
                       reset=ResetMode.SUBTRACT))
     b.add("output", Output(shape=(4,)))
@@ -174,6 +179,7 @@ def quant_files(tmp_path_factory):
     save_graph(two_layer(theta=1e9), d / "big.rsnn")
     save_graph(two_layer(theta=-1.0), d / "neg.rsnn")
     save_graph(two_layer(wide=True), d / "wide.rsnn")
+    save_graph(two_layer(bias=1e6, readout_bias=0.5), d / "bias.rsnn")
     rng = np.random.default_rng(3)
     np.savez(d / "calib.npz", x=(rng.random((40, 64, 8)) < 0.3).astype(np.float32), y=rng.integers(0, 4, 64))
     return d
@@ -193,6 +199,9 @@ def test_clamped_thresholds_warn(quant_files, tmp_path, cli_run):
     assert manifest["pipeline"]["fpga"][-1] == "quant_check"
     code, out, _ = cli_run("report", tmp_path / "b")
     assert code == 0 and "theta clamped" in out and "warnings (" in out
+    code, _, err = cli_run("build", quant_files / "bias.rsnn", "--target", "gpu", "--profile", "loihi2", "-o", tmp_path / "c", "-q")
+    ws = warnings_of(err)
+    assert code == 0 and any("lif: bias clamped" in w for w in ws) and any(": bias dropped" in w for w in ws), err
 
 
 def test_wide_weight_range_warns_and_gates_fail_the_build(quant_files, tmp_path, cli_run):
