@@ -308,9 +308,19 @@ def _manifest_problem(m) -> str | None:
     for key in ("pipeline", "options", "input", "compiler"):
         if key in m and not isinstance(m[key], dict):
             return f"'{key}' is not an object"
-    if "passes" in m and not (isinstance(m["passes"], list) and all(isinstance(p, dict) for p in m["passes"])):
-        return "'passes' is not a list of reports"
+    if "passes" in m and not (isinstance(m["passes"], list) and all(_report_ok(p) for p in m["passes"])):
+        return "'passes' is not a list of reports ({name, reason, notes, warnings, metrics})"
+    if not (isinstance(m.get("warnings", []), list) and all(isinstance(w, str) for w in m.get("warnings", []))):
+        return "'warnings' is not a list of texts"
     return None
+
+
+def _report_ok(rep) -> bool:
+    """A pass report as the report renderers read it."""
+    return (isinstance(rep, dict) and isinstance(rep.get("name"), str) and isinstance(rep.get("reason", ""), str)
+            and isinstance(rep.get("metrics", {}), dict)
+            and all(isinstance(rep.get(k, []), list) and all(isinstance(t, str) for t in rep.get(k, []))
+                    for k in ("notes", "warnings")))
 
 
 def read_manifest(build: Path) -> dict:
@@ -374,8 +384,13 @@ def verify_target_files(build: Path, manifest: dict, target: str) -> None:
 
 
 def read_timings(build: Path) -> dict:
+    """``timings.json`` (wall times, not hashed): {} when missing, unreadable or malformed."""
     path = Path(build) / TIMINGS
     try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
+        data = json.loads(path.read_bytes()) if path.is_file() and path.stat().st_size < MAX_MANIFEST_BYTES else {}
+    except (ValueError, OSError, RecursionError):
         return {}
+    passes = data.get("passes") if isinstance(data, dict) else None
+    if not (isinstance(passes, list) and all(isinstance(p, dict) for p in passes)):
+        return {}
+    return data

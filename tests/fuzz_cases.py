@@ -409,7 +409,7 @@ def gen_build_folder(rng, folder: Path, ctx: Context) -> list[str]:
     for _ in range(rng.randrange(1, 3)):
         mode = rng.randrange(7)
         victim = rng.choice(files)
-        if not victim.exists():
+        if not victim.is_file() or victim.is_symlink():  # already mutated into something else
             continue
         if mode == 0:
             try:

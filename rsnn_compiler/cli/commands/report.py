@@ -22,6 +22,7 @@ EXAMPLES = (
 @handler
 def command(args, out, err) -> int:
     from rsnn_compiler.artifact import read_manifest, read_timings
+    from rsnn_compiler.errors import UserInputError
     from rsnn_compiler.mapping_report import mapping_metrics, mapping_tables, write_utilisation_plot
     from rsnn_compiler.reports import detail_tables, merged_reports, passes_table, warning_lines
 
@@ -46,7 +47,12 @@ def command(args, out, err) -> int:
         out.print(line, highlight=False, markup=False)
     mapping = mapping_metrics(reports)
     if mapping:
-        for table in mapping_tables(mapping):
+        try:
+            tables = mapping_tables(mapping)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):  # a hand-edited manifest
+            raise UserInputError(f"{args.build}: the map_loihi2 report in manifest.json is malformed;"
+                                 " rebuild with `rsnnc build`") from None
+        for table in tables:
             out.print(table)
         sub = Path(args.build) / "lava"
         out.print(write_utilisation_plot(mapping, (sub if sub.is_dir() else Path(args.build)) / "mapping.png"))
