@@ -36,6 +36,9 @@ from rsnn_compiler.passes_api import Prop
 from rsnn_compiler.frontends._common import (
     cut_cycles, decay_from_tau, finish_graph, sanitize_name, snap_gain, to_array,
 )
+from rsnn_compiler.frontends.nir_sources import (
+    CONVENTIONS, SOURCE_CHOICES, Convention, NirSource, detect, parse_source,
+)
 
 DISCRETISATION = (
     "forward Euler: beta = 1 - dt/tau, gain = r*dt/tau, alpha = 1 - dt/tau_syn,"
@@ -48,7 +51,6 @@ KNOWN_TYPES = NEURON_TYPES + (
     "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
     "Flatten", "Delay", "Threshold", "NIRGraph", "Identity",
 )
-SNNTORCH_DT = 1e-4
 
 
 # ------------------------------------------------------------------------------------------
@@ -207,25 +209,32 @@ def _remove_passthrough(flat: Flat) -> None:
 # ------------------------------------------------------------------------------------------
 # dt and reset
 # ------------------------------------------------------------------------------------------
-def _dt_candidates(node) -> np.ndarray:
+def _dt_candidates(node) -> tuple[np.ndarray, bool]:
+    """dt values the file implies under the r = tau/dt convention, and whether every gain is 1.
+
+    A gain (r, w_in) of exactly 1 says nothing about dt: it is also the convention of libraries
+    that write r = 1 (Norse, SpikingJelly LIFNode(decay_input=True), Sinabs, Rockpool).
+    """
     kind = _type(node)
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind in ("LIF", "LI"):
-            c = [to_array(node.tau, "tau") / to_array(node.r, "r")]
+            gains = [to_array(node.r, "r")]
+            c = [to_array(node.tau, "tau") / gains[0]]
         elif kind in ("CubaLIF", "CubaLI"):
-            c = [
-                to_array(node.tau_syn, "tau_syn") / to_array(node.w_in, "w_in"),
-                to_array(node.tau_mem, "tau_mem") / to_array(node.r, "r"),
-            ]
+            gains = [to_array(node.w_in, "w_in"), to_array(node.r, "r")]
+            c = [to_array(node.tau_syn, "tau_syn") / gains[0], to_array(node.tau_mem, "tau_mem") / gains[1]]
         elif kind in ("IF", "I"):
-            c = [1.0 / to_array(node.r, "r")]
+            gains = [to_array(node.r, "r")]
+            c = [1.0 / gains[0]]
         else:
-            return np.zeros(0)
+            return np.zeros(0), False
     vals = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in c])
-    return vals[np.isfinite(vals) & (vals > 0)]
+    unit = all(np.all(np.asarray(g, dtype=np.float64) == 1.0) for g in gains)
+    return vals[np.isfinite(vals) & (vals > 0)], unit
 
 
-def choose_dt(flat: Flat, top_meta: dict, options: ImportOptions) -> tuple[float | None, str]:
+def choose_dt(flat: Flat, top_meta: dict, options: ImportOptions,
+              conv: Convention | None = None) -> tuple[float | None, str]:
     if options.dt is not None:
         if not (options.dt > 0 and math.isfinite(options.dt)):
             raise UserInputError(f"--dt {options.dt} is invalid; give a positive time step in seconds")
@@ -235,27 +244,29 @@ def choose_dt(flat: Flat, top_meta: dict, options: ImportOptions) -> tuple[float
     needs = [n for n, v in flat.nodes.items() if _type(v) in NEURON_TYPES + ("Delay",)]
     if not needs:
         return None, "not needed (no time constants or delays in the graph)"
-    cands = [c for v in flat.nodes.values() if (c := _dt_candidates(v)).size]
-    if not cands:
+    if conv is not None and conv.dt is not None:
+        return conv.dt, f"{conv.source.value} convention: {conv.dt_why}"
+    found = [c for v in flat.nodes.values() if (c := _dt_candidates(v))[0].size]
+    if not found:
         raise UserInputError(
             f"dt cannot be inferred from this NIR file (node '{needs[0]}' gives no tau/r ratio);"
-            " pass --dt SECONDS"
+            f" pass --dt SECONDS or --nir-source {SOURCE_CHOICES}"
         )
-    allc = np.concatenate(cands)
+    if all(unit for _c, unit in found):
+        raise UserInputError(
+            "dt is not determined by this NIR file: every neuron has r = 1 (and w_in = 1), the convention of"
+            " Norse, SpikingJelly LIFNode(decay_input=True), Sinabs and Rockpool, so tau/r is no time step;"
+            f" pass --dt SECONDS or --nir-source {SOURCE_CHOICES}"
+        )
+    allc = np.concatenate([c for c, _unit in found])
     lo, hi, mid = float(allc.min()), float(allc.max()), float(np.median(allc))
     if hi - lo > 1e-4 * mid:
         raise UserInputError(
             f"dt cannot be inferred: tau/r ranges from {lo:.6g} to {hi:.6g} s across neurons"
-            " (not an snnTorch/SpikingJelly-style file); pass --dt SECONDS"
+            f" (not an r = tau/dt file); pass --dt SECONDS or --nir-source {SOURCE_CHOICES}"
         )
     dt = float(f"{mid:.6g}")
     return dt, f"inferred as tau/r (= {dt:g} s for all {allc.size} neuron parameters)"
-
-
-def _looks_snntorch(flat: Flat, dt: float | None) -> bool:
-    if dt is None or abs(dt - SNNTORCH_DT) > 1e-9:
-        return False
-    return any(_type(v) in ("LIF", "CubaLIF") for v in flat.nodes.values())
 
 
 # ------------------------------------------------------------------------------------------
@@ -267,6 +278,7 @@ class Ctx:
     reset: ResetMode | None  # option
     comparator: Comparator | None  # option
     notes: list[str]
+    v_init_at_reset: bool = False  # the source library starts membranes at v_reset
 
 
 def _pshape(in_shape, *arrays) -> tuple[int, ...]:
@@ -463,7 +475,8 @@ def _neuron(name: str, node, kind: str, in_shape, ctx: Ctx) -> Op:
         zeros = np.zeros(shape, np.float32)
         if kind == "I":
             return LI(beta=np.ones(shape, np.float32), gain=gain, bias=zeros, v_init=zeros)
-        return IF(gain=gain, bias=zeros, v_init=zeros, **_spiking_kw(name, node, shape, ctx))
+        kw = _spiking_kw(name, node, shape, ctx)
+        return IF(gain=gain, bias=zeros, v_init=_v_init(kw, ctx, zeros), **kw)
     if kind in ("LI", "LIF"):
         tau, r, vl = (to_array(getattr(node, k), f"'{name}'.{k}") for k in ("tau", "r", "v_leak"))
         extra = [to_array(node.v_threshold)] if kind == "LIF" else []
@@ -472,7 +485,8 @@ def _neuron(name: str, node, kind: str, in_shape, ctx: Ctx) -> Op:
         zeros = np.zeros(shape, np.float32)
         if kind == "LI":
             return LI(beta=beta, gain=gain, bias=bias, v_init=zeros)
-        return LIF(beta=beta, gain=gain, bias=bias, v_init=zeros, **_spiking_kw(name, node, shape, ctx))
+        kw = _spiking_kw(name, node, shape, ctx)
+        return LIF(beta=beta, gain=gain, bias=bias, v_init=_v_init(kw, ctx, zeros), **kw)
     # CubaLI / CubaLIF
     names = ("tau_syn", "tau_mem", "r", "v_leak", "w_in")
     ts, tm, r, vl, w_in = (to_array(getattr(node, k), f"'{name}'.{k}") for k in names)
@@ -484,7 +498,13 @@ def _neuron(name: str, node, kind: str, in_shape, ctx: Ctx) -> Op:
     common = dict(alpha=alpha, beta=beta, gain_i=gain_i, gain_v=gain_v, bias=bias, v_init=zeros)
     if kind == "CubaLI":
         return CubaLI(**common)
-    return CubaLIF(**common, **_spiking_kw(name, node, shape, ctx))
+    kw = _spiking_kw(name, node, shape, ctx)
+    common["v_init"] = _v_init(kw, ctx, zeros)
+    return CubaLIF(**common, **kw)
+
+
+def _v_init(kw: dict, ctx: Ctx, zeros: np.ndarray) -> np.ndarray:
+    return np.asarray(kw["v_reset"], np.float32) if ctx.v_init_at_reset else zeros
 
 
 def _from_rsnnc_meta(name: str, node, meta: dict, ctx: Ctx) -> Op:
@@ -519,26 +539,51 @@ def import_graph(nir_graph, options: ImportOptions | None = None, source: str = 
     if not flat.nodes:
         raise UserInputError("the NIR graph is empty; export the model again")
 
-    dt, dt_origin = choose_dt(flat, top_meta, options)
     rsnnc_file = META + "version" in top_meta
+    lib, how = _source(flat, rsnnc_file, options)
+    conv = CONVENTIONS[lib] if lib is not None else None
+    conventions: list[str] = []
+    if conv is not None:
+        _refuse_unsupported(flat, conv, how)
+    dt, dt_origin = choose_dt(flat, top_meta, options, conv)
     has_spiking = any(_type(v) in SPIKING_TYPES for v in flat.nodes.values())
+    comparator = None if options.comparator is None else Comparator(options.comparator)
     if options.reset is not None:
         reset, reset_origin = ResetMode(options.reset).value, "option"
     elif rsnnc_file:
         reset, reset_origin = "per node", "rsnnc export metadata"
+    elif conv is not None and has_spiking:
+        if conv.reset_per_model and how != "option":
+            raise UserInputError(
+                f"this NIR file looks like a {conv.source.value} export ({how}), and {conv.source.value} files do not"
+                f" record the reset: pass --nir-source {conv.source.value} to apply its default reset"
+                f" ({conv.reset.value}), or --reset zero|zero_hold|subtract|subtract_deferred|subtract_nodelay|none"
+                " for the model's own setting"
+            )
+        reset, reset_origin = conv.reset.value, f"{conv.source.value} convention: {conv.reset_why}"
+        if conv.reset_per_model:
+            notes.append(f"WARNING: reset {conv.reset.value} is {conv.source.value}'s default, not read from the"
+                         f" file ({conv.reset_why})")
     else:
         reset, reset_origin = ResetMode.ZERO.value, "NIR default (value reset v <- v_reset)"
-        if _looks_snntorch(flat, dt):
-            notes.append(
-                "WARNING: this graph looks like an snnTorch export (r = tau/1e-4) but no reset was"
-                " given; NIR cannot record snnTorch's reset, so NIR's 'zero' is used. snnTorch's"
-                " default (subtract, reset_delay=True) needs --reset subtract_deferred; zero reset"
-                " with reset_delay=True on Synaptic/RLeaky/RSynaptic needs --reset zero_hold"
-            )
+    if conv is not None and comparator is None and has_spiking and not rsnnc_file:
+        comparator = conv.comparator
+        conventions.append(f"comparator {comparator.value}: {conv.comparator_why}")
+    if conv is not None:
+        conventions.insert(0, f"source {conv.source.value} ({how})")
+        if dt_origin.startswith(conv.source.value):
+            conventions.append(f"dt {dt:g} s: {conv.dt_why}")
+        if reset_origin.startswith(conv.source.value):
+            conventions.append(f"reset {reset}: {conv.reset_why}")
     if not has_spiking:
         reset_origin += " (no spiking neurons)"
     ctx = Ctx(dt=dt, reset=None if options.reset is None else ResetMode(options.reset),
-              comparator=None if options.comparator is None else Comparator(options.comparator), notes=notes)
+              comparator=comparator, notes=notes)
+    if conv is not None and options.reset is None and not rsnnc_file:
+        ctx.reset = conv.reset if has_spiking else None
+    if conv is not None and conv.v_init_why and has_spiking:
+        ctx.v_init_at_reset = True
+        conventions.append(f"initial membrane = v_reset: {conv.v_init_why}")
 
     # IR names
     taken: set[str] = set()
@@ -550,6 +595,8 @@ def import_graph(nir_graph, options: ImportOptions | None = None, source: str = 
     leaves = {rename[n]: v for n, v in flat.nodes.items()}
 
     ops = _convert_all(leaves, edges, ctx)
+    if conv is not None:
+        ops = _strip_leading_input_dims(ops, edges, conv, conventions)
     ops = _stored_order(ops, top_meta)
     triples, cut_text = _edge_delays(ops, edges, top_meta, notes)
     if cut_text:
@@ -561,7 +608,7 @@ def import_graph(nir_graph, options: ImportOptions | None = None, source: str = 
     try:
         graph = finish_graph(Graph(ops, [Edge(s, d, k) for s, d, k in triples], attrs))
     except UserInputError as err:
-        raise UserInputError(_batch_hint(str(err), ops)) from None
+        raise UserInputError(_batch_hint(str(err), ops, conv)) from None
     report = ImportReport(
         name="import",
         source=source,
@@ -573,6 +620,8 @@ def import_graph(nir_graph, options: ImportOptions | None = None, source: str = 
         discretisation=DISCRETISATION,
         nodes=len(graph.nodes),
         edges=len(graph.edges),
+        source_library=lib.value if lib is not None else ("rsnnc" if rsnnc_file else "unknown"),
+        conventions=conventions,
         notes=notes,
         changed=True,
         reason=f"NIR graph with {len(graph.nodes)} nodes, {len(graph.edges)} edges; dt={dt}, reset={reset}",
@@ -617,15 +666,52 @@ def _convert_all(leaves: dict, edges: list[tuple[str, str]], ctx: Ctx) -> dict[s
     return {n: ops[n] for n in leaves}  # keep file order
 
 
-def _batch_hint(message: str, ops: dict[str, Op]) -> str:
-    """Point at the common cause of an input shape mismatch: batch leaked into the Input type."""
+def _batch_hint(message: str, ops: dict[str, Op], conv: Convention | None) -> str:
+    """Point at the common cause of an input shape mismatch: batch or time in the Input type."""
     for name, op in ops.items():
-        if isinstance(op, Input) and len(op.shape) > 1 and op.shape[0] == 1 and f"'{name}' produces" in message:
-            return message + (
-                f"; the Input type {op.shape} seems to include the batch dim: export with"
-                " export_to_nir(..., ignore_dims=[0])"
-            )
+        if isinstance(op, Input) and len(op.shape) > 1 and f"'{name}' produces" in message:
+            fix = (conv.batch_hint if conv is not None else
+                   f"re-export without it, or pass --nir-source {SOURCE_CHOICES} to apply that exporter's conventions")
+            return message + f"; the Input type {op.shape} seems to include a batch or time dim: {fix}"
     return message
+
+
+def _source(flat: Flat, rsnnc_file: bool, options: ImportOptions) -> tuple[NirSource | None, str]:
+    chosen = parse_source(options.nir_source)
+    if chosen is not None:
+        return chosen, "option"
+    if rsnnc_file:
+        return None, "rsnnc metadata"
+    found, evidence = detect(flat.nodes)
+    return found, (f"detected: {evidence}" if found is not None else evidence)
+
+
+def _refuse_unsupported(flat: Flat, conv: Convention, how: str) -> None:
+    for name, node in flat.nodes.items():
+        reason = conv.refusal(_type(node))
+        if reason:
+            origin = "--nir-source" if how == "option" else how
+            raise UserInputError(
+                f"NIR node '{name}' ({_type(node)}) of a {conv.source.value} file ({origin}) cannot be built"
+                f" exactly: {reason}"
+            )
+
+
+def _strip_leading_input_dims(ops: dict[str, Op], edges, conv: Convention, conventions: list[str]) -> dict[str, Op]:
+    """Drop leading Input dims an exporter adds (batch, time) when every consumer reads the rest."""
+    out = dict(ops)
+    for name, op in ops.items():
+        if not isinstance(op, Input):
+            continue
+        needs = {ops[d].in_shape for s, d in edges if s == name}
+        if len(needs) != 1:
+            continue
+        need = next(iter(needs))
+        k = len(op.shape) - len(need)
+        if k > 0 and tuple(op.shape[k:]) == tuple(need):
+            out[name] = Input(shape=need)
+            conventions.append(f"Input '{name}' type {tuple(op.shape)} -> {tuple(need)}: {conv.leading_dims_why}")
+    return out
 
 
 def _stored_order(ops: dict[str, Op], top_meta: dict) -> dict[str, Op]:

@@ -1,8 +1,10 @@
-"""PyTorch / snnTorch 1.0 importer.
+"""PyTorch / snnTorch 1.0 importer (and SpikingJelly/Sinabs neurons, ``peer_modules``).
 
-Supported models: ``nn.Sequential`` (nested allowed) and plain module containers whose
-``forward`` is a sequential chain of their children in registration order (checked by tracing one
-step with forward hooks: every child must consume the previous child's output). Layers:
+Supported models: ``nn.Sequential`` (nested allowed), plain module containers whose ``forward``
+is a sequential chain of their children in registration order (checked by tracing one step with
+forward hooks: every child must consume the previous child's output), and models whose
+``forward`` loops over time with explicit state (traced by ``time_loop``). Factories, model
+files and checkpoints are resolved by ``checkpoints``. Layers:
 ``nn.Linear``, ``nn.Conv1d/2d``, ``nn.AvgPool1d/2d``, ``nn.MaxPool1d/2d``, ``nn.Flatten``,
 ``nn.BatchNorm1d/2d`` (eval statistics; canonicalize folds it), ``nn.Identity``/``nn.Dropout``
 (dropped), ``snn.Leaky``, ``snn.Synaptic``, ``snn.RLeaky``, ``snn.RSynaptic``.
@@ -26,9 +28,8 @@ exactly like snnTorch.
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.errors import CheckFailed, UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
@@ -48,6 +49,15 @@ from rsnn_compiler.passes_api import Prop
 
 from rsnn_compiler.frontends._common import finish_graph, sanitize_name, to_array
 from rsnn_compiler.user_code import first_line, guard
+from rsnn_compiler.frontends.checkpoints import build_model
+from rsnn_compiler.frontends.peer_modules import (
+    is_peer_neuron, peer_neuron, reset_state as reset_peer, sequence_axis as peer_sequence_axis,
+)
+from rsnn_compiler.frontends.time_loop import (
+    INPUT_KEY, INTERNAL_STATE, TRACE_BATCH, TRACE_STEPS, NodeKind, StepProgram, assign_steps, is_loop,
+    reads_whole_input, step_program,
+    trace_forward,
+)
 
 SNNTORCH_DT = 1e-4
 DISCRETISATION = "none needed: snnTorch models are discrete-time (beta, alpha per step; gains 1)"
@@ -62,8 +72,17 @@ def _is_snn(module: nn.Module) -> bool:
     return type(module).__module__.startswith("snntorch") and type(module).__name__ in NEURON_CLASSES
 
 
+# snnTorch neurons whose arithmetic the IR does not have yet: class -> what is missing
+SNNTORCH_REFUSED = {
+    "Lapicque": "Lapicque computes x*R*(1/(R*C))*dt + (1 - dt/(R*C))*mem, three roundings where the IR's LIF"
+                " has one (gain*x)",
+    "Alpha": "Alpha keeps two currents (syn_exc = alpha*syn_exc + x, syn_inh = beta*syn_inh - x) and sets"
+             " mem = tau_alpha*(syn_exc + syn_inh), which no IR neuron computes",
+}
+
+
 def _supported_leaf(module: nn.Module) -> bool:
-    return _is_snn(module) or isinstance(
+    return _is_snn(module) or is_peer_neuron(module) or isinstance(
         module,
         (nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d,
          nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d, *PASSTHROUGH),
@@ -81,6 +100,12 @@ class Layer:
 # ------------------------------------------------------------------------------------------
 def collect_layers(model: nn.Module, prefix: str = "") -> tuple[list[Layer], bool]:
     """Leaf layers in execution order, and whether a non-Sequential container was crossed."""
+    kind = type(model).__name__
+    if type(model).__module__.startswith("snntorch") and kind in SNNTORCH_REFUSED:
+        raise UserInputError(
+            f"snnTorch {kind} '{prefix or kind}' cannot be imported exactly: {SNNTORCH_REFUSED[kind]}; it needs a new"
+            " update form of the neuron definition (issue 13). Leaky, Synaptic, RLeaky and RSynaptic import exactly"
+        )
     if _supported_leaf(model):
         return [Layer(prefix or type(model).__name__, model)], False
     children = list(model.named_children())
@@ -88,7 +113,7 @@ def collect_layers(model: nn.Module, prefix: str = "") -> tuple[list[Layer], boo
         raise UserInputError(
             f"module '{prefix or type(model).__name__}' ({type(model).__name__}) is not supported;"
             " supported: Linear, Conv1d/2d, AvgPool, MaxPool, Flatten, BatchNorm, Dropout, Identity,"
-            " snntorch Leaky/Synaptic/RLeaky/RSynaptic (see docs/frontends.md)"
+            " snntorch Leaky/Synaptic/RLeaky/RSynaptic, SpikingJelly IFNode, Sinabs IAF/LIF (see docs/frontends.md)"
         )
     layers: list[Layer] = []
     custom = not isinstance(model, nn.Sequential)
@@ -266,6 +291,13 @@ def _convert_layer(layer: Layer, shape: tuple[int, ...], b: _Builder, prev: str)
             beta=to_array(m.bias) if m.bias is not None else np.zeros(c),
             eps=m.eps, shape=shape,
         )
+    elif is_peer_neuron(m):
+        peer = peer_neuron(m, path, shape)
+        b.notes.append(peer.note)
+        name = b.add(path, peer.op)
+        b.edges.append(Edge(prev, name))
+        b.neurons[path] = name
+        return name, shape
     else:
         return _convert_neuron(m, path, shape, b, prev)
     name = b.add(path, op)
@@ -361,6 +393,8 @@ def _reset_states(layers: list[Layer]) -> None:
     for layer in layers:
         if _is_snn(layer.module) and hasattr(layer.module, "reset_mem"):
             layer.module.reset_mem()
+        elif is_peer_neuron(layer.module):
+            reset_peer(layer.module)
 
 
 # ------------------------------------------------------------------------------------------
@@ -374,13 +408,17 @@ def run_source(layers: list[Layer], x: np.ndarray) -> dict[str, np.ndarray]:
     """
     _reset_states(layers)
     states: dict[str, tuple] = {}
-    rec: dict[str, list[torch.Tensor]] = {l.path: [] for l in layers if _is_snn(l.module)}
+    rec: dict[str, list[torch.Tensor]] = {l.path: [] for l in layers if _is_snn(l.module) or is_peer_neuron(l.module)}
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
     with torch.no_grad():
         for t in range(xt.shape[0]):
             h = xt[t]
             for layer in layers:
                 m = layer.module
+                if is_peer_neuron(m):
+                    h = m(h)
+                    rec[layer.path].append(h.clone())
+                    continue
                 if not _is_snn(m):
                     h = m(h)
                     continue
@@ -403,7 +441,12 @@ def run_source(layers: list[Layer], x: np.ndarray) -> dict[str, np.ndarray]:
 
 def measure_fidelity(layers: list[Layer], graph: Graph, neurons: dict[str, str], x: np.ndarray, origin: str) -> dict:
     """Per neuron layer: fraction of equal spike events and mismatch counts (source vs run_float)."""
-    src = run_source(layers, x)
+    return compare_spikes(run_source(layers, x), graph, neurons, x, origin)
+
+
+def compare_spikes(src: dict[str, np.ndarray], graph: Graph, neurons: dict[str, str], x: np.ndarray,
+                   origin: str) -> dict:
+    """Spikes of the source model per module path against ``run_float`` of the graph."""
     ir = run_float(graph, x).spikes
     per_layer, total = {}, 0
     for path, node in neurons.items():
@@ -424,10 +467,154 @@ def measure_fidelity(layers: list[Layer], graph: Graph, neurons: dict[str, str],
 
 
 # ------------------------------------------------------------------------------------------
+# Models whose forward loops over time (frontends/time_loop.py)
+# ------------------------------------------------------------------------------------------
+def _trace(module: nn.Module, layers: list[Layer], x: torch.Tensor):
+    """``trace_forward`` from rest, leaving every neuron at rest; (trace, None) or (None, the error)."""
+    _reset_states(layers)
+    try:
+        return trace_forward(module, {l.module: l.path for l in layers}, x), None
+    except UserInputError:
+        raise
+    except Exception as err:
+        return None, f"{type(err).__name__}: {' '.join(str(err).split())[:100]}"
+    finally:
+        _reset_states(layers)
+
+
+def _chain_or_loop(module: nn.Module, layers: list[Layer], shape, example) -> StepProgram | None:
+    """The per-step program of a time-loop forward, or None after checking a one-step chain."""
+    neurons = {l.path: type(l.module).__name__ for l in layers if _is_snn(l.module)}
+    neurons.update({l.path: INTERNAL_STATE for l in layers if is_peer_neuron(l.module)})
+    loop_error = None
+    if neurons:
+        gen = torch.Generator().manual_seed(0)
+        trace, loop_error = _trace(module, layers, torch.rand((TRACE_STEPS, TRACE_BATCH, *shape), generator=gen))
+        counts = assign_steps(trace) if trace is not None else {}
+        if trace is not None and is_loop(counts, set(neurons)):
+            if max(counts.values()) != TRACE_STEPS and reads_whole_input(trace):
+                return _static_program(module, layers, shape, neurons)
+            return step_program(trace, counts, neurons)
+    try:
+        check_chain(module, layers, example if example is not None else torch.zeros((1, *shape)))
+    except UserInputError as err:
+        if loop_error is None:
+            raise
+        raise UserInputError(
+            f"{type(module).__name__}.forward is neither a loop over time on x shaped (T, batch, *{tuple(shape)})"
+            f" ({loop_error}) nor a one-step chain of its layers ({err})"
+        ) from None
+    return None
+
+
+@contextlib.contextmanager
+def _single_step(module: nn.Module, axis: int | None):
+    """SpikingJelly multi-step models are traced in single-step mode (their per-step graph)."""
+    if axis != 0:
+        yield
+        return
+    from spikingjelly.activation_based import functional
+
+    functional.set_step_mode(module, "s")
+    try:
+        yield
+    finally:
+        functional.set_step_mode(module, "m")
+
+
+def _static_program(module: nn.Module, layers: list[Layer], shape, neurons: dict[str, str]) -> StepProgram:
+    """Trace a static-input loop again on one input (batch, *features)."""
+    x = torch.rand((TRACE_BATCH, *shape), generator=torch.Generator().manual_seed(0))
+    trace, error = _trace(module, layers, x)
+    if trace is None:
+        raise UserInputError(
+            f"{type(module).__name__}.forward fails on one input shaped {tuple(x.shape)} ({error});"
+            " give it x (T, batch, ...) and loop over x[step]"
+        )
+    return step_program(trace, assign_steps(trace), neurons, static=True)
+
+
+def _build_loop(program: StepProgram, layers: list[Layer], b: _Builder) -> str:
+    """Add the nodes of one step of ``program`` to ``b``; return the node feeding the output."""
+    by_path = {l.path: l for l in layers}
+    node_of = {INPUT_KEY: "input"}
+    pending: list[tuple[int, str, int]] = []  # (edge index, source key, delay)
+    for node in program.nodes[1:]:
+        call = node.call
+        data = next(t for t in call.arg_tensors if t is not None)
+        in_shape = tuple(int(d) for d in data.shape[1:])
+        if len(node.srcs) != 1:
+            raise UserInputError(f"{call.where}: '{node.key}' has {len(node.srcs)} inputs in a step; feed each layer one value")
+        src_key, delay = node.srcs[0]
+        first_edge = len(b.edges)
+        if node.kind == NodeKind.FLATTEN:
+            name = b.add("flatten", Flatten(input_shape=in_shape))
+            b.edges.append(Edge("?", name))
+        else:
+            name, _shape = _convert_layer(by_path[node.key], in_shape, b, "?")
+            if name == "?":  # Identity / Dropout
+                if delay or src_key not in node_of:
+                    raise UserInputError(f"{call.where}: '{node.key}' passes on a value of the previous step; remove it")
+                node_of[node.key] = node_of[src_key]
+                continue
+        pending.append((first_edge, src_key, delay))
+        node_of[node.key] = name
+    for index, src_key, delay in pending:
+        edge = b.edges[index]
+        b.edges[index] = Edge(node_of[src_key], edge.dst, delay)
+    return node_of[program.output]
+
+
+def run_loop_source(module: nn.Module, layers: list[Layer], paths: list[str], x: np.ndarray,
+                    axis: int = 0, static: bool = False) -> dict[str, np.ndarray]:
+    """Run the model's own ``forward`` on the whole sequence ``x`` (T, batch, ...), given with time
+    at ``axis`` (``static``: on ``x[0]`` alone, for a static-input loop); spikes per neuron module
+    path as (T, batch, ...), from one call per step or one call per sequence."""
+    rec: dict[str, list[torch.Tensor]] = {p: [] for p in paths}
+    by_path = {l.path: l.module for l in layers}
+    hooks = [
+        by_path[p].register_forward_hook(lambda mod, args, out, p=p: rec[p].append(_first(out).detach().clone()))
+        for p in paths
+    ]
+    _reset_states(layers)
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    try:
+        with torch.no_grad():
+            module(xt[0] if static else xt.transpose(0, 1) if axis == 1 else xt)
+    finally:
+        for h in hooks:
+            h.remove()
+        _reset_states(layers)
+    out = {}
+    for p, v in rec.items():
+        if len(v) == 1 and v[0].dim() >= 2 and v[0].shape[axis] == xt.shape[0] and xt.shape[0] > 1:
+            out[p] = (v[0].transpose(0, 1) if axis == 1 else v[0]).numpy()  # one call for the whole sequence
+        else:
+            out[p] = torch.stack(v).numpy()
+    return out
+
+
+def _sequence_axis(module: nn.Module, layers: list[Layer], custom: bool) -> int | None:
+    """Where time is in the model's input when its neurons take whole sequences (None: per step)."""
+    axes = {peer_sequence_axis(l.module) for l in layers if is_peer_neuron(l.module)}
+    if len(axes) > 1:
+        raise UserInputError(
+            f"{type(module).__name__} mixes single-step and multi-step neuron modules; use one step mode for all"
+        )
+    axis = axes.pop() if axes else None
+    if axis == 1 and custom:
+        raise UserInputError(
+            f"{type(module).__name__}: Sinabs layers take (batch, time, ...) sequences; put the layers in an"
+            " nn.Sequential to import them"
+        )
+    return axis
+
+
+# ------------------------------------------------------------------------------------------
 # Entry points
 # ------------------------------------------------------------------------------------------
 def import_module(module: nn.Module, example_input=None, options: ImportOptions | None = None,
-                  source: str = "<module>") -> ImportResult:
+                  source: str = "<module>", notes: list[str] | None = None) -> ImportResult:
     """Import a PyTorch/snnTorch module; ``example_input`` is one step shaped (batch, *features)."""
     options = options or ImportOptions()
     start = time.perf_counter()
@@ -436,12 +623,12 @@ def import_module(module: nn.Module, example_input=None, options: ImportOptions 
     was_training = module.training
     module.eval()
     try:
-        return _import(module, example_input, options, source, start)
+        return _import(module, example_input, options, source, start, list(notes or []))
     finally:
         module.train(was_training)
 
 
-def _import(module, example_input, options, source, start) -> ImportResult:
+def _import(module, example_input, options, source, start, notes: list[str]) -> ImportResult:
     layers, custom = collect_layers(module)
     _check_finite(layers)
     example = None
@@ -450,15 +637,24 @@ def _import(module, example_input, options, source, start) -> ImportResult:
     elif options.calib_x is not None:
         example = torch.as_tensor(np.asarray(options.calib_x[0], dtype=np.float32))
     shape = _input_shape(layers, example)
+    program = None
+    axis = _sequence_axis(module, layers, custom)
     if custom:
-        check_chain(module, layers, example if example is not None else torch.zeros((1, *shape)))
+        with _single_step(module, axis):
+            program = _chain_or_loop(module, layers, shape, example)
 
     b = _Builder()
+    b.notes.extend(notes)
     b.taken.update({"input", "output"})
     b.nodes["input"] = Input(shape=shape)
-    prev = "input"
-    for layer in layers:
-        prev, shape = _convert_layer(layer, shape, b, prev)
+    if program is not None:
+        prev = _build_loop(program, layers, b)
+        shape = b.nodes[prev].out_shape
+        b.notes.extend(program.notes)
+    else:
+        prev = "input"
+        for layer in layers:
+            prev, shape = _convert_layer(layer, shape, b, prev)
     b.nodes["output"] = Output(shape=shape)
     b.edges.append(Edge(prev, "output"))
     if not b.neurons:
@@ -483,10 +679,26 @@ def _import(module, example_input, options, source, start) -> ImportResult:
             x = gen.random((FIDELITY_STEPS, FIDELITY_BATCH, *graph.nodes["input"].shape), dtype=np.float32)
             origin = f"uniform [0, 1) random input, seed 0, {FIDELITY_STEPS} steps, batch {FIDELITY_BATCH}"
         try:
-            fidelity = measure_fidelity(layers, graph, b.neurons, x, origin)
+            if program is not None and program.static_input:
+                x = np.repeat(x[:1], program.steps, axis=0)
+                origin += f"; static input: the first step's x repeated over {program.steps} steps"
+                src = run_loop_source(module, layers, list(b.neurons), x, static=True)
+                fidelity = compare_spikes(src, graph, b.neurons, x, origin)
+            elif program is not None or axis is not None:
+                src = run_loop_source(module, layers, list(b.neurons), x, axis or 0)
+                fidelity = compare_spikes(src, graph, b.neurons, x, origin)
+            else:
+                fidelity = measure_fidelity(layers, graph, b.neurons, x, origin)
         except Exception as err:  # the source model itself may fail (snnTorch bugs)
             fidelity = {"error": f"{type(err).__name__}: {str(err)[:200]}"}
             b.notes.append(f"fidelity check could not run the source model: {fidelity['error']}")
+        if fidelity.get("total_mismatches"):
+            worst = max(fidelity["layers"].items(), key=lambda kv: kv[1]["mismatches"])
+            raise CheckFailed(
+                f"the imported graph differs from {type(module).__name__}'s own forward in"
+                f" {fidelity['total_mismatches']} spike event(s) ({worst[1]['mismatches']} in '{worst[0]}') on"
+                f" {fidelity['input']}; nothing was built: please report this model (a bug in rsnnc)"
+            )
     report = ImportReport(
         name="import",
         source=source,
@@ -505,67 +717,6 @@ def _import(module, example_input, options, source, start) -> ImportResult:
         wall_time_s=time.perf_counter() - start,
     )
     return ImportResult(graph=graph, report=report)
-
-
-def _load_state_dict(model: nn.Module, path: str) -> None:
-    if not os.path.exists(path):
-        raise UserInputError(f"weights file '{path}' does not exist; check --weights")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserInputError(
-            f"cannot read weights '{path}' as a state_dict ({type(err).__name__}: {first_line(err, 120)});"
-            " save it with torch.save(model.state_dict(), path)"
-        ) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise UserInputError(f"weights '{path}' hold a {type(state).__name__}, not a state_dict")
-    missing, unexpected = [], []
-    try:
-        result = model.load_state_dict(state, strict=False)
-        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    except RuntimeError as err:
-        raise UserInputError(
-            f"weights '{path}' do not fit the model: {' '.join(str(err).split())[:200]}; check the factory"
-        ) from None
-    if missing:
-        raise UserInputError(
-            f"weights '{path}' lack {len(missing)} parameter(s) of the model, e.g. '{missing[0]}';"
-            " save the state_dict of the same architecture"
-        )
-    if unexpected:
-        raise UserInputError(
-            f"weights '{path}' have {len(unexpected)} parameter(s) the model lacks, e.g. '{unexpected[0]}';"
-            " check that the factory builds the trained architecture"
-        )
-
-
-def _from_factory(source: str, options: ImportOptions) -> nn.Module:
-    mod_name, _, attr = source.partition(":")
-    if not mod_name or not attr:
-        raise UserInputError(f"'{source}' is not of the form pkg.module:factory")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        with guard(f"module '{mod_name}'"):
-            mod = importlib.import_module(mod_name)
-    except UserInputError:
-        raise
-    except Exception as err:
-        raise UserInputError(
-            f"cannot import module '{mod_name}' ({type(err).__name__}: {str(err)[:120]}); check PYTHONPATH"
-        ) from None
-    factory = getattr(mod, attr, None)
-    if factory is None or not callable(factory):
-        raise UserInputError(f"module '{mod_name}' has no callable '{attr}'; name a function that builds the model")
-    with guard(f"model factory {source}()", exceptions=True):
-        model = factory()
-    if not isinstance(model, nn.Module):
-        raise UserInputError(f"{source}() returned {type(model).__name__}, not a torch.nn.Module")
-    if options.weights:
-        _load_state_dict(model, options.weights)
-    return model
 
 
 def _from_checkpoint(path: str, options: ImportOptions) -> nn.Module:
@@ -593,9 +744,10 @@ def load(source: str, options: ImportOptions | None = None) -> ImportResult:
     """``pkg.module:factory`` (with optional ``options.weights``) or a pickled ``.pt``/``.pth`` module."""
     options = options or ImportOptions()
     source = str(source)
+    notes: list[str] = []
     if source.endswith((".pt", ".pth")) and ":" not in os.path.basename(source):
         model = _from_checkpoint(source, options)
     else:
-        model = _from_factory(source, options)
+        model = build_model(source, options.factory_args, options.weights, options.initial_weights, notes)
     example = options.extra.get("example_input")
-    return import_module(model, example, options, source=source)
+    return import_module(model, example, options, source=source, notes=notes)

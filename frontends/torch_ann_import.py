@@ -12,12 +12,8 @@ and its node.
 
 from __future__ import annotations
 
-import importlib
 import operator
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +22,6 @@ from torch import fx, nn
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportResult
-from rsnn_compiler.user_code import first_line, guard
 from rsnn_compiler.frontends.ann_activation import Pointwise, group_pointwise
 from rsnn_compiler.frontends.ann_graph import (
     AnnGraph, AnnKind, AnnNode, drop_linear_identities, infer_shapes, resolve_global_pools,
@@ -238,42 +233,10 @@ def _pointwise_fn(node: fx.Node, consts: dict[str, torch.Tensor]):
     return call, mags
 
 
-def _from_factory(source: str, options: ImportOptions) -> nn.Module:
-    mod_name, _, attr = source.partition(":")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        with guard(f"module '{mod_name}'"):
-            module = importlib.import_module(mod_name)
-        factory = getattr(module, attr)
-    except UserInputError:
-        raise
-    except Exception as err:
-        raise UserInputError(f"cannot import {source} ({type(err).__name__}: {first_line(err)}); give"
-                             " pkg.module:factory on the Python path") from None
-    if not callable(factory):
-        raise UserInputError(f"{source} is not callable; name a function that builds the model")
-    with guard(f"model factory {source}()", exceptions=True):
-        model = factory()
-    if not isinstance(model, nn.Module):
-        raise UserInputError(f"{source}() returned {type(model).__name__}, not a torch.nn.Module")
-    if options.weights:
-        if not Path(options.weights).is_file():
-            raise UserInputError(f"weights file {options.weights} not found")
-        try:
-            state = torch.load(options.weights, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise UserInputError(f"cannot read weights '{options.weights}' as a state_dict ({type(err).__name__}:"
-                                 f" {first_line(err, 120)}); save it with torch.save(model.state_dict(), path)") from None
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise UserInputError(f"weights '{options.weights}' hold a {type(state).__name__}, not a state_dict")
-        try:
-            model.load_state_dict(state)
-        except (RuntimeError, TypeError, ValueError, KeyError) as err:
-            raise UserInputError(f"{options.weights} does not match {source}: {first_line(err)}") from None
-    return model
+def _from_factory(source: str, options: ImportOptions, notes: list[str]) -> nn.Module:
+    from rsnn_compiler.frontends.checkpoints import build_model
+
+    return build_model(source, options.factory_args, options.weights, options.initial_weights, notes)
 
 
 def input_shape_for(options: ImportOptions) -> tuple[int, ...]:
@@ -291,7 +254,10 @@ def load(source: str | nn.Module, options: ImportOptions | None = None) -> Impor
 
     start = time.perf_counter()
     options = options or ImportOptions()
-    model = source if isinstance(source, nn.Module) else _from_factory(str(source), options)
+    notes: list[str] = []
+    model = source if isinstance(source, nn.Module) else _from_factory(str(source), options, notes)
     ann = read_module(model, input_shape_for(options))
     name = type(model).__name__ if isinstance(source, nn.Module) else str(source)
-    return convert_and_report(ann, options, name, "torch.fx", start)
+    result = convert_and_report(ann, options, name, "torch.fx", start)
+    result.report.notes[:0] = notes
+    return result

@@ -23,7 +23,7 @@ from rsnn_compiler.artifact import (
 from rsnn_compiler.budget import require_run_within_budget
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.frontend_api import ImportOptions, ImportResult
+from rsnn_compiler.frontend_api import ImportOptions, ImportResult, parse_factory_args
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.serialize import save_graph
@@ -36,6 +36,7 @@ from rsnn_compiler.target_api import TargetCheckError
 from rsnn_compiler.user_code import guard
 
 FLOAT_GRAPH = "graph.float.rsnn"
+WARNING_NOTE = "WARNING: "  # an importer's note that changes results: also a build warning
 DEFAULT_TARGETS = ("ir",)
 
 
@@ -45,7 +46,10 @@ class BuildOptions:
     dt: float | None = None
     reset: str | None = None
     comparator: str | None = None
+    nir_source: str | None = None  # library that wrote a NIR input (None: detect)
     weights: str | None = None
+    factory_args: str | None = None  # JSON object of keyword arguments for a factory
+    initial_weights: bool = False
     trust_checkpoint: bool = False
     calib: str | None = None
     prune: float | None = None
@@ -70,7 +74,11 @@ def graph_file(profile: str | None) -> str:
 
 
 def _is_python_spec(source: str) -> bool:
-    return ":" in source and not Path(source).exists() and "/" not in source.split(":")[0]
+    """``pkg.module:factory`` or ``path/to/model.py:factory``."""
+    if ":" not in source or Path(source).exists():
+        return False
+    module = source.rpartition(":")[0]
+    return module.endswith(".py") or "/" not in module
 
 
 def import_model(source: str, options: ImportOptions) -> ImportResult:
@@ -103,10 +111,15 @@ def source_label(source: str) -> str:
 
 def _input_digest(source: str, options: BuildOptions) -> str:
     h = hashlib.sha256()
+    model_file = Path(source.rpartition(":")[0]) if _is_python_spec(source) else None
     if Path(source).is_file():
         h.update(sha256_file(Path(source)).encode())
     else:
         h.update(source.encode())
+        if model_file is not None and model_file.is_file():
+            h.update(sha256_file(model_file).encode())
+    if options.factory_args:
+        h.update(options.factory_args.encode())
     if options.weights and Path(options.weights).is_file():
         h.update(sha256_file(Path(options.weights)).encode())
     return h.hexdigest()
@@ -193,7 +206,10 @@ def build(
         dt=options.dt,
         reset=_enum_option(options.reset, ResetMode, "--reset"),
         comparator=_enum_option(options.comparator, Comparator, "--comparator"),
+        nir_source=options.nir_source,
         weights=options.weights,
+        factory_args=parse_factory_args(options.factory_args),
+        initial_weights=options.initial_weights,
         trust_checkpoint=options.trust_checkpoint,
         calib_x=calib_x,
         calib_y=calib_y,
@@ -203,6 +219,7 @@ def build(
     progress(f"importing {source}")
     result = imported or import_model(source, import_options)
     result.report.source = source_label(source)  # the manifest does not depend on the working directory
+    result.report.warnings += [n[len(WARNING_NOTE):] for n in result.report.notes if n.startswith(WARNING_NOTE)]
     if calib_x is not None:  # passes run the model on the calibration data (float and fixed)
         require_run_within_budget(result.graph, 2 * calib_x.shape[0], calib_x.shape[1], "calibration")
     ctx = PassContext(
@@ -282,6 +299,9 @@ def build(
                 "dt": options.dt,
                 "reset": options.reset,
                 "comparator": options.comparator,
+                "nir_source": options.nir_source,
+                "factory_args": options.factory_args,
+                "initial_weights": options.initial_weights,
                 "prune": options.prune,
                 "profile": profile,
                 "calib": os.path.basename(options.calib) if options.calib else None,

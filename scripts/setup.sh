@@ -22,16 +22,28 @@ fi
 # torch is pinned (2.13.0, CPU wheel) in pyproject.toml; an unpinned torch would pull CUDA.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
     | grep -v "WARNING: Location" || true
+# Peer SNN libraries for the differential tests, without their dependencies (see the file).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r scripts/peers-nodeps.txt 2>&1 \
+    | grep -v "WARNING: Location" || true
 .venv/bin/python -c 'import rsnn_compiler, torch; assert torch.__version__.startswith("2.13.0"), torch.__version__'
 echo "rsnnc setup: .venv ready ($(.venv/bin/rsnnc --version))"
 
-# Lava 0.10 needs Python 3.10: it gets its own environment (.venv-lava), which the compiler calls.
-# Without Python 3.10 the compiler still works; `rsnnc validate` then says exactly what is missing.
-if [ "${RSNNC_SKIP_LAVA:-0}" != "1" ]; then
-    status=0
-    bash scripts/setup_lava.sh || status=$?
+# optional_env SKIP_VARIABLE SCRIPT WHAT: run a setup script for a side environment; its failure
+# is fatal only in CI (locally the tests that need it skip and say why).
+optional_env() {
+    [ "${!1:-0}" = "1" ] && return 0
+    local status=0
+    bash "$2" || status=$?
     if [ "$status" -ne 0 ]; then
-        echo "rsnnc setup: the Lava environment is not available (exit $status); the lava target cannot run here" >&2
+        echo "rsnnc setup: $3 is not available (exit $status)" >&2
         [ "${CI:-}" = "true" ] && exit "$status"
     fi
-fi
+    return 0
+}
+
+# Sinabs' and Rockpool's NIR exporters need nir <= 1.0.4: their own environment (.venv-peers).
+optional_env RSNNC_SKIP_PEERS scripts/setup_peers.sh ".venv-peers (old-nir export tests)"
+
+# Lava 0.10 needs Python 3.10: it gets its own environment (.venv-lava), which the compiler calls.
+# Without Python 3.10 the compiler still works; `rsnnc validate` then says exactly what is missing.
+optional_env RSNNC_SKIP_LAVA scripts/setup_lava.sh "the Lava environment (the lava target cannot run here)"

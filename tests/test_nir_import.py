@@ -68,11 +68,14 @@ def test_snntorch_zero_reset_file_reproduces_snntorch(tmp_path):
     with torch.no_grad():
         net[0].weight.mul_(2)
     path = export_snntorch(net, torch.zeros(1, 10), tmp_path / "ff.nir")
-    result = load(path, ImportOptions())  # NIR default reset 'zero' is right for this model
+    # the file looks like snnTorch's (r = tau/1e-4), and snnTorch files do not record the reset: stop
+    with pytest.raises(UserInputError, match="looks like a snntorch export.*--nir-source snntorch.*--reset zero"):
+        load(path, ImportOptions())
+    result = load(path, ImportOptions(reset=ResetMode.ZERO))
     rep = result.report
-    assert rep.dt == pytest.approx(1e-4) and rep.dt_origin.startswith("inferred")
-    assert rep.reset == "zero" and "NIR default" in rep.reset_origin
-    assert any(n.startswith("WARNING: this graph looks like an snnTorch export") for n in rep.notes)
+    assert rep.dt == pytest.approx(1e-4) and rep.dt_origin.startswith("snntorch convention")
+    assert rep.reset == "zero" and rep.reset_origin == "option" and rep.source_library == "snntorch"
+    assert rep.conventions[0].startswith("source snntorch (detected: float32 per-neuron")
     assert rep.discretisation.startswith("forward Euler")
     assert result.graph.attrs.properties == frozenset({"discretized"})
     # beta recovered exactly from float32 tau, gains exactly 1
@@ -101,8 +104,13 @@ def test_snntorch_default_subtract_needs_subtract_deferred(tmp_path):
     assert edges[("5.lif", "5.w_rec")] == 1 and edges[("5.w_rec", "5.lif")] == 0
     x = spikes_in(120, 4, 8, seed=2)
     check_same(net, x, result)
-    # the same file under NIR's default reset does not reproduce snnTorch
-    wrong = load(path, ImportOptions())
+    # --nir-source snntorch applies snnTorch's default reset (subtract, reset_delay=True), with a warning
+    by_source = load(path, ImportOptions(nir_source="snntorch"))
+    assert by_source.report.reset == "subtract_deferred" and by_source.report.reset_origin.startswith("snntorch")
+    assert any(n.startswith("WARNING: reset subtract_deferred is snntorch's default") for n in by_source.report.notes)
+    check_same(net, x, by_source)
+    # the same file under NIR's value reset does not reproduce snnTorch
+    wrong = load(path, ImportOptions(reset=ResetMode.ZERO))
     ref, got = snntorch_spikes(net, x), ir_spikes(wrong.graph, x)
     assert sum(int((a != b).sum()) for a, b in zip(ref, got)) > 0
 
@@ -133,7 +141,7 @@ def test_snntorch_conv_file(tmp_path):
     with torch.no_grad():
         net[0].weight.mul_(3)
     path = export_snntorch(net, torch.zeros(1, 1, 6, 6), tmp_path / "conv.nir")
-    result = load(path)
+    result = load(path, ImportOptions(reset=ResetMode.ZERO))
     assert isinstance(result.graph.nodes["2"], Pool) and result.graph.nodes["2"].mode is PoolMode.AVG
     assert isinstance(result.graph.nodes["3"], Flatten)
     x = (torch.rand(100, 2, 1, 6, 6, generator=torch.Generator().manual_seed(4)) < 0.5).float()
@@ -253,7 +261,7 @@ def test_every_node_type_converts():
     chain = ["input", "c2", "sp", "ap", "fl", "c1", "fl2", "lin", "sc", "th", "aff", "i", "if", "li", "lif", "cli",
              "clif", "dl", "output"]
     g = nir.NIRGraph(nodes=nodes, edges=list(zip(chain, chain[1:])), type_check=False)
-    r = import_graph(g)
+    r = import_graph(g, ImportOptions(reset=ResetMode.ZERO))
     ops = r.graph.nodes
     assert r.report.dt == pytest.approx(1e-4)
     assert isinstance(ops["c2"], Conv2d) and ops["c2"].padding == (1, 1) and ops["c2"].in_shape == (2, 6, 6)
@@ -288,8 +296,9 @@ def test_dt_option_overrides_inference_and_scales_constants():
     op = r.graph.nodes["lif"]
     assert r.report.dt_origin == "option" and r.graph.attrs.dt == 1e-3
     assert np.allclose(op.beta, 0.9) and np.allclose(op.gain, 0.1) and op.reset is ResetMode.SUBTRACT
-    # tau/r = 0.01 is taken as dt when not given (SpikingJelly/snnTorch convention r = tau/dt)
-    assert import_graph(g).report.dt == pytest.approx(1e-2)
+    # r = 1 on every neuron: tau/r is no time step (Norse, SpikingJelly, Sinabs, Rockpool write r = 1)
+    with pytest.raises(UserInputError, match="dt is not determined by this NIR file: every neuron has r = 1"):
+        import_graph(g)
 
 
 def test_scalar_neuron_parameters_take_the_input_shape():
@@ -311,7 +320,10 @@ def test_inconsistent_tau_over_r_requires_dt():
                "output": nir.Output(np.array([n]))},
         edges=[("input", "lif"), ("lif", "output")],
     )
-    with pytest.raises(UserInputError, match="dt cannot be inferred.*pass --dt"):
+    with pytest.raises(UserInputError, match="dt is not determined.*pass --dt SECONDS or --nir-source"):
+        import_graph(g)
+    g.nodes["lif"].r = np.array([10.0, 10.0])
+    with pytest.raises(UserInputError, match="dt cannot be inferred: tau/r ranges.*pass --dt"):
         import_graph(g)
 
 
@@ -395,8 +407,12 @@ def test_batch_dim_in_input_type_gets_a_hint():
                "output": nir.Output(np.array([2]))},
         edges=[("input", "fc"), ("fc", "output")], type_check=False,
     )
-    with pytest.raises(UserInputError, match="include the batch dim: export with .*ignore_dims"):
+    with pytest.raises(UserInputError, match="include a batch or time dim: re-export without it, or pass --nir-source"):
         import_graph(g)
+    # under a named source the exporter's quirk is undone and recorded
+    r = import_graph(g, ImportOptions(nir_source="snntorch"))
+    assert r.graph.nodes["input"].shape == (3,)
+    assert any("(1, 3) -> (3,): export_to_nir without ignore_dims=[0]" in c for c in r.report.conventions)
 
 
 def test_dt_larger_than_tau_is_rejected():

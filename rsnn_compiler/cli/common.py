@@ -122,8 +122,16 @@ def import_options(fn: Callable) -> Callable:
                      " default), subtract_nodelay, zero_hold, none (NIR files do not record it)"),
         click.option("--comparator", metavar="CMP",
                      help="spike comparator: gt (v > theta, default) or ge (v >= theta)"),
+        click.option("--nir-source", metavar="LIB",
+                     help="library that wrote the NIR file: snntorch, norse, sinabs, spikingjelly, rockpool, lava-dl;"
+                     " applies its conventions (dt, reset, comparator, Input dims). Default: detected where the"
+                     " exporter leaves a trace (docs/frontends.md)"),
         click.option("--weights", type=click.Path(dir_okay=False), metavar="FILE.pt",
-                     help="state_dict (.pt) for a pkg.module:factory input (loaded with weights_only)"),
+                     help="state_dict or training checkpoint (.pt) for a factory input (loaded with weights_only)"),
+        click.option("--factory-args", metavar="JSON",
+                     help='keyword arguments of the factory as a JSON object, e.g. \'{"hidden": 128}\''),
+        click.option("--initial-weights", is_flag=True,
+                     help="compile a factory's initial (untrained, seeded) weights on purpose, without --weights"),
         click.option("--trust-checkpoint", is_flag=True,
                      help="allow loading a whole pickled module (unpickling runs code: only for files you trust)"),
     ]

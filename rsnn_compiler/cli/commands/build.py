@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import rich_click as click
 
@@ -15,11 +16,18 @@ EXAMPLES = (
             "NIR: dt is inferred, the reset is an option"),
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
             " --calib models/rleaky_mnist1d/data.npz --target c -o build/rnn"),
+    Example("rsnnc build models.snntorch_tutorial.model:recurrent --weights models/snntorch_tutorial/recurrent.pt"
+            " --calib models/snntorch_tutorial/data.npz --target c -o build/tutorial",
+            "an snnTorch class looping over time; weights from a training checkpoint"),
+    Example("rsnnc build models/snntorch_tutorial/model.py:feedforward --factory-args '{\"hidden\": 64}'"
+            " --weights models/snntorch_tutorial/feedforward.pt -o build/ff",
+            "a model file by path, with factory arguments as JSON"),
     Example("rsnnc build models/mlp_digits/model.onnx --convert sfn --calib models/mlp_digits/data.npz"
             " --target c,gpu -o build/ann", "ReLU ANN -> SNN"),
 )
 
-TEXT = """INPUT is a .nir file, an .onnx ANN, an .rsnn graph, or pkg.module:factory with --weights.
+TEXT = """INPUT is a .nir file, an .onnx ANN, an .rsnn graph, or pkg.module:factory (or
+path/to/model.py:factory) with --weights (a state_dict or a training checkpoint).
 The build directory holds manifest.json (version, input hash, pipeline, pass reports, file
 hashes), the float graph (graph.float.rsnn/.txt), one fixed-point graph per profile a target
 needs, and one folder per target. It is written atomically."""
@@ -115,7 +123,8 @@ def command(args, out, err) -> int:
     if not targets:
         raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
     options = BuildOptions(
-        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, weights=args.weights,
+        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
+        weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
         board=args.board, extra={**convert_extra(args), **prune_extra(args)}, force=args.force,
         max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,

@@ -28,7 +28,7 @@ def command(args, out, err) -> int:
     from rsnn_compiler.artifact import MANIFEST, read_manifest
     from rsnn_compiler.build import _enum_option, import_model
     from rsnn_compiler.executors import load_build_graph
-    from rsnn_compiler.frontend_api import ImportOptions
+    from rsnn_compiler.frontend_api import ImportOptions, parse_factory_args
     from rsnn_compiler.ir.ops import Comparator, ResetMode
     from rsnn_compiler.ir.text import structural_hash, to_text
 
@@ -40,8 +40,9 @@ def command(args, out, err) -> int:
     else:
         options = ImportOptions(
             dt=args.dt, reset=_enum_option(args.reset, ResetMode, "--reset"),
-            comparator=_enum_option(args.comparator, Comparator, "--comparator"),
+            comparator=_enum_option(args.comparator, Comparator, "--comparator"), nir_source=args.nir_source,
             weights=args.weights, trust_checkpoint=args.trust_checkpoint,
+            factory_args=parse_factory_args(args.factory_args), initial_weights=args.initial_weights,
         )
         result = import_model(str(args.target), options)
         graph = result.graph

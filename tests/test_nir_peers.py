@@ -1,0 +1,136 @@
+"""NIR files written by each library's own exporter with its default settings, imported as a new
+user would (auto-detected source, and with --nir-source): exact where the IR computes the
+library's arithmetic, else refused (exit 2, one line, nothing written). Never a silent mismatch.
+
+Sinabs and Rockpool pin nir <= 1.0.4: their files are written in .venv-peers
+(scripts/setup_peers.sh) by tests/peers/export_old_nir.py and read here with nir 1.0.8.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import warnings
+
+import nir
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rsnn_compiler.cli.main import main
+from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.frontend_api import ImportOptions
+from rsnn_compiler.frontends.nir_import import import_graph, load
+from rsnn_compiler.interpreter.float_interp import run_float
+
+warnings.filterwarnings("ignore")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+STEPS = 120
+
+
+def cli_build(capsys, path, out, *args) -> tuple[int, str]:
+    code = main(["build", str(path), "-o", str(out), "-q", *args])
+    return code, capsys.readouterr().err
+
+
+def assert_refused(capsys, path, tmp_path, needle, *args):
+    out = tmp_path / "refused"
+    code, err = cli_build(capsys, path, out, *args)
+    assert code == 2 and needle in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# SpikingJelly (nir 1.0.8, main environment)
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sj():
+    pytest.importorskip("spikingjelly.activation_based.nir_exchange")
+    from spikingjelly.activation_based import functional, layer, neuron, nir_exchange
+
+    return functional, layer, neuron, nir_exchange
+
+
+def test_spikingjelly_ifnode_file_is_detected_and_exact(sj, tmp_path, capsys):
+    functional, layer, neuron, nir_exchange = sj
+    torch.manual_seed(0)
+    net = nn.Sequential(layer.Linear(6, 12), neuron.IFNode(), layer.Linear(12, 4), neuron.IFNode(v_reset=-0.3))
+    with torch.no_grad():
+        net[0].weight.mul_(2.0)
+        net[2].weight.mul_(2.5)
+    path = tmp_path / "sj_if.nir"
+    nir.write(str(path), nir_exchange.export_to_nir(net, torch.zeros(1, 6)))  # default settings
+    x = (torch.rand(STEPS, 3, 6, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    functional.reset_net(net)
+    with torch.no_grad():
+        ref = torch.stack([net(x_t) for x_t in x]).numpy()
+    assert ref.sum() > 0
+    for opts in (ImportOptions(), ImportOptions(nir_source="spikingjelly")):
+        result = load(str(path), opts)
+        rep = result.report
+        assert rep.source_library == "spikingjelly" and rep.dt == pytest.approx(1e-4)
+        assert any(c.startswith("comparator ge") for c in rep.conventions)
+        assert not any("WARNING" in n or "snnTorch" in n or "snntorch" in n for n in rep.notes)
+        got = run_float(result.graph, x.numpy()).out
+        assert np.array_equal(got, ref), f"{int((got != ref).sum())} spike mismatches"
+    out = tmp_path / "b"
+    code, err = cli_build(capsys, path, out)
+    assert code == 0 and "warning" not in err, err
+    conv = json.loads((out / "manifest.json").read_text())["passes"][0]["metrics"]["conventions"]
+    assert conv[0].startswith("source spikingjelly (detected: torch.fx node names")
+
+
+def test_spikingjelly_lif_file_is_refused(sj, tmp_path, capsys):
+    _functional, layer, neuron, nir_exchange = sj
+    net = nn.Sequential(layer.Linear(6, 4), neuron.LIFNode(tau=2.0))
+    path = tmp_path / "sj_lif.nir"
+    nir.write(str(path), nir_exchange.export_to_nir(net, torch.zeros(1, 6)))
+    assert_refused(capsys, path, tmp_path, "LIFNode computes v + (v_reset - v + x)/tau")
+
+
+# ------------------------------------------------------------------------------------------
+# Norse (nir 1.0.8, main environment)
+# ------------------------------------------------------------------------------------------
+def test_norse_files_are_refused():
+    nt = pytest.importorskip("norse.torch")
+    for cell in (nt.LIFBoxCell(), nt.LIFCell()):
+        graph = nt.to_nir(nt.SequentialState(nn.Linear(4, 3), cell), torch.zeros(1, 4))
+        for opts in (ImportOptions(), ImportOptions(nir_source="norse")):
+            with pytest.raises(UserInputError, match="Norse integrates with forward Euler.*norse#411") as err:
+                import_graph(graph, opts)
+            assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------
+# Sinabs and Rockpool (nir 1.0.4, .venv-peers)
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def old_nir_files(tmp_path_factory) -> pathlib.Path:
+    python = pathlib.Path(os.environ.get("RSNNC_PEERS_ENV", ROOT / ".venv-peers")) / "bin" / "python"
+    if not python.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f".venv-peers required in CI ({python} missing): run scripts/setup_peers.sh")
+        pytest.skip(f"{python} missing: run scripts/setup_peers.sh")
+    out = tmp_path_factory.mktemp("old_nir")
+    run = subprocess.run([str(python), str(ROOT / "tests" / "peers" / "export_old_nir.py"), str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return out
+
+
+@pytest.mark.parametrize("case,args,needle", [
+    ("sinabs_iaf", [], "dt is not determined by this NIR file: every neuron has r = 1"),
+    ("sinabs_iaf", ["--nir-source", "sinabs"], "MultiSpike emits floor(v/threshold) spikes per step"),
+    ("sinabs_lif", [], "dt is not determined by this NIR file"),
+    ("sinabs_lif", ["--nir-source", "sinabs"], "Sinabs' LIF decays exactly"),
+    ("rockpool_lif", [], "(detected: node names carry Rockpool module classes"),
+    ("rockpool_lif", ["--nir-source", "rockpool"], "emits up to 2^16 spikes per step"),
+])
+def test_old_nir_exports_are_refused(old_nir_files, case, args, needle, tmp_path, capsys):
+    path = old_nir_files / f"{case}.nir"
+    with np.load(old_nir_files / f"{case}.npz") as d:
+        assert d["spikes"].shape[0] >= 100  # the library's own forward ran on the same file's model
+    assert_refused(capsys, path, tmp_path, needle, *args)
