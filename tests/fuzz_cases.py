@@ -399,6 +399,8 @@ def gen_factory(rng, folder: Path, ctx: Context) -> list[str]:
     argv = ["inspect", f"{module}:{attr}"]
     if rng.random() < 0.3:
         argv = ["build", f"{module}:{attr}", "--convert", "sfn", "--calib", str(ONNX_DATA), "-o", "out", "-q"]
+    if rng.random() < 0.9:
+        argv.append("--initial-weights")  # else refused before the factory runs
     return argv
 
 

@@ -534,15 +534,17 @@ def fails():
 '''
 
 
-@pytest.mark.parametrize("factory,convert", [("sysexit", False), ("osexit", False), ("boom", False),
-                                             ("sysexit", True), ("osexit", True), ("fails", True)])
-def test_factory_failures_are_one_line_exit_2(factory, convert, tmp_path, cli_run, monkeypatch):
+@pytest.mark.parametrize("factory,convert,says", [
+    ("sysexit", False, "sys.exit(0)"), ("osexit", False, "os._exit(0)"), ("boom", False, "raised Boom: kaboom"),
+    ("sysexit", True, "sys.exit(0)"), ("osexit", True, "os._exit(0)"), ("fails", True, "ValueError: bad layer"),
+])
+def test_factory_failures_are_one_line_exit_2(factory, convert, says, tmp_path, cli_run, monkeypatch):
     module = f"rsnnc_bad_factories_{factory}_{int(convert)}"
     (tmp_path / f"{module}.py").write_text(FACTORIES)
     monkeypatch.syspath_prepend(str(tmp_path))
     extra = ["--convert", "sfn", "--calib", ROOT / "models" / "mlp_digits" / "data.npz"] if convert else []
-    code, _, err = cli_run("build", f"{module}:{factory}", *extra, "-o", tmp_path / "out", "-q")
-    assert code == 2 and factory in one_error(err)
+    code, _, err = cli_run("build", f"{module}:{factory}", "--initial-weights", *extra, "-o", tmp_path / "out", "-q")
+    assert code == 2 and says in one_error(err), err
     assert not (tmp_path / "out").exists() and os._exit.__module__ in ("os", "posix", "nt")
 
 
