@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from rsnn_compiler import progress
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.frontends import conversion_report as cr
@@ -168,6 +169,7 @@ def site_activations(ann: AnnGraph, x: np.ndarray) -> dict[str, np.ndarray]:
 
 def convert(ann: AnnGraph, opts: ConvertOptions, x: np.ndarray | None, y: np.ndarray | None,
             name: str = "converted") -> Conversion:
+    progress.step(f"converting the ANN ({opts.method.value}, T={opts.t})")
     ann, folded = fold_batchnorm(ann)
     details: dict = {"batchnorms_folded": folded}
     acts = site_activations(ann, x) if x is not None else None
@@ -242,6 +244,7 @@ def convert_and_report(ann: AnnGraph, options: ImportOptions, source: str, fmt: 
     if x is not None:
         xs = x[: opts.report_samples]
         ys = None if y is None else np.asarray(y)[: opts.report_samples]
+        progress.step(f"conversion report: errors and accuracy on {len(xs)} samples")
         errors = cr.error_split(conv.built, conv.plans, xs, opts.t)
         steps = sorted(set(REPORT_STEPS) | {opts.t}) if opts.method is not Method.SFN else sorted({1, opts.t})
         acc = cr.accuracies(conv.ann, graph, xs, ys, steps)

@@ -25,7 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsnn_compiler import progress
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.interpreter.float_prims import TorchFloat
+from rsnn_compiler.neurons import FLOAT_FAMILIES, Comparator, Namespace
 from rsnn_compiler.frontends.ann_graph import ActKind, ActSpec, AnnGraph, AnnKind, forward, with_params
 from rsnn_compiler.frontends.snn_build import NeuronKind, SitePlan
 
@@ -59,19 +62,14 @@ def staircase(z: torch.Tensor, lam: torch.Tensor, steps: int) -> torch.Tensor:
 
 def dual_if_steps(zt: torch.Tensor, theta, theta_neg, v_init) -> torch.Tensor:
     """Exact dual-threshold IF over time: zt (T, B, ...) input per step -> counts s (T, B, ...)
-    in {-1, 0, 1}; m = v + x; +1 if m >= theta, -1 if m < theta_neg and the net count > 0."""
-    v = torch.zeros_like(zt[0]) + v_init
-    c = torch.zeros_like(zt[0])
-    outs = []
-    for t in range(zt.shape[0]):
-        m = v + zt[t]
-        pos = m >= theta
-        neg = (m < theta_neg) & (c > 0) & ~pos
-        s = pos.to(zt.dtype) - neg.to(zt.dtype)
-        v = m - s * theta
-        c = c + s
-        outs.append(s)
-    return torch.stack(outs)
+    in {-1, 0, 1}; the IR's ``DualThresholdIF`` (comparator >=, no bias) from the one neuron
+    definition (``rsnn_compiler.neurons``, family ``dual_if``)."""
+    family = FLOAT_FAMILIES["dual_if"]
+    prims = TorchFloat(zt.device)
+    p = Namespace(bias=0.0, theta=theta, theta_neg=theta_neg, comparator=Comparator.GE)
+    zero = torch.zeros_like(zt[0])
+    st = Namespace(v=zero + v_init, c=zero, s=zero)
+    return torch.stack([family.step(prims, p, st, [zt[t]]) for t in range(zt.shape[0])])
 
 
 def finetune_clip(ann: AnnGraph, x: np.ndarray, y: np.ndarray | None, acts: dict[str, np.ndarray],
@@ -134,7 +132,7 @@ def _finetune(ann, x, y, acts, steps, epochs, lr, seed, batch, theta_neg, temper
     opt = torch.optim.Adam([{"params": weights, "lr": lr}, {"params": list(lams.values()), "lr": 10 * lr}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
     n = len(xt)
-    for epoch in range(epochs):
+    for epoch in progress.track(range(epochs), "ecl: fine-tune", unit="epoch"):
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for i in range(0, n, batch):
@@ -239,7 +237,7 @@ def refine_thresholds(ann: AnnGraph, plans: dict[str, SitePlan], x: np.ndarray, 
         p.v_init, p.theta_neg = p.theta / 2, theta_neg * p.theta
 
     best = kl()
-    for _ in range(rounds):
+    for _ in progress.track(range(rounds), "ecl: threshold search", unit="round"):
         for site in plans:
             keep = alphas[site]
             for a in SCALES:
@@ -261,7 +259,7 @@ def compensate_bias(ann: AnnGraph, plans: dict[str, SitePlan], x: np.ndarray, st
     shifts: dict[str, float] = {}
     xt = torch.as_tensor(np.asarray(x, np.float32))
     stacked = xt.repeat(steps, *([1] * (xt.dim() - 1)))
-    for _ in range(rounds):
+    for _ in progress.track(range(rounds), "ecl: bias compensation", unit="round"):
         for node in ann.acts():
             prod = ann.node(node.inputs[0])
             if prod.kind not in (AnnKind.DENSE, AnnKind.CONV) or len(ann.consumers(prod.name)) != 1:

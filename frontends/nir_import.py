@@ -28,8 +28,9 @@ from rsnn_compiler.budget import require_hdf5_within_budget
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
+from rsnn_compiler.ir.catalogue import op_from_parts
 from rsnn_compiler.ir.ops import (
-    IF, LI, LIF, Affine, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay, Flatten, Input, Op, Output, Pool, PoolMode, ResetMode, Scale, Threshold, op_from_parts,
+    IF, LI, LIF, Affine, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay, Flatten, Input, Op, Output, Pool, PoolMode, ResetMode, Scale, Threshold,
 )
 from rsnn_compiler.passes_api import Prop
 

@@ -40,6 +40,7 @@ from torch import nn
 from rsnn_compiler.errors import CheckFailed, UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.interpreter.float_interp import run_float
+from rsnn_compiler.nn import NeuronCell
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
 from rsnn_compiler.ir.ops import (
     LIF, Affine, BatchNorm, Conv1d, Conv2d, CubaLIF, Flatten, Input, Op, Output, Pool, PoolMode,
@@ -69,6 +70,8 @@ FIDELITY_MAX_BATCH = 64  # calibration samples used for the fidelity check
 
 
 def _is_snn(module: nn.Module) -> bool:
+    if isinstance(module, NeuronCell):  # rsnn_compiler.nn: its IR op is its own definition
+        return True
     return type(module).__module__.startswith("snntorch") and type(module).__name__ in NEURON_CLASSES
 
 
@@ -332,6 +335,14 @@ def _pool(m, path: str, shape) -> Pool:
 
 def _convert_neuron(m, path: str, shape, b: _Builder, prev: str) -> tuple[str, tuple[int, ...]]:
     kind = type(m).__name__
+    if isinstance(m, NeuronCell):
+        op = m.to_ir_op()
+        if tuple(op.shape) != tuple(shape):
+            raise UserInputError(f"'{path}' ({kind}) has {op.shape} neurons but receives {shape}; fix its size")
+        name = b.add(path, op)
+        b.edges.append(Edge(prev, name))
+        b.neurons[path] = name
+        return name, shape
     _check_neuron(m, path)
     reset, note = reset_mode_of(m)
     if note:
@@ -668,7 +679,7 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
     attrs = GraphAttrs(name=name, dt=dt, properties=frozenset({Prop.DISCRETIZED}))
     graph = finish_graph(Graph(b.nodes, b.edges, attrs))
 
-    resets = sorted({graph.nodes[n].reset.value for n in b.neurons.values()})
+    resets = sorted({graph.nodes[n].reset.value for n in b.neurons.values() if hasattr(graph.nodes[n], "reset")})
     fidelity: dict = {}
     if b.neurons and not options.extra.get("skip_fidelity", False):
         if options.calib_x is not None:

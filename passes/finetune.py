@@ -1,8 +1,9 @@
 """Differentiable surrogate-gradient runner for float graphs and a short masked fine-tune.
 
-``TorchGraph`` evaluates a float IR graph exactly like ``interpreter.float_interp`` (same op
-order, same per-edge accumulation onto the decayed state, float32), but the spike nonlinearity
-has a fast-sigmoid surrogate gradient
+``TorchGraph`` evaluates a float IR graph exactly like ``interpreter.float_interp``: the same
+time-step driver (``interpreter.schedule``) and the same neuron definitions
+(``rsnn_compiler.neurons.float_dynamics``), run with the surrogate primitive set
+``float_prims.SurrogateFloat``: the spike nonlinearity has a fast-sigmoid surrogate gradient
 
     forward  s = H(v - theta)          backward  ds/dv = 1 / (1 + k |v - theta|)^2
 
@@ -25,46 +26,18 @@ from torch import nn
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.float_interp import apply_stateless
-from rsnn_compiler.ir import topology
+from rsnn_compiler.interpreter.float_prims import SurrogateFloat, spike
+from rsnn_compiler.interpreter.schedule import build_schedule, execute, output_index, zero_inputs
+from rsnn_compiler.ir.dynamics import population
+from rsnn_compiler import progress
 from rsnn_compiler.ir.graph import Domain, Graph
-from rsnn_compiler.ir.ops import (
-    ALIF, IF, LI, LIF, Affine, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay, Input,
-    NeuronOp, ResetMode, Threshold,
-)
+from rsnn_compiler.ir.ops import Affine, Conv1d, Conv2d, NeuronOp, Threshold
 
 DTYPE = torch.float32
 
 
-class _FastSigmoidSpike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, u: torch.Tensor, slope: float, ge: bool) -> torch.Tensor:
-        ctx.save_for_backward(u)
-        ctx.slope = slope
-        return (u >= 0 if ge else u > 0).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (u,) = ctx.saved_tensors
-        return grad / (1.0 + ctx.slope * u.abs()) ** 2, None, None
-
-
-def spike(v: torch.Tensor, theta: torch.Tensor, cmp: Comparator, slope: float) -> torch.Tensor:
-    """Heaviside with a fast-sigmoid surrogate gradient (``>`` or ``>=`` per ``cmp``)."""
-    return _FastSigmoidSpike.apply(v - theta, slope, cmp is Comparator.GE)
-
-
 def _p(arr) -> torch.Tensor:
     return torch.from_numpy(np.array(arr, dtype=np.float32))
-
-
-class _State:
-    def __init__(self, op: NeuronOp, batch: int):
-        shape = (batch, *op.shape)
-        zeros = torch.zeros(shape, dtype=DTYPE)
-        self.v = _p(op.v_init).expand(shape).clone() if hasattr(op, "v_init") else zeros
-        self.i = zeros
-        self.a = zeros
-        self.s = zeros
 
 
 class TorchGraph(nn.Module):
@@ -76,8 +49,6 @@ class TorchGraph(nn.Module):
             raise UserInputError("fine-tuning needs a float graph (prune before quantize)")
         self.graph = graph
         self.slope = slope
-        self.order = topology.evaluation_order(graph)
-        self.in_edges = {n: graph.in_edges(n) for n in graph.nodes}
         self.weights = nn.ParameterDict()
         self.biases = nn.ParameterDict()
         self.masks: dict[str, torch.Tensor] = {}
@@ -113,102 +84,21 @@ class TorchGraph(nn.Module):
         conv = F.conv1d if isinstance(op, Conv1d) else F.conv2d
         return conv(x, self.weight(name), b, op.stride, op.padding, op.dilation, op.groups)
 
-    def _neuron(self, op: NeuronOp, st: _State, xs: list[torch.Tensor]) -> torch.Tensor:
-        def acc(start, gain):
-            g = None if bool((gain == 1).all()) else _p(gain)
-            for x in xs:
-                start = start + (x if g is None else g * x)
-            return start
-
-        if isinstance(op, (LI, CubaLI)):
-            if isinstance(op, LI):
-                st.v = acc(_p(op.beta) * st.v, op.gain) + _p(op.bias)
-            else:
-                st.i = acc(_p(op.alpha) * st.i, op.gain_i)
-                gv = st.i if bool((op.gain_v == 1).all()) else _p(op.gain_v) * st.i
-                st.v = _p(op.beta) * st.v + gv + _p(op.bias)
-            return st.v
-        if isinstance(op, CubaLIF):
-            st.i = acc(_p(op.alpha) * st.i, op.gain_i)
-            gv = st.i if bool((op.gain_v == 1).all()) else _p(op.gain_v) * st.i
-            base = _p(op.beta) * st.v + gv + _p(op.bias)
-        elif isinstance(op, IF):
-            base = acc(st.v, op.gain) + _p(op.bias)
-        elif isinstance(op, (LIF, ALIF)):
-            base = acc(_p(op.beta) * st.v, op.gain) + _p(op.bias)
-        else:
-            raise UserInputError(f"fine-tuning does not support {type(op).__name__} yet")
-        theta = _p(op.theta)
-        if isinstance(op, ALIF):
-            theta = theta + _p(op.kappa) * st.a
-        cmp, mode, k = op.comparator, op.reset, self.slope
-        prev = st.s.detach()
-        if mode is ResetMode.ZERO:
-            s = spike(base, theta, cmp, k)
-            v = torch.where(s.detach() > 0, _p(op.v_reset).expand_as(base), base)
-        elif mode is ResetMode.SUBTRACT:
-            s = spike(base, theta, cmp, k)
-            v = base - theta * s.detach()
-        elif mode is ResetMode.SUBTRACT_DEFERRED:
-            v = base - theta * prev
-            s = spike(v, theta, cmp, k)
-        elif mode is ResetMode.SUBTRACT_NODELAY:
-            r = (st.v >= theta if cmp is Comparator.GE else st.v > theta).to(DTYPE).detach()
-            b = base - theta * r
-            s = spike(b, theta, cmp, k)
-            v = b - theta * (s.detach() - r)
-        elif mode is ResetMode.ZERO_HOLD:
-            v = (1.0 - prev) * base
-            s = spike(v, theta, cmp, k)
-        else:
-            v = base
-            s = spike(v, theta, cmp, k)
-        if isinstance(op, ALIF):
-            st.a = _p(op.rho) * st.a + s.detach()
-        st.v, st.s = v, s
-        return s
+    def _stateless(self, op, name: str):
+        if isinstance(op, Threshold):
+            theta = _p(op.theta)
+            return lambda x: spike(x, theta, op.comparator, self.slope)
+        if name in self.key:
+            return lambda x: self._synapse(name, op, x)
+        return lambda x: apply_stateless(op, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        graph = self.graph
-        steps, batch = x.shape[0], x.shape[1]
-        states = {n: _State(op, batch) for n, op in graph.nodes.items()
-                  if isinstance(op, NeuronOp) and not isinstance(op, Threshold)}
-        values: dict[str, list[torch.Tensor]] = {n: [] for n in graph.nodes}
-        delay_in: dict[str, list[torch.Tensor]] = {
-            n: [] for n, op in graph.nodes.items() if isinstance(op, Delay) and op.steps >= 1
-        }
-
-        def terms(name: str, t: int) -> list[torch.Tensor]:
-            out = [values[e.src][t - e.delay] for e in self.in_edges[name] if t - e.delay >= 0]
-            return out or [torch.zeros((batch, *graph.nodes[name].in_shape), dtype=DTYPE)]
-
-        def gather(name: str, t: int) -> torch.Tensor:
-            items = terms(name, t)
-            total = items[0]
-            for v in items[1:]:
-                total = total + v
-            return total
-
-        for t in range(steps):
-            for name in self.order:
-                op = graph.nodes[name]
-                if isinstance(op, Input):
-                    y = x[t]
-                elif name in delay_in:
-                    k = t - op.steps
-                    y = delay_in[name][k] if k >= 0 else torch.zeros((batch, *op.shape), dtype=DTYPE)
-                elif isinstance(op, Threshold):
-                    y = spike(gather(name, t), _p(op.theta), op.comparator, self.slope)
-                elif isinstance(op, NeuronOp):
-                    y = self._neuron(op, states[name], terms(name, t))
-                elif name in self.key:
-                    y = self._synapse(name, op, gather(name, t))
-                else:
-                    y = apply_stateless(op, gather(name, t))
-                values[name].append(y)
-            for name in delay_in:
-                delay_in[name].append(gather(name, t))
-        return torch.stack(values[graph.output_name])
+        prims = SurrogateFloat(self.slope)
+        slots = build_schedule(self.graph, lambda op, _name: population(prims, op), self._stateless)
+        zeros = zero_inputs(slots, x.shape[1], lambda shape: torch.zeros(shape, dtype=DTYPE))
+        output = output_index(slots, self.graph.output_name)
+        hist, _ = execute(slots, x, zeros, False, output)
+        return torch.stack(hist[output])
 
     def to_graph(self) -> Graph:
         """The graph with the current (masked) weights and biases written back as float32."""
@@ -279,7 +169,7 @@ def finetune(
     total_updates = config.epochs * ((n + config.batch_size - 1) // config.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total_updates, 1)) if config.cosine else None
     result = FinetuneResult(epochs=config.epochs, updates=0, samples=int(n))
-    for _ in range(config.epochs):
+    for _ in progress.track(range(config.epochs), "fine-tune", unit="epoch"):
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for start in range(0, n, config.batch_size):

@@ -40,6 +40,7 @@ from rsnn_compiler.accounting import is_synapse
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler import progress
 from rsnn_compiler.ir.ops import Affine, Conv1d, Conv2d, NeuronOp, Output
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 
@@ -269,7 +270,7 @@ class PruneSpatial:
         if x is not None:
             grid = ctx.options.get("prune_curve", DEFAULT_CURVE)
             points = sorted({round(float(s), 4) for s in grid} | {round(fraction, 4)})
-            for s in points:
+            for s in progress.track(points, "prune_spatial: accuracy vs sparsity", unit="point"):
                 g_s, m_s = prune_to(graph, s, structure, exclude)
                 reached = round(float(global_sparsity(g_s)), 4)
                 report.curve.append((reached, ev.accuracy(g_s, x, labels)))
@@ -287,7 +288,7 @@ class PruneSpatial:
             report.accuracy_pruned = ev.accuracy(pruned, x, labels)
         if epochs > 0:
             pruned, history = graph, []
-            for k in range(1, rounds + 1):  # gradual: cubic schedule s_k = s (1 - (1 - k/R)^3)
+            for k in progress.track(range(1, rounds + 1), "prune_spatial: prune + fine-tune", unit="round"):  # gradual: cubic schedule s_k = s (1 - (1 - k/R)^3)
                 s_k = fraction if k == rounds else fraction * (1.0 - (1.0 - k / rounds) ** 3)
                 pruned, masks = prune_to(pruned, s_k, structure, exclude)
                 touched |= set(masks)

@@ -47,7 +47,10 @@ from rsnn_compiler.ir.ops import (
     ALIF, IF, LI, LIF, Affine, Conv1d, CubaLI, CubaLIF, Delay, Flatten, Identity, Input, NeuronOp,
     Output, Pool, PoolMode,
 )
+from rsnn_compiler.ir.catalogue import neuron_op_class
+from rsnn_compiler.ir.dynamics import op_values
 from rsnn_compiler.ir.verify import verify
+from rsnn_compiler.neurons import QUANTIZE_RULES
 from rsnn_compiler.passes import quant_common as Q
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 
@@ -200,7 +203,7 @@ class _Builder:
         self.scale[name] = k
         cuba = isinstance(op, (CubaLIF, CubaLI))
         alpha = op.alpha.astype(np.float64) if cuba else None
-        v_bias = op.bias.astype(np.float64) * S
+        v_bias = (op.bias.astype(np.float64) if hasattr(op, "bias") else np.zeros(op.shape)) * S
         for s in syns:
             syn = self.g.nodes[s]
             cb = None
@@ -235,7 +238,7 @@ class _Builder:
 
     def _gain(self, op) -> np.ndarray | None:
         g = None
-        if isinstance(op, (LIF, IF, ALIF, LI)):
+        if isinstance(op, (LIF, IF, ALIF, LI)) or (op.family in QUANTIZE_RULES and hasattr(op, "gain")):
             g = op.gain.astype(np.float64)
         elif isinstance(op, (CubaLIF, CubaLI)):
             g = op.gain_i.astype(np.float64) * op.gain_v.astype(np.float64)
@@ -277,6 +280,9 @@ class _Builder:
         def v(arr):
             return np.clip(_r(arr.astype(np.float64) * S), lo, hi)
 
+        if op.family in QUANTIZE_RULES:  # a family added through the definition: its own rule
+            fixed = QUANTIZE_RULES[op.family](op_values(op), S, dict(common, vth_shift=self.vth_shift))
+            return neuron_op_class(Domain.FIXED, op.family)(**fixed)
         if isinstance(op, (DualThresholdIF, MultiThreshold)):
             if isinstance(op, DualThresholdIF):
                 neg = np.clip(_r(op.theta_neg.astype(np.float64) * S / 2.0**self.vth_shift), -vth_hi, vth_hi)
@@ -325,7 +331,7 @@ class _Builder:
         self.sigma[inp] = 2.0**quant.shift
         for name in topology.evaluation_order(g):
             op = self.g.nodes[name]
-            if isinstance(op, NeuronOp) and isinstance(op, Q.FLOAT_NEURONS):
+            if isinstance(op, NeuronOp) and (isinstance(op, Q.FLOAT_NEURONS) or op.family in QUANTIZE_RULES):
                 self.neuron(name)
         for name in g.nodes:
             op = self.g.nodes[name]
@@ -379,7 +385,7 @@ class QuantizeState:
             raise PipelineError(
                 f"quantize_state needs a '{missing[0]}' graph; run"
                 f" {'pruning (or record it as skipped)' if missing[0] == Prop.PRUNED else 'quantize_weights'}"
-                " before it (DESIGN §5: prune -> quantize weights -> quantize state)"
+                " before it (docs/design.md §5: prune -> quantize weights -> quantize state)"
             )
         if graph.attrs.domain is not Domain.FLOAT:
             raise UserInputError("quantize_state runs on a float graph; this one is already fixed")

@@ -237,9 +237,7 @@ def atomic_directory(target: Path, force: bool = False) -> Iterator[Path]:
             except OSError as exc:
                 raise UserInputError(f"cannot write into {parent}: {exc.strerror}") from None
             try:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o777 & ~umask)
+                os.chmod(tmp, 0o777 & ~current_umask())
                 yield tmp
                 check_output_folder(target, force)  # it may have changed while we built
                 swap_into_place(tmp, target)
@@ -266,8 +264,15 @@ def check_writable_file(path: Path) -> Path:
     return parent
 
 
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file via a temporary sibling and rename, so readers never see half a file."""
+    """Write a file via a temporary sibling and rename, so readers never see half a file; the file
+    gets the mode a plain open() would give (0666 less the umask), not mkstemp's 0600."""
     path = Path(path)
     parent = check_writable_file(path)
     try:
@@ -275,6 +280,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise UserInputError(f"cannot write into {parent}: {exc.strerror}") from None
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

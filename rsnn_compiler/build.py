@@ -36,7 +36,7 @@ from rsnn_compiler.target_api import TargetCheckError
 from rsnn_compiler.user_code import guard
 
 FLOAT_GRAPH = "graph.float.rsnn"
-WARNING_NOTE = "WARNING: "  # an importer's note that changes results: also a build warning
+WARNING_NOTE = "WARNING:"  # a pass or importer note that changes results: also a build warning
 DEFAULT_TARGETS = ("ir",)
 
 
@@ -172,6 +172,25 @@ def resolve_profile(backends, requested: str | None) -> str | None:
     return requested or (next(iter(required)) if required else "fpga")
 
 
+def _nested_wall_times(report: dict) -> dict:
+    """Move every ``wall_time_s`` inside a report (e.g. the ecl fine-tune's) out of it, so the
+    manifest stays deterministic: ``{"nested": {"metrics.method_details.finetune": seconds}}``."""
+    found: dict[str, float] = {}
+
+    def walk(node, path: str) -> None:
+        if isinstance(node, dict):
+            if "wall_time_s" in node and path:
+                found[path] = node.pop("wall_time_s")
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else key)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}.{i}")
+
+    walk(report, "")
+    return {"nested": found} if found else {}
+
+
 def _step_name(step) -> str:
     return step if isinstance(step, str) else step.name
 
@@ -219,7 +238,6 @@ def build(
     progress(f"importing {source}")
     result = imported or import_model(source, import_options)
     result.report.source = source_label(source)  # the manifest does not depend on the working directory
-    result.report.warnings += [n[len(WARNING_NOTE):] for n in result.report.notes if n.startswith(WARNING_NOTE)]
     if calib_x is not None:  # passes run the model on the calibration data (float and fixed)
         require_run_within_budget(result.graph, 2 * calib_x.shape[0], calib_x.shape[1], "calibration")
     ctx = PassContext(
@@ -250,6 +268,8 @@ def build(
         graphs[profile] = fixed
         all_reports.extend(fixed_reports)
         pipeline[profile] = [*steps, check.name]
+    for r in all_reports:  # notes marked WARNING: join the pass's warnings
+        r.warnings += [n[len(WARNING_NOTE):].strip() for n in r.notes if n.upper().startswith(WARNING_NOTE)]
     warnings = [w for r in all_reports for w in r.warnings]
     for w in warnings:
         warn(w)
@@ -285,7 +305,8 @@ def build(
                 "summary": artifact.summary,
             }
         reports_json = [r.to_json() for r in all_reports]
-        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s")} for r in reports_json]}
+        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s"), **_nested_wall_times(r)}
+                              for r in reports_json]}
         manifest = {
             "format": "rsnnc-build/1",
             "compiler": {"name": "rsnnc", "version": __version__},

@@ -18,7 +18,7 @@ from rsnn_compiler.budget import require_run_within_budget
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.interpreter.result import RunResult
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.serialize import load_graph
 
 
@@ -27,16 +27,16 @@ class Executor(Protocol):
     # the domains it runs ("float", "fixed"); absent means both (``rsnnc run`` defaults to float)
     domains: ClassVar[tuple[str, ...]]
 
-    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult: ...
+    def run(self, build: Path, manifest: dict, domain: Domain, profile: str | None, x: np.ndarray) -> RunResult: ...
 
 
 def fixed_profiles(manifest: dict) -> list[str]:
     return sorted(k for k in manifest.get("graphs", {}) if k != "float")
 
 
-def resolve_profile(manifest: dict, domain: str, profile: str | None) -> str | None:
+def resolve_profile(manifest: dict, domain: Domain, profile: str | None) -> str | None:
     """The graph key to run: 'float' or one fixed profile present in the build."""
-    if domain == "float":
+    if domain == Domain.FLOAT:
         return "float"
     available = fixed_profiles(manifest)
     if not available:
@@ -68,11 +68,11 @@ def check_run_budget(build: Path, manifest: dict, x: np.ndarray) -> None:
 
 
 def target_program(
-    build: Path, manifest: dict, domain: str, profile: str | None, target: str, label: str, marker: str
+    build: Path, manifest: dict, domain: Domain, profile: str | None, target: str, label: str, marker: str
 ) -> tuple[Path, str]:
     """For an executor that runs a target's emitted fixed-point program: the target's folder
     (``<build>/<target>``, which must hold ``marker``) and the key of the graph it runs."""
-    if domain != "fixed":
+    if domain != Domain.FIXED:
         raise UserInputError(f"the {target} executor runs the fixed-point graph; use --domain fixed")
     build = Path(build)
     entry = manifest.get("targets", {}).get(target)
@@ -87,7 +87,7 @@ def target_program(
 class InterpreterExecutor:
     name: ClassVar[str] = "interp"
 
-    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
+    def run(self, build: Path, manifest: dict, domain: Domain, profile: str | None, x: np.ndarray) -> RunResult:
         key = resolve_profile(manifest, domain, profile)
         graph = load_build_graph(build, manifest, key)
         if key == "float":

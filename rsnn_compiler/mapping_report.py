@@ -1,7 +1,6 @@
-"""Human tables and the per-core utilisation plot for the ``map_loihi2`` report (``rsnnc report``)."""
+"""Human tables for the ``map_loihi2`` report (``rsnnc report``); its per-core picture is in ``plots.py``."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -57,36 +56,3 @@ def mapping_tables(m: dict[str, Any]) -> list[Table]:
             en.add_row(r["table"], _j(r["low_j"]), _j(r["high_j"]), r["description"], srcs)
         tables += [ops, en]
     return tables
-
-
-def write_utilisation_plot(m: dict[str, Any], path: Path) -> str:
-    """Per-core utilisation bars (neurons, memory, in/out axons); returns a one-line note."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed; per-core utilisation plot skipped (pip install matplotlib)"
-    cores = m.get("core_utilisation", [])
-    if not cores:
-        return "no cores mapped; no plot"
-    keys = ("neurons", "memory", "in_axons", "out_axons")
-    fig, ax = plt.subplots(figsize=(max(6.0, min(0.12 * len(cores), 30.0)), 3.5))
-    width = 0.8 / len(keys)
-    x = list(range(len(cores)))
-    for i, k in enumerate(keys):
-        ax.bar([v + (i - 1.5) * width for v in x], [c[k] for c in cores], width, label=k)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_xlabel("neuro-core (population order)")
-    ax.set_ylabel("fraction of core limit")
-    ax.set_title(f"Loihi 2 per-core utilisation ({m['cores']} cores, {m['chips']} chip(s), {m['board']})")
-    ax.legend(fontsize=7, ncol=4)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return f"per-core utilisation plot: {path}"

@@ -61,7 +61,7 @@ def check_pipeline(passes: list, initial: frozenset[str]) -> None:
                 raise PipelineError(
                     f"pipeline runs '{p.name}' before '{later[0]}', but '{p.name}' needs the graph"
                     f" to be '{prop}' first; reorder the pipeline so '{later[0]}' comes before"
-                    f" '{p.name}' (DESIGN §5: prune -> quantize)"
+                    f" '{p.name}' (docs/design.md §5: prune -> quantize)"
                 )
             raise PipelineError(
                 f"pass '{p.name}' needs the graph to be '{prop}', but no earlier step establishes it;"
@@ -72,7 +72,7 @@ def check_pipeline(passes: list, initial: frozenset[str]) -> None:
             prop = sorted(clash)[0]
             raise PipelineError(
                 f"pass '{p.name}' cannot run on a graph that is already '{prop}'; run '{p.name}'"
-                f" before the pass that makes it '{prop}' (DESIGN §5: prune -> quantize)"
+                f" before the pass that makes it '{prop}' (docs/design.md §5: prune -> quantize)"
             )
         have = (have - _props(p, "invalidates")) | _props(p, "establishes")
 

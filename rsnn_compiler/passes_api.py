@@ -13,10 +13,12 @@ from typing import Any, Callable, ClassVar, Protocol
 import numpy as np
 
 from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.neurons.enums import StrChoice
 
 
-class Prop:
-    """Graph properties tracked in ``GraphAttrs.properties``."""
+class Prop(StrChoice):
+    """Graph properties tracked in ``GraphAttrs.properties`` (members equal their string values,
+    so property sets read from a manifest or a graph file compare with them directly)."""
 
     DISCRETIZED = "discretized"  # per-step constants with a recorded dt (every importer)
     CANONICAL = "canonical"

@@ -1,7 +1,7 @@
 """Explicit registry of frontends, passes and backends.
 
 The core never imports a frontend, pass or backend module directly: it looks entries up here
-and imports them lazily, so dependencies keep pointing one way (DESIGN §2).
+and imports them lazily, so dependencies keep pointing one way (docs/design.md §2).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A backend declares whether it runs the fixed-point graph (``uses_fixed``) and which profile it
 insists on, if any (``requires_profile``: "loihi2" for Lava). A build has one fixed-point profile
-for all its targets, so every integer executor runs the same integers (DESIGN §7): the
+for all its targets, so every integer executor runs the same integers (docs/design.md §7): the
 ``--profile`` option, else the profile some target requires, else "fpga".
 Target constants live in one typed spec per target, never inline.
 """

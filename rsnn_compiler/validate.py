@@ -20,6 +20,8 @@ from rsnn_compiler import registry
 from rsnn_compiler.errors import RsnncError, UserInputError
 from rsnn_compiler.executors import check_run_budget, fixed_profiles
 from rsnn_compiler.interpreter.result import RunResult
+from rsnn_compiler.ir.graph import Domain
+from rsnn_compiler.progress import Task
 
 REFERENCE = "interp"
 
@@ -86,7 +88,7 @@ class ValidationReport:
 
 
 def predictions(out: np.ndarray) -> np.ndarray:
-    """argmax over outputs of the output summed over time (DESIGN §1)."""
+    """argmax over outputs of the output summed over time (docs/design.md §1)."""
     summed = out.reshape(out.shape[0], out.shape[1], -1).sum(axis=0)
     return np.argmax(summed, axis=-1)
 
@@ -177,12 +179,15 @@ def validate(
             f"{build} has no fixed-point graph, so there is nothing integer to validate;"
             " rebuild with an integer target, e.g. --target c,gpu"
         )
+    bar = Task("validate: executors", 2 + len(integer_executors(manifest)), "run")
     progress("running the float model (reference interpreter)")
-    float_run = interp.run(build, manifest, "float", None, x)
+    float_run = interp.run(build, manifest, Domain.FLOAT, None, x)
     if y is not None:
         report.float_accuracy = accuracy(float_run.out, y)
+    bar.advance()
     progress(f"running the fixed-point interpreter ({profile})")
-    fixed_run = interp.run(build, manifest, "fixed", profile, x)
+    fixed_run = interp.run(build, manifest, Domain.FIXED, profile, x)
+    bar.advance()
     report.layers = layer_agreement(float_run, fixed_run)
     if y is not None:
         report.fixed_accuracy = accuracy(fixed_run.out, y)
@@ -190,7 +195,8 @@ def validate(
         progress(f"running {name}")
         start = time.perf_counter()
         try:
-            got = registry.get_executor(name).run(build, manifest, "fixed", profile, x)
+            got = registry.get_executor(name).run(build, manifest, Domain.FIXED, profile, x)
+            bar.advance()
         except ExecutorUnavailable as exc:
             check = ExecutorCheck(name, "unavailable", reason=str(exc))
             if not allow_missing:
@@ -204,6 +210,7 @@ def validate(
         if mismatch:
             report.ok = False
             report.problems.append(mismatch.describe())
+    bar.close()
     if not report.executors:
         report.notes.append("no integer executor was built besides the interpreter (targets: c, gpu, lava)")
     if max_accuracy_drop is not None and y is not None:

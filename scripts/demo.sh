@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone: set everything up, compile the bundled trained recurrent SNN
 # (models/rleaky_mnist1d: snnTorch RLeaky on mnist1d) for every target, prove the integer
-# executors agree bit for bit, and print the report summary.
+# executors agree bit for bit, and draw the pictures (the build prints the pass table once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,7 +21,8 @@ echo
 echo "== validate: every integer executor against the fixed-point interpreter, and against float"
 $RSNNC validate "$OUT" --data "$MODEL/data.npz" --max-accuracy-drop 1.0
 echo
-echo "== report"
-$RSNNC report "$OUT"
+echo "== plots: spike raster, activity, accuracy vs time steps, float vs fixed membrane, quantization, cores"
+$RSNNC plot "$OUT" --data "$MODEL/data.npz" -o "$OUT-plots"
 echo
-echo "Build in $OUT. Next: $RSNNC inspect $OUT | $RSNNC run $OUT --inputs $MODEL/data.npz --out y.npz --executor c --domain fixed"
+echo "Build in $OUT, pictures in $OUT-plots. Next: $RSNNC report $OUT | $RSNNC inspect $OUT |" \
+     "$RSNNC run $OUT --inputs $MODEL/data.npz --out y.npz --executor c"

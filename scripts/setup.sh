@@ -19,7 +19,21 @@ if [ ! -x .venv/bin/python ]; then
     echo "rsnnc setup: creating .venv with $("$PY" --version)"
     "$PY" -m venv .venv
 fi
-# torch is pinned (2.13.0, CPU wheel) in pyproject.toml; an unpinned torch would pull CUDA.
+# torch is pinned (2.13.0) in pyproject.toml. From the public index alone that pin is, on Linux,
+# the CUDA build (~530 MB plus the nvidia-* wheels); the CPU wheel comes from PyTorch's CPU index,
+# so install torch from there first whenever that index answers.
+TORCH_PIN="torch==2.13.0"
+TORCH_CPU_INDEX="${RSNNC_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"
+if ! .venv/bin/python -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
+    if .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/torch/", timeout=5)' \
+            "$TORCH_CPU_INDEX" 2>/dev/null; then
+        echo "rsnnc setup: installing $TORCH_PIN (CPU wheel) from $TORCH_CPU_INDEX"
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check "$TORCH_PIN" --index-url "$TORCH_CPU_INDEX"
+    else
+        echo "rsnnc setup: PyTorch's CPU index ($TORCH_CPU_INDEX) does not answer; installing $TORCH_PIN from the" \
+             "configured index: a local CPU wheel if your pip configuration has one, else (public index, Linux) the CUDA build"
+    fi
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
     | grep -v "WARNING: Location" || true
 # Peer SNN libraries for the differential tests, without their dependencies (see the file).

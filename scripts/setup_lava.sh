@@ -60,8 +60,14 @@ if [ ! -x "$env_dir/bin/python" ] || ! is_py310 "$env_dir/bin/python"; then
 fi
 
 env_py="$env_dir/bin/python"
-if "$env_py" -m pip install --disable-pip-version-check -q -r "$reqs"; then :; else
-    echo "error: pip install -r $reqs into $env_dir failed" >&2
+# the installer's own messages (deprecations, resolver notes) go to a log shown only on failure
+log="$(mktemp)"
+if "$env_py" -m pip install --disable-pip-version-check -q -r "$reqs" >"$log" 2>&1; then
+    rm -f "$log"
+else
+    echo "error: pip install -r $reqs into $env_dir failed; the installer's last lines:" >&2
+    tail -n 30 "$log" >&2
+    rm -f "$log"
     exit 1
 fi
 

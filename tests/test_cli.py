@@ -349,3 +349,43 @@ def test_targets_check_runs_the_environment_probe(capsys, monkeypatch):
     code, out, _ = cli(capsys, "targets", "--json", "--check")
     lava = {t["name"]: t for t in json.loads(out)["targets"]}["lava"]
     assert lava["status"] == "probed lava"
+
+
+def test_written_files_respect_the_umask(built, tmp_path, capsys):
+    """run --out and validate.json get 0666 less the umask, like any file the user creates."""
+    np.savez(tmp_path / "x.npz", x=example_inputs(steps=5, batch=2))
+    old = os.umask(0o022)
+    try:
+        assert cli(capsys, "run", built, "--inputs", tmp_path / "x.npz", "--out", tmp_path / "y.npz", "-q")[0] == 0
+        assert (tmp_path / "y.npz").stat().st_mode & 0o777 == 0o644
+        os.umask(0o002)
+        assert cli(capsys, "run", built, "--inputs", tmp_path / "x.npz", "--out", tmp_path / "z.npz", "-q")[0] == 0
+        assert (tmp_path / "z.npz").stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(old)
+
+
+def test_a_result_warning_is_its_own_stderr_line(tmp_path, capsys):
+    """A reset taken from the exporter's convention (not from the file) changes results: the
+    warning is one `rsnnc: warning:` line on stderr, even with --quiet and --json."""
+    nir = ROOT / "models" / "rleaky_mnist1d" / "model.nir"
+    code, out, err = cli(capsys, "build", nir, "--nir-source", "snntorch", "-o", tmp_path / "n", "-q", "--json")
+    assert code == 0 and json.loads(out)
+    warnings = [line for line in err.splitlines() if line.startswith("rsnnc: warning: ")]
+    assert len(warnings) == 1 and "reset subtract_deferred is snntorch's default" in warnings[0], err
+    assert err.strip() == warnings[0]
+    code, out, err = cli(capsys, "build", nir, "--reset", "subtract_deferred", "-o", tmp_path / "r", "-q")
+    assert code == 0 and "warning" not in err
+
+
+def test_run_with_the_c_executor_picks_fixed_point(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert cli(capsys, "build", EXAMPLE, "--target", "c", "-o", out, "-q")[0] == 0
+    np.savez(tmp_path / "x.npz", x=example_inputs(steps=5, batch=2))
+    code, stdout, err = cli(capsys, "run", out, "--inputs", tmp_path / "x.npz", "--out", tmp_path / "y.npz",
+                            "--executor", "c", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["domain"] == "fixed"
+    code, _, err = cli(capsys, "run", out, "--inputs", tmp_path / "x.npz", "--out", tmp_path / "y.npz",
+                       "--executor", "c", "--domain", "float", "-q")
+    assert code == 2 and "runs the fixed-point graph" in err

@@ -56,7 +56,6 @@ def test_valid_graph_has_no_problems():
         (lambda: small(edges=[("in", "fc", 0), ("fc", "lif", 0), ("lif", "out", 0), ("lif", "fc2", 0)]), r"edge lif -> fc2: unknown node 'fc2'"),
         (lambda: small(edges=[("in", "fc", 0), ("fc", "lif", 0), ("lif", "out", 0), ("lif", "fc", -1)]), r"delay -1 is negative"),
         (lambda: small(edges=[("in", "fc", 0), ("fc", "lif", 0)]), r"node 'out' \(Output\) has no input edge"),
-        (lambda: small(fc=Affine(weight=np.ones((2, 3)), bias=[1, 2, 3])), r"bias shape \(3,\) does not match weight rows 2"),
     ],
 )
 def test_verifier_rejections_name_problem_and_place(graph_fn, message):
@@ -96,14 +95,21 @@ def test_more_structural_rejections():
     assert any("node name 'bad/name' is invalid" in p for p in verify(bad_name))
     two_inputs = small().with_node("in2", Input(shape=(3,)))
     assert any("graph has 2 Input nodes" in p for p in verify(two_inputs))
-    conv = Conv1d(weight=np.ones((4, 2, 3)), input_shape=(3, 10))
-    assert any("input has 3 channels" in p for p in verify(small().with_node("c", conv)))
     pool = Pool(mode=PoolMode.SUM, kernel=5, stride=1, input_shape=(1, 3))
     assert any("larger than the input" in p for p in verify(small().with_node("p", pool)))
     flat = Flatten(input_shape=(2, 3), start_dim=1, end_dim=0)
     assert any("start_dim 1 is after end_dim 0" in p for p in verify(small().with_node("f", flat)))
-    param_shape = LIF(**{**broadcast_params((2,), beta=0.9, gain=1, bias=0, theta=1, v_reset=0), "v_init": np.zeros(3)})
-    assert any("parameter 'v_init' has shape (3,) but the population is (2,)" in p for p in verify(small(lif=param_shape)))
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: Affine(weight=np.ones((2, 3)), bias=[1, 2, 3]), r"Affine: bias shape \(3,\) does not match weight rows 2"),
+    (lambda: Conv1d(weight=np.ones((4, 2, 3)), input_shape=(3, 10)), "input has 3 channels"),
+    (lambda: LIF(**{**broadcast_params((2,), beta=0.9, gain=1, bias=0, theta=1, v_reset=0), "v_init": np.zeros(3)}),
+     r"parameter 'v_init' has shape \(3,\) but the population is \(2,\)"),
+])
+def test_parameter_shapes_are_checked_at_construction(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
 
 
 def test_golden_text_form():

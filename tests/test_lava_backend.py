@@ -277,8 +277,16 @@ def test_emit_writes_a_self_contained_program(tmp_path):
     art = LavaBackend().emit(g, tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["README.md", "arrays.npz", "lava_custom_neurons.py", "lava_runner.py",
-                     "network.json", "stages.json"]
-    assert art.files == [f"lava/{n}" for n in names]
+                     "network.json", "rsnn_neurons", "stages.json"]
+    shipped = sorted(f"rsnn_neurons/{p.name}" for p in (tmp_path / "rsnn_neurons").iterdir())
+    assert sorted(art.files) == sorted([f"lava/{n}" for n in names if n != "rsnn_neurons"]
+                                       + [f"lava/{f}" for f in shipped])
+    # the custom neurons load the shipped definition when rsnn_compiler is not importable
+    code = ("import sys; sys.modules['rsnn_compiler'] = None; sys.path.insert(0, sys.argv[1]);"
+            " import lava_custom_neurons as m; assert m.N.__name__ == 'rsnn_neurons', m.N;"
+            " assert m.N.__file__.startswith(sys.argv[1]), m.N.__file__")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
     stages = json.loads((tmp_path / "stages.json").read_text())
     assert stages["stages"] == plan_retiming(g).stages
     proc = subprocess.run([sys.executable, str(tmp_path / "lava_runner.py"), str(tmp_path), "--check"],

@@ -183,7 +183,9 @@ def test_build_and_report_show_mapping_and_plot(tmp_path):
     rep = next(r for r in manifest["passes"] if r["name"] == "map_loihi2")
     assert rep["metrics"]["board"] == "oheo_gulch" and rep["metrics"]["energy"]["counts"]["source"] == "measured"
     assert main(["report", str(out)]) == 0
-    assert (out / "lava" / "mapping.png").stat().st_size > 0
+    assert not list(out.rglob("*.png"))  # report writes no picture into the build
+    assert main(["report", str(out), "--plots", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "core_utilisation.png").stat().st_size > 0
 
 
 def test_conv_layer_fan_in_is_exact():

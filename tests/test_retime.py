@@ -1,4 +1,4 @@
-"""Retiming (DESIGN §4): stages, per-connection Lava delays, unmappable loops named."""
+"""Retiming (docs/design.md §4): stages, per-connection Lava delays, unmappable loops named."""
 from __future__ import annotations
 
 import numpy as np

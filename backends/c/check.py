@@ -17,15 +17,15 @@ from rsnn_compiler.ir.fixed_ops import (
     Quantize, _CurrentNeuron, _FixedConv,
 )
 from rsnn_compiler.ir.graph import Domain, Graph
+from rsnn_compiler.ir.dynamics import family_of
 from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Input, Op, Output, Pool, PoolMode
 from rsnn_compiler.target_api import Diagnostic
 
 from rsnn_compiler.backends.c.plan import HOST_QUANTIZE, input_mode, make_plan
 from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
 
-SUPPORTED = (
-    Input, Output, Identity, Flatten, Delay, Pool, Quantize, FixedDense, _FixedConv, FixedLIF,
-    FixedLI, FixedDualIF, FixedMultiThreshold,
+SUPPORTED = (  # every fixed neuron: its loop is generated from its family's definition
+    Input, Output, Identity, Flatten, Delay, Pool, Quantize, FixedDense, _FixedConv, FixedNeuron,
 )
 INF = None  # an unbounded value
 
@@ -78,12 +78,10 @@ def _output_bound(op: Op, x: int | None, syn: _Synapse | None, host: bool) -> in
     if isinstance(op, (FixedDense, _FixedConv)):
         cap = _state_half(op.acc_bits)
         return cap if x is INF else min(cap, syn.pre(x))
-    if isinstance(op, (FixedLIF, FixedDualIF)):
-        return 1
     if isinstance(op, FixedMultiThreshold):
         return op.levels
-    if isinstance(op, FixedLI):
-        return _state_half(op.v_bits)
+    if isinstance(op, FixedNeuron):  # spikes are -1/0/1 (graded ones: mtn above); readouts emit v
+        return 1 if op.spiking else _state_half(op.v_bits)
     if x is INF:
         return INF
     if isinstance(op, Pool) and op.mode is PoolMode.SUM:
@@ -168,6 +166,10 @@ def _node_problems(name: str, op: Op, x: int | None, syn: _Synapse | None, host:
                 add("rounding offset overflows int64", "lower the input range")
     elif isinstance(op, FixedNeuron):
         width("v_bits")
+        squares = family_of(op).squares_states
+        if squares and op.v_bits > 31:
+            add(f"v_bits = {op.v_bits}: the family multiplies two states, whose product must fit"
+                " int64_t", "requantize with v_bits <= 31")
         if isinstance(op, _CurrentNeuron):
             width("u_bits")
         if op.input_shift < 0 or op.input_shift > spec.max_shift:

@@ -13,40 +13,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rsnn_compiler.fixed import arith as A
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.ir.fixed_ops import (
-    FixedALIF, FixedConv1d, FixedDense, FixedDualIF, FixedLI, FixedLIF, FixedMultiThreshold,
-    FixedNeuron, Quantize, _CurrentNeuron, _FixedConv,
+    FixedConv1d, FixedDense, FixedNeuron, Quantize, _FixedConv,
 )
+from rsnn_compiler.ir.dynamics import family_of, has_family
 from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Input, Output, Pool, PoolMode
 from rsnn_compiler.sanitize import c_comment, safe_name
-from rsnn_compiler.ir.ops import (
-    Comparator, Delay, Flatten, Identity, Input, Output, Pool, PoolMode, ResetMode,
-)
 
 from rsnn_compiler.backends.c.check import _Synapse, value_bounds
+from rsnn_compiler.backends.c.neurons import INT32_MAX, OVERFLOW_FN, lit, neuron_code, reads_prev_output
 from rsnn_compiler.backends.c.plan import HOST_QUANTIZE, NodePlan, Plan, delay_ops, make_plan
 from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
 from rsnn_compiler.backends.c.storage import CSC, SynapseStorage, int_type, synapse_storage
 
-INT32_MAX = (1 << 31) - 1
-_OVF_FN = {
-    Overflow.WRAP: "rsnn_wrap",
-    Overflow.WRAP_ONCE: "rsnn_wrap_once",
-    Overflow.SATURATE: "rsnn_saturate",
-    Overflow.SATURATE_SYM: "rsnn_saturate_sym",
-}
-
-
-def lit(v: int) -> str:
-    """A C literal for an int64 value."""
-    v = int(v)
-    return str(v) if -INT32_MAX <= v <= INT32_MAX else f"INT64_C({v})"
-
-
 def ovf(expr: str, bits: int, mode: Overflow) -> str:
-    return f"{_OVF_FN[mode]}({expr}, {bits})"
+    return f"{OVERFLOW_FN[mode]}({expr}, {bits})"
 
 
 _comment = c_comment  # generated text inside /* */; every name in it goes through safe_name
@@ -147,14 +130,8 @@ class _Emitter:
             return self._conv(n)
         if isinstance(op, Pool):
             return self._pool(n)
-        if isinstance(op, FixedLI):
-            return self._li(n)
-        if isinstance(op, FixedLIF):
-            return self._lif(n)
-        if isinstance(op, FixedDualIF):
-            return self._dual_if(n)
-        if isinstance(op, FixedMultiThreshold):
-            return self._mtn(n)
+        if has_family(op):
+            return self._neuron(n)
         raise ValueError(f"the C backend cannot emit {type(op).__name__}")  # check() reports it
 
     def _copy(self, n: NodePlan) -> None:
@@ -424,117 +401,14 @@ class _Emitter:
         self.function(n, doc + (" (padding never wins)" if is_max else " (zero padding)"), body, uses_k=bool(code))
 
     # --- neurons ---------------------------------------------------------------------
-    def _current(self, n: NodePlan) -> tuple[str, str, str]:
-        """(u statement, base statement, doc) shared by FixedLIF/ALIF/LI (docs §3.4)."""
-        op: _CurrentNeuron = n.op
-        du = self.param(n, "du", op.du + op.du_offset)
-        dv = self.param(n, "dv", op.dv)
-        b = self.param(n, "bias", A.shift(op.bias_mant, op.bias_exp))
-        x = f"rsnn_shl(x[k], {op.input_shift})" if op.input_shift else "x[k]"
-        u_stmt = f"        const int64_t u = {ovf(f'rsnn_decay(s->i_{n.cid}[k], {du}) + {x}', op.u_bits, op.u_overflow)};\n"
-        bias = "" if b == "0" else f" + {b}"
-        base_stmt = f"        const int64_t base = {ovf(f'rsnn_decay(s->v_{n.cid}[k], {dv}) + u{bias}', op.v_bits, op.v_overflow)};\n"
-        doc = (f"u = {op.u_overflow.value}_{op.u_bits}(decay(u, du + {op.du_offset}) + (x << {op.input_shift}));"
-               f" base = {op.v_overflow.value}_{op.v_bits}(decay(v, dv) + u + b)")
-        return u_stmt, base_stmt, doc
-
-    def _neuron_function(self, n: NodePlan, doc: str, inner: str) -> None:
-        code, x = self.gather(n)
-        body = code + f"    const int64_t *x = {x};\n    int64_t *y = {self.cur(n)};\n"
+    def _neuron(self, n: NodePlan) -> None:
+        """The population's loop; its body is generated from the family's definition."""
+        code = neuron_code(n.op, n.cid, lambda name, arr: self.param(n, name, arr))
+        gather, x = self.gather(n)
+        body = gather + f"    const int64_t *x = {x};\n    int64_t *y = {self.cur(n)};\n"
+        inner = "".join(f"        {line}\n" for line in code.body)
         body += f"    for (k = 0; k < {n.out_size}; ++k) {{\n{inner}    }}\n"
-        self.function(n, doc, body)
-
-    def _li(self, n: NodePlan) -> None:
-        u_stmt, base_stmt, doc = self._current(n)
-        inner = u_stmt + base_stmt + (
-            f"        s->i_{n.cid}[k] = u;\n        s->v_{n.cid}[k] = base;\n        y[k] = base;\n"
-        )
-        self._neuron_function(n, doc + "; v = base; emits v", inner)
-
-    def _lif(self, n: NodePlan) -> None:
-        op: FixedLIF = n.op
-        u_stmt, base_stmt, doc = self._current(n)
-        c = n.cid
-        cmp = ">=" if op.comparator is Comparator.GE else ">"
-        theta = self.param(n, "theta", op.vth << op.vth_shift)
-        alif = isinstance(op, FixedALIF)
-        ov = lambda e: ovf(e, op.v_bits, op.v_overflow)  # noqa: E731
-        inner = u_stmt + base_stmt
-        inner += f"        const int64_t theta = {theta}{f' + s->a_{c}[k]' if alif else ''};\n"
-        inner += "        int64_t v, sp;\n"
-        mode = op.reset
-        if mode is ResetMode.ZERO:
-            reset = (f"        sp = base {cmp} theta;\n"
-                     f"        v = sp ? {self.param(n, 'v_reset', op.v_reset)} : base;\n")
-            rdoc = "s = base CMP theta; v = s ? v_reset : base"
-        elif mode is ResetMode.SUBTRACT:
-            reset = f"        sp = base {cmp} theta;\n        v = {ov('base - theta * sp')};\n"
-            rdoc = "s = base CMP theta; v = ovf_v(base - theta*s)"
-        elif mode is ResetMode.SUBTRACT_DEFERRED:
-            reset = f"        v = {ov(f'base - theta * s->sp_{c}[k]')};\n        sp = v {cmp} theta;\n"
-            rdoc = "v = ovf_v(base - theta*s_prev); s = v CMP theta"
-        elif mode is ResetMode.SUBTRACT_NODELAY:
-            reset = (f"        {{\n            const int64_t r = s->v_{c}[k] {cmp} theta;\n"
-                     f"            const int64_t m = {ov('base - theta * r')};\n"
-                     f"            sp = m {cmp} theta;\n            v = {ov('m - theta * (sp - r)')};\n        }}\n")
-            rdoc = "r = v_prev CMP theta; m = ovf_v(base - theta*r); s = m CMP theta; v = ovf_v(m - theta*(s - r))"
-        elif mode is ResetMode.ZERO_HOLD:
-            reset = f"        v = s->sp_{c}[k] ? 0 : base;\n        sp = v {cmp} theta;\n"
-            rdoc = "v = s_prev ? 0 : base; s = v CMP theta"
-        else:
-            reset = f"        v = base;\n        sp = v {cmp} theta;\n"
-            rdoc = "v = base; s = v CMP theta"
-        inner += reset
-        if alif:
-            da = self.param(n, "da", op.da)
-            ainc = self.param(n, "a_inc", op.a_inc)
-            inner += f"        s->a_{c}[k] = {ov(f'rsnn_decay(s->a_{c}[k], {da}) + {ainc} * sp')};\n"
-            rdoc += "; a = ovf_v(decay(a, da) + a_inc*s); theta = (vth << vth_shift) + a_prev"
-        inner += f"        s->i_{c}[k] = u;\n        s->v_{c}[k] = v;\n"
-        if _needs_prev_spike(op):
-            inner += f"        s->sp_{c}[k] = sp;\n"
-        inner += "        y[k] = sp;\n"
-        self._neuron_function(n, f"{doc}; reset {mode.value}: {rdoc.replace('CMP', cmp)}", inner)
-
-    def _dual_if(self, n: NodePlan) -> None:
-        op: FixedDualIF = n.op
-        c = n.cid
-        cmp = ">=" if op.comparator is Comparator.GE else ">"
-        ov = lambda e: ovf(e, op.v_bits, op.v_overflow)  # noqa: E731
-        b = self.param(n, "bias", A.shift(op.bias_mant, op.bias_exp))
-        theta = self.param(n, "theta", op.vth << op.vth_shift)
-        theta_neg = self.param(n, "theta_neg", op.vth_neg << op.vth_shift)
-        inner = (
-            f"        const int64_t m = {ov(f's->v_{c}[k] + rsnn_shl(x[k], {op.input_shift}) + {b}')};\n"
-            f"        const int64_t pos = m {cmp} {theta};\n"
-            f"        const int64_t sp = pos ? 1 : ((m < {theta_neg} && s->c_{c}[k] > 0) ? -1 : 0);\n"
-            f"        s->v_{c}[k] = {ov(f'm - sp * {theta}')};\n"
-            f"        s->c_{c}[k] += sp;\n        y[k] = sp;\n"
-        )
-        doc = (f"m = ovf_v(v + (x << {op.input_shift}) + b); s = +1 if m {cmp} theta, -1 if m < theta_neg"
-               f" and c > 0, else 0; v = ovf_v(m - s*theta); c += s")
-        self._neuron_function(n, doc, inner)
-
-    def _mtn(self, n: NodePlan) -> None:
-        op: FixedMultiThreshold = n.op
-        c = n.cid
-        ov = lambda e: ovf(e, op.v_bits, op.v_overflow)  # noqa: E731
-        b = self.param(n, "bias", A.shift(op.bias_mant, op.bias_exp))
-        theta = self.param(n, "theta", op.vth << op.vth_shift)
-        inner = (
-            f"        const int64_t m = {ov(f's->v_{c}[k] + rsnn_shl(x[k], {op.input_shift}) + {b}')};\n"
-            f"        const int64_t level = rsnn_clip(rsnn_floor_div(m, {theta}), 0, {op.levels});\n"
-        )
-        if op.reset is ResetMode.ZERO:
-            inner += f"        s->v_{c}[k] = {self.param(n, 'v_init', op.v_init)};\n"
-            rdoc = "v = v_init"
-        else:
-            inner += f"        s->v_{c}[k] = {ov(f'm - level * {theta}')};\n"
-            rdoc = "v = ovf_v(m - n*theta)"
-        inner += "        y[k] = level;\n"
-        doc = (f"m = ovf_v(v + (x << {op.input_shift}) + b); n = clip(floor_div(m, theta), 0, {op.levels});"
-               f" {rdoc}; emits n")
-        self._neuron_function(n, doc, inner)
+        self.function(n, code.doc, body)
 
 
 def _mul(a: str, k: int) -> str:
@@ -566,7 +440,7 @@ def _idx(outer: str, size: int, inner: str) -> str:
 
 
 def _needs_prev_spike(op) -> bool:
-    return isinstance(op, FixedLIF) and op.reset in (ResetMode.SUBTRACT_DEFERRED, ResetMode.ZERO_HOLD)
+    return isinstance(op, FixedNeuron) and reads_prev_output(op)
 
 
 def _wrap_values(values: list[str], width: int = 96) -> str:
@@ -635,10 +509,14 @@ def _reset_body(em: _Emitter) -> str:
     body = "    memset(s, 0, sizeof *s);\n"
     for n in em.plan.nodes.values():
         op = n.op
-        if isinstance(op, FixedNeuron) and "v" in op.state_names and np.asarray(op.v_init).any():
-            vi = em.param(n, "v_init", op.v_init)
-            body += (f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
-                     f"        s->v_{n.cid}[k] = {vi}; /* '{safe_name(n.name)}' v_init */\n    }}\n")
+        if not isinstance(op, FixedNeuron):
+            continue
+        for state, pname in family_of(op).initial.items():
+            value = getattr(op, pname)
+            if np.asarray(value).any():
+                vi = em.param(n, pname, value)
+                body += (f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
+                         f"        s->{state}_{n.cid}[k] = {vi}; /* '{safe_name(n.name)}' {pname} */\n    }}\n")
     return f"void {p}_reset({p}_state_t *s)\n{{\n    long k;\n{body}    (void)k;\n}}\n"
 
 
@@ -727,9 +605,10 @@ def int32_accumulators(graph: Graph, spec: CSpec = C_SPEC) -> set[str]:
 
 
 def spike_input(graph: Graph, name: str) -> bool:
-    """True when node ``name``'s only input is a LIF/ALIF spike train (0/1 values)."""
+    """True when node ``name``'s only input is a 0/1 spike train (a binary family's output)."""
     edges = graph.in_edges(name)
-    return len(edges) == 1 and isinstance(graph.nodes[edges[0].src], FixedLIF)
+    src = graph.nodes[edges[0].src] if len(edges) == 1 else None
+    return isinstance(src, FixedNeuron) and family_of(src).binary
 
 
 def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSources:

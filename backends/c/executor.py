@@ -27,7 +27,7 @@ from rsnn_compiler.interpreter.fixed_interp import quantize_input
 from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.fixed_ops import FixedNeuron
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
 
 from rsnn_compiler.backends.c.backend import SOURCES, STAMP_SUFFIX, build_binary
 from rsnn_compiler.backends.c.plan import HOST_QUANTIZE
@@ -166,7 +166,7 @@ class CExecutor:
     name: ClassVar[str] = "c"
     domains: ClassVar[tuple[str, ...]] = ("fixed",)  # rsnnc run picks fixed without --domain
 
-    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
+    def run(self, build: Path, manifest: dict, domain: Domain, profile: str | None, x: np.ndarray) -> RunResult:
         cdir, key = target_program(build, manifest, domain, profile, "c", "C", "layout.json")
         graph = load_build_graph(build, manifest, key)
         layout = json.loads((cdir / "layout.json").read_text())

@@ -1,4 +1,4 @@
-"""Target constants of the C backend (one typed spec, DESIGN §6): limits ``check`` enforces and
+"""Target constants of the C backend (one typed spec, docs/design.md §6): limits ``check`` enforces and
 the compiler flags the build uses. No other C module hard-codes these numbers."""
 
 from __future__ import annotations

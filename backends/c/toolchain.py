@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from rsnn_compiler import progress
 from rsnn_compiler.errors import RsnncError, UserInputError
 
 from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
@@ -59,6 +60,7 @@ def compile_c(
     """Compile ``sources`` (paths relative to ``cwd``) into ``cwd/output``; raise CCompileError
     with the compiler's first error line on failure."""
     cmd = [*compiler(spec), *spec.cflags, *extra_flags, "-o", output, *sources]
+    progress.step(f"c: compiling {output} ({' '.join(cmd[:1])})")
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0:
         raise CCompileError(

@@ -16,6 +16,7 @@ from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.ir.fixed_ops import (
     FIXED_OP_CLASSES, FixedDense, FixedMultiThreshold, FixedNeuron, Quantize, _CurrentNeuron, _FixedConv,
 )
+from rsnn_compiler.ir.dynamics import has_family
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import (
     Affine, BatchNorm, Conv1d, Conv2d, Delay, Flatten, Identity, Input, Output, Pool, PoolMode, Scale,
@@ -23,11 +24,9 @@ from rsnn_compiler.ir.ops import (
 )
 from rsnn_compiler.target_api import Artifact, BackendDefaults, Diagnostic
 
-from rsnn_compiler.backends.gpu.float_ops import FLOAT_NEURONS
-
 RUNTIME_FILE = "runtime.json"
 STRUCTURAL = (Input, Output, Identity, Flatten, Delay, Pool)
-FLOAT_OPS = STRUCTURAL + (Affine, Scale, Conv1d, Conv2d, BatchNorm, Threshold) + FLOAT_NEURONS
+FLOAT_OPS = STRUCTURAL + (Affine, Scale, Conv1d, Conv2d, BatchNorm, Threshold)
 FIXED_OPS = STRUCTURAL + tuple(FIXED_OP_CLASSES)
 MAX_BITS = 62  # widths above this would overflow the int64 wrap/saturate constants
 
@@ -43,7 +42,8 @@ def unsupported(graph: Graph) -> list[Diagnostic]:
                                   f"give the graph exactly one {kind}"))
     for name, op in graph.nodes.items():
         where = f"node '{name}' ({type(op).__name__})"
-        if not isinstance(op, allowed):
+        neuron = has_family(op) and isinstance(op, FixedNeuron) == fixed  # derived from its definition
+        if not (neuron or isinstance(op, allowed)):
             domain = "fixed-point" if fixed else "float"
             out.append(Diagnostic(where, f"is not a {domain} op the runtime knows",
                                   "quantize the graph (fixed) or use the float graph (float)"))

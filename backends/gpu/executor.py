@@ -10,6 +10,7 @@ import numpy as np
 
 from rsnn_compiler.executors import load_build_graph, resolve_profile
 from rsnn_compiler.interpreter.result import RunResult
+from rsnn_compiler.ir.graph import Domain
 
 from rsnn_compiler.backends.gpu.runtime import GraphRuntime
 
@@ -25,7 +26,7 @@ class GpuExecutor:
     name: ClassVar[str] = "gpu"
     device: str | None = None
 
-    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
+    def run(self, build: Path, manifest: dict, domain: Domain, profile: str | None, x: np.ndarray) -> RunResult:
         key = resolve_profile(manifest, domain, profile)
         graph = load_build_graph(Path(build), manifest, key)
         return GraphRuntime(graph, device=self.device).run(x)

@@ -1,20 +1,18 @@
 """Fixed-point ops in torch: the equations of docs/fixed-point.md §2–§3, batched.
 
-Neuron equations are written once against a primitive set ``ops``: ``IntOps`` (exact int64
-tensors, used by the runtime) or ``gpu_qat.DualOps`` (exact int64 values plus a straight-through
-float surrogate for training). Every primitive is the integer rule of ``fixed/arith.py``:
+Neurons are their families in ``rsnn_compiler.neurons.fixed_dynamics`` run with a primitive set:
+``TorchInt`` (exact int64 tensors, used by the runtime) or ``gpu.qat.DualOps`` (exact int64
+values plus a straight-through float surrogate for training). Every primitive is the integer
+rule of ``neurons/intmath.py``:
 
     trunc_shift(x, n) = sign(x)·(|x| >> n)      decay(x, d) = trunc_shift(x·(4096 − d), 12)
     shift(x, e) = x·2^e (e ≥ 0) | x >> −e        overflow ∈ {wrap, wrap_once, saturate, saturate_sym}
 
-Parameters are converted to device tensors once (``NeuronParams``); a step allocates only the
+Parameters are converted to device tensors once (``Population``); a step allocates only the
 new state tensors and never writes in place, so recorded tensors stay valid.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,11 +20,12 @@ import torch.nn.functional as F
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.arith import DECAY_ONE, DECAY_SHIFT, Overflow, signed_range
+from rsnn_compiler.ir.dynamics import population
 from rsnn_compiler.ir.fixed_ops import (
-    FixedALIF, FixedDense, FixedDualIF, FixedLI, FixedLIF, FixedMultiThreshold, FixedNeuron,
-    Quantize, _CurrentNeuron, _FixedConv,
+    FixedDense, FixedDualIF, FixedLI, FixedLIF, FixedMultiThreshold, FixedNeuron, Quantize,
+    _FixedConv,
 )
-from rsnn_compiler.ir.ops import Comparator, Delay, Flatten, Identity, Op, Output, Pool, PoolMode, ResetMode
+from rsnn_compiler.ir.ops import Comparator, Delay, Flatten, Identity, Op, Output, Pool, PoolMode
 
 from rsnn_compiler.backends.gpu.exact import ExactLinear, LinearPlan, cap
 
@@ -41,8 +40,23 @@ def _i64(arr, device) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 # Primitives
 # --------------------------------------------------------------------------------------
-class IntOps:
-    """Exact int64 primitives (docs/fixed-point.md §2) on torch tensors."""
+class TorchInt:
+    """The integer primitive set of ``neurons.family`` on int64 torch tensors of ``device``."""
+
+    def __init__(self, device=None):
+        self.device = torch.device("cpu") if device is None else device
+
+    def param(self, name: str, value: np.ndarray) -> torch.Tensor:
+        return _i64(value, self.device)
+
+    def initial(self, value, batch: int, shape: tuple[int, ...]) -> torch.Tensor:
+        if value is None:
+            return torch.zeros((batch, *shape), dtype=I64, device=self.device)
+        return value.expand((batch, *shape)).clone()
+
+    @staticmethod
+    def let(value, name: str = ""):
+        return value
 
     @staticmethod
     def trunc_shift(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -50,9 +64,13 @@ class IntOps:
         return torch.where(x < 0, -mag, mag)
 
     @staticmethod
-    def decay(x: torch.Tensor, mult: torch.Tensor) -> torch.Tensor:
-        """``mult`` = 4096 − d (precomputed)."""
-        return IntOps.trunc_shift(x * mult, DECAY_SHIFT)
+    def decay(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        return TorchInt.trunc_shift(x * (DECAY_ONE - d), DECAY_SHIFT)
+
+    @staticmethod
+    def mul_shift(a, b, n: int) -> torch.Tensor:
+        """trunc0(a*b / 2^n)."""
+        return TorchInt.trunc_shift(a * b, n)
 
     @staticmethod
     def lshift(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -64,7 +82,7 @@ class IntOps:
         return (x * mul) >> rsh
 
     @staticmethod
-    def ovf(x: torch.Tensor, bits: int, mode: Overflow) -> torch.Tensor:
+    def ovf(x: torch.Tensor, bits: int, mode: Overflow, state: str = "") -> torch.Tensor:
         return overflow(x, bits, mode)
 
     @staticmethod
@@ -120,166 +138,9 @@ def overflow(x: torch.Tensor, bits: int, mode: Overflow) -> torch.Tensor:
     return torch.clamp(x, -(half - 1), half - 1)
 
 
-# --------------------------------------------------------------------------------------
-# Neurons
-# --------------------------------------------------------------------------------------
-@dataclass
-class NeuronParams:
-    """Per-neuron constants of one fixed population, as device tensors (pure functions of the op)."""
-
-    op: FixedNeuron
-    shape: tuple[int, ...]
-    bias: torch.Tensor  # shift(bias_mant, bias_exp)
-    v_init: torch.Tensor
-    theta: torch.Tensor | None = None  # vth << vth_shift
-    theta_neg: torch.Tensor | None = None
-    v_reset: torch.Tensor | None = None
-    du_mult: torch.Tensor | None = None  # 4096 - (du + du_offset)
-    dv_mult: torch.Tensor | None = None  # 4096 - dv
-    da_mult: torch.Tensor | None = None
-    a_inc: torch.Tensor | None = None
-
-    @classmethod
-    def of(cls, op: FixedNeuron, device) -> "NeuronParams":
-        t = lambda a: _i64(a, device)  # noqa: E731
-        e = np.asarray(op.bias_exp, dtype=np.int64)
-        bias = np.where(e >= 0, op.bias_mant << np.maximum(e, 0), op.bias_mant >> np.maximum(-e, 0))
-        p = cls(op=op, shape=tuple(op.shape), bias=t(bias), v_init=t(op.v_init))
-        if hasattr(op, "vth"):
-            p.theta = t(op.vth << op.vth_shift)
-        if isinstance(op, FixedDualIF):
-            p.theta_neg = t(op.vth_neg << op.vth_shift)
-        if isinstance(op, FixedLIF):
-            p.v_reset = t(op.v_reset)
-        if isinstance(op, _CurrentNeuron):
-            p.du_mult = t(DECAY_ONE - (op.du + op.du_offset))
-            p.dv_mult = t(DECAY_ONE - op.dv)
-        if isinstance(op, FixedALIF):
-            p.da_mult = t(DECAY_ONE - op.da)
-            p.a_inc = t(op.a_inc)
-        return p
-
-
-@dataclass
-class NeuronState:
-    """u (recorded as ``i``), v, adaptation a, net count c, previous output s."""
-
-    u: Any
-    v: Any
-    a: Any
-    c: Any
-    s: Any
-    extra: dict = field(default_factory=dict)
-
-    def record(self, names: tuple[str, ...]) -> dict[str, Any]:
-        table = {"i": self.u, "v": self.v, "a": self.a, "c": self.c}
-        return {n: table[n] for n in names}
-
-
-def init_state(p: NeuronParams, batch: int, device) -> NeuronState:
-    shape = (batch, *p.shape)
-    zeros = torch.zeros(shape, dtype=I64, device=device)
-    return NeuronState(u=zeros, v=p.v_init.expand(shape).clone(), a=zeros, c=zeros, s=zeros)
-
-
-def _integrate(ops, p: NeuronParams, st: NeuronState, x):
-    """u = ovf_u(decay(u, du+off) + (x << s)); return base = ovf_v(decay(v, dv) + u + b)."""
-    op = p.op
-    st.u = ops.ovf(ops.decay(st.u, p.du_mult) + ops.lshift(x, op.input_shift), op.u_bits, op.u_overflow)
-    return ops.ovf(ops.decay(st.v, p.dv_mult) + st.u + p.bias, op.v_bits, op.v_overflow)
-
-
-def _lif(ops, p: NeuronParams, st: NeuronState, x):
-    op = p.op
-    base = _integrate(ops, p, st, x)
-    theta = p.theta + st.a if isinstance(op, FixedALIF) else p.theta
-    ovf = lambda y: ops.ovf(y, op.v_bits, op.v_overflow)  # noqa: E731
-    cmp, mode = op.comparator, op.reset
-    if mode is ResetMode.ZERO:
-        s = ops.cmp(base, theta, cmp)
-        v = ops.where(ops.fired(s), p.v_reset, base)
-    elif mode is ResetMode.SUBTRACT:
-        s = ops.cmp(base, theta, cmp)
-        v = ovf(base - s * theta)
-    elif mode is ResetMode.SUBTRACT_DEFERRED:
-        v = ovf(base - st.s * theta)
-        s = ops.cmp(v, theta, cmp)
-    elif mode is ResetMode.SUBTRACT_NODELAY:
-        r = ops.cmp(st.v, theta, cmp)
-        m = ovf(base - r * theta)
-        s = ops.cmp(m, theta, cmp)
-        v = ovf(m - (s - r) * theta)
-    elif mode is ResetMode.ZERO_HOLD:
-        v = ops.where(ops.fired(st.s), 0, base)
-        s = ops.cmp(v, theta, cmp)
-    else:  # NONE
-        v = base
-        s = ops.cmp(v, theta, cmp)
-    if isinstance(op, FixedALIF):
-        st.a = ovf(ops.decay(st.a, p.da_mult) + s * p.a_inc)
-    st.v, st.s = v, s
-    return s
-
-
-def _dual_if(ops, p: NeuronParams, st: NeuronState, x):
-    op = p.op
-    ovf = lambda y: ops.ovf(y, op.v_bits, op.v_overflow)  # noqa: E731
-    m = ovf(st.v + ops.lshift(x, op.input_shift) + p.bias)
-    pos = ops.cmp(m, p.theta, op.comparator)
-    neg = ops.lt(m, p.theta_neg) * ops.positive(st.c)
-    s = pos - neg * (1 - pos)
-    st.v = ovf(m - s * p.theta)
-    st.c = st.c + s
-    st.s = s
-    return s
-
-
-def _mtn(ops, p: NeuronParams, st: NeuronState, x):
-    op = p.op
-    ovf = lambda y: ops.ovf(y, op.v_bits, op.v_overflow)  # noqa: E731
-    m = ovf(st.v + ops.lshift(x, op.input_shift) + p.bias)
-    n = ops.clip(ops.floor_div(m, p.theta), 0, op.levels)
-    if op.reset is ResetMode.ZERO:
-        st.v = ops.full_like(p.v_init, m)
-    else:
-        st.v = ovf(m - n * p.theta)
-    st.s = n
-    return n
-
-
-def neuron_step(ops, p: NeuronParams, st: NeuronState, x):
-    """Advance ``st`` one step on the summed integer input ``x``; return the node's output."""
-    op = p.op
-    if isinstance(op, FixedLI):
-        st.v = _integrate(ops, p, st, x)
-        return st.v
-    if isinstance(op, FixedLIF):
-        return _lif(ops, p, st, x)
-    if isinstance(op, FixedDualIF):
-        return _dual_if(ops, p, st, x)
-    if isinstance(op, FixedMultiThreshold):
-        return _mtn(ops, p, st, x)
-    raise UserInputError(f"the GPU runtime cannot evaluate {type(op).__name__}")
-
-
-class FixedNeuronKernel:
-    """Runtime kernel of one fixed population (int64)."""
-
-    takes_terms = False
-
-    def __init__(self, op: FixedNeuron, device):
-        self.params = NeuronParams.of(op, device)
-        self.device = device
-        self.state_names = op.state_names
-
-    def init(self, batch: int) -> NeuronState:
-        return init_state(self.params, batch, self.device)
-
-    def step(self, st: NeuronState, x: torch.Tensor) -> torch.Tensor:
-        return neuron_step(IntOps, self.params, st, x)
-
-    def states(self, st: NeuronState) -> dict[str, torch.Tensor]:
-        return st.record(self.state_names)
+def neuron_kernel(op: FixedNeuron, device):
+    """Runtime kernel of one fixed population (int64): its family run with ``TorchInt``."""
+    return population(TorchInt(device), op)
 
 
 # --------------------------------------------------------------------------------------
@@ -330,7 +191,7 @@ class SynapseKernel:
         return ops.ovf(y, self.op.acc_bits, self.op.acc_overflow)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(IntOps, self.linear.apply(x, self.plan))
+        return self.out(TorchInt, self.linear.apply(x, self.plan))
 
 
 def pool_int(op: Pool, x: torch.Tensor) -> torch.Tensor:

@@ -1,19 +1,12 @@
 """Float ops in torch with the reference interpreter's exact arithmetic (float_interp.py).
 
-Same torch calls, operands and operation order as ``rsnn_compiler.interpreter.float_interp``,
-with parameters converted to tensors once instead of every step. Elementwise float32 ops are
+Stateless ops: the same torch calls, operands and operation order as
+``rsnn_compiler.interpreter.float_interp``, with parameters converted to tensors once instead of
+every step. Neurons: their families in ``rsnn_compiler.neurons.float_dynamics`` run with the
+interpreter's primitive set ``TorchFloat`` on the runtime's device. Elementwise float32 ops are
 correctly rounded, so results are bit-identical to the interpreter on the CPU (reductions —
 matmul, conv — use the same kernels with the same shapes there). On CUDA, reductions sum in a
 different order: results are float32-accurate but not bit-identical to the CPU.
-
-Neuron updates (``s_prev`` = previous spikes; several input edges are added one at a time onto
-the decayed state in edge-list order):
-    LIF base = ((beta*v + g*x_1) + g*x_2 ...) + bias     IF  base = (v + g*x_1 ...) + bias
-    CubaLIF i = (alpha*i + g_i*x_1 ...); base = (beta*v + g_v*i) + bias
-    ALIF theta_eff = theta + kappa*a; after firing a = rho*a + s
-    resets: zero / subtract / subtract_deferred / subtract_nodelay / zero_hold / none
-    DualThresholdIF / MultiThreshold (conversion neurons): m = (v + x_1 ...) + bias, then as
-    ``interpreter/conversion_neurons.py``.
 """
 
 from __future__ import annotations
@@ -25,11 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.interpreter.float_interp import fire_and_reset, fires
-from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold
+from rsnn_compiler.interpreter.float_prims import TorchFloat, fires
+from rsnn_compiler.ir.dynamics import has_family, population
 from rsnn_compiler.ir.ops import (
-    ALIF, IF, LI, LIF, Affine, BatchNorm, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay,
-    Flatten, Identity, NeuronOp, Op, Output, Pool, PoolMode, ResetMode, Scale, Threshold,
+    Affine, BatchNorm, Conv1d, Conv2d, Delay, Flatten, Identity, NeuronOp, Op, Output, Pool,
+    PoolMode, Scale, Threshold,
 )
 
 F32 = torch.float32
@@ -89,103 +82,8 @@ def _pool_kernel(op: Pool, device):
     return lambda x: conv(x, ones, None, op.stride, op.padding, 1, channels)
 
 
-class _Gain:
-    """``x`` when every gain is 1 (no multiply, as the interpreter), else ``gain * x``."""
-
-    def __init__(self, gain: np.ndarray, device):
-        self.t = None if bool((np.asarray(gain) == 1).all()) else _t(gain, device)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.t is None else self.t * x
-
-
-FLOAT_NEURONS = (LIF, IF, CubaLIF, LI, CubaLI, ALIF, DualThresholdIF, MultiThreshold)
-
-
-class FloatState:
-    __slots__ = ("v", "i", "a", "c", "s")
-
-
-class FloatNeuronKernel:
-    """One float population; ``step`` takes the per-edge input terms in edge-list order."""
-
-    takes_terms = True
-
-    def __init__(self, op: NeuronOp, device):
-        if not isinstance(op, FLOAT_NEURONS):
-            raise UserInputError(f"the GPU runtime cannot evaluate {type(op).__name__}")
-        self.op = op
-        self.device = device
-        self.state_names = op.state_names
-        p = lambda name: _t(getattr(op, name), device) if hasattr(op, name) else None  # noqa: E731
-        self.beta, self.alpha, self.bias = p("beta"), p("alpha"), p("bias")
-        self.theta, self.kappa, self.rho = p("theta"), p("kappa"), p("rho")
-        self.v_reset, self.v_init = p("v_reset"), p("v_init")
-        self.theta_neg = p("theta_neg")
-        cuba = isinstance(op, (CubaLIF, CubaLI))
-        self.gain = _Gain(op.gain, device) if hasattr(op, "gain") else None
-        self.gain_i = _Gain(op.gain_i, device) if cuba else None
-        self.gain_v = _Gain(op.gain_v, device) if cuba else None
-
-    def init(self, batch: int) -> FloatState:
-        shape = (batch, *self.op.shape)
-        st = FloatState()
-        zeros = torch.zeros(shape, dtype=F32, device=self.device)
-        st.v = self.v_init.expand(shape).clone()
-        st.i, st.a, st.c, st.s = zeros, zeros, zeros, zeros
-        return st
-
-    def states(self, st: FloatState) -> dict[str, torch.Tensor]:
-        return {n: getattr(st, n) for n in self.state_names}
-
-    @staticmethod
-    def _acc(acc: torch.Tensor, gain: _Gain, xs: list[torch.Tensor]) -> torch.Tensor:
-        for x in xs:
-            acc = acc + gain(x)
-        return acc
-
-    def _current(self, st: FloatState, xs: list[torch.Tensor]) -> torch.Tensor:
-        st.i = self._acc(self.alpha * st.i, self.gain_i, xs)
-        return self.gain_v(st.i)
-
-    def step(self, st: FloatState, xs: list[torch.Tensor]) -> torch.Tensor:
-        op = self.op
-        if isinstance(op, (DualThresholdIF, MultiThreshold)):
-            return self._conversion(st, xs)
-        if isinstance(op, LI):
-            st.v = self._acc(self.beta * st.v, self.gain, xs) + self.bias
-            return st.v
-        if isinstance(op, CubaLI):
-            st.v = self.beta * st.v + self._current(st, xs) + self.bias
-            return st.v
-        if isinstance(op, CubaLIF):
-            drive = self._current(st, xs)
-            base = self.beta * st.v + drive + self.bias
-        elif isinstance(op, IF):
-            base = self._acc(st.v, self.gain, xs) + self.bias
-        else:  # LIF, ALIF
-            base = self._acc(self.beta * st.v, self.gain, xs) + self.bias
-        theta = self.theta + self.kappa * st.a if isinstance(op, ALIF) else self.theta
-        v, s = fire_and_reset(op.reset, op.comparator, base, theta, self.v_reset, st.v, st.s)
-        if isinstance(op, ALIF):
-            st.a = self.rho * st.a + s
-        st.v, st.s = v, s
-        return s
-
-    def _conversion(self, st: FloatState, xs: list[torch.Tensor]) -> torch.Tensor:
-        op, theta = self.op, self.theta
-        m = st.v
-        for x in xs:
-            m = m + x
-        m = m + self.bias
-        if isinstance(op, DualThresholdIF):
-            pos = (m >= theta) if op.comparator is Comparator.GE else (m > theta)
-            neg = (m < self.theta_neg) & (st.c > 0) & ~pos
-            s = pos.to(F32) - neg.to(F32)
-            st.v = m - theta * s
-            st.c = st.c + s
-        else:
-            s = torch.clamp(torch.floor(m / theta), 0.0, float(op.levels))
-            st.v = self.v_init.expand_as(m).clone() if op.reset is ResetMode.ZERO else m - theta * s
-        st.s = s
-        return s
+def neuron_kernel(op: NeuronOp, device):
+    """One float population: its family run with ``TorchFloat`` on ``device``."""
+    if not has_family(op):
+        raise UserInputError(f"the GPU runtime cannot evaluate {type(op).__name__}")
+    return population(TorchFloat(device), op)

@@ -30,6 +30,7 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed import arith
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir import verify
+from rsnn_compiler.ir.dynamics import population
 from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron, Quantize, _FixedConv
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, Delay, Flatten, Identity, Output, Pool, PoolMode
@@ -125,15 +126,25 @@ def _q(x):
     return x.q if isinstance(x, Dual) else x
 
 
-class DualOps:
-    """``gpu_fixed_ops.IntOps`` on ``Dual`` values: exact forward, straight-through backward."""
+class DualOps(fx.TorchInt):
+    """``fixed_ops.TorchInt`` on ``Dual`` values: exact forward, straight-through backward.
+    Parameters stay plain int64 tensors; states and values are ``Dual``."""
 
     slope = 25.0  # fast-sigmoid steepness, in units of the threshold
 
+    def initial(self, value, batch: int, shape: tuple[int, ...]) -> Dual:
+        return Dual(super().initial(value, batch, shape))
+
     @staticmethod
-    def decay(x: Dual, mult: torch.Tensor) -> Dual:
-        q = fx.IntOps.decay(x.q, mult)
-        return Dual(q, anchor(x.g, q, mult.to(F64) / arith.DECAY_ONE))
+    def decay(x: Dual, d: torch.Tensor) -> Dual:
+        q = fx.TorchInt.decay(x.q, d)
+        return Dual(q, anchor(x.g, q, (arith.DECAY_ONE - d).to(F64) / arith.DECAY_ONE))
+
+    @staticmethod
+    def mul_shift(a: Dual, b, n: int) -> Dual:
+        prod = a * b
+        q = fx.TorchInt.trunc_shift(prod.q, n)
+        return Dual(q, anchor(prod.g, q, 2.0 ** -n))
 
     @staticmethod
     def lshift(x: Dual, n: int) -> Dual:
@@ -144,11 +155,11 @@ class DualOps:
 
     @staticmethod
     def shift(x: Dual, mul: torch.Tensor, rsh: torch.Tensor) -> Dual:
-        q = fx.IntOps.shift(x.q, mul, rsh)
+        q = fx.TorchInt.shift(x.q, mul, rsh)
         return Dual(q, anchor(x.g, q, mul.to(F64) * torch.exp2(-rsh.to(F64))))
 
     @staticmethod
-    def ovf(x: Dual, bits: int, mode) -> Dual:
+    def ovf(x: Dual, bits: int, mode, state: str = "") -> Dual:
         q = fx.overflow(x.q, bits, mode)
         return Dual(q, anchor(x.g, q, 1.0))
 
@@ -162,17 +173,17 @@ class DualOps:
 
     @classmethod
     def cmp(cls, v: Dual, theta, comparator: Comparator) -> Dual:
-        q = fx.IntOps.cmp(v.q, _q(theta), comparator)
+        q = fx.TorchInt.cmp(v.q, _q(theta), comparator)
         return cls._heaviside(v, theta, q, theta)
 
     @classmethod
     def lt(cls, a: Dual, b) -> Dual:
-        q = fx.IntOps.lt(a.q, _q(b))
+        q = fx.TorchInt.lt(a.q, _q(b))
         return cls._heaviside(b, a, q, torch.abs(_q(b)))
 
     @staticmethod
     def positive(x: Dual) -> Dual:
-        return Dual(fx.IntOps.positive(x.q))
+        return Dual(fx.TorchInt.positive(x.q))
 
     @staticmethod
     def fired(s: Dual) -> torch.Tensor:
@@ -185,7 +196,7 @@ class DualOps:
 
     @staticmethod
     def floor_div(x: Dual, y: torch.Tensor) -> Dual:
-        q = fx.IntOps.floor_div(x.q, y)
+        q = fx.TorchInt.floor_div(x.q, y)
         return Dual(q, anchor(x.g, q, 1.0 / y.to(F64)))
 
     @staticmethod
@@ -242,26 +253,6 @@ def _loihi_snap(m: torch.Tensor, weight_bits: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 # Kernels
 # --------------------------------------------------------------------------------------
-class _DualNeuron:
-    takes_terms = False
-
-    def __init__(self, op: FixedNeuron, device):
-        self.params = fx.NeuronParams.of(op, device)
-        self.device = device
-        self.state_names = op.state_names
-
-    def init(self, batch: int) -> fx.NeuronState:
-        st = fx.init_state(self.params, batch, self.device)
-        st.u, st.v, st.a, st.c, st.s = (Dual(t) for t in (st.u, st.v, st.a, st.c, st.s))
-        return st
-
-    def step(self, st: fx.NeuronState, x: Dual) -> Dual:
-        return fx.neuron_step(DualOps, self.params, st, x)
-
-    def states(self, st: fx.NeuronState) -> dict[str, Dual]:
-        return st.record(self.state_names)
-
-
 class _DualSynapse:
     """FixedDense / FixedConv on duals with trainable shadow weights (and bias)."""
 
@@ -363,7 +354,7 @@ class FixedPointModule(torch.nn.Module):
                 if op.bias is not None:
                     b = torch.from_numpy(op.bias.astype(np.float64))
                     self.shadow_biases[key] = torch.nn.Parameter(b.to(self.device))
-        self.slots = build_schedule(graph, lambda op: _DualNeuron(op, self.device), self._stateless)
+        self.slots = build_schedule(graph, lambda op, _name: population(DualOps(self.device), op), self._stateless)
         self.output = next(s.index for s in self.slots if s.name == graph.output_name)
         self._bounds_for: int | None = None
 
@@ -380,9 +371,8 @@ class FixedPointModule(torch.nn.Module):
         fixed, _reports = run_pipeline(graph, steps, ctx)
         return cls(fixed, **kwargs)
 
-    def _stateless(self, op):
+    def _stateless(self, op, name: str):
         if isinstance(op, (FixedDense, _FixedConv)):
-            name = next(n for n, o in self.graph.nodes.items() if o is op)
             return _DualSynapse(self, self.synapse_keys[name], op, self.device)
         return _dual_stateless(op, self.device)
 

@@ -28,10 +28,12 @@ import torch
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
-from rsnn_compiler.ir import topology
+from rsnn_compiler.interpreter.schedule import (  # noqa: F401 (Slot, execute re-exported)
+    DELAY, INPUT, NEURON, Slot, build_schedule, execute, output_index, zero_inputs,
+)
 from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Domain, Graph
-from rsnn_compiler.ir.ops import Delay, Input, NeuronOp, Threshold
+from rsnn_compiler.ir.ops import NeuronOp
 
 from rsnn_compiler.backends.gpu import fixed_ops as fx
 from rsnn_compiler.backends.gpu import float_ops as fl
@@ -39,7 +41,6 @@ from rsnn_compiler.backends.gpu.exact import UNKNOWN_BOUND, cap, choose_plan, ex
 
 DEVICE_ENV = "RSNNC_GPU_DEVICE"
 
-INPUT, DELAY, NEURON, STATELESS = "input", "delay", "neuron", "stateless"
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -50,19 +51,6 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserInputError(f"device '{device}' requested but CUDA is not available; use device='cpu'")
     return dev
-
-
-@dataclass
-class Slot:
-    """One node of the compiled schedule."""
-
-    name: str
-    index: int
-    kind: str
-    op: object
-    edges: tuple[tuple[int, int], ...]  # (source slot index, delay), edge-list order
-    kernel: object = None
-    steps: int = 0  # Delay nodes
 
 
 @dataclass
@@ -90,92 +78,6 @@ def fixed_input_is_float(graph: Graph) -> bool:
     return bool(readers) and all(isinstance(r, Quantize) for r in readers)
 
 
-def build_schedule(graph: Graph, neuron_kernel, stateless_kernel) -> list[Slot]:
-    """Slots in evaluation order with kernels from the two factories ``f(op) -> kernel``."""
-    order = topology.evaluation_order(graph)
-    index = {n: i for i, n in enumerate(order)}
-    slots = []
-    for name in order:
-        op = graph.nodes[name]
-        edges = tuple((index[e.src], int(e.delay)) for e in graph.in_edges(name))
-        if isinstance(op, Input):
-            slots.append(Slot(name, index[name], INPUT, op, edges))
-        elif isinstance(op, Delay) and op.steps >= 1:
-            slots.append(Slot(name, index[name], DELAY, op, edges, steps=op.steps))
-        elif isinstance(op, NeuronOp) and not isinstance(op, Threshold):
-            slots.append(Slot(name, index[name], NEURON, op, edges, neuron_kernel(op)))
-        else:
-            slots.append(Slot(name, index[name], STATELESS, op, edges, stateless_kernel(op)))
-    return slots
-
-
-def execute(slots: list[Slot], x: torch.Tensor, zeros: list[torch.Tensor], record: bool,
-            output: int) -> tuple[list[list], dict[str, list]]:
-    """The time loop shared by the runtime and the QAT module.
-
-    Returns every slot's outputs per step (entries no longer needed are dropped when not
-    recording, except the output's) and, when recording, the neuron states per step.
-    """
-    steps, batch = x.shape[0], x.shape[1]
-    hist: list[list] = [[] for _ in slots]
-    keep = _history_needs(slots, record, output)
-    delayed = [s for s in slots if s.kind == DELAY]
-    dhist: dict[int, list] = {s.index: [] for s in delayed}
-    states = {s.index: s.kernel.init(batch) for s in slots if s.kind == NEURON}
-    rec: dict[str, list] = {}
-
-    def terms(slot: Slot, t: int) -> list:
-        return [hist[src][t - d] for src, d in slot.edges if t >= d]
-
-    def summed(slot: Slot, t: int):
-        total = None
-        for v in terms(slot, t):
-            total = v if total is None else total + v
-        return zeros[slot.index] if total is None else total
-
-    for t in range(steps):
-        for slot in slots:
-            kind = slot.kind
-            if kind == STATELESS:
-                y = slot.kernel(summed(slot, t))
-            elif kind == NEURON:
-                kernel = slot.kernel
-                st = states[slot.index]
-                if kernel.takes_terms:
-                    y = kernel.step(st, terms(slot, t) or [zeros[slot.index]])
-                else:
-                    y = kernel.step(st, summed(slot, t))
-                if record:
-                    for sname, val in kernel.states(st).items():
-                        rec.setdefault(f"{sname}/{slot.name}", []).append(val)
-            elif kind == INPUT:
-                y = x[t]
-            else:  # DELAY
-                k = t - slot.steps
-                y = dhist[slot.index][k] if k >= 0 else zeros[slot.index]
-            hist[slot.index].append(y)
-        for slot in delayed:
-            dhist[slot.index].append(summed(slot, t))
-            if not record and t - slot.steps >= 0:
-                dhist[slot.index][t - slot.steps] = None
-        if not record:
-            for i, need in keep:
-                if t - need >= 0:
-                    hist[i][t - need] = None
-    return hist, rec
-
-
-def _history_needs(slots: list[Slot], record: bool, output: int) -> list[tuple[int, int]]:
-    """(slot, steps of history still needed) for the slots whose old outputs can be dropped."""
-    if record:
-        return []
-    need = {s.index: 0 for s in slots}
-    for s in slots:
-        for src, d in s.edges:
-            need[src] = max(need[src], d)
-    return [(i, n) for i, n in need.items() if i != output]
-
-
 class GraphRuntime:
     """A graph compiled for batched execution on one device.
 
@@ -200,15 +102,15 @@ class GraphRuntime:
         self.fixed = graph.attrs.domain is Domain.FIXED
         if self.fixed:
             self.slots = build_schedule(
-                graph, lambda op: fx.FixedNeuronKernel(op, self.device),
-                lambda op: fx.stateless_kernel(op, self.device),
+                graph, lambda op, _name: fx.neuron_kernel(op, self.device),
+                lambda op, _name: fx.stateless_kernel(op, self.device),
             )
             self.input_float = fixed_input_is_float(graph)
             choose_plan(int_matmul, self.device, 0, 0)  # validates the policy for this device
         else:
             self.slots = build_schedule(
-                graph, lambda op: fl.FloatNeuronKernel(op, self.device),
-                lambda op: fl.stateless_kernel(op, self.device),
+                graph, lambda op, _name: fl.neuron_kernel(op, self.device),
+                lambda op, _name: fl.stateless_kernel(op, self.device),
             )
         self.by_name = {s.name: s for s in self.slots}
         self.output = self.by_name[graph.output_name].index
@@ -291,11 +193,7 @@ class GraphRuntime:
     # ---- running -------------------------------------------------------------------------
     def zeros(self, batch: int) -> list[torch.Tensor]:
         dtype = torch.int64 if self.fixed else torch.float32
-        out = []
-        for s in self.slots:
-            shape = s.op.shape if s.kind == DELAY else s.op.in_shape
-            out.append(torch.zeros((batch, *shape), dtype=dtype, device=self.device))
-        return out
+        return zero_inputs(self.slots, batch, lambda shape: torch.zeros(shape, dtype=dtype, device=self.device))
 
     def run_tensors(self, x, record: bool | None = None) -> Trace:
         """Run on ``x`` (array or tensor, (time, batch, *input_shape)); results stay on the device."""

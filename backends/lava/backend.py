@@ -26,6 +26,20 @@ from rsnn_compiler.backends.lava.spec import LAVA_SPEC, LavaSpec
 HERE = Path(__file__).resolve().parent
 
 
+def ship_definition(outdir: Path, folder: str) -> list[str]:
+    """Copy the neuron definition (``rsnn_compiler/neurons``, numpy only) into ``outdir/folder``,
+    where ``lava_custom_neurons.py`` loads it in the Lava environment; returns the files."""
+    from rsnn_compiler import neurons
+
+    source = Path(neurons.__file__).resolve().parent
+    (outdir / folder).mkdir(exist_ok=True)
+    names = []
+    for path in sorted(source.glob("*.py")):
+        shutil.copyfile(path, outdir / folder / path.name)
+        names.append(f"{folder}/{path.name}")
+    return names
+
+
 def readme(program: LavaProgram) -> str:
     custom = [p for p in program.populations if p.why_custom]
     lines = [
@@ -103,9 +117,10 @@ class LavaBackend:
         (outdir / self.spec.stages_file).write_text(json.dumps(stages_doc(program), indent=1) + "\n")
         for name in self.spec.runner_files:
             shutil.copyfile(HERE / name, outdir / name)
+        definition = ship_definition(outdir, self.spec.definition_dir)
         (outdir / "README.md").write_text(readme(program))
         files = [self.spec.network_file, self.spec.arrays_file, self.spec.stages_file,
-                 *self.spec.runner_files, "README.md"]
+                 *self.spec.runner_files, *definition, "README.md"]
         n_custom = sum(bool(p.why_custom) for p in program.populations)
         summary = (f"{len(program.populations)} Lava populations ({n_custom} custom), "
                    f"{len(program.connections)} connections, max stage {program.max_stage}")

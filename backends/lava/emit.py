@@ -25,10 +25,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from rsnn_compiler.ir.fixed_ops import (
-    FixedALIF, FixedDense, FixedDualIF, FixedLI, FixedLIF, FixedMultiThreshold, FixedNeuron,
-    Quantize,
-)
+from rsnn_compiler.ir.dynamics import family_of
+from rsnn_compiler.ir.fixed_ops import FixedDense, FixedLIF, FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.verify import verify
@@ -37,14 +35,15 @@ from rsnn_compiler.target_api import Diagnostic
 
 from rsnn_compiler.backends.lava.spec import LAVA_SPEC, LavaSpec
 
-#: IR op class -> custom neuron kind (lava_custom_neurons.KINDS)
-CUSTOM_KIND = {FixedALIF: "alif", FixedLIF: "lif", FixedLI: "li", FixedDualIF: "dual_if",
-               FixedMultiThreshold: "mtn"}
-#: Lava recording name -> IR state name
-IR_STATE = {"u": "i", "v": "v", "a": "a", "c": "c"}
-#: recorded Lava states per custom kind (plus "spikes" for spiking kinds)
-KIND_STATES = {"lif": ("u", "v"), "alif": ("u", "v", "a"), "li": ("u", "v"), "dual_if": ("v", "c"),
-               "mtn": ("v",)}
+class _IrState(dict):
+    """Lava recording name -> IR state name: Lava's LIF records the current as ``u``; custom
+    processes (``rsnn_<family>``) record the family's states under their IR names."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
+IR_STATE = _IrState(u="i")
 
 
 @dataclass
@@ -201,24 +200,21 @@ def neuron_plan(name: str, op: FixedNeuron, stage: int) -> PopulationPlan:
     blockers = lif_blockers(op, stage)
     if not blockers:
         return _lava_lif(name, op, shape, stage, value)
-    kind = CUSTOM_KIND[type(op)]
-    params: dict[str, Any] = {"start": stage, "input_shift": op.input_shift, "v_bits": op.v_bits}
-    for pname in op.array_fields:
-        params[pname] = _flat(getattr(op, pname))
-    for attr in ("du_offset", "u_bits", "vth_shift", "levels"):
-        if hasattr(op, attr):
-            params[attr] = int(getattr(op, attr))
-    if hasattr(op, "reset"):
-        params["reset"] = op.reset.value
-    if hasattr(op, "comparator"):
-        params["comparator"] = op.comparator.value
-    record = (("spikes",) if op.spiking else ()) + KIND_STATES[kind]
+    family = family_of(op)  # the custom process runs this family's definition
+    kind = family.name
+    params: dict[str, Any] = {"start": stage}
+    for q in family.params:
+        given = getattr(op, q.name)
+        params[q.name] = (given.value if q.choices is not None
+                          else _flat(given) if q.per_neuron else int(given))
+    record = (("spikes",) if op.spiking else ()) + family.states
     return PopulationPlan(name, f"rsnn_{kind}", shape, stage, params, record, value,
                           why_custom=", ".join(blockers))
 
 
 def _binary_source(graph: Graph, name: str) -> bool:
-    return type(graph.nodes[name]) in (FixedLIF, FixedALIF)
+    op = graph.nodes[name]
+    return isinstance(op, FixedNeuron) and family_of(op).binary
 
 
 def connection_plan(graph: Graph, rp: RetimedPath, sizes: dict[str, int],

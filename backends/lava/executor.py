@@ -14,12 +14,13 @@ from typing import ClassVar, Mapping
 
 import numpy as np
 
+from rsnn_compiler import progress
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.executors import load_build_graph, target_program
 from rsnn_compiler.interpreter.fixed_interp import quantize_input
 from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
 
 from rsnn_compiler.backends.lava.emit import IR_STATE
 from rsnn_compiler.backends.lava.env import lava_status, run_in_lava
@@ -89,6 +90,7 @@ def run_program(net_dir: Path, graph: Graph, x: np.ndarray, **kw) -> RunResult:
     x_src = host_inputs(graph, meta, x)
     steps, batch = x_src.shape[:2]
     flat = x_src.reshape(steps, batch, -1)
+    progress.step(f"lava: running {batch} sample(s) x {steps} steps in Loihi2SimCfg fixed_pt")
     results = run_in_lava(net_dir, flat, steps=steps + int(meta["max_stage"]), **kw)
     return decode(meta, results, x_src)
 
@@ -97,7 +99,7 @@ class LavaExecutor:
     name: ClassVar[str] = "lava"
     domains: ClassVar[tuple[str, ...]] = ("fixed",)  # rsnnc run picks fixed without --domain
 
-    def run(self, build: Path, manifest: dict, domain: str, profile: str | None, x: np.ndarray) -> RunResult:
+    def run(self, build: Path, manifest: dict, domain: Domain, profile: str | None, x: np.ndarray) -> RunResult:
         from rsnn_compiler.validate import ExecutorUnavailable
 
         folder, key = target_program(build, manifest, domain, profile, "lava", "Lava", LAVA_SPEC.network_file)

@@ -1,160 +1,94 @@
 """Custom Lava neuron processes for what Lava's LIF lacks (runs inside the Lava environment).
 
 Standalone like ``lava_runner.py``: imports only numpy (and lava, lazily), never ``rsnn_compiler``.
-One process kind, ``RsnnNeuron``, with a ``fixed_pt`` model whose ``kind`` selects the dynamics,
-written from docs/fixed-point.md §3 for the ``loihi2`` profile (u wraps once into ``u_bits``,
-v saturates symmetrically to ``v_bits``; decays in 1/4096, rounded toward zero):
-
-- ``lif``: Lava's LIF current/voltage update with any reset mode (zero with ``v_reset``,
-  subtract, subtract_deferred, subtract_nodelay, zero_hold, none), comparator gt/ge and
-  per-neuron ``du``, ``dv``, ``vth`` (Lava's LIF takes scalars).
-- ``alif``: ``lif`` with an adaptive threshold (``da``, ``a_inc``).
-- ``li``: the ``lif`` integration without firing; sends ``v`` as a graded message.
-- ``dual_if``: dual-threshold IF, signed spikes -1/0/+1 (net count state ``c``).
-- ``mtn``: multi-threshold neuron, graded spikes 0..levels.
+One process kind, ``RsnnNeuron``, with a ``fixed_pt`` model whose ``kind`` names a fixed neuron
+family of the one neuron definition (``rsnn_compiler/neurons``, shipped beside this file as the
+package ``rsnn_neurons``): its step is that definition run with the numpy integer primitive set,
+the same arithmetic as the fixed-point interpreter, for every family (``lif`` with any reset mode,
+comparator, per-neuron ``du``/``dv``/``vth`` and overflow rule; ``alif``; ``li``; ``dual_if``;
+``mtn``; and the families added since).
 
 On Loihi 2 silicon each of these needs custom neuron microcode; here they are Lava CPU process
 models. The model records its own states (no sink processes) and saves them at the last step.
 Parameter ``start`` (the population's retiming stage) keeps the neuron idle in its initial state
-for the first ``start`` Lava steps, so that it begins at the IR's step 0 (DESIGN §4).
+for the first ``start`` Lava steps, so that it begins at the IR's step 0 (docs/design.md §4).
 """
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-KINDS = ("lif", "alif", "li", "dual_if", "mtn")
-RESETS = ("zero", "subtract", "subtract_deferred", "subtract_nodelay", "zero_hold", "none")
-COMPARATORS = ("gt", "ge")
-#: name -> (default, per-neuron allowed); strings are enum choices
-PARAMS: dict[str, dict[str, tuple[Any, bool]]] = {}
-_COMMON = {"bias_mant": (0, True), "bias_exp": (0, True), "v_init": (0, True),
-           "input_shift": (6, False), "v_bits": (24, False), "start": (0, False)}
-_CURRENT = {"du": (4095, True), "dv": (0, True), "du_offset": (1, False), "u_bits": (24, False)}
-_FIRE = {"vth": (10, True), "vth_shift": (6, False)}
-PARAMS["lif"] = {**_COMMON, **_CURRENT, **_FIRE, "v_reset": (0, True), "reset": ("zero", False),
-                 "comparator": ("gt", False)}
-PARAMS["alif"] = {**PARAMS["lif"], "da": (0, True), "a_inc": (0, True)}
-PARAMS["li"] = {**_COMMON, **_CURRENT}
-PARAMS["dual_if"] = {**_COMMON, **_FIRE, "vth_neg": (0, True), "comparator": ("ge", False)}
-PARAMS["mtn"] = {**_COMMON, **_FIRE, "levels": (1, False), "reset": ("subtract", False)}
-STATES = {"lif": ("u", "v"), "alif": ("u", "v", "a"), "li": ("u", "v"), "dual_if": ("v", "c"),
-          "mtn": ("v",)}
-RECORDABLE = ("spikes", "u", "v", "a", "c")
+DEFINITION = "rsnn_neurons"  # the neuron definition's package name in the Lava environment
 
 
-# --------------------------------------------------------------------------------------------
-# Integer arithmetic (int64 numpy)
-# --------------------------------------------------------------------------------------------
+def load_definition():
+    """The neuron definition package: ``rsnn_compiler.neurons`` when the compiler is importable,
+    else loaded by path as ``rsnn_neurons`` from beside this file (a build's lava/ folder) or from
+    the compiler's source tree / installation (this file in ``backends/lava/``)."""
+    try:
+        from rsnn_compiler import neurons
+        return neurons
+    except ImportError:
+        pass
+    if DEFINITION in sys.modules:
+        return sys.modules[DEFINITION]
+    here = Path(__file__).resolve().parent
+    for folder in (here / DEFINITION, here.parents[1] / "neurons", here.parents[1] / "rsnn_compiler" / "neurons"):
+        if (folder / "__init__.py").is_file():
+            spec = importlib.util.spec_from_file_location(
+                DEFINITION, folder / "__init__.py", submodule_search_locations=[str(folder)])
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[DEFINITION] = module
+            spec.loader.exec_module(module)
+            return module
+    raise ImportError(f"the neuron definition ({DEFINITION}/) is missing beside {__file__}")
 
 
-def decay(x: np.ndarray, d) -> np.ndarray:
-    """x * (4096 - d) / 4096 rounded toward zero."""
-    p = x * (4096 - np.asarray(d, dtype=np.int64))
-    return np.sign(p) * (np.abs(p) >> 12)
+N = load_definition()
 
-
-def shift(x, e) -> np.ndarray:
-    """x << e for e >= 0, arithmetic (floor) x >> -e otherwise; e may be per neuron."""
-    x, e = np.asarray(x, dtype=np.int64), np.asarray(e, dtype=np.int64)
-    return np.where(e >= 0, x << np.maximum(e, 0), x >> np.maximum(-e, 0))
-
-
-def wrap_once(x: np.ndarray, bits: int) -> np.ndarray:
-    half, full = 1 << (bits - 1), 1 << bits
-    return np.where(x > half, x - full, np.where(x <= -half, x + full, x))
-
-
-def saturate_sym(x: np.ndarray, bits: int) -> np.ndarray:
-    hi = (1 << (bits - 1)) - 1
-    return np.clip(x, -hi, hi)
-
-
-def _cmp(v: np.ndarray, theta: np.ndarray, comparator: str) -> np.ndarray:
-    return (v >= theta if comparator == "ge" else v > theta).astype(np.int64)
+FAMILIES = N.FIXED_FAMILIES
+KINDS = tuple(FAMILIES)
+#: kind -> name -> (default, per-neuron allowed); choices are strings (enum values)
+PARAMS: dict[str, dict[str, tuple[Any, bool]]] = {
+    kind: {**{q.name: (getattr(q.default, "value", q.default), q.per_neuron) for q in f.params},
+           "start": (0, False)}
+    for kind, f in FAMILIES.items()
+}
+#: kind -> choice parameter -> allowed strings
+CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    kind: {q.name: tuple(c.value for c in q.choices) for q in f.params if q.choices is not None}
+    for kind, f in FAMILIES.items()
+}
+STATES = {kind: f.states for kind, f in FAMILIES.items()}
+RECORDABLE = ("spikes",) + tuple(sorted({s for f in FAMILIES.values() for s in f.states}))
 
 
 class NeuronState:
-    """States of one population and the step function (the process model's arithmetic)."""
+    """States of one population and its step: the family's definition on numpy int64."""
 
     def __init__(self, kind: str, size: int, params: dict[str, Any]):
-        self.kind, self.p = kind, {k: params.get(k, d) for k, (d, _) in PARAMS[kind].items()}
-        arr = lambda v: np.broadcast_to(np.asarray(v, dtype=np.int64), (size,)).copy()  # noqa: E731
-        self.u = np.zeros(size, np.int64)
-        self.v = arr(self.p["v_init"])
-        self.a = np.zeros(size, np.int64)
-        self.c = np.zeros(size, np.int64)
-        self.s = np.zeros(size, np.int64)
+        family = FAMILIES[kind]
+        values = {k: v for k, v in params.items() if k != "start"}
+        self.p = {k: params.get(k, d) for k, (d, _) in PARAMS[kind].items()}
+        self.pop = N.Population(N.NumpyInt(), family, values, (size,))
+        self.st = self.pop.init(1)
+        self.out = np.zeros(size, np.int64)
 
-    def _sat(self, x: np.ndarray) -> np.ndarray:
-        return saturate_sym(x, self.p["v_bits"])
-
-    def _integrate(self, x: np.ndarray) -> np.ndarray:
-        p = self.p
-        drive = x << p["input_shift"]
-        self.u = wrap_once(decay(self.u, np.asarray(p["du"]) + p["du_offset"]) + drive, p["u_bits"])
-        return self._sat(decay(self.v, p["dv"]) + self.u + shift(p["bias_mant"], p["bias_exp"]))
+    @property
+    def s(self) -> np.ndarray:
+        return self.out
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """Advance one step on the summed input ``x``; return the message sent."""
-        x = np.asarray(x, dtype=np.int64)
-        kind = self.kind
-        if kind == "li":
-            self.v = self._integrate(x)
-            return self.v
-        if kind in ("lif", "alif"):
-            return self._fire(self._integrate(x))
-        p = self.p
-        theta = np.asarray(p["vth"], dtype=np.int64) << p["vth_shift"]
-        m = self._sat(self.v + (x << p["input_shift"]) + shift(p["bias_mant"], p["bias_exp"]))
-        if kind == "dual_if":
-            pos = _cmp(m, theta, p["comparator"])
-            theta_neg = np.asarray(p["vth_neg"], dtype=np.int64) << p["vth_shift"]
-            neg = ((m < theta_neg) & (self.c > 0)).astype(np.int64) * (1 - pos)
-            s = pos - neg
-            self.v, self.c = self._sat(m - s * theta), self.c + s
-        else:  # mtn
-            theta = np.broadcast_to(theta, m.shape)
-            s = np.clip(np.floor_divide(m, theta), 0, p["levels"])
-            self.v = (np.broadcast_to(np.asarray(p["v_init"], np.int64), m.shape).copy()
-                      if p["reset"] == "zero" else self._sat(m - s * theta))
-        self.s = s
-        return s
-
-    def _fire(self, base: np.ndarray) -> np.ndarray:
-        p = self.p
-        theta = np.asarray(p["vth"], dtype=np.int64) << p["vth_shift"]
-        if self.kind == "alif":
-            theta = theta + self.a
-        cmp, mode = p["comparator"], p["reset"]
-        if mode == "zero":
-            s = _cmp(base, theta, cmp)
-            v = np.where(s > 0, np.asarray(p["v_reset"], np.int64), base)
-        elif mode == "subtract":
-            s = _cmp(base, theta, cmp)
-            v = self._sat(base - theta * s)
-        elif mode == "subtract_deferred":
-            v = self._sat(base - theta * self.s)
-            s = _cmp(v, theta, cmp)
-        elif mode == "subtract_nodelay":
-            r = _cmp(self.v, theta, cmp)
-            m = self._sat(base - theta * r)
-            s = _cmp(m, theta, cmp)
-            v = self._sat(m - theta * (s - r))
-        elif mode == "zero_hold":
-            v = np.where(self.s > 0, 0, base)
-            s = _cmp(v, theta, cmp)
-        else:  # none
-            v = base
-            s = _cmp(v, theta, cmp)
-        if self.kind == "alif":
-            self.a = self._sat(decay(self.a, p["da"]) + np.asarray(p["a_inc"], np.int64) * s)
-        self.v, self.s = np.broadcast_to(v, base.shape).astype(np.int64), s
-        return s
+        self.out = np.asarray(self.pop.step(self.st, np.asarray(x, dtype=np.int64)[None]))[0]
+        return self.out
 
     def read(self, what: str) -> np.ndarray:
-        return self.s if what == "spikes" else getattr(self, what)
+        return self.out if what == "spikes" else getattr(self.st, what)[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -165,16 +165,18 @@ def _parse_population(d: dict, arrays: dict) -> Population:
     name = d["name"]
     _check_keys(d, POPULATION_KEYS, f"population {name}")
     neuron = d.get("neuron", "lif")
-    if neuron not in NEURONS:
-        raise SpecError(f"population {name}: unknown neuron {neuron!r} (known: {sorted(NEURONS)})")
+    known = neuron_kinds()
+    if neuron not in known:
+        raise SpecError(f"population {name}: unknown neuron {neuron!r} (known: {sorted(known)})")
     size = _as_int(d["size"], f"population {name} size")
     params = {k: _resolve(v, arrays, f"population {name} {k}") for k, v in d.get("params", {}).items()}
     record = tuple(d.get("record", ()))
-    bad = [r for r in record if r not in RECORDABLE]
+    recordable = RECORDABLE + tuple(r for r in _custom_neurons().RECORDABLE if r not in RECORDABLE)
+    bad = [r for r in record if r not in recordable]
     if bad:
-        raise SpecError(f"population {name}: cannot record {bad} (recordable: {RECORDABLE})")
+        raise SpecError(f"population {name}: cannot record {bad} (recordable: {recordable})")
     pop = Population(name, neuron, size, params, record)
-    NEURONS[neuron].validate(pop)
+    known[neuron].validate(pop)
     return pop
 
 
@@ -400,7 +402,8 @@ class LavaBuild:
         self.model_map: dict[Any, type] = {}
         self.sinks: dict[str, Any] = {}  # "spikes/pop" -> sink process
         self.source = Source(data=np.ascontiguousarray(x.T.astype(np.int32)))  # (n_in, T)
-        self.neurons = {p.name: NEURONS[p.neuron].build(self, p) for p in net.populations}
+        kinds = neuron_kinds()
+        self.neurons = {p.name: kinds[p.neuron].build(self, p) for p in net.populations}
         self.synapses = [self._connect(c) for c in net.connections]
         for pop in net.populations:
             handle = self.neurons[pop.name]
@@ -574,6 +577,7 @@ def _custom_neurons():
     try:
         from . import lava_custom_neurons as m  # type: ignore[no-redef]
     except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # rsnn_neurons/ is shipped here
         import lava_custom_neurons as m  # type: ignore[no-redef]
     return m
 
@@ -585,7 +589,7 @@ def _validate_custom(pop: Population) -> None:
     unknown = set(pop.params) - set(spec)
     if unknown:
         raise SpecError(f"population {pop.name}: unknown {pop.neuron} parameters {sorted(unknown)}")
-    choices = {"reset": m.RESETS, "comparator": m.COMPARATORS}
+    choices = m.CHOICES[kind]
     for key, val in pop.params.items():
         default, per_neuron = spec[key]
         if isinstance(default, str):
@@ -615,11 +619,13 @@ def _build_custom(b: LavaBuild, pop: Population) -> NeuronHandle:
     return NeuronHandle(proc.a_in, proc.s_out, {}, proc, record_file=path)
 
 
-CUSTOM_NEURONS = ("lif", "alif", "li", "dual_if", "mtn")
-NEURONS: dict[str, NeuronKind] = {
-    "lif": NeuronKind(_validate_lif, _build_lif),
-    **{f"rsnn_{k}": NeuronKind(_validate_custom, _build_custom) for k in CUSTOM_NEURONS},
-}
+NEURONS: dict[str, NeuronKind] = {"lif": NeuronKind(_validate_lif, _build_lif)}
+
+
+def neuron_kinds() -> dict[str, NeuronKind]:
+    """Lava's LIF plus ``rsnn_<family>`` for every fixed family of the neuron definition."""
+    custom = NeuronKind(_validate_custom, _build_custom)
+    return {**NEURONS, **{f"rsnn_{k}": custom for k in _custom_neurons().KINDS}}
 CONNECTIONS: dict[str, ConnectionKind] = {
     "dense": ConnectionKind(_validate_dense, _build_dense),
     "sparse": ConnectionKind(_validate_dense, _build_sparse),

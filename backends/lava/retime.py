@@ -1,4 +1,4 @@
-"""retime: map IR timing onto Lava/Loihi 2 timing (DESIGN §4).
+"""retime: map IR timing onto Lava/Loihi 2 timing (docs/design.md §4).
 
 The IR lets a feed-forward edge carry delay 0; on Lava every synapse layer adds one step (Dense)
 and DelayDense adds 0..63 more. Retiming works on the *connection graph*: its nodes are the

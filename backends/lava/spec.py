@@ -21,6 +21,7 @@ class LavaSpec:
     max_lif_split: int = 4  # split a LIF population into at most this many Lava LIFs, else custom
     lif_bias_mant_range: tuple[int, int] = (-(1 << 15), (1 << 15) - 1)  # int16 Var
     runner_files: tuple[str, ...] = ("lava_runner.py", "lava_custom_neurons.py")
+    definition_dir: str = "rsnn_neurons"  # copy of rsnn_compiler/neurons (the neuron definition)
     network_file: str = "network.json"
     arrays_file: str = "arrays.npz"
     stages_file: str = "stages.json"

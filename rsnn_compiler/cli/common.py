@@ -141,12 +141,19 @@ def import_options(fn: Callable) -> Callable:
 
 
 def handler(fn: Callable) -> Callable:
-    """Turn ``fn(args, out, err) -> int`` into a click callback (options become ``args.<name>``)."""
+    """Turn ``fn(args, out, err) -> int`` into a click callback (options become ``args.<name>``).
+    Progress (``rsnn_compiler.progress``) goes to stderr while it runs: live bars on a terminal,
+    plain lines otherwise, nothing with ``--quiet`` or ``--json``."""
 
     @functools.wraps(fn)
     def callback(**options) -> int:
+        from rsnn_compiler import progress
+
         out, err = consoles()
-        return fn(SimpleNamespace(**options), out, err)
+        args = SimpleNamespace(**options)
+        quiet = bool(getattr(args, "quiet", False) or getattr(args, "json", False))
+        with progress.reporting(progress.for_console(err, quiet)):
+            return fn(args, out, err)
 
     return callback
 
@@ -159,12 +166,6 @@ def one_line(text: object) -> str:
 def warning(message: str) -> None:
     """A result-changing warning: always shown (also with --quiet), one line of its own."""
     print(f"rsnnc: warning: {one_line(message)}", file=sys.stderr, flush=True)
-
-
-def say(err, args, message: str) -> None:
-    """A progress line on stderr unless ``--quiet``."""
-    if not getattr(args, "quiet", False):
-        err.print(f"[dim]rsnnc:[/dim] {message}", highlight=False)
 
 
 def trim_to_build_steps(manifest: dict, x, err, quiet: bool):

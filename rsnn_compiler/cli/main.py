@@ -26,6 +26,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "report": "rsnn_compiler.cli.commands.report:command",
     "inspect": "rsnn_compiler.cli.commands.inspect:command",
     "export": "rsnn_compiler.cli.commands.export:command",
+    "plot": "rsnn_compiler.cli.commands.plot:command",
     "passes": "rsnn_compiler.cli.commands.passes:command",
     "targets": "rsnn_compiler.cli.commands.targets:command",
 }

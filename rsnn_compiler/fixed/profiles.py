@@ -1,4 +1,4 @@
-"""Fixed-point target constants: one typed spec per profile (DESIGN §3, §6).
+"""Fixed-point target constants: one typed spec per profile (docs/design.md §3, §6).
 
 The verifier, the quantization passes and the random-graph generator read these; no other
 module hard-codes a bit width of a profile. docs/fixed-point.md explains every number.
@@ -10,13 +10,21 @@ from dataclasses import dataclass
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.arith import Overflow
+from rsnn_compiler.neurons.enums import StrChoice
+
+
+class Profile(StrChoice):
+    """The fixed-point profiles (a build has one for all its integer targets)."""
+
+    LOIHI2 = "loihi2"  # Lava 0.10 fixed_pt arithmetic exactly
+    FPGA = "fpga"  # per-tensor widths chosen by the quantization passes
 
 
 @dataclass(frozen=True)
 class Loihi2Spec:
     """Lava 0.10 ``PyLifModelBitAcc`` + ``PyDenseModelBitAcc`` constants."""
 
-    name: str = "loihi2"
+    name: Profile = Profile.LOIHI2
     # synapse
     weight_bits_max: int = 8  # num_weight_bits 1..8; mantissa a fixed point of Lava's quantizer
     weight_exp_range: tuple[int, int] = (-8, 7)
@@ -48,7 +56,7 @@ class Loihi2Spec:
 class FpgaSpec:
     """Defaults and limits of the ``fpga`` profile (widths chosen per tensor by the passes)."""
 
-    name: str = "fpga"
+    name: Profile = Profile.FPGA
     weight_bits_default: int = 8
     weight_bits_range: tuple[int, int] = (2, 16)
     weight_exp_range: tuple[int, int] = (-24, 24)
@@ -73,7 +81,7 @@ class FpgaSpec:
 
 LOIHI2 = Loihi2Spec()
 FPGA = FpgaSpec()
-PROFILES: dict[str, Loihi2Spec | FpgaSpec] = {"loihi2": LOIHI2, "fpga": FPGA}
+PROFILES: dict[Profile, Loihi2Spec | FpgaSpec] = {Profile.LOIHI2: LOIHI2, Profile.FPGA: FPGA}
 
 
 def get_profile(name: str | None) -> Loihi2Spec | FpgaSpec:

@@ -1,8 +1,10 @@
 """Reference interpreter for fixed-point graphs: the executable form of docs/fixed-point.md.
 
-Timing is the float interpreter's: per step t, nodes run in ``topology.evaluation_order``; a
-node's input is the exact integer sum of ``value[src][t - delay]`` over its incoming edges (zero
-before step 0). Everything is numpy int64; integer matmul/einsum in numpy is exact (no BLAS).
+Timing is the one driver's (``interpreter.schedule``): per step t, nodes run in
+``topology.evaluation_order``; a node's input is the exact integer sum of ``value[src][t - delay]``
+over its incoming edges (zero before step 0). Neurons are their families in
+``rsnn_compiler.neurons.fixed_dynamics`` run with the numpy primitive set ``NumpyInt``.
+Everything is numpy int64; integer matmul/einsum in numpy is exact (no BLAS).
 """
 
 from __future__ import annotations
@@ -14,15 +16,12 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed import arith as A
 from rsnn_compiler.interpreter.float_interp import check_inputs
 from rsnn_compiler.interpreter.result import RunResult
-from rsnn_compiler.ir import topology
-from rsnn_compiler.ir.fixed_ops import (
-    FixedALIF, FixedDense, FixedDualIF, FixedLI, FixedLIF, FixedMultiThreshold, FixedNeuron,
-    Quantize, _CurrentNeuron, _FixedConv,
-)
+from rsnn_compiler.interpreter.schedule import build_schedule, collect, execute, output_index, zero_inputs
+from rsnn_compiler.ir.dynamics import population
+from rsnn_compiler.ir.fixed_ops import FixedDense, Quantize, _FixedConv
 from rsnn_compiler.ir.graph import Domain, Graph
-from rsnn_compiler.ir.ops import (
-    Comparator, Delay, Flatten, Identity, Input, Op, Output, Pool, PoolMode, ResetMode,
-)
+from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Op, Output, Pool, PoolMode
+from rsnn_compiler.neurons import NumpyInt
 
 I64 = np.int64
 
@@ -118,120 +117,6 @@ def apply_stateless(op: Op, x: np.ndarray, stats: dict | None = None, name: str 
 
 
 # --------------------------------------------------------------------------------------
-# Neurons
-# --------------------------------------------------------------------------------------
-class FixedState:
-    """Per-run integer state of one population (batch-first)."""
-
-    def __init__(self, op: FixedNeuron, batch: int, name: str = "", stats: dict | None = None):
-        self.name, self.stats = name, stats
-        shape = (batch, *op.shape)
-        self.u = np.zeros(shape, I64)
-        self.v = np.broadcast_to(op.v_init, shape).astype(I64)
-        self.a = np.zeros(shape, I64)
-        self.c = np.zeros(shape, I64)
-        self.s = np.zeros(shape, I64)
-
-    def ovf(self, y: np.ndarray, bits: int, mode, state: str) -> np.ndarray:
-        """overflow(y) that also counts changed elements as ``stats["<state>/<node>"]``."""
-        out = A.overflow(y, bits, mode)
-        _count(self.stats, f"{state}/{self.name}", y, out)
-        return out
-
-    def record(self, op: FixedNeuron) -> dict[str, np.ndarray]:
-        names = {"i": self.u, "v": self.v, "a": self.a, "c": self.c}
-        return {n: names[n].copy() for n in op.state_names}
-
-
-def _cmp(v: np.ndarray, theta, comparator: Comparator) -> np.ndarray:
-    return (v >= theta if comparator is Comparator.GE else v > theta).astype(I64)
-
-
-def _bias(op) -> np.ndarray:
-    return A.shift(op.bias_mant, op.bias_exp)
-
-
-def _integrate(op: _CurrentNeuron, st: FixedState, x: np.ndarray) -> np.ndarray:
-    """u update, then base = ovf_v(decay(v, dv) + u + b) (docs §3.4)."""
-    drive = x << op.input_shift
-    st.u = st.ovf(A.decay(st.u, op.du + op.du_offset) + drive, op.u_bits, op.u_overflow, "i")
-    return st.ovf(A.decay(st.v, op.dv) + st.u + _bias(op), op.v_bits, op.v_overflow, "v")
-
-
-def _lif(op: FixedLIF, st: FixedState, x: np.ndarray) -> np.ndarray:
-    base = _integrate(op, st, x)
-    theta = op.vth << op.vth_shift
-    if isinstance(op, FixedALIF):
-        theta = theta + st.a
-    ovf = lambda y: st.ovf(y, op.v_bits, op.v_overflow, "v")  # noqa: E731
-    cmp, mode = op.comparator, op.reset
-    if mode is ResetMode.ZERO:
-        s = _cmp(base, theta, cmp)
-        v = np.where(s > 0, op.v_reset, base)
-    elif mode is ResetMode.SUBTRACT:
-        s = _cmp(base, theta, cmp)
-        v = ovf(base - theta * s)
-    elif mode is ResetMode.SUBTRACT_DEFERRED:
-        v = ovf(base - theta * st.s)
-        s = _cmp(v, theta, cmp)
-    elif mode is ResetMode.SUBTRACT_NODELAY:
-        r = _cmp(st.v, theta, cmp)
-        m = ovf(base - theta * r)
-        s = _cmp(m, theta, cmp)
-        v = ovf(m - theta * (s - r))
-    elif mode is ResetMode.ZERO_HOLD:
-        v = np.where(st.s > 0, 0, base)
-        s = _cmp(v, theta, cmp)
-    else:  # NONE
-        v = base
-        s = _cmp(v, theta, cmp)
-    if isinstance(op, FixedALIF):
-        st.a = st.ovf(A.decay(st.a, op.da) + op.a_inc * s, op.v_bits, op.v_overflow, "a")
-    st.v, st.s = v.astype(I64), s
-    return s
-
-
-def _dual_if(op: FixedDualIF, st: FixedState, x: np.ndarray) -> np.ndarray:
-    ovf = lambda y: st.ovf(y, op.v_bits, op.v_overflow, "v")  # noqa: E731
-    m = ovf(st.v + (x << op.input_shift) + _bias(op))
-    theta, theta_neg = op.vth << op.vth_shift, op.vth_neg << op.vth_shift
-    pos = _cmp(m, theta, op.comparator)
-    neg = ((m < theta_neg) & (st.c > 0)).astype(I64)
-    s = pos - neg * (1 - pos)
-    st.v = ovf(m - s * theta)
-    st.c = st.c + s
-    st.s = s
-    return s
-
-
-def _mtn(op: FixedMultiThreshold, st: FixedState, x: np.ndarray) -> np.ndarray:
-    ovf = lambda y: st.ovf(y, op.v_bits, op.v_overflow, "v")  # noqa: E731
-    m = ovf(st.v + (x << op.input_shift) + _bias(op))
-    theta = op.vth << op.vth_shift
-    n = np.clip(A.floor_div(m, theta), 0, op.levels)
-    if op.reset is ResetMode.ZERO:
-        st.v = np.broadcast_to(op.v_init, m.shape).astype(I64)
-    else:
-        st.v = ovf(m - n * theta)
-    st.s = n
-    return n
-
-
-def step_neuron(op: FixedNeuron, st: FixedState, x: np.ndarray) -> np.ndarray:
-    """Advance ``st`` one step on the summed int64 input ``x``; return the node's output."""
-    if isinstance(op, FixedLI):
-        st.v = _integrate(op, st, x)
-        return st.v
-    if isinstance(op, FixedLIF):
-        return _lif(op, st, x)
-    if isinstance(op, FixedDualIF):
-        return _dual_if(op, st, x)
-    if isinstance(op, FixedMultiThreshold):
-        return _mtn(op, st, x)
-    raise UserInputError(f"the fixed-point interpreter cannot evaluate {type(op).__name__}")
-
-
-# --------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------
 def _input_values(graph: Graph, x: np.ndarray) -> np.ndarray:
@@ -250,6 +135,22 @@ def _input_values(graph: Graph, x: np.ndarray) -> np.ndarray:
     return x.astype(I64)
 
 
+class _IntegerInput:
+    """A neuron's population whose summed input is made exact int64 first."""
+
+    def __init__(self, pop):
+        self.pop, self.takes_terms, self.state_names = pop, False, pop.state_names
+
+    def init(self, batch: int):
+        return self.pop.init(batch)
+
+    def step(self, st, x):
+        return self.pop.step(st, x.astype(I64, copy=False))
+
+    def states(self, st):
+        return {k: v.copy() for k, v in self.pop.states(st).items()}
+
+
 def run_fixed(graph: Graph, x: np.ndarray, record: bool = True, stats: dict | None = None) -> RunResult:
     """Run a fixed graph on ``x`` shaped (time, batch, *input_shape); results are int64.
 
@@ -259,56 +160,19 @@ def run_fixed(graph: Graph, x: np.ndarray, record: bool = True, stats: dict | No
     if graph.attrs.domain is not Domain.FIXED:
         raise UserInputError("run_fixed needs a fixed-point graph; quantize it or use run_float")
     x = _input_values(graph, check_inputs(graph, x))
-    steps, batch = x.shape[0], x.shape[1]
-    order = topology.evaluation_order(graph)
-    in_edges = {n: graph.in_edges(n) for n in graph.nodes}
-    neurons = {
-        n: FixedState(op, batch, n, stats) for n, op in graph.nodes.items() if isinstance(op, FixedNeuron)
-    }
-    delayed = [n for n, op in graph.nodes.items() if isinstance(op, Delay) and op.steps >= 1]
-    values: dict[str, list[np.ndarray]] = {n: [] for n in graph.nodes}
-    delay_inputs: dict[str, list[np.ndarray]] = {n: [] for n in delayed}
-    states: dict[str, list[np.ndarray]] = {}
 
-    def gather(name: str, t: int) -> np.ndarray:
-        total = None
-        for e in in_edges[name]:
-            if t - e.delay >= 0:
-                v = values[e.src][t - e.delay]
-                total = v if total is None else total + v
-        if total is None:
-            return np.zeros((batch, *graph.nodes[name].in_shape), dtype=I64)
-        return total
+    def neuron(op, name):
+        return _IntegerInput(population(NumpyInt(stats, name), op))
 
-    for t in range(steps):
-        for name in order:
-            op = graph.nodes[name]
-            if isinstance(op, Input):
-                y = x[t]
-            elif name in delay_inputs:
-                k = t - op.steps
-                y = delay_inputs[name][k] if k >= 0 else np.zeros((batch, *op.shape), I64)
-            elif isinstance(op, FixedNeuron):
-                y = step_neuron(op, neurons[name], gather(name, t).astype(I64))
-                if record:
-                    for sname, val in neurons[name].record(op).items():
-                        states.setdefault(f"{sname}/{name}", []).append(val)
-            else:
-                y = apply_stateless(op, gather(name, t), stats, name)
-            values[name].append(y)
-        for name in delayed:
-            delay_inputs[name].append(gather(name, t))
+    def stateless(op, name):
+        return lambda v: apply_stateless(op, v, stats, name)
+
+    slots = build_schedule(graph, neuron, stateless)
+    zeros = zero_inputs(slots, x.shape[1], lambda shape: np.zeros(shape, I64))
+    output = output_index(slots, graph.output_name)
+    hist, states = execute(slots, x, zeros, record, output)
 
     def stack(seq: list[np.ndarray]) -> np.ndarray:
         return np.stack(seq).astype(np.float64 if seq[0].dtype.kind == "f" else I64)
 
-    result = RunResult(out=stack(values[graph.output_name]))
-    if record:
-        result.values = {n: stack(v) for n, v in values.items()}
-        result.spikes = {
-            n: result.values[n]
-            for n, op in graph.nodes.items()
-            if isinstance(op, FixedNeuron) and op.spiking
-        }
-        result.states = {k: np.stack(v) for k, v in states.items()}
-    return result
+    return collect(slots, hist, states, output, record, stack, np.stack)

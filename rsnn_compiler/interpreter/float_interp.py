@@ -1,28 +1,13 @@
 """Reference interpreter for float graphs: the definition of what the IR means.
 
-Per time step t, nodes are evaluated in ``topology.evaluation_order``. A node's input is the sum,
-in edge-list order, of ``value[src][t - delay]`` over its incoming edges (zero before step 0).
-A neuron with several input edges adds them one at a time onto its decayed state, in edge-list
-order (snnTorch's ``beta*mem + input + recurrent(spk)``): LIF base = ((beta*v + gain*x_1) +
-gain*x_2) + ... + bias, and likewise for the Cuba current i; with one input this is the formula
-below.
-Arithmetic is float32 on the CPU, each product and sum rounded separately (no fused
-multiply-add), which reproduces snnTorch/PyTorch float32 spike for spike.
-
-Neuron updates with ``s_prev`` the previous step's spikes and ``base`` the integrated membrane:
-    LIF       base = beta*v + gain*x + bias
-    IF        base = v + gain*x + bias
-    CubaLIF   i = alpha*i + gain_i*x ;  base = beta*v + gain_v*i + bias
-    ALIF      base as LIF; theta_eff = theta + kappa*a; after firing a = rho*a + s
-    reset zero              s = cmp(base, theta); v = s ? v_reset : base
-    reset subtract          s = cmp(base, theta); v = base - theta*s
-    reset subtract_deferred v = base - theta*s_prev; s = cmp(v, theta)
-    reset subtract_nodelay  r = cmp(v_prev, theta); b = base - theta*r; s = cmp(b, theta);
-                            v = b - theta*(s - r)
-    reset zero_hold         v = (1 - s_prev)*base; s = cmp(v, theta)
-    reset none              v = base; s = cmp(v, theta)
-    LI / CubaLI emit v (no spike); Threshold emits cmp(x, theta).
-cmp is ``>`` (Comparator.GT) or ``>=`` (Comparator.GE).
+Timing is the one driver's (``interpreter.schedule``): per step t, nodes are evaluated in
+``topology.evaluation_order``; a node's input is the sum, in edge-list order, of
+``value[src][t - delay]`` over its incoming edges (zero before step 0). A neuron receives the
+per-edge terms and adds them one at a time onto its decayed state, in edge-list order.
+Neurons are their families in ``rsnn_compiler.neurons.float_dynamics`` (equations there and in
+docs/ir.md) run with the float32 primitive set ``float_prims.TorchFloat``; every product and sum
+is rounded separately (no fused multiply-add), which reproduces snnTorch/PyTorch float32 spike
+for spike. Stateless ops are evaluated here (``apply_stateless``).
 """
 
 from __future__ import annotations
@@ -34,13 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.interpreter.float_prims import TorchFloat, fires
 from rsnn_compiler.interpreter.result import RunResult
-from rsnn_compiler.interpreter import conversion_neurons
-from rsnn_compiler.ir import topology
+from rsnn_compiler.interpreter.schedule import build_schedule, collect, execute, output_index, zero_inputs
+from rsnn_compiler.ir.dynamics import population
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import (
-    ALIF, IF, LI, LIF, Affine, BatchNorm, Comparator, Conv1d, Conv2d, CubaLI, CubaLIF, Delay,
-    Flatten, Identity, Input, NeuronOp, Op, Output, Pool, PoolMode, ResetMode, Scale, Threshold,
+    Affine, BatchNorm, Conv1d, Conv2d, Delay, Flatten, Identity, Op, Output, Pool,
+    PoolMode, Scale, Threshold,
 )
 
 DTYPE = torch.float32
@@ -48,18 +34,6 @@ DTYPE = torch.float32
 
 def _t(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(arr, dtype=np.float32))
-
-
-def fires(v: torch.Tensor, theta: torch.Tensor, cmp: Comparator) -> torch.Tensor:
-    """1.0 where v > theta (v >= theta for ``Comparator.GE``), else 0.0.
-
-    Computed as clamp(sign(v - theta), 0) (GE: 1 - clamp(sign(theta - v), 0)): an IEEE difference
-    of finite floats is zero only for equal operands and has the sign of their order, so this is
-    exactly the comparison, and on CPU it costs a third of a comparison plus a bool-to-float cast.
-    """
-    if cmp is Comparator.GE:
-        return 1.0 - (theta - v).sign_().clamp_(min=0)
-    return (v - theta).sign_().clamp_(min=0)
 
 
 def apply_stateless(op: Op, x: torch.Tensor) -> torch.Tensor:
@@ -103,94 +77,6 @@ def _pool(op: Pool, x: torch.Tensor) -> torch.Tensor:
     return conv(x, ones, None, op.stride, op.padding, 1, channels)
 
 
-class NeuronState:
-    """Mutable per-run state of one neuron population (batch-first tensors)."""
-
-    def __init__(self, op: NeuronOp, batch: int):
-        shape = (batch, *op.shape)
-        zeros = torch.zeros(shape, dtype=DTYPE)
-        self.v = _t(op.v_init).expand(shape).clone() if hasattr(op, "v_init") else zeros.clone()
-        self.i = zeros.clone()
-        self.a = zeros.clone()
-        self.s = zeros.clone()
-
-
-def fire_and_reset(
-    mode: ResetMode, cmp: Comparator, base: torch.Tensor, theta: torch.Tensor,
-    v_reset: torch.Tensor, v_prev: torch.Tensor, s_prev: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The spike and reset rules of the module docstring: returns the new (v, s)."""
-    if mode is ResetMode.ZERO:
-        s = fires(base, theta, cmp)
-        return torch.where(s > 0, v_reset.expand_as(base), base), s
-    if mode is ResetMode.SUBTRACT:
-        s = fires(base, theta, cmp)
-        return base - theta * s, s
-    if mode is ResetMode.SUBTRACT_DEFERRED:
-        v = base - theta * s_prev
-        return v, fires(v, theta, cmp)
-    if mode is ResetMode.SUBTRACT_NODELAY:
-        r = fires(v_prev, theta, cmp)
-        b = base - theta * r
-        s = fires(b, theta, cmp)
-        return b - theta * (s - r), s
-    if mode is ResetMode.ZERO_HOLD:
-        v = (1.0 - s_prev) * base
-        return v, fires(v, theta, cmp)
-    return base, fires(base, theta, cmp)  # ResetMode.NONE
-
-
-def step_neuron(op: NeuronOp, st: NeuronState, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
-    """Advance ``st`` by one step on input ``x`` (one tensor, or the per-edge terms in edge-list
-    order); return the node's output (spikes or v)."""
-    xs = x if isinstance(x, list) else [x]
-    if conversion_neurons.handles(op):  # DualThresholdIF, MultiThreshold (docs/conversion.md)
-        return conversion_neurons.step(op, st, xs)
-    if isinstance(op, (LI, CubaLI)):
-        if isinstance(op, LI):
-            st.v = _accumulate(_t(op.beta) * st.v, op.gain, xs) + _t(op.bias)
-        else:
-            st.v = _t(op.beta) * st.v + _cuba_current(op, st, xs) + _t(op.bias)
-        return st.v
-    if isinstance(op, CubaLIF):
-        drive = _cuba_current(op, st, xs)
-        base = _t(op.beta) * st.v + drive + _t(op.bias)
-    elif isinstance(op, IF):
-        base = _accumulate(st.v, op.gain, xs) + _t(op.bias)
-    elif isinstance(op, (LIF, ALIF)):
-        base = _accumulate(_t(op.beta) * st.v, op.gain, xs) + _t(op.bias)
-    else:
-        raise UserInputError(f"the float interpreter cannot evaluate {type(op).__name__}")
-
-    theta = _t(op.theta)
-    if isinstance(op, ALIF):
-        theta = theta + _t(op.kappa) * st.a
-    v, s = fire_and_reset(op.reset, op.comparator, base, theta, _t(op.v_reset), st.v, st.s)
-    if isinstance(op, ALIF):
-        st.a = _t(op.rho) * st.a + s
-    st.v, st.s = v, s
-    return s
-
-
-def _gain(gain: np.ndarray, x: torch.Tensor) -> torch.Tensor:
-    return x if bool((gain == 1).all()) else _t(gain) * x
-
-
-def _accumulate(acc: torch.Tensor, gain: np.ndarray, xs: list[torch.Tensor]) -> torch.Tensor:
-    for x in xs:
-        acc = acc + _gain(gain, x)
-    return acc
-
-
-def _cuba_current(op, st: NeuronState, xs: list[torch.Tensor]) -> torch.Tensor:
-    st.i = _accumulate(_t(op.alpha) * st.i, op.gain_i, xs)
-    return _gain(op.gain_v, st.i)
-
-
-def _state_record(op: NeuronOp, st: NeuronState) -> dict[str, torch.Tensor]:
-    return {name: getattr(st, name) for name in op.state_names}
-
-
 def check_inputs(graph: Graph, x: np.ndarray) -> np.ndarray:
     shape = graph.nodes[graph.input_name].in_shape
     x = np.asarray(x)
@@ -209,57 +95,16 @@ def run_float(graph: Graph, x: np.ndarray, record: bool = True) -> RunResult:
     if graph.attrs.domain is not Domain.FLOAT:
         raise UserInputError("run_float needs a float graph; use the fixed-point interpreter")
     x = check_inputs(graph, x)
-    steps, batch = x.shape[0], x.shape[1]
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    order = topology.evaluation_order(graph)
-    in_edges = {n: graph.in_edges(n) for n in graph.nodes}
-    neurons = {n: NeuronState(op, batch) for n, op in graph.nodes.items() if isinstance(op, NeuronOp)}
-    delayed = [n for n, op in graph.nodes.items() if isinstance(op, Delay) and op.steps >= 1]
-    values: dict[str, list[torch.Tensor]] = {n: [] for n in graph.nodes}
-    delay_inputs: dict[str, list[torch.Tensor]] = {n: [] for n in delayed}
-    states: dict[str, list[torch.Tensor]] = {}
-
-    def terms(name: str, t: int) -> list[torch.Tensor]:
-        out = [values[e.src][t - e.delay] for e in in_edges[name] if t - e.delay >= 0]
-        return out or [torch.zeros((batch, *graph.nodes[name].in_shape), dtype=DTYPE)]
-
-    def gather(name: str, t: int) -> torch.Tensor:
-        total = None
-        for v in terms(name, t):
-            total = v if total is None else total + v
-        return total
-
+    prims = TorchFloat()
+    slots = build_schedule(graph, lambda op, _name: population(prims, op), _stateless_kernel)
+    zeros = zero_inputs(slots, x.shape[1], lambda shape: torch.zeros(shape, dtype=DTYPE))
+    output = output_index(slots, graph.output_name)
     with torch.no_grad():
-        for t in range(steps):
-            for name in order:
-                op = graph.nodes[name]
-                if isinstance(op, Input):
-                    y = xt[t]
-                elif name in delay_inputs:
-                    k = t - op.steps
-                    y = delay_inputs[name][k] if k >= 0 else torch.zeros((batch, *op.shape), dtype=DTYPE)
-                elif isinstance(op, NeuronOp) and not isinstance(op, Threshold):
-                    y = step_neuron(op, neurons[name], terms(name, t))
-                    if record:
-                        for sname, val in _state_record(op, neurons[name]).items():
-                            states.setdefault(f"{sname}/{name}", []).append(val.clone())
-                else:
-                    y = apply_stateless(op, gather(name, t))
-                values[name].append(y)
-            for name in delayed:
-                delay_inputs[name].append(gather(name, t))
+        hist, states = execute(slots, xt, zeros, record, output)
 
-    def stack(seq: list[torch.Tensor]) -> np.ndarray:
-        return torch.stack(seq).numpy()
+    return collect(slots, hist, states, output, record, lambda seq: torch.stack(seq).numpy())
 
-    out = stack(values[graph.output_name])
-    result = RunResult(out=out)
-    if record:
-        result.values = {n: stack(v) for n, v in values.items()}
-        result.spikes = {
-            n: result.values[n]
-            for n, op in graph.nodes.items()
-            if isinstance(op, NeuronOp) and op.spiking
-        }
-        result.states = {k: stack(v) for k, v in states.items()}
-    return result
+
+def _stateless_kernel(op: Op, _name: str):
+    return lambda x: apply_stateless(op, x)

@@ -1,4 +1,4 @@
-"""Float neurons for ANN-to-SNN conversion (DESIGN §3; docs/conversion.md).
+"""Float neurons for ANN-to-SNN conversion (docs/design.md §3; docs/conversion.md).
 
 They mirror the fixed ops of docs/fixed-point.md §3.7-3.8 parameter for parameter (float
 ``bias``/``theta``/``theta_neg`` are the values that ``bias_mant << bias_exp``, ``vth << vth_shift``
@@ -19,7 +19,7 @@ summed input (edges added one at a time in edge-list order, then the bias):
 
 The outputs are the signed count s in {-1, 0, 1} and the integer payload n in 0..levels (a
 graded spike); the consumer's weights carry the value of one unit (theta in ANN units).
-Semantics: ``rsnn_compiler.interpreter.conversion_neurons``.
+Semantics: ``rsnn_compiler.neurons.float_dynamics`` (families ``dual_if``, ``mtn``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class DualThresholdIF(NeuronOp):
     """
 
     kind: ClassVar[OpKind] = OpKind.DUAL_IF
+    family: ClassVar[str] = "dual_if"
     array_fields: ClassVar[tuple[str, ...]] = ("bias", "theta", "theta_neg", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("v", "c")
     bias: np.ndarray
@@ -64,6 +65,7 @@ class MultiThreshold(NeuronOp):
     """
 
     kind: ClassVar[OpKind] = OpKind.MTN
+    family: ClassVar[str] = "mtn"
     array_fields: ClassVar[tuple[str, ...]] = ("bias", "theta", "v_init")
     bias: np.ndarray
     theta: np.ndarray

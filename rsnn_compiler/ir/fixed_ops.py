@@ -15,7 +15,8 @@ import numpy as np
 
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.ir.ops import (
-    Comparator, NeuronOp, Op, OpKind, ResetMode, Shape, _Conv, _tuple, freeze_array,
+    Comparator, NeuronOp, Op, OpKind, ResetMode, Shape, _Conv, _tuple, check_shapes,
+    dense_shape_problems, freeze_array,
 )
 
 
@@ -50,6 +51,7 @@ class FixedOp(Op):
 
     def __post_init__(self) -> None:
         _int_arrays(self)
+        check_shapes(self)
 
 
 # --------------------------------------------------------------------------------------
@@ -109,6 +111,9 @@ class FixedDense(FixedOp):
     def out_shape(self) -> Shape:
         return (int(self.weight.shape[0]),) if self.weight.ndim == 2 else ()
 
+    def shape_problems(self) -> list[str]:
+        return dense_shape_problems(self.weight, weight_exp=self.weight_exp, bias=self.bias)
+
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class _FixedConv(_Conv):
@@ -155,6 +160,7 @@ class FixedNeuron(NeuronOp):
         _ints(self, "input_shift", "v_bits")
         _enum(self, v_overflow=Overflow)
         _int_arrays(self)
+        check_shapes(self)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -176,6 +182,7 @@ class FixedLIF(_CurrentNeuron):
     """Lava-style CUBA LIF (LIF with du=4095, IF with dv=0); equations in docs/fixed-point.md §3.4."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_LIF
+    family: ClassVar[str] = "lif"
     array_fields: ClassVar[tuple[str, ...]] = (
         "du", "dv", "bias_mant", "bias_exp", "vth", "v_reset", "v_init",
     )
@@ -202,6 +209,7 @@ class FixedALIF(FixedLIF):
     """FixedLIF with threshold theta + a; after firing a = ovf_v(decay(a, da) + a_inc*s)."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_ALIF
+    family: ClassVar[str] = "alif"
     array_fields: ClassVar[tuple[str, ...]] = FixedLIF.array_fields + ("da", "a_inc")
     state_names: ClassVar[tuple[str, ...]] = ("i", "v", "a")
     da: np.ndarray
@@ -213,6 +221,7 @@ class FixedLI(_CurrentNeuron):
     """Leaky-integrator readout: FixedLIF's u and v without firing; emits v."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_LI
+    family: ClassVar[str] = "li"
     spiking: ClassVar[bool] = False
     array_fields: ClassVar[tuple[str, ...]] = ("du", "dv", "bias_mant", "bias_exp", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("i", "v")
@@ -228,6 +237,7 @@ class FixedDualIF(FixedNeuron):
     """Dual-threshold IF: +1 if cmp(m, theta); -1 if m < theta_neg and count > 0 (§3.7)."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_DUAL_IF
+    family: ClassVar[str] = "dual_if"
     array_fields: ClassVar[tuple[str, ...]] = ("bias_mant", "bias_exp", "vth", "vth_neg", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("v", "c")
     bias_mant: np.ndarray
@@ -249,6 +259,7 @@ class FixedMultiThreshold(FixedNeuron):
     """Multi-threshold (burst / SFN) neuron: n = clip(floor(m / theta), 0, levels) (§3.8)."""
 
     kind: ClassVar[OpKind] = OpKind.FIXED_MTN
+    family: ClassVar[str] = "mtn"
     array_fields: ClassVar[tuple[str, ...]] = ("bias_mant", "bias_exp", "vth", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("v",)
     bias_mant: np.ndarray

@@ -13,11 +13,7 @@ from types import MappingProxyType
 from typing import Iterable, Iterator, Mapping
 
 from rsnn_compiler.ir.ops import Input, Op, Output
-
-
-class Domain(enum.Enum):
-    FLOAT = "float"
-    FIXED = "fixed"
+from rsnn_compiler.neurons.enums import Domain  # noqa: F401 (the IR's numeric domains)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ Parameters are read-only numpy arrays (float32 in the float domain, int64 once q
 choices are enums. Shapes never include time or batch. Every op knows the feature shape it
 consumes (``in_shape``) and produces (``out_shape``); the verifier checks edges against them.
 
-Float neuron semantics (per step, ``x`` = sum of all inputs into the node) are defined in
-``rsnn_compiler.interpreter.float_interp`` and summarised in docs/ir.md.
+Neuron semantics are defined once in ``rsnn_compiler.neurons`` (each neuron op names its
+``family``) and summarised in docs/ir.md. Every op kind (this module, ``fixed_ops``,
+``conversion_ops``) is listed in ``rsnn_compiler.ir.catalogue``.
 """
 
 from __future__ import annotations
@@ -18,59 +19,49 @@ from typing import ClassVar
 
 import numpy as np
 
-from rsnn_compiler.fixed.arith import Overflow
+from rsnn_compiler.neurons import EXTENSIONS
+from rsnn_compiler.neurons.enums import Comparator, Overflow, ResetMode  # noqa: F401 (re-exported)
 
 Shape = tuple[int, ...]
 
 
-class OpKind(enum.Enum):
-    INPUT = "input"
-    OUTPUT = "output"
-    AFFINE = "affine"
-    SCALE = "scale"
-    CONV1D = "conv1d"
-    CONV2D = "conv2d"
-    POOL = "pool"
-    FLATTEN = "flatten"
-    DELAY = "delay"
-    BATCHNORM = "batchnorm"
-    IDENTITY = "identity"
-    THRESHOLD = "threshold"
-    LIF = "lif"
-    IF = "if"
-    CUBA_LIF = "cuba_lif"
-    LI = "li"
-    CUBA_LI = "cuba_li"
-    ALIF = "alif"
-    # fixed-point ops (rsnn_compiler/ir/fixed_ops.py, docs/fixed-point.md)
-    QUANTIZE = "quantize"
-    FIXED_DENSE = "fixed_dense"
-    FIXED_CONV1D = "fixed_conv1d"
-    FIXED_CONV2D = "fixed_conv2d"
-    FIXED_LIF = "fixed_lif"
-    FIXED_ALIF = "fixed_alif"
-    FIXED_LI = "fixed_li"
-    FIXED_DUAL_IF = "fixed_dual_if"
-    FIXED_MTN = "fixed_mtn"
-    # float ANN-to-SNN conversion neurons (rsnn_compiler/ir/conversion_ops.py)
-    DUAL_IF = "dual_if"
-    MTN = "mtn"
-
-
-class ResetMode(enum.Enum):
-    """What happens to the membrane after a spike (see docs/ir.md for the equations)."""
-
-    ZERO = "zero"  # v <- v_reset in the spiking step
-    SUBTRACT = "subtract"  # v <- v - theta in the spiking step
-    SUBTRACT_DEFERRED = "subtract_deferred"  # snnTorch default: theta subtracted next step
-    SUBTRACT_NODELAY = "subtract_nodelay"  # snnTorch subtract with reset_delay=False
-    ZERO_HOLD = "zero_hold"  # snnTorch zero reset with reset_delay on Synaptic/RLeaky
-    NONE = "none"
-
-
-class Comparator(enum.Enum):
-    GT = "gt"  # spike when v > theta (NIR, snnTorch, Lava)
-    GE = "ge"  # spike when v >= theta (SpikingJelly, Sinabs)
+#: the op kinds written by hand in ops / fixed_ops / conversion_ops
+_KINDS = [
+    ("INPUT", "input"),
+    ("OUTPUT", "output"),
+    ("AFFINE", "affine"),
+    ("SCALE", "scale"),
+    ("CONV1D", "conv1d"),
+    ("CONV2D", "conv2d"),
+    ("POOL", "pool"),
+    ("FLATTEN", "flatten"),
+    ("DELAY", "delay"),
+    ("BATCHNORM", "batchnorm"),
+    ("IDENTITY", "identity"),
+    ("THRESHOLD", "threshold"),
+    ("LIF", "lif"),
+    ("IF", "if"),
+    ("CUBA_LIF", "cuba_lif"),
+    ("LI", "li"),
+    ("CUBA_LI", "cuba_li"),
+    ("ALIF", "alif"),
+    ("QUANTIZE", "quantize"),
+    ("FIXED_DENSE", "fixed_dense"),
+    ("FIXED_CONV1D", "fixed_conv1d"),
+    ("FIXED_CONV2D", "fixed_conv2d"),
+    ("FIXED_LIF", "fixed_lif"),
+    ("FIXED_ALIF", "fixed_alif"),
+    ("FIXED_LI", "fixed_li"),
+    ("FIXED_DUAL_IF", "fixed_dual_if"),
+    ("FIXED_MTN", "fixed_mtn"),
+    ("DUAL_IF", "dual_if"),
+    ("MTN", "mtn"),
+] + [  # plus the neuron families added through the definition (ir/family_ops.py)
+    (f"{prefix.upper()}{m.FLOAT.name.upper()}", f"{prefix}{m.FLOAT.name}")
+    for m in EXTENSIONS for prefix in ("", "fixed_")
+]
+OpKind = enum.Enum("OpKind", _KINDS, module=__name__, qualname="OpKind")
+OpKind.__doc__ = "Every op kind of the IR (its value is the kind's name in files and text)."
 
 
 class PoolMode(enum.Enum):
@@ -117,6 +108,12 @@ class Op:
                     raise ValueError(f"{type(self).__name__}: parameter '{name}' is required")
                 continue
             object.__setattr__(self, name, freeze_array(value))
+        check_shapes(self)
+
+    def shape_problems(self) -> list[str]:
+        """What is wrong with the shapes of this op's parameters (empty: nothing). Checked when
+        the op is constructed (``check_shapes``) and reported by the verifier."""
+        return []
 
     # --- shapes -------------------------------------------------------------------------
     @property
@@ -156,6 +153,13 @@ class Op:
     @property
     def is_stateful(self) -> bool:
         return isinstance(self, NeuronOp) or isinstance(self, Delay)
+
+
+def check_shapes(op: Op) -> None:
+    """Raise ValueError naming the first shape problem of ``op`` (called by every ``__post_init__``)."""
+    problems = op.shape_problems()
+    if problems:
+        raise ValueError(f"{type(op).__name__}: {problems[0]}")
 
 
 def _plain(value):
@@ -235,6 +239,21 @@ class Affine(Op):
     def out_shape(self) -> Shape:
         return (int(self.weight.shape[0]),) if self.weight.ndim == 2 else ()
 
+    def shape_problems(self) -> list[str]:
+        return dense_shape_problems(self.weight, bias=self.bias)
+
+
+def dense_shape_problems(weight: np.ndarray, **per_output: np.ndarray | None) -> list[str]:
+    """A (out, in) weight and one value per output for each array of ``per_output``."""
+    if weight.ndim != 2:
+        return [f"weight must be 2-D (out, in), got shape {weight.shape}"]
+    out = []
+    for name, arr in per_output.items():
+        if arr is not None and arr.shape != (weight.shape[0],):
+            out.append(f"{name} shape {arr.shape} does not match weight rows {weight.shape[0]};"
+                       f" {name} needs one value per output")
+    return out
+
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Scale(Op):
@@ -278,6 +297,22 @@ class _Conv(Op):
     @property
     def in_shape(self) -> Shape:
         return self.input_shape
+
+    def shape_problems(self) -> list[str]:
+        n = self.spatial_dims
+        if self.weight.ndim != n + 2:
+            return [f"weight must be {n + 2}-D, got shape {self.weight.shape}"]
+        if len(self.input_shape) != n + 1:
+            return [f"input_shape {self.input_shape} must be (C, {n} spatial dims)"]
+        out = []
+        if self.groups < 1 or self.input_shape[0] != self.weight.shape[1] * self.groups:
+            out.append(f"input has {self.input_shape[0]} channels but weight expects"
+                       f" {self.weight.shape[1]} x groups {self.groups}")
+        for name in self.array_fields[1:]:
+            arr = getattr(self, name)
+            if arr is not None and arr.shape != (self.weight.shape[0],):
+                out.append(f"{name} shape {arr.shape} must be ({self.weight.shape[0]},)")
+        return out
 
     @property
     def out_shape(self) -> Shape:
@@ -408,6 +443,11 @@ class BatchNorm(Op):
     def in_shape(self) -> Shape:
         return self.shape
 
+    def shape_problems(self) -> list[str]:
+        channels = self.shape[0] if self.shape else 0
+        return [f"'{p}' must have one value per channel ({channels})"
+                for p, arr in self.arrays().items() if arr.shape != (channels,)]
+
     def channel_affine(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel (scale, shift) with y = scale*x + shift, computed in float64."""
         scale = self.gamma.astype(np.float64) / np.sqrt(self.var.astype(np.float64) + self.eps)
@@ -424,10 +464,19 @@ class NeuronOp(Op):
 
     state_names: ClassVar[tuple[str, ...]] = ("v",)
     spiking: ClassVar[bool] = True
+    #: the neuron family (``rsnn_compiler.neurons``) whose definition gives this op its meaning;
+    #: empty for ``Threshold`` (stateless)
+    family: ClassVar[str] = ""
 
     @property
     def shape(self) -> Shape:
         return tuple(int(d) for d in getattr(self, self.array_fields[0]).shape)
+
+    def shape_problems(self) -> list[str]:
+        ref = self.shape
+        return [f"parameter '{p}' has shape {a.shape} but the population is {ref};"
+                " give every neuron parameter one value per neuron"
+                for p, a in self.arrays().items() if a.shape != ref]
 
     @property
     def in_shape(self) -> Shape:
@@ -465,6 +514,7 @@ class LIF(_Spiking):
     """v' = beta*v + gain*x + bias; s = [v' > theta]; reset per ``reset``."""
 
     kind: ClassVar[OpKind] = OpKind.LIF
+    family: ClassVar[str] = "lif"
     array_fields: ClassVar[tuple[str, ...]] = ("beta", "gain", "bias", "theta", "v_reset", "v_init")
     beta: np.ndarray
     gain: np.ndarray
@@ -479,6 +529,7 @@ class IF(_Spiking):
     """v' = v + gain*x + bias; s = [v' > theta]; reset per ``reset``."""
 
     kind: ClassVar[OpKind] = OpKind.IF
+    family: ClassVar[str] = "if"
     array_fields: ClassVar[tuple[str, ...]] = ("gain", "bias", "theta", "v_reset", "v_init")
     gain: np.ndarray
     bias: np.ndarray
@@ -492,6 +543,7 @@ class CubaLIF(_Spiking):
     """i = alpha*i + gain_i*x; v' = beta*v + gain_v*i + bias; fire and reset v (i untouched)."""
 
     kind: ClassVar[OpKind] = OpKind.CUBA_LIF
+    family: ClassVar[str] = "cuba_lif"
     array_fields: ClassVar[tuple[str, ...]] = (
         "alpha", "beta", "gain_i", "gain_v", "bias", "theta", "v_reset", "v_init",
     )
@@ -511,6 +563,7 @@ class LI(NeuronOp):
     """Leaky integrator readout: v = beta*v + gain*x + bias; emits v (no spike)."""
 
     kind: ClassVar[OpKind] = OpKind.LI
+    family: ClassVar[str] = "li"
     spiking: ClassVar[bool] = False
     array_fields: ClassVar[tuple[str, ...]] = ("beta", "gain", "bias", "v_init")
     beta: np.ndarray
@@ -524,6 +577,7 @@ class CubaLI(NeuronOp):
     """i = alpha*i + gain_i*x; v = beta*v + gain_v*i + bias; emits v."""
 
     kind: ClassVar[OpKind] = OpKind.CUBA_LI
+    family: ClassVar[str] = "cuba_li"
     spiking: ClassVar[bool] = False
     array_fields: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gain_i", "gain_v", "bias", "v_init")
     state_names: ClassVar[tuple[str, ...]] = ("i", "v")
@@ -541,6 +595,7 @@ class ALIF(_Spiking):
     s = [v' > theta_eff]; reset (subtract uses theta_eff); then a = rho*a + s."""
 
     kind: ClassVar[OpKind] = OpKind.ALIF
+    family: ClassVar[str] = "alif"
     array_fields: ClassVar[tuple[str, ...]] = (
         "beta", "gain", "bias", "theta", "rho", "kappa", "v_reset", "v_init",
     )
@@ -555,55 +610,9 @@ class ALIF(_Spiking):
     v_init: np.ndarray
 
 
-OP_CLASSES: dict[OpKind, type[Op]] = {
-    cls.kind: cls
-    for cls in (
-        Input, Output, Identity, Affine, Scale, Conv1d, Conv2d, Pool, Flatten, Delay, BatchNorm,
-        Threshold, LIF, IF, CubaLIF, LI, CubaLI, ALIF,
-    )
-}
-
-_ENUM_FIELDS: dict[str, type[enum.Enum]] = {
-    "reset": ResetMode,
-    "comparator": Comparator,
-    "mode": PoolMode,
-    "acc_overflow": Overflow,
-    "u_overflow": Overflow,
-    "v_overflow": Overflow,
-}
-
-
-def op_from_parts(kind: str, attributes: dict, arrays: dict[str, np.ndarray]) -> Op:
-    """Rebuild an op from ``attributes()`` and ``arrays()`` (used by load)."""
-    cls = OP_CLASSES[OpKind(kind)]
-    kwargs = {}
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key, value in attributes.items():
-        if key not in names:
-            raise ValueError(f"{cls.__name__} has no attribute '{key}'")
-        if key in _ENUM_FIELDS:
-            value = _ENUM_FIELDS[key](value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    for name in cls.array_fields:
-        kwargs[name] = arrays.get(name)
-    return cls(**kwargs)
-
-
 def broadcast_params(shape: Shape, **given) -> dict[str, np.ndarray]:
     """Broadcast scalar or per-neuron values to float32 arrays of ``shape``."""
     return {
         key: np.broadcast_to(np.asarray(value, dtype=np.float32), shape).copy()
         for key, value in given.items()
     }
-
-
-# Fixed-point ops live in their own module; importing it here registers them in OP_CLASSES.
-from rsnn_compiler.ir import fixed_ops as _fixed_ops  # noqa: E402
-
-OP_CLASSES.update({cls.kind: cls for cls in _fixed_ops.FIXED_OP_CLASSES})
-
-from rsnn_compiler.ir import conversion_ops as _conversion_ops  # noqa: E402
-
-OP_CLASSES.update({cls.kind: cls for cls in _conversion_ops.CONVERSION_OP_CLASSES})

@@ -19,7 +19,8 @@ import numpy as np
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.ir.graph import Domain, Edge, Graph, GraphAttrs
-from rsnn_compiler.ir.ops import OP_CLASSES, OpKind, op_from_parts
+from rsnn_compiler.ir.catalogue import OP_CLASSES, op_from_parts
+from rsnn_compiler.ir.ops import OpKind
 from rsnn_compiler.ir.verify import MAX_STEPS
 from rsnn_compiler.npyio import NpzReader
 

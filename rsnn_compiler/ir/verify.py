@@ -52,41 +52,13 @@ def _check_params(name: str, op: Op) -> list[str]:
                     f"{where}: parameter '{pname}' = {value:g} at index {_index(arr, bad)} is"
                     " outside [0, 1]; decay factors must lie in [0, 1] (clamp it, as snnTorch does)"
                 )
-    if isinstance(op, NeuronOp):
-        shapes = {p: a.shape for p, a in op.arrays().items()}
-        ref = op.shape
-        for pname, shp in shapes.items():
-            if shp != ref:
-                problems.append(
-                    f"{where}: parameter '{pname}' has shape {shp} but the population is {ref};"
-                    " give every neuron parameter one value per neuron"
-                )
-    if isinstance(op, Affine):
-        if op.weight.ndim != 2:
-            problems.append(f"{where}: weight must be 2-D (out, in), got shape {op.weight.shape}")
-        elif op.bias is not None and op.bias.shape != (op.weight.shape[0],):
-            problems.append(
-                f"{where}: bias shape {op.bias.shape} does not match weight rows"
-                f" {op.weight.shape[0]}; bias needs one value per output"
-            )
-    if isinstance(op, _Conv):
-        n = op.spatial_dims
-        if op.weight.ndim != n + 2:
-            problems.append(f"{where}: weight must be {n + 2}-D, got shape {op.weight.shape}")
-        elif len(op.input_shape) != n + 1:
-            problems.append(f"{where}: input_shape {op.input_shape} must be (C, {n} spatial dims)")
-        else:
-            if op.groups < 1 or op.input_shape[0] != op.weight.shape[1] * op.groups:
-                problems.append(
-                    f"{where}: input has {op.input_shape[0]} channels but weight expects"
-                    f" {op.weight.shape[1]} x groups {op.groups}"
-                )
-            if op.bias is not None and op.bias.shape != (op.weight.shape[0],):
-                problems.append(f"{where}: bias shape {op.bias.shape} must be ({op.weight.shape[0]},)")
-            if min(op.stride) < 1 or min(op.dilation) < 1 or min(op.padding) < 0:
-                problems.append(f"{where}: stride and dilation must be >= 1 and padding >= 0")
-            elif min(op.out_shape[1:]) < 1:
-                problems.append(f"{where}: kernel larger than the padded input {op.input_shape}")
+    shape_problems = op.shape_problems()  # normally refused at construction already
+    problems += [f"{where}: {msg}" for msg in shape_problems]
+    if isinstance(op, _Conv) and not shape_problems:
+        if min(op.stride) < 1 or min(op.dilation) < 1 or min(op.padding) < 0:
+            problems.append(f"{where}: stride and dilation must be >= 1 and padding >= 0")
+        elif min(op.out_shape[1:]) < 1:
+            problems.append(f"{where}: kernel larger than the padded input {op.input_shape}")
     if isinstance(op, Pool):
         if op.spatial_dims not in (1, 2):
             problems.append(f"{where}: pooling supports 1 or 2 spatial dims, input is {op.input_shape}")
@@ -103,10 +75,6 @@ def _check_params(name: str, op: Op) -> list[str]:
     if isinstance(op, Delay) and op.steps < 0:
         problems.append(f"{where}: delay of {op.steps} steps is negative")
     if isinstance(op, BatchNorm):
-        channels = op.shape[0] if op.shape else 0
-        for pname, arr in op.arrays().items():
-            if arr.shape != (channels,):
-                problems.append(f"{where}: '{pname}' must have one value per channel ({channels})")
         if (op.var < 0).any() or op.eps <= 0:
             problems.append(f"{where}: variance must be >= 0 and eps > 0")
     if isinstance(op, ALIF) and (op.kappa < 0).any():

@@ -190,7 +190,7 @@ def verify_domain(graph: Graph) -> list[str]:
     fixed = graph.attrs.domain is Domain.FIXED
     if not fixed:
         for name, op in graph.nodes.items():
-            if isinstance(op, FIXED_OP_CLASSES):
+            if isinstance(op, FIXED_OP_CLASSES + (FixedNeuron,)):
                 problems.append(
                     f"node '{name}' ({type(op).__name__}) is a fixed-point op in a float graph;"
                     " set domain=fixed and a profile, or use the float op"
@@ -210,7 +210,7 @@ def verify_domain(graph: Graph) -> list[str]:
             )
     for name, op in graph.nodes.items():
         where = f"node '{name}' ({type(op).__name__})"
-        if not isinstance(op, FIXED_OP_CLASSES + STRUCTURAL):
+        if not isinstance(op, FIXED_OP_CLASSES + STRUCTURAL + (FixedNeuron,)):
             problems.append(f"{where} is a float op in a fixed graph; quantize it first")
             continue
         if isinstance(op, Pool) and op.mode is PoolMode.AVG:

@@ -15,7 +15,7 @@ EXAMPLES = (
     Example("rsnnc build models/rleaky_mnist1d/model.nir --reset subtract_deferred --target c,gpu -o build/nir",
             "NIR: dt is inferred, the reset is an option"),
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
-            " --calib models/rleaky_mnist1d/data.npz --target c -o build/rnn"),
+            " --calib models/rleaky_mnist1d/data.npz --target c,gpu -o build/rnn"),
     Example("rsnnc build models.snntorch_tutorial.model:recurrent --weights models/snntorch_tutorial/recurrent.pt"
             " --calib models/snntorch_tutorial/data.npz --target c -o build/tutorial",
             "an snnTorch class looping over time; weights from a training checkpoint"),
@@ -115,6 +115,7 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 @common_options
 @handler
 def command(args, out, err) -> int:
+    from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
     from rsnn_compiler.build import BuildOptions, build
     from rsnn_compiler.reports import print_build_summary
@@ -129,12 +130,12 @@ def command(args, out, err) -> int:
         board=args.board, extra={**convert_extra(args), **prune_extra(args)}, force=args.force,
         max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
     )
-    progress = (lambda msg: None) if args.quiet else (lambda msg: err.print(f"[dim]rsnnc:[/dim] {msg}", highlight=False))
-    if err.is_terminal and not args.quiet:
-        with err.status("building...") as status:
-            result = build(args.input, args.out, options, progress=lambda m: status.update(m), warn=warning)
-    else:
-        result = build(args.input, args.out, options, progress=progress, warn=warning)
+    shown: list[str] = []
+    try:
+        result = build(args.input, args.out, options, progress=progress.step, warn=shown.append)
+    finally:  # their own lines, even with --quiet/--json, also when a gate fails the build
+        for message in shown:
+            warning(message)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:

@@ -12,18 +12,21 @@ from rsnn_compiler.cli.common import Example, common_options, epilog, handler, j
 EXAMPLES = (
     Example("rsnnc report build/demo"),
     Example("rsnnc report build/demo --json", "{build, compiler, input, pipeline, passes: [...]}"),
+    Example("rsnnc report build/demo --plots plots/demo", "also the figures drawn from the pass reports"),
 )
 
 
 @click.command("report", help="Show what every pass did.", short_help="show what every pass did", epilog=epilog(EXAMPLES))
 @click.argument("build", metavar="BUILD", type=click.Path(file_okay=False))
+@click.option("--plots", type=click.Path(file_okay=False), metavar="DIR",
+              help="also write the figures drawn from the pass reports (PNG and SVG) into DIR; see `rsnnc plot`")
 @json_option("print {build, pipeline, passes: [...]} as JSON")
 @common_options
 @handler
 def command(args, out, err) -> int:
     from rsnn_compiler.artifact import read_manifest, read_timings
     from rsnn_compiler.errors import UserInputError
-    from rsnn_compiler.mapping_report import mapping_metrics, mapping_tables, write_utilisation_plot
+    from rsnn_compiler.mapping_report import mapping_metrics, mapping_tables
     from rsnn_compiler.reports import detail_tables, merged_reports, passes_table, warning_lines
 
     manifest = read_manifest(Path(args.build))
@@ -37,7 +40,7 @@ def command(args, out, err) -> int:
             "warnings": manifest.get("warnings", []),
             "passes": reports,
         }, indent=2, sort_keys=True))
-        return 0
+        return plots(args, manifest, out, err)
     for key, steps in manifest.get("pipeline", {}).items():
         out.print(f"pipeline \\[{key}]: {' -> '.join(steps)}")
     out.print(passes_table(reports))
@@ -46,14 +49,21 @@ def command(args, out, err) -> int:
     for line in warning_lines(manifest):
         out.print(line, highlight=False, markup=False)
     mapping = mapping_metrics(reports)
-    if mapping:
-        try:
-            tables = mapping_tables(mapping)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError):  # a hand-edited manifest
-            raise UserInputError(f"{args.build}: the map_loihi2 report in manifest.json is malformed;"
-                                 " rebuild with `rsnnc build`") from None
-        for table in tables:
-            out.print(table)
-        sub = Path(args.build) / "lava"
-        out.print(write_utilisation_plot(mapping, (sub if sub.is_dir() else Path(args.build)) / "mapping.png"))
-    return 0
+    try:
+        tables = mapping_tables(mapping) if mapping else []
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):  # a hand-edited manifest
+        raise UserInputError(f"{args.build}: the map_loihi2 report in manifest.json is malformed;"
+                             " rebuild with `rsnnc build`") from None
+    for table in tables:
+        out.print(table)
+    return plots(args, manifest, out, err)
+
+
+def plots(args, manifest: dict, out, err) -> int:
+    """``--plots DIR``: the figures that need no data (``rsnnc plot`` without ``--data``)."""
+    if not args.plots:
+        return 0
+    from rsnn_compiler.cli.commands.plot import check_outside_build, write_and_list
+
+    check_outside_build(Path(args.build), Path(args.plots))
+    return write_and_list(manifest, args.plots, None, 0, [], err if args.json else out, err)

@@ -8,7 +8,7 @@ from pathlib import Path
 import rich_click as click
 
 from rsnn_compiler import registry
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, say, trim_to_build_steps
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, trim_to_build_steps
 
 EXAMPLES = (
     Example("rsnnc run build/demo --inputs models/example/data.npz --out out.npz"),
@@ -43,6 +43,7 @@ def default_domain(executor) -> str:
 def command(args, out, err) -> int:
     import numpy as np
 
+    from rsnn_compiler import progress
     from rsnn_compiler.artifact import MANIFEST, TIMINGS, check_writable_file, read_manifest
     from rsnn_compiler.data import load_data, save_npz
     from rsnn_compiler.errors import UserInputError
@@ -57,7 +58,7 @@ def command(args, out, err) -> int:
     x, _y = load_data(args.inputs)
     executor = registry.get_executor(args.executor)
     domain = args.domain or default_domain(executor)
-    say(err, args, f"running {args.executor} ({domain}) on {x.shape[1]} sample(s) x {x.shape[0]} steps")
+    progress.step(f"running {args.executor} ({domain}) on {x.shape[1]} sample(s) x {x.shape[0]} steps")
     x = trim_to_build_steps(manifest, x, err, args.quiet)
     check_run_budget(Path(args.build), manifest, x)
     result = executor.run(Path(args.build), manifest, domain, args.profile, x)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, say, trim_to_build_steps
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, trim_to_build_steps
 
 EXAMPLES = (
     Example("rsnnc build models/example/recurrent.rsnn --target c,gpu -o build/demo"),
@@ -37,6 +37,7 @@ BUILD/validate.json."""
 def command(args, out, err) -> int:
     from rich.table import Table
 
+    from rsnn_compiler import progress
     from rsnn_compiler.artifact import atomic_write_bytes, read_manifest
     from rsnn_compiler.data import load_data
     from rsnn_compiler.validate import validate
@@ -46,7 +47,7 @@ def command(args, out, err) -> int:
     x, y = load_data(args.data)
     x = trim_to_build_steps(manifest, x, err, args.quiet)
     report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
-                      max_accuracy_drop=args.max_accuracy_drop, progress=lambda msg: say(err, args, msg))
+                      max_accuracy_drop=args.max_accuracy_drop, progress=progress.step)
     data = report.to_json()
     atomic_write_bytes(build / "validate.json", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
     if args.json:

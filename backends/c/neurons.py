@@ -1,0 +1,236 @@
+"""C text for a fixed neuron population, generated from its definition (``rsnn_compiler.neurons``).
+
+``CPrims`` is the neuron definition's primitive set on C expressions: running a family's ``step``
+with it writes the per-neuron body of the population's loop instead of computing numbers. Values
+are ``CExpr`` (C text with ``+ - *``); ``let`` binds a value used more than once to a
+``const int64_t`` temporary; states read as ``s-><state>_<cid>[k]`` (the previous output ``s`` as
+``s->sp_<cid>[k]``), and new states are stored after every new value has been computed, so the
+body has the definition's semantics (reads see old states unless the step reassigned them).
+Every primitive is a function of ``rsnn_fixed.h`` (``c/runtime.py``) or a C operator.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from rsnn_compiler.fixed.arith import Overflow
+from rsnn_compiler.ir.dynamics import family_of, op_values
+from rsnn_compiler.neurons import Comparator
+from rsnn_compiler.neurons.family import bind
+
+INT32_MAX = (1 << 31) - 1
+OVERFLOW_FN = {
+    Overflow.WRAP: "rsnn_wrap",
+    Overflow.WRAP_ONCE: "rsnn_wrap_once",
+    Overflow.SATURATE: "rsnn_saturate",
+    Overflow.SATURATE_SYM: "rsnn_saturate_sym",
+}
+_SIMPLE = re.compile(r"^-?[A-Za-z0-9_]+(\(-?[0-9]+\))?$")  # a name or a literal (INT64_C(...))
+_RESERVED = {"s", "k", "x", "y"}  # names of the surrounding C function
+
+
+def lit(v: int) -> str:
+    """A C literal for an int64 value."""
+    v = int(v)
+    return str(v) if -INT32_MAX <= v <= INT32_MAX else f"INT64_C({v})"
+
+
+class CExpr:
+    """C expression text; arithmetic with ints and other CExprs builds bigger expressions."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    @staticmethod
+    def of(value) -> "CExpr":
+        return value if isinstance(value, CExpr) else CExpr(lit(value))
+
+    def _bin(self, op: str, other, swap: bool = False) -> "CExpr":
+        a, b = (CExpr.of(other), self) if swap else (self, CExpr.of(other))
+        return CExpr(f"({a} {op} {b})")
+
+    def __add__(self, o):
+        return self._bin("+", o)
+
+    def __radd__(self, o):
+        return self._bin("+", o, True)
+
+    def __sub__(self, o):
+        return self._bin("-", o)
+
+    def __rsub__(self, o):
+        return self._bin("-", o, True)
+
+    def __mul__(self, o):
+        return self._bin("*", o)
+
+    def __rmul__(self, o):
+        return self._bin("*", o, True)
+
+    @property
+    def simple(self) -> bool:
+        return bool(_SIMPLE.match(self.text))
+
+
+class CParam(CExpr):
+    """A parameter whose C text (a literal, or a ``static const`` array emitted on first use) is
+    made only when an expression uses it, so unused parameters leave no unused arrays."""
+
+    __slots__ = ("_make", "_text")
+
+    def __init__(self, make: Callable[[], str]):
+        self._make, self._text = make, None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self._make()
+        return self._text
+
+
+class CState:
+    """States of one neuron as C lvalues; records which old states the step reads."""
+
+    def __init__(self, cid: str, names: tuple[str, ...]):
+        object.__setattr__(self, "_cid", cid)
+        object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "new", {})
+        object.__setattr__(self, "reads", set())
+
+    def storage(self, name: str) -> str:
+        member = "sp" if name == "s" else name
+        return f"s->{member}_{self._cid}[k]"
+
+    def __getattr__(self, name: str) -> CExpr:
+        if name not in self._names:
+            raise AttributeError(name)
+        if name in self.new:
+            return self.new[name]
+        self.reads.add(name)
+        return CExpr(self.storage(name))
+
+    def __setattr__(self, name: str, value) -> None:
+        if name not in self._names:
+            raise AttributeError(f"the family has no state '{name}'")
+        self.new[name] = CExpr.of(value)
+
+
+class CPrims:
+    """The primitive set of ``neurons.family`` emitting C (see the module docstring)."""
+
+    def __init__(self, param: Callable[[str, np.ndarray], str]):
+        self._param = param
+        self.lines: list[str] = []
+        self._used: dict[str, int] = {}
+
+    def param(self, name: str, value: np.ndarray) -> CExpr:
+        return CParam(lambda: self._param(name, value))
+
+    def let(self, value, name: str = "t") -> CExpr:
+        value = CExpr.of(value)
+        if value.simple:
+            return value
+        count = self._used.get(name, 0) + 1
+        self._used[name] = count
+        var = name if count == 1 and name not in _RESERVED else f"{name}_{count}"
+        self.lines.append(f"const int64_t {var} = {value};")
+        return CExpr(var)
+
+    @staticmethod
+    def lshift(x, n: int) -> CExpr:
+        return CExpr(f"rsnn_shl({x}, {n})") if n else CExpr.of(x)
+
+    @staticmethod
+    def mul_shift(a, b, n: int) -> CExpr:
+        return CExpr(f"rsnn_trunc_shift({CExpr.of(a) * b}, {n})")
+
+    @staticmethod
+    def decay(x, d) -> CExpr:
+        return CExpr(f"rsnn_decay({x}, {CExpr.of(d)})")
+
+    @staticmethod
+    def ovf(x, bits: int, mode: Overflow, state: str = "") -> CExpr:
+        return CExpr(f"{OVERFLOW_FN[mode]}({x}, {bits})")
+
+    @staticmethod
+    def cmp(v, theta, comparator: Comparator) -> CExpr:
+        op = ">=" if comparator is Comparator.GE else ">"
+        return CExpr(f"(int64_t)({v} {op} {CExpr.of(theta)})")
+
+    @staticmethod
+    def lt(a, b) -> CExpr:
+        return CExpr(f"(int64_t)({a} < {CExpr.of(b)})")
+
+    @staticmethod
+    def positive(x) -> CExpr:
+        return CExpr(f"(int64_t)({x} > 0)")
+
+    @staticmethod
+    def fired(s) -> CExpr:
+        return CExpr(f"({s} > 0)")
+
+    @staticmethod
+    def where(cond, a, b) -> CExpr:
+        return CExpr(f"({cond} ? {CExpr.of(a)} : {CExpr.of(b)})")
+
+    @staticmethod
+    def floor_div(x, y) -> CExpr:
+        return CExpr(f"rsnn_floor_div({x}, {CExpr.of(y)})")
+
+    @staticmethod
+    def clip(x, lo: int, hi: int) -> CExpr:
+        return CExpr(f"rsnn_clip({x}, {lit(lo)}, {lit(hi)})")
+
+    @staticmethod
+    def full_like(value, like) -> CExpr:
+        return CExpr.of(value)
+
+
+@dataclass(frozen=True)
+class NeuronCode:
+    """The loop body (statements for neuron ``k``, input ``x[k]``, output ``y[k]``), the states
+    it stores, and whether it reads the previous output (then the struct keeps ``sp_<cid>``)."""
+
+    body: list[str]
+    stored: tuple[str, ...]
+    reads_prev_output: bool
+    doc: str
+
+
+def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str]) -> NeuronCode:
+    """Run ``op``'s family step with ``CPrims``; ``param(name, array)`` gives a parameter's C text."""
+    family = family_of(op)
+    prims = CPrims(param)
+    derived = family.derived(op_values(op), tuple(op.shape))
+    p = bind(prims, family, derived)
+    st = CState(cid, family.states + family.hidden)
+    out = CExpr.of(family.step(prims, p, st, CExpr("x[k]")))
+    keep = [n for n in st.new if n != "s" or "s" in st.reads]  # the previous output only if read
+    final = {}
+    for name in keep:  # compute every new state before storing any
+        value = st.new[name]
+        final[name] = value if value.simple and "s->" not in value.text else prims.let(value, f"new_{name}")
+    lines = list(prims.lines)
+    stored = tuple(final)
+    lines += [f"{st.storage(name)} = {value};" for name, value in final.items()]
+    out_text = next((str(final[n]) for n in keep if st.new[n].text == out.text), str(out))
+    lines.append(f"y[k] = {out_text};")
+    choices = [f"{q.name} {getattr(getattr(derived, q.name), 'value', getattr(derived, q.name))}"
+               for q in family.params if not q.per_neuron]
+    doc = (f"family '{family.name}' ({family.doc}), defined in rsnn_compiler/neurons/fixed_dynamics.py;"
+           f" {', '.join(choices)}")
+    return NeuronCode(lines, stored, "s" in st.reads, doc)
+
+
+def reads_prev_output(op) -> bool:
+    """Whether ``op``'s step reads its previous output (so C keeps it in the state struct)."""
+    return neuron_code(op, "probe", lambda name, arr: name).reads_prev_output
