@@ -12,7 +12,8 @@ Runs after the fixed-point pipeline on (float graph before quantization, final f
   under one exponent), and weights quantize_weights clipped;
 - **behaviour on data**: the float and the fixed graph run on the calibration data (at most
   ``MAX_SAMPLES`` samples) or, without it, on ``uniform [0, 1)`` random inputs (seed 0,
-  ``RANDOM_STEPS`` x ``RANDOM_BATCH``): every state or accumulator the overflow rules changed
+  ``RANDOM_STEPS`` x ``RANDOM_BATCH``; binary spikes for a graph that takes
+  integer inputs): every state or accumulator the overflow rules changed
   (saturation or wrap events), every spiking layer the fixed model silences or that keeps less
   than ``SPIKE_LOSS`` of its float spikes (or fires where the float model does not), the spike
   agreement over all spiking layers, prediction agreement and, with labels, both accuracies.
@@ -34,7 +35,7 @@ from rsnn_compiler.errors import CheckFailed, UserInputError
 from rsnn_compiler.fixed import arith
 from rsnn_compiler.interpreter.fixed_interp import run_fixed
 from rsnn_compiler.interpreter.float_interp import run_float
-from rsnn_compiler.ir.fixed_ops import FixedNeuron
+from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.passes import quant_common as Q
 from rsnn_compiler.passes_api import PassReport
@@ -156,8 +157,17 @@ def weight_losses(float_graph: Graph, fixed: Graph) -> list[dict]:
     return out
 
 
-def check_inputs(float_graph: Graph, calib_x: np.ndarray | None) -> tuple[np.ndarray, str, str]:
-    """The data the behaviour checks run on, its description and its short name."""
+def takes_integers(fixed: Graph) -> bool:
+    """Whether the fixed graph's Input feeds integer ops directly (no Quantize reads it: an
+    imported integer network such as a netx file), so it runs on integer inputs only."""
+    readers = [fixed.nodes[e.dst] for e in fixed.out_edges(fixed.input_name)]
+    return not (readers and all(isinstance(r, Quantize) for r in readers))
+
+
+def check_inputs(float_graph: Graph, calib_x: np.ndarray | None,
+                 integers: bool = False) -> tuple[np.ndarray, str, str]:
+    """The data the behaviour checks run on, its description and its short name. Random inputs
+    are uniform [0, 1), or binary spikes (0/1 with probability 1/2) when ``integers``."""
     if calib_x is not None:
         x = calib_x[:, :MAX_SAMPLES]
         return x, f"calibration data ({x.shape[1]} samples x {x.shape[0]} steps)", "calibration data"
@@ -165,7 +175,10 @@ def check_inputs(float_graph: Graph, calib_x: np.ndarray | None) -> tuple[np.nda
     shape = tuple(float_graph.nodes[float_graph.input_name].out_shape)
     require_within_budget(4 * steps * RANDOM_BATCH * math.prod(shape), "random inputs for the quantization check")
     x = np.random.default_rng(RANDOM_SEED).random((steps, RANDOM_BATCH, *shape), dtype=np.float32)
-    return x, (f"uniform [0, 1) random inputs (no --calib; seed {RANDOM_SEED}, {RANDOM_BATCH} samples x {steps}"
+    kind = "uniform [0, 1) random inputs"
+    if integers:
+        x, kind = (x < 0.5).astype(np.float32), "random binary spike inputs"
+    return x, (f"{kind} (no --calib; seed {RANDOM_SEED}, {RANDOM_BATCH} samples x {steps}"
                " steps)"), "random inputs (no --calib)"
 
 
@@ -201,7 +214,7 @@ def check_quantization(float_graph: Graph, fixed: Graph, reports, calib_x, calib
                     warn(f"{layer['node']}: {100 * layer['clipped_fraction']:.2f}% of its weights were clipped"
                          " to the largest mantissa")
 
-    x, report.data, on = check_inputs(float_graph, calib_x)
+    x, report.data, on = check_inputs(float_graph, calib_x, takes_integers(fixed))
     require_run_within_budget(float_graph, 2 * x.shape[0], x.shape[1], "the quantization check (float and fixed)")
     y = None if calib_y is None or calib_x is None else calib_y[:MAX_SAMPLES]
     float_run = run_float(float_graph, x)

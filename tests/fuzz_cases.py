@@ -29,7 +29,7 @@ NIR = ROOT / "models" / "rleaky_mnist1d" / "model.nir"
 ONNX = ROOT / "models" / "mlp_digits" / "model.onnx"
 ONNX_DATA = ROOT / "models" / "mlp_digits" / "data.npz"
 FACTORY = "models.rleaky_mnist1d.model:build"
-KINDS = ("rsnn", "npz", "nir", "onnx", "state_dict", "factory", "build_folder", "cli")
+KINDS = ("rsnn", "npz", "nir", "onnx", "netx", "state_dict", "factory", "build_folder", "cli")
 
 DEEP = "[" * 100_000 + "]" * 100_000
 WEIRD = [None, True, False, 0, -1, 1, 7, 2**31, 2**63, -(2**63), 10**40, 1e308, -1e-300, 0.5, float("inf"),
@@ -40,7 +40,21 @@ WEIRD = [None, True, False, 0, -1, 1, 7, 2**31, 2**63, -(2**63), 10**40, 1e308, 
 @dataclass
 class Context:
     build: Path  # a c+gpu (or gpu) build of the example graph
+    netx: tuple[Path, ...] = ()  # valid lava-dl .net files (rsnnc's netx export: dense chain, conv)
     root: Path = ROOT
+
+
+def netx_files(folder: Path) -> tuple[Path, ...]:
+    """Valid ``.net`` files to mutate: a recurrent dense chain with delays and a conv network,
+    written by rsnnc's netx export (the format lava-dl's netx.hdf5.Network reads)."""
+    from rsnn_compiler.backends.lava.netx_export import export
+    from test_netx import chain_graph, conv_graph
+
+    paths = (folder / "chain.net", folder / "delays.net", folder / "conv.net")
+    export(chain_graph(5, layers=2, recurrent=True, graded=True), paths[0])
+    export(chain_graph(10, layers=2, recurrent=False, delays=True), paths[1])
+    export(conv_graph(1), paths[2])
+    return paths
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,6 +348,60 @@ def gen_onnx(rng, folder: Path, ctx: Context) -> list[str]:
     return argv
 
 
+NETX_NAMES = ["m.net", "m.net", "m.net", "e\u0301*\\\n?\u202e??.net", "-rf .net", ".net", "m.NET"]
+NETX_VALUES = [
+    lambda: np.full((3,), np.nan), lambda: np.zeros((0,)), lambda: np.ones((2, 2, 2)), lambda: np.array(b"dense"),
+    lambda: np.array(b"conv"), lambda: np.array(b"pool"), lambda: np.array(b"NoSuchLayer"), lambda: np.array(-1),
+    lambda: np.array([10**9, 10**9]), lambda: np.array([0]), lambda: np.array([-5, 3]), lambda: np.array(2**62),
+    lambda: np.ones((10**4,), np.float32) * 1e30, lambda: np.array([1 + 2j]), lambda: np.array(["x", "yy"], dtype="S2"),
+    lambda: np.arange(7) - 3,
+]
+
+
+def gen_netx(rng, folder: Path, ctx: Context) -> list[str]:
+    """A lava-dl ``.net`` (HDF5) file: bytes flipped or cut, datasets deleted or replaced by
+    hostile values (NaN, empty, huge declared shapes, strings, complex), a group where a dataset
+    belongs, a compressed dataset declaring gigabytes; sometimes valid with hostile options."""
+    import h5py
+
+    base = rng.choice(ctx.netx)
+    path = folder / rng.choice(NETX_NAMES)
+    mode = rng.random()
+    if mode < 0.15:
+        path.write_bytes(flip_bytes(base.read_bytes(), rng))
+    else:
+        shutil.copyfile(base, path)
+    if mode >= 0.35:
+        with h5py.File(path, "r+") as f:
+            datasets = []
+            f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+            for _ in range(rng.randrange(1, 4)):
+                name = rng.choice(datasets)
+                if name not in f:
+                    continue
+                del f[name]
+                choice = rng.randrange(len(NETX_VALUES) + 3)
+                if choice == 0:
+                    continue  # deleted
+                if choice == 1:
+                    f.create_group(name)
+                elif choice == 2:  # a zip-bomb-like dataset: 8 TB declared, a few bytes stored
+                    f.create_dataset(name, shape=(10**6, 10**6), dtype="f8", chunks=(1, 1024), compression="gzip")
+                else:
+                    f.create_dataset(name, data=NETX_VALUES[choice - 3]())
+            if rng.random() < 0.1:
+                n = len(f["layer"]) if "layer" in f and isinstance(f["layer"], h5py.Group) else 0
+                f.create_dataset(f"layer/{n + rng.choice([0, 5])}/type", data=np.array(b"dense"))
+    if rng.random() < 0.4:
+        return ["inspect", str(path)] + (["--dt", rng.choice(["1e-3", "0", "nan"])] if rng.random() < 0.3 else [])
+    argv = ["build", str(path), "--target", rng.choice(["ir", "gpu", "c", "lava", "ir,c"]), "-o", "out", "-q"]
+    if rng.random() < 0.2:
+        argv += ["--prune", rng.choice(["0.5", "nan", "2"])]
+    if rng.random() < 0.15:
+        argv += ["--profile", rng.choice(["fpga", "loihi2"])]
+    return argv
+
+
 def gen_state_dict(rng, folder: Path, ctx: Context) -> list[str]:
     import torch
 
@@ -488,7 +556,7 @@ def gen_cli(rng, folder: Path, ctx: Context) -> list[str]:
 
 
 GENERATORS = {
-    "rsnn": gen_rsnn, "npz": gen_npz, "nir": gen_nir, "onnx": gen_onnx, "state_dict": gen_state_dict,
+    "rsnn": gen_rsnn, "npz": gen_npz, "nir": gen_nir, "onnx": gen_onnx, "netx": gen_netx, "state_dict": gen_state_dict,
     "factory": gen_factory, "build_folder": gen_build_folder, "cli": gen_cli,
 }
 

@@ -1,4 +1,4 @@
-"""Fuzz every input kind (NIR, ONNX, .npz, .rsnn, state dicts, factories, build folders, CLI
+"""Fuzz every input kind (NIR, ONNX, lava-dl .net, .npz, .rsnn, state dicts, factories, build folders, CLI
 arguments) through the real ``rsnnc`` entry point, in-process (tests/fuzz_cases.py makes the
 cases). Each case must end in success (0) or one-line refusal (2): never an internal error (3), a
 traceback, a leftover temporary file, a file outside its folder, or memory beyond the budget.
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from fuzz_cases import EXAMPLE, KINDS, Context, make_case
+from fuzz_cases import EXAMPLE, KINDS, Context, make_case, netx_files
 from rsnn_compiler.build import BuildOptions, build
 from rsnn_compiler.cli.main import main
 
 HAVE_CC = shutil.which(os.environ.get("CC", "cc").split()[0]) is not None
 BUDGET = "256M"
 MAX_RSS_GROWTH_KIB = 1536 * 1024  # the process may grow by at most this much over all cases
-DEFAULT_CASES = {"rsnn": 50, "npz": 50, "nir": 25, "onnx": 25, "state_dict": 20, "factory": 40,
+DEFAULT_CASES = {"rsnn": 50, "npz": 50, "nir": 25, "onnx": 25, "netx": 30, "state_dict": 20, "factory": 40,
                  "build_folder": 50, "cli": 60}
 SLOW_FACTOR = 10
 # what a successful case may create in its folder (besides the inputs it was given)
@@ -34,7 +34,7 @@ OUTPUTS = ("out", "y.npz", "x.out", "b/validate.json", "b/lava/mapping.png", "b/
 def ctx(tmp_path_factory) -> Context:
     out = tmp_path_factory.mktemp("fuzz-build") / "build"
     build(str(EXAMPLE), out, BuildOptions(targets=("c", "gpu") if HAVE_CC else ("gpu",)))
-    return Context(build=out)
+    return Context(build=out, netx=netx_files(tmp_path_factory.mktemp("fuzz-netx")))
 
 
 def tree(folder: Path) -> set[str]:

@@ -558,3 +558,95 @@ def test_run_failure_leaves_no_output_and_manifest_ignores_the_path_spelling(c_b
     monkeypatch.chdir(tmp_path)
     assert cli_run("build", EXAMPLE, "-o", tmp_path / "abs", "-q")[0] == 0
     assert (tmp_path / "rel" / "manifest.json").read_bytes() == (tmp_path / "abs" / "manifest.json").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# lava-dl .net files (netx import) and lava build folders: the same guarantees (1, 3, 6, 7)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def netx_file(tmp_path_factory) -> Path:
+    from rsnn_compiler.backends.lava.netx_export import export
+    from test_netx import chain_graph
+
+    path = tmp_path_factory.mktemp("netx") / "chain.net"
+    export(chain_graph(5, layers=2, recurrent=True, graded=True), path)
+    return path
+
+
+def edited_net(src: Path, dst: Path, edits: dict) -> Path:
+    """A copy of a .net file with datasets replaced (a value, or ``"group"`` for a group)."""
+    import h5py
+
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        for name, value in edits.items():
+            del f[name]
+            if isinstance(value, str) and value == "group":
+                f.create_group(name)
+            elif isinstance(value, tuple):  # a compressed dataset declaring this shape
+                f.create_dataset(name, shape=value, dtype="f8", chunks=(1, 1024), compression="gzip")
+            else:
+                f.create_dataset(name, data=value)
+    return dst
+
+
+def test_netx_file_name_never_reaches_generated_code(netx_file, tmp_path, cli_run):
+    """Defect 1 for netx: the graph is named after the file; a hostile file name builds for c and
+    lava (the C compiles under -Werror; the quantization check runs the integer network on
+    binary spikes) and no generated source holds the name's raw characters."""
+    stem = "x*\\\n??/*\u202e"
+    hostile = tmp_path / (stem.replace("/", "_") + ".net")
+    shutil.copyfile(netx_file, hostile)
+    targets = "c,lava" if HAVE_CC else "lava"
+    code, _, err = cli_run("build", hostile, "--target", targets, "-o", tmp_path / "b", "-q")
+    assert code == 0, err
+    for path in (tmp_path / "b").rglob("*"):
+        if path.suffix in (".c", ".h", ".md", ".py", "") and path.is_file() and path.name != "rsnn_run":
+            text = path.read_text(errors="replace")
+            assert "x*\\" not in text and "\u202e" not in text, path
+
+
+def test_netx_bombs_and_huge_shapes_are_refused(netx_file, tmp_path, cli_run, monkeypatch):
+    """Defect 6 for netx: sizes declared in the file are checked before any dataset is read."""
+    monkeypatch.setenv("RSNNC_MEMORY_BUDGET", "256M")
+    bomb = edited_net(netx_file, tmp_path / "bomb.net", {"layer/1/weight": (10**6, 10**6)})
+    code, _, err = cli_run("inspect", bomb)
+    assert code == 2 and "zip bomb" in one_error(err)
+    huge = edited_net(netx_file, tmp_path / "huge.net", {"layer/0/shape": np.array([10**6, 10**6, 10])})
+    code, _, err = cli_run("inspect", huge)
+    assert code == 2 and "memory budget" in one_error(err)
+
+
+@pytest.mark.parametrize("edit", [
+    {"layer/1/type": "group"}, {"layer/1/weight": np.full((3,), np.nan)}, {"layer/1/weight": np.array([1e30, 1.0])},
+    {"layer/1/shape": np.array([-3])}, {"layer/1/neuron/vThMant": np.array(b"x")}, {"layer/0/shape": np.zeros(0)},
+    {"layer/1/type": np.array(b"conv")}, {"layer/1/weight": np.array([[1 + 2j]])},
+])
+def test_malformed_netx_files_exit_2(edit, netx_file, tmp_path, cli_run):
+    """Defect 7 for netx: every malformed field is one line naming the layer, never exit 3."""
+    path = edited_net(netx_file, tmp_path / "bad.net", edit)
+    code, _, err = cli_run("build", path, "--target", "ir", "-o", tmp_path / "o", "-q")
+    assert code == 2, err
+    assert "netx import" in one_error(err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_tampered_lava_build_is_refused(netx_file, tmp_path, cli_run):
+    """Defect 3 for lava: a changed lava/ file is refused (one line) before Lava runs anything."""
+    b = tmp_path / "b"
+    code, _, err = cli_run("build", netx_file, "--target", "lava", "-o", b, "-q")
+    assert code == 0, err
+    doc = json.loads((b / "lava" / "network.json").read_text())
+    doc["meta"]["rsnnc"]["max_stage"] = 0
+    (b / "lava" / "network.json").write_text(json.dumps(doc))
+    import h5py
+
+    with h5py.File(netx_file) as f:
+        n_in = int(np.prod(f["layer/0/shape"][()]))
+    x = tmp_path / "x.npz"
+    np.savez(x, x=np.ones((4, 1, n_in), np.int64))
+    code, _, err = cli_run("run", b, "--inputs", x, "--out", tmp_path / "y.npz", "--executor", "lava", "-q")
+    assert code == 2 and "lava/network.json does not match the SHA-256" in one_error(err)
+    code, _, err = cli_run("validate", b, "--data", x, "-q")
+    assert code == 2 and "lava/network.json" in one_error(err)
+    assert not (tmp_path / "y.npz").exists()
