@@ -85,6 +85,14 @@ def _ints(ds, what: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _scalar(ds, what: str) -> int:
+    """A one-value dataset (netx reads the first value) as an int."""
+    arr = _ints(ds, what).reshape(-1)
+    if not arr.size:
+        raise UserInputError(f"netx import: {what} is empty")
+    return int(arr[0])
+
+
 def _shape(ds, what: str) -> tuple[int, ...]:
     """A layer's shape: 1 to 3 positive sizes whose neuron arrays fit the memory budget."""
     shape = tuple(int(v) for v in _ints(ds, what).reshape(-1))
@@ -113,9 +121,9 @@ def _neuron(g, where: str) -> dict[str, int]:
     if kind not in NEURON_TYPES:
         raise UserInputError(f"netx import: {where} neuron type {kind!r} is not CUBA (rsnnc imports"
                              " netx CUBA/LOIHI layers; SDNN, RF and ALIF are not supported)")
-    if "messageBits" in n and int(np.asarray(n["messageBits"][()]).flat[0]) > 0:
+    if "messageBits" in n and _scalar(n["messageBits"], f"{where} neuron messageBits") > 0:
         raise UserInputError(f"netx import: {where} sends graded CUBA spikes (messageBits > 0)")
-    values = {k: int(np.asarray(n[k][()]).flat[0]) for k in ("iDecay", "vDecay", "vThMant")}
+    values = {k: _scalar(n[k], f"{where} neuron {k}") for k in ("iDecay", "vDecay", "vThMant")}
     p = lif_params(values)
     lo, hi = LOIHI2.decay_range
     if not (lo <= p["du"] <= hi and lo <= p["dv"] <= hi):
@@ -297,7 +305,7 @@ class _Importer:
         if w.min(initial=0) < lo or w.max(initial=0) > hi:
             raise UserInputError(f"netx import: {where} kernel beyond the loihi2 range [{lo}, {hi}]")
         geo = dict(input_shape=self.prev_shape, stride=pair("stride", 1), padding=pair("padding", 0),
-                   dilation=pair("dilation", 1), groups=int(_ints(g["groups"], "groups").flat[0]) if "groups" in g else 1)
+                   dilation=pair("dilation", 1), groups=_scalar(g["groups"], f"{where} groups") if "groups" in g else 1)
         fixed = FixedConv2d(weight=w, weight_exp=np.zeros(w.shape[0]), weight_bits=8,
                             acc_bits=LOIHI2.conv_acc_bits, acc_overflow=LOIHI2.conv_acc_overflow, **geo)
         if tuple(fixed.out_shape) != shape:

@@ -15,10 +15,11 @@ attributes, including reset mode and comparator), ``rsnnc_reset``, ``rsnnc_compa
 from __future__ import annotations
 
 import json
-import os
+from pathlib import Path
 
 import numpy as np
 
+from rsnn_compiler.artifact import atomic_file
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.sanitize import safe_name, unique_safe_names
@@ -159,17 +160,9 @@ def to_nir(graph: Graph):
 
 
 def export(graph: Graph, path: str) -> None:
-    """Write ``graph`` as a NIR file at ``path`` (written to a temporary file, then renamed)."""
+    """Write ``graph`` as a NIR file at ``path`` (whole or not at all: ``artifact.atomic_file``)."""
     import nir
 
     nir_graph = to_nir(graph)
-    path = str(path)
-    tmp = path + ".tmp"
-    try:
-        nir.write(tmp, nir_graph)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise UserInputError(f"cannot write NIR file '{path}': {err.strerror or err}; check the directory") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(Path(path)) as tmp:
+        nir.write(str(tmp), nir_graph)

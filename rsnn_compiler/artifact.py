@@ -270,9 +270,12 @@ def current_umask() -> int:
     return umask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file via a temporary sibling and rename, so readers never see half a file; the file
-    gets the mode a plain open() would give (0666 less the umask), not mkstemp's 0600."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write the whole file into; renamed over ``path`` when
+    the block ends normally, removed on every other exit, so readers never see half a file and a
+    failed write leaves nothing. It gets the mode a plain open() would give (0666 less the
+    umask), not mkstemp's 0600."""
     path = Path(path)
     parent = check_writable_file(path)
     try:
@@ -281,12 +284,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise UserInputError(f"cannot write into {parent}: {exc.strerror}") from None
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        os.close(fd)
+        yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise UserInputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file in one step (``atomic_file``)."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _manifest_problem(m) -> str | None:

@@ -650,3 +650,20 @@ def test_tampered_lava_build_is_refused(netx_file, tmp_path, cli_run):
     code, _, err = cli_run("validate", b, "--data", x, "-q")
     assert code == 2 and "lava/network.json" in one_error(err)
     assert not (tmp_path / "y.npz").exists()
+
+
+def test_exports_write_whole_files_or_nothing(netx_file, tmp_path, cli_run):
+    """netx and NIR exports go through one atomic writer: a bad -o is one line, a good one leaves
+    the file and no temporary sibling."""
+    b = tmp_path / "b"
+    assert cli_run("build", netx_file, "--target", "lava", "-o", b, "-q")[0] == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    for fmt in ("netx", "nir"):
+        code, _, err = cli_run("export", b, "--format", fmt, "-o", out / "missing" / "m", "-q")
+        assert code == 2 and "does not exist" in one_error(err)
+        code, _, err = cli_run("export", b, "--format", fmt, "-o", out, "-q")
+        assert code == 2 and "is a directory" in one_error(err)
+        code, _, err = cli_run("export", b, "--format", fmt, "-o", out / f"m.{fmt}", "-q")
+        assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["m.netx", "m.nir"]
