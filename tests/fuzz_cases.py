@@ -277,6 +277,21 @@ def gen_npz(rng, folder: Path, ctx: Context) -> list[str]:
     return ["build", str(EXAMPLE), "--target", "gpu", "--calib", str(path), "-o", "out", "-q"]
 
 
+def replace_datasets(f, rng: random.Random, replace) -> None:
+    """Delete one to three datasets of an open HDF5 file; ``replace(f, name)`` may put something
+    else at the name."""
+    import h5py
+
+    datasets = []
+    f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+    for _ in range(rng.randrange(1, 4)):
+        name = rng.choice(datasets)
+        if name not in f:
+            continue
+        del f[name]
+        replace(f, name)
+
+
 def gen_nir(rng, folder: Path, ctx: Context) -> list[str]:
     import h5py
 
@@ -288,20 +303,17 @@ def gen_nir(rng, folder: Path, ctx: Context) -> list[str]:
         shutil.copyfile(NIR, path)  # a valid file: only the options are hostile
     else:
         shutil.copyfile(NIR, path)
+
+        def replace(f, name) -> None:
+            choice = rng.randrange(8)
+            if choice == 0:
+                return  # deleted
+            value = [np.full((3,), np.nan), np.zeros((0,)), np.ones((2, 2, 2)), np.array(b"Linear"),
+                     np.array(b"NoSuchNode"), np.array(-1.0), np.ones((10**4,), np.float32) * 1e30][choice - 1]
+            f.create_dataset(name, data=value)
+
         with h5py.File(path, "r+") as f:
-            datasets = []
-            f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
-            for _ in range(rng.randrange(1, 4)):
-                name = rng.choice(datasets)
-                if name not in f:
-                    continue
-                del f[name]
-                choice = rng.randrange(8)
-                if choice == 0:
-                    continue  # deleted
-                value = [np.full((3,), np.nan), np.zeros((0,)), np.ones((2, 2, 2)), np.array(b"Linear"),
-                         np.array(b"NoSuchNode"), np.array(-1.0), np.ones((10**4,), np.float32) * 1e30][choice - 1]
-                f.create_dataset(name, data=value)
+            replace_datasets(f, rng, replace)
     argv = ["inspect", str(path)]
     if rng.random() < 0.5:
         argv += ["--dt", rng.choice(["1e-4", "0", "-1", "nan", "inf"])]
@@ -372,23 +384,20 @@ def gen_netx(rng, folder: Path, ctx: Context) -> list[str]:
     else:
         shutil.copyfile(base, path)
     if mode >= 0.35:
+
+        def replace(f, name) -> None:
+            choice = rng.randrange(len(NETX_VALUES) + 3)
+            if choice == 0:
+                return  # deleted
+            if choice == 1:
+                f.create_group(name)
+            elif choice == 2:  # a zip-bomb-like dataset: 8 TB declared, a few bytes stored
+                f.create_dataset(name, shape=(10**6, 10**6), dtype="f8", chunks=(1, 1024), compression="gzip")
+            else:
+                f.create_dataset(name, data=NETX_VALUES[choice - 3]())
+
         with h5py.File(path, "r+") as f:
-            datasets = []
-            f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
-            for _ in range(rng.randrange(1, 4)):
-                name = rng.choice(datasets)
-                if name not in f:
-                    continue
-                del f[name]
-                choice = rng.randrange(len(NETX_VALUES) + 3)
-                if choice == 0:
-                    continue  # deleted
-                if choice == 1:
-                    f.create_group(name)
-                elif choice == 2:  # a zip-bomb-like dataset: 8 TB declared, a few bytes stored
-                    f.create_dataset(name, shape=(10**6, 10**6), dtype="f8", chunks=(1, 1024), compression="gzip")
-                else:
-                    f.create_dataset(name, data=NETX_VALUES[choice - 3]())
+            replace_datasets(f, rng, replace)
             if rng.random() < 0.1:
                 n = len(f["layer"]) if "layer" in f and isinstance(f["layer"], h5py.Group) else 0
                 f.create_dataset(f"layer/{n + rng.choice([0, 5])}/type", data=np.array(b"dense"))
