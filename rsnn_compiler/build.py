@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,7 +23,10 @@ import numpy as np
 from rsnn_compiler import __version__
 from rsnn_compiler.accuracy import AccuracyRecord, EvalData, accuracy_percent, check_tolerance, enforce
 from rsnn_compiler.accuracy import DEFAULT_TOLERANCE
-from rsnn_compiler.artifact import MANIFEST, TIMINGS, atomic_directory, file_hashes, sha256_file, write_json
+from rsnn_compiler.artifact import (
+    MANIFEST, TIMINGS, atomic_directory, check_output_folder, file_hashes, output_path, sha256_file, write_json,
+)
+from rsnn_compiler.budget import require_run_within_budget
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.profiles import LOIHI2_NETX
@@ -40,8 +42,10 @@ from rsnn_compiler.precision import OPTION as PRECISION_OPTION
 from rsnn_compiler.precision import PrecisionOptions
 from rsnn_compiler import registry
 from rsnn_compiler.target_api import TargetCheckError
+from rsnn_compiler.user_code import guard
 
 FLOAT_GRAPH = "graph.float.rsnn"
+WARNING_NOTE = "WARNING:"  # a pass or importer note that changes results: also a build warning
 DEFAULT_TARGETS = ("ir",)
 
 
@@ -65,6 +69,9 @@ class BuildOptions:
     accuracy_tolerance: float = DEFAULT_TOLERANCE  # points below the float model before the build stops
     accept_accuracy_loss: bool = False  # record and warn instead of stopping
     verify_each: bool = False
+    force: bool = False  # -o may replace a folder that is not an rsnnc build
+    max_accuracy_drop: float | None = None  # points, float -> fixed on --calib (exit 1 beyond)
+    min_spike_agreement: float | None = None  # fraction, float vs fixed spikes (exit 1 below)
     extra: dict = field(default_factory=dict)
 
 
@@ -105,7 +112,14 @@ def import_model(source: str, options: ImportOptions) -> ImportResult:
         load = registry.resolve(spec)
     except (ImportError, AttributeError):
         raise UserInputError(f"the importer for {source} is not available in this installation") from None
-    return load(source, options)
+    with guard(f"the model code of {source}"):  # sys.exit / os._exit / BaseException in user code
+        return load(source, options)
+
+
+def source_label(source: str) -> str:
+    """How the manifest names an input: a file by its base name (so a build does not depend on
+    the working directory or how the path was written), ``pkg.module:factory`` as given."""
+    return os.path.basename(source) if Path(source).exists() else source
 
 
 def _input_digest(source: str, options: BuildOptions) -> str:
@@ -195,11 +209,6 @@ def _step_name(step) -> str:
     return step if isinstance(step, str) else step.name
 
 
-def stderr_warning(message: str) -> None:
-    """A warning that changes results: its own line on stderr."""
-    print(f"rsnnc: warning: {message}", file=sys.stderr)
-
-
 def _accuracy_data(options: BuildOptions, calib_x, calib_y) -> EvalData | None:
     """Labelled data the build's accuracy is measured on: ``holdout``, else labelled calibration
     data (named as training data when a fine-tune trained on it). Refuses a held-out file that is
@@ -268,9 +277,13 @@ def build(
     options: BuildOptions,
     progress: Callable[[str], None] = lambda msg: None,
     imported: ImportResult | None = None,
-    warn: Callable[[str], None] = stderr_warning,
+    warn: Callable[[str], None] = lambda msg: None,
 ) -> BuildResult:
+    """Compile ``source`` into the build folder ``outdir``. Every warning of a pass (a result
+    that differs from the source model, e.g. a clamped threshold) goes to ``warn`` as it is
+    known and into ``manifest["warnings"]``."""
     outdir = Path(outdir)
+    check_output_folder(output_path(outdir), options.force)  # refuse before the work, not after
     backends = [registry.get_backend(t) for t in options.targets]
     target_pass_options: dict = {}
     for backend in backends:  # each target applies its options (e.g. the Loihi 2 board)
@@ -284,6 +297,8 @@ def build(
     if options.calib:
         calib_x, calib_y = load_data(options.calib)
     eval_data = _accuracy_data(options, calib_x, calib_y)
+    quant_checks = registry.module(registry.QUANT_CHECKS)
+    quant_checks.check_limits(options.max_accuracy_drop, options.min_spike_agreement, calib_y is not None)
     import_options = ImportOptions(
         dt=options.dt,
         reset=_enum_option(options.reset, ResetMode, "--reset"),
@@ -300,6 +315,9 @@ def build(
 
     progress(f"importing {source}")
     result = imported or import_model(source, import_options)
+    result.report.source = source_label(source)  # the manifest does not depend on the working directory
+    if calib_x is not None:  # passes run the model on the calibration data (float and fixed)
+        require_run_within_budget(result.graph, 2 * calib_x.shape[0], calib_x.shape[1], "calibration")
     ctx = PassContext(
         calib_x=calib_x, calib_y=calib_y, options={**options.extra, **target_pass_options},
         verify_each=options.verify_each, progress=progress,
@@ -341,24 +359,49 @@ def build(
             steps = ["imported", *steps]
         for r in fixed_reports:
             r.notes.insert(0, f"profile {profile}")
+        progress("checking what quantization changed")
+        check = quant_checks.check_quantization(float_graph, fixed, fixed_reports, ctx.calib_x, ctx.calib_y)
+        check.notes.insert(0, f"profile {profile}")
+        fixed_reports.append(check)
         graphs[profile] = fixed
         all_reports.extend(fixed_reports)
-        pipeline[profile] = list(steps)
+        pipeline[profile] = [*steps, check.name]
+    warnings = pass_warnings(all_reports, warn)
+    if profile is not None:
+        quant_checks.gate(check, options.max_accuracy_drop, options.min_spike_agreement)
 
     record = measure_accuracy(eval_data, options, result.graph, float_graph,
                               {p: g for p, g in graphs.items() if p is not None}, progress)
     if record is not None:
-        enforce(record, warn)
+        enforce(record, kept(warnings, warn))
     return write_build(
         outdir, backends, graphs, profile, all_reports, pipeline, progress,
         source_entry(source, options, result.report.source_format), build_options_json(options, profile),
-        accuracy=record,
+        accuracy=record, warnings=warnings, force=options.force,
     )
+
+
+def pass_warnings(reports: list[PassReport], warn: Callable[[str], None]) -> list[str]:
+    """The passes' warnings (notes marked ``WARNING:`` join them), each also given to ``warn``."""
+    for r in reports:
+        r.warnings += [n[len(WARNING_NOTE):].strip() for n in r.notes if n.upper().startswith(WARNING_NOTE)]
+    warnings = [w for r in reports for w in r.warnings]
+    for w in warnings:
+        warn(w)
+    return warnings
+
+
+def kept(warnings: list[str], warn: Callable[[str], None]) -> Callable[[str], None]:
+    """A ``warn`` that also records the message in ``warnings`` (the manifest's list)."""
+    def both(message: str) -> None:
+        warnings.append(message)
+        warn(message)
+    return both
 
 
 def source_entry(source: str, options: BuildOptions, source_format: str) -> dict:
     return {
-        "source": os.path.basename(source) if Path(source).exists() else source,
+        "source": source_label(source),
         "sha256": _input_digest(source, options),
         "format": source_format,
     }
@@ -409,6 +452,7 @@ def _build_fixed_input(source, outdir, options: BuildOptions, backends, result: 
     steps = fixed_pipeline(profile, backends)[2:]  # lowering only: the graph is already quantized
     fixed, reports = run_pipeline(graph, steps, ctx)
     result.report.notes.append(f"fixed-point ({profile}) input: built as it is, without re-quantizing")
+    warnings = pass_warnings([result.report, *reports], warn)
     record = None
     if eval_data is not None:
         progress(f"measuring accuracy on {eval_data.label}")
@@ -419,16 +463,19 @@ def _build_fixed_input(source, outdir, options: BuildOptions, backends, result: 
         outdir, backends, {profile: fixed}, profile, [result.report, *reports],
         {profile: ["import", *steps]}, progress,
         source_entry(source, options, result.report.source_format), build_options_json(options, profile),
-        accuracy=record,
+        accuracy=record, warnings=warnings, force=options.force,
     )
 
 
 def write_build(outdir: Path, backends, graphs: dict, profile: str | None, all_reports: list[PassReport],
                 pipeline: dict, progress, input_entry: dict, options_json: dict,
-                accuracy: AccuracyRecord | None = None, extra_manifest: dict | None = None) -> BuildResult:
+                accuracy: AccuracyRecord | None = None, extra_manifest: dict | None = None,
+                warnings: list[str] | None = None, force: bool = False) -> BuildResult:
     """Check every target, then write graphs, target folders, timings and the manifest atomically.
 
-    ``graphs`` maps None (the float graph; may be absent) and the profile to graphs."""
+    ``graphs`` maps None (the float graph; may be absent) and the profile to graphs; ``warnings``
+    are the build's warning lines (manifest ``warnings``); ``force`` lets ``outdir`` replace a
+    folder that is not an rsnnc build."""
     float_graph = graphs.get(None)
 
     def graph_for(backend) -> Graph:
@@ -440,7 +487,7 @@ def write_build(outdir: Path, backends, graphs: dict, profile: str | None, all_r
             raise TargetCheckError(backend.name, diagnostics)
     steps_graph = float_graph if float_graph is not None else graphs[profile]
 
-    with atomic_directory(outdir) as tmp:
+    with atomic_directory(outdir, force=force) as tmp:
         graph_entries = {}
         for key, graph in graphs.items():
             fname = graph_file(key)
@@ -473,6 +520,7 @@ def write_build(outdir: Path, backends, graphs: dict, profile: str | None, all_r
             "dt": steps_graph.attrs.dt,
             "steps": steps_graph.attrs.steps,  # time steps chosen by temporal pruning (None: all)
             "pipeline": pipeline,
+            "warnings": list(warnings or []),
             "passes": reports_json,
             "graphs": graph_entries,
             "targets": artifacts,

@@ -17,7 +17,7 @@ from pathlib import Path
 from rsnn_compiler import registry
 from rsnn_compiler.accuracy import AccuracyRecord, EvalData, accuracy_percent, check_tolerance, enforce
 from rsnn_compiler.accuracy import DEFAULT_TOLERANCE
-from rsnn_compiler.artifact import MANIFEST, read_manifest, read_timings, sha256_file
+from rsnn_compiler.artifact import MANIFEST, check_output_folder, output_path, read_manifest, read_timings, sha256_file
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.executors import load_build_graph, resolve_profile
 from rsnn_compiler.ir.graph import Domain, Graph
@@ -93,13 +93,14 @@ def _board(manifest: dict) -> dict:
 
 def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lambda msg: None):
     """Fine-tune BUILD's fixed-point graph; write the new build to ``request.out``."""
-    from rsnn_compiler.build import write_build
+    from rsnn_compiler.build import kept, write_build
 
     build = Path(request.build)
     if not (build / MANIFEST).is_file():
         raise UserInputError(f"{build} is not an rsnnc build (no {MANIFEST}); run `rsnnc build` first")
     if Path(request.out).resolve() == build.resolve():
         raise UserInputError("-o must name a new build folder, not the build being fine-tuned")
+    check_output_folder(output_path(Path(request.out)), False)  # refuse before the training, not after
     config = request.config.check()
     check_tolerance(request.accuracy_tolerance)
     manifest = read_manifest(build)
@@ -126,6 +127,8 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
     tuned, reports = run_pipeline(fixed, steps, ctx)
     for r in reports:
         r.notes.insert(0, f"profile {profile}")
+    warnings = list(manifest.get("warnings", []))  # BUILD's, then the fine-tune's
+    warn = kept(warnings, warn)
     if reports[0].changed_weights == 0:  # e.g. a silent network: no spike, no surrogate gradient
         reports[0].notes.append("no weight changed: the new build computes what BUILD computes")
         warn(f"the fine-tune changed no weight in {reports[0].updates} updates (a network without spikes"
@@ -153,6 +156,7 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
         Path(request.out), backends, graphs, profile, [*old_reports, *reports], pipeline, progress,
         dict(manifest.get("input", {})), options_json, accuracy=record,
         extra_manifest={"finetuned_from": {"build": build.name, "manifest_sha256": sha256_file(build / MANIFEST)}},
+        warnings=warnings,
     )
 
 

@@ -6,7 +6,7 @@ import json
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, warning
 
 EXAMPLES = (
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt --weight-bits 4"
@@ -53,7 +53,6 @@ Exit 1 when the tuned accuracy is more than --accuracy-tolerance points below th
 def command(args, out, err) -> int:
     from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
-    from rsnn_compiler.build import stderr_warning
     from rsnn_compiler.finetune_build import FinetuneRequest, QatConfig, finetune_build
     from rsnn_compiler.reports import print_build_summary
 
@@ -63,7 +62,12 @@ def command(args, out, err) -> int:
                          seed=args.seed),
         accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
     )
-    result = finetune_build(request, progress=progress.step, warn=stderr_warning)
+    shown: list[str] = []
+    try:
+        result = finetune_build(request, progress=progress.step, warn=shown.append)
+    finally:  # their own lines, even with --quiet/--json, also when the accuracy check stops it
+        for message in shown:
+            warning(message)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:
