@@ -6,7 +6,7 @@ import json
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, import_options, json_option, warning
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, import_options, json_option, warnings_after
 from rsnn_compiler.errors import UserInputError
 
 EXAMPLES = (
@@ -227,12 +227,8 @@ def command(args, out, err) -> int:
         accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
         max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
     )
-    shown: list[str] = []
-    try:
-        result = build(args.input, args.out, options, progress=progress.step, warn=shown.append)
-    finally:  # their own lines, even with --quiet/--json, also when a gate fails the build
-        for message in shown:
-            warning(message)
+    with warnings_after() as warn:  # their own lines, even with --quiet/--json, also when a gate fails
+        result = build(args.input, args.out, options, progress=progress.step, warn=warn)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:

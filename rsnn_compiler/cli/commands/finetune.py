@@ -6,7 +6,7 @@ import json
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, warning
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, warnings_after
 
 EXAMPLES = (
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt --weight-bits 4"
@@ -62,12 +62,8 @@ def command(args, out, err) -> int:
                          seed=args.seed),
         accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
     )
-    shown: list[str] = []
-    try:
-        result = finetune_build(request, progress=progress.step, warn=shown.append)
-    finally:  # their own lines, even with --quiet/--json, also when the accuracy check stops it
-        for message in shown:
-            warning(message)
+    with warnings_after() as warn:
+        result = finetune_build(request, progress=progress.step, warn=warn)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:
