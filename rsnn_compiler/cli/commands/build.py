@@ -70,6 +70,22 @@ def prune_extra(args) -> dict:
     return extra
 
 
+def build_options(args):
+    """The BuildOptions of parsed ``rsnnc build`` options (``args``: the options by name); also
+    what ``rsnnc sweep`` builds each point with."""
+    from rsnn_compiler.build import BuildOptions
+
+    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
+    if not targets:
+        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
+    return BuildOptions(
+        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
+        weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
+        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
+        board=args.board, extra={**convert_extra(args), **prune_extra(args)},
+    )
+
+
 PRUNING = "pruning (with --prune; measured on --calib data)"
 
 
@@ -110,19 +126,10 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 def command(args, out, err) -> int:
     from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
-    from rsnn_compiler.build import BuildOptions, build
+    from rsnn_compiler.build import build
     from rsnn_compiler.reports import print_build_summary, result_warnings
 
-    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
-    if not targets:
-        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
-    options = BuildOptions(
-        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
-        weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
-        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        board=args.board, extra={**convert_extra(args), **prune_extra(args)},
-    )
-    result = build(args.input, args.out, options, progress=progress.step)
+    result = build(args.input, args.out, build_options(args), progress=progress.step)
     for warning in result_warnings(result.manifest):  # their own lines, even with --quiet/--json
         print(f"rsnnc: warning: {warning}", file=sys.stderr)
     if args.json:
