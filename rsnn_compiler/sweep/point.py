@@ -15,8 +15,9 @@ the point's inputs, so the sweep keeps it (``cacheable``).
 
 from __future__ import annotations
 
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +79,14 @@ class PointResult:
 def parse_build_argv(argv: list[str], out: str):
     """(INPUT, BuildOptions) of ``rsnnc build ARGV -o OUT``, parsed by the build command itself;
     a value it refuses is a UserInputError naming the option."""
-    import click as plain_click
+    import click
 
     from rsnn_compiler.cli.commands.build import build_options, command
     from rsnn_compiler.cli.common import Session
 
     try:
         ctx = command.make_context("build", [*argv, "-o", out], obj=Session())
-    except plain_click.ClickException as exc:
+    except click.ClickException as exc:
         raise UserInputError(f"rsnnc build {' '.join(argv)}: {exc.format_message()}") from None
     from types import SimpleNamespace
 
@@ -114,6 +115,8 @@ def _validated(task: PointTask, result: PointResult) -> None:
     from rsnn_compiler.validate import validate, write_report
 
     out = Path(task.folder) / BUILD
+    for leftover in Path(task.folder).glob(f".{BUILD}.*-*"):  # a killed run's half-written build
+        shutil.rmtree(leftover, ignore_errors=True)
     source, options = parse_build_argv(task.build_argv, str(out))
     build(source, out, options)
     manifest = read_manifest(out)
