@@ -1,4 +1,4 @@
-"""Data-parallel GPU runtime over torch.distributed (docs/gpu-runtime.md, "Several processes").
+"""Data-parallel GPU runtime over torch.distributed (docs/scale-out.md).
 
 The batch is cut into one consecutive slice per process (``data.sample_slices``). Each process
 runs ``GraphRuntime`` on its slice; the results are gathered with ``all_gather`` (slices padded

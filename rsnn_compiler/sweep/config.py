@@ -143,7 +143,7 @@ def _table(data: dict, name: str, path: Path, required: bool = False) -> dict:
     value = data.get(name)
     if value is None:
         if required:
-            raise UserInputError(f"{path}: [{name}] is missing; see examples/sweep.toml")
+            raise UserInputError(f"{path}: [{name}] is missing; see models/sweeps/small.toml")
         return {}
     if not isinstance(value, dict):
         raise UserInputError(f"{path}: [{name}] must be a table of key = value")

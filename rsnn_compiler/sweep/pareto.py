@@ -89,6 +89,10 @@ def write_pareto(root: Path, results: list[PointResult]) -> list[Path]:
         costs = [c for c, _, _ in points]
         if min(costs) > 0 and max(costs) > 20 * min(costs):
             ax.set_xscale("log")
+        elif panel.metric == "loihi2_cores":
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _label(ax, panel.label, "fixed-point accuracy, %", panel.label)
     result = PlotResult()
     _save(fig, root, STEM, FORMATS, result)

@@ -79,6 +79,8 @@ class PointResult:
 def parse_build_argv(argv: list[str], out: str):
     """(INPUT, BuildOptions) of ``rsnnc build ARGV -o OUT``, parsed by the build command itself;
     a value it refuses is a UserInputError naming the option."""
+    from types import SimpleNamespace
+
     import click
 
     from rsnn_compiler.cli.commands.build import build_options, command
@@ -88,8 +90,6 @@ def parse_build_argv(argv: list[str], out: str):
         ctx = command.make_context("build", [*argv, "-o", out], obj=Session())
     except click.ClickException as exc:
         raise UserInputError(f"rsnnc build {' '.join(argv)}: {exc.format_message()}") from None
-    from types import SimpleNamespace
-
     args = SimpleNamespace(**ctx.params)
     return args.input, build_options(args)
 

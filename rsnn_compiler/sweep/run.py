@@ -28,6 +28,7 @@ from typing import Callable
 from rsnn_compiler import __version__
 from rsnn_compiler.artifact import atomic_write_bytes, sha256_file
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.progress import Task
 from rsnn_compiler.sweep.config import DATA_OPTIONS, PointConfig, SweepConfig
 from rsnn_compiler.sweep.point import PointResult, PointTask, parse_build_argv, run_point
 
@@ -152,16 +153,19 @@ def run_sweep(
                 done.setdefault(task.key, cached)
     todo = list({t.key: t for t in tasks if t.key not in done}.values())
     sweep = SweepResult(cached=len(done))
+    bar = Task(f"sweep: {len(todo)} of {len(tasks)} points to run", len(todo), "point")
 
     def finished(i: int, result: PointResult) -> None:
         if result.cacheable:
             write_result(todo[i], result)
         done[result.key] = result
+        bar.advance(detail=f"point {result.index + 1}: {result.status}")
         on_point(result)
 
     if todo:
         with ray_session(ray_options or RayOptions()):
             run_tasks(run_point, [(t,) for t in todo], on_done=finished)
+    bar.close()
     sweep.ran = len(todo)
     for task in tasks:
         result = done[task.key]

@@ -27,8 +27,8 @@ def _num(value, digits: int = 4) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
+    if isinstance(value, int) or abs(value) >= 1000:
+        return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 
 
@@ -47,8 +47,8 @@ def _axis(value) -> str:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
 
 
-COLUMNS = ("status", "fixed acc. %", "float acc. %", "synops / sample", "energy / sample (Loihi 1 costs)",
-           "Loihi 2 cores", "C memory B", "time s")
+COLUMNS = ("status", "steps", "fixed acc %", "float acc %", "synops/sample", "energy/sample", "Loihi 2 cores",
+           "C memory B", "time s")
 
 
 def table_cells(axes: tuple[str, ...], results: list[PointResult]) -> tuple[list[str], list[list[str]]]:
@@ -61,7 +61,7 @@ def table_cells(axes: tuple[str, ...], results: list[PointResult]) -> tuple[list
         if m is None:
             cells += ["-"] * (len(COLUMNS) - 2)
         else:
-            cells += [_num(m.fixed_accuracy), _num(m.float_accuracy), _num(m.synops_per_sample),
+            cells += [str(m.steps), _num(m.fixed_accuracy), _num(m.float_accuracy), _num(m.synops_per_sample),
                       _energy(m.energy_low_j, m.energy_high_j), _num(m.loihi2_cores), _num(m.c_memory_bytes)]
         cells.append(f"{r.wall_time_s:.1f}" + (" (cached)" if r.cached else ""))
         rows.append(cells)
@@ -69,9 +69,9 @@ def table_cells(axes: tuple[str, ...], results: list[PointResult]) -> tuple[list
 
 
 NOTE = ("Accuracy on the sweep's validation data; synops: effective synaptic operations per sample"
-        " (fixed-point run); energy: Loihi 1 per-operation costs from the map_loihi2 report (points"
+        " (fixed-point run); energy: with Loihi 1 per-operation costs, from the map_loihi2 report (points"
         " built for lava; no Loihi 2 per-op figure is published); Loihi 2 cores: map_loihi2; C memory:"
-        " weights + one sample's state (points built for c). Build commands: sweep.json.")
+        " weights + one sample's state (points built for c). Build commands: sweep.json; docs/sweep.md.")
 
 
 def table_markdown(axes: tuple[str, ...], results: list[PointResult]) -> str:

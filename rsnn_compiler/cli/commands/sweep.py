@@ -13,13 +13,13 @@ from rsnn_compiler.cli.common import (
 )
 
 EXAMPLES = (
-    Example("rsnnc sweep examples/sweep-example.toml -o sweeps/example --num-cpus 2",
-            "4 points of the bundled example graph: pruning x target"),
-    Example("rsnnc sweep examples/sweep.toml -o sweeps/rleaky",
-            "pruning x time steps x targets of the trained snnTorch model; rerun to resume"),
+    Example("rsnnc sweep models/sweeps/small.toml -o sweeps/small --num-cpus 2",
+            "4 points of the trained RLeaky model: time steps x target, on a local Ray with 2 CPUs"),
+    Example("rsnnc sweep models/sweeps/small.toml -o sweeps/small --json",
+            "again: every point is finished, so nothing runs; the table as JSON"),
 )
 
-TEXT = """CONFIG (.toml, .yaml or .json; see examples/sweep.toml and docs/sweep.md) names
+TEXT = """CONFIG (.toml, .yaml or .json; see models/sweeps/ and docs/sweep.md) names
 the model as `rsnnc build` options in [model], the validation data in [data], and the points: a
 [grid] of values (every combination) and/or [[point]] tables. Each point is a normal build
 plus validate, run as a Ray task (a local Ray on this machine, or the cluster at --address).
@@ -45,7 +45,6 @@ all). Exit 1 when a point does not pass (mismatch, refused build, executor missi
 def command(args, out, err) -> int:
     from rich.table import Table
 
-    from rsnn_compiler import progress
     from rsnn_compiler.sweep.config import load_config
     from rsnn_compiler.sweep.pareto import write_pareto
     from rsnn_compiler.sweep.run import run_sweep
@@ -55,13 +54,13 @@ def command(args, out, err) -> int:
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
     points = len(config.points)
-    bar = progress.Task(f"sweep: {points} points", points, "point")
-
-    def on_point(result) -> None:
-        bar.advance(detail=f"point {result.index + 1}: {result.status}")
-
-    result = run_sweep(config, root, ray_options_from(args), force=args.force, on_point=on_point)
-    bar.close()
+    finished: list = []
+    try:
+        result = run_sweep(config, root, ray_options_from(args), force=args.force, on_point=finished.append)
+    except KeyboardInterrupt:
+        print(f"rsnnc: interrupted; the {len(finished)} point(s) finished in this run are kept in {root}:"
+              " run the same command to resume", file=sys.stderr)
+        return 130
     data = write_table(root, config.path, config.axes, result.results)
     pictures = [] if args.no_plot else write_pareto(root, result.results)
     failed = [r for r in result.results if r.status != "ok"]

@@ -56,13 +56,13 @@ def command(args, out, err) -> int:
     from rsnn_compiler.errors import UserInputError
     from rsnn_compiler.validate import validate, write_report
 
+    if args.shards is None and (args.address or args.num_cpus):
+        raise UserInputError("--address and --num-cpus choose where --shards run; add --shards N")
     build = Path(args.build)
     manifest = read_manifest(build)
     x, y = load_data(args.data)
     x = trim_to_build_steps(manifest, x, err, args.quiet)
     if args.shards is None:
-        if args.address or args.num_cpus:
-            raise UserInputError("--address and --num-cpus choose where --shards run; add --shards N")
         report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
                           max_accuracy_drop=args.max_accuracy_drop, progress=progress.step,
                           executor_options=executor_options_from(args))
