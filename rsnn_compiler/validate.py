@@ -51,6 +51,18 @@ class Mismatch:
 
 
 @dataclass
+class PartCheck:
+    """One group of nodes of an executor compared on its own (e.g. Lava's stock vs custom
+    processes): the executor's ``node_groups`` names them."""
+
+    part: str
+    nodes: list[str]
+    status: str  # "equal", "mismatch"
+    compared_values: int = 0
+    mismatch: Mismatch | None = None
+
+
+@dataclass
 class ExecutorCheck:
     executor: str
     status: str  # "equal", "mismatch", "unavailable"
@@ -58,6 +70,7 @@ class ExecutorCheck:
     wall_time_s: float = 0.0
     mismatch: Mismatch | None = None
     reason: str = ""
+    parts: list[PartCheck] = field(default_factory=list)
 
 
 @dataclass
@@ -125,10 +138,18 @@ class KeyDifference:
         return (-1, -1, self.order, ()) if self.shape else (self.step, self.sample, self.order, self.neuron)
 
 
-def key_differences(expected: RunResult, got: RunResult, offset: int = 0) -> tuple[list[KeyDifference], int]:
+def _node_of(key: str) -> str | None:
+    return key.split("/", 1)[1] if "/" in key else None
+
+
+def key_differences(expected: RunResult, got: RunResult, offset: int = 0,
+                    nodes: set[str] | None = None) -> tuple[list[KeyDifference], int]:
     """Every key of ``got`` that differs from ``expected`` and the number of values compared;
-    ``offset`` is the index of the first sample of this run in the whole data."""
+    ``offset`` is the index of the first sample of this run in the whole data; only the keys of
+    ``nodes`` (``spikes/<node>``, ``v/<node>``, ...) if given."""
     ref, other = _flat_results(expected), _flat_results(got)
+    if nodes is not None:
+        ref = {k: v for k, v in ref.items() if _node_of(k) in nodes}
     found: list[KeyDifference] = []
     compared = 0
     for order, (key, a) in enumerate(ref.items()):
@@ -182,9 +203,11 @@ def merge_differences(executor: str, parts: list[list[KeyDifference]]) -> Mismat
     return Mismatch(executor, best.key, best.sample, best.step, list(best.neuron), best.expected, best.got, best.count)
 
 
-def first_mismatch(executor: str, expected: RunResult, got: RunResult) -> tuple[Mismatch | None, int]:
-    """Earliest difference (by step, then sample, then key order) and the number of values compared."""
-    found, compared = key_differences(expected, got)
+def first_mismatch(executor: str, expected: RunResult, got: RunResult,
+                   nodes: set[str] | None = None) -> tuple[Mismatch | None, int]:
+    """Earliest difference (by step, then sample, then key order) and the number of values
+    compared; only the keys of ``nodes`` if given."""
+    found, compared = key_differences(expected, got, nodes=nodes)
     return merge_differences(executor, [found]), compared
 
 
@@ -247,6 +270,16 @@ def validated_profile(build: Path, manifest: dict) -> str:
 
 
 @dataclass
+class PartTally:
+    """One node group of an executor (its ``node_groups``) on one run of samples."""
+
+    part: str
+    nodes: list[str]
+    compared: int
+    differences: list[KeyDifference]
+
+
+@dataclass
 class ExecutorTally:
     """One integer executor on one run of samples: how it differs from the interpreter."""
 
@@ -256,6 +289,7 @@ class ExecutorTally:
     differences: list[KeyDifference] = field(default_factory=list)
     wall_time_s: float = 0.0
     reason: str = ""  # why it could not run
+    parts: list[PartTally] = field(default_factory=list)
 
 
 @dataclass
@@ -305,7 +339,12 @@ def validate_shard(
             tally.executors.append(ExecutorTally(name, False, reason=str(exc)))
             continue
         differences, compared = key_differences(fixed_run, got, offset)
-        tally.executors.append(ExecutorTally(name, True, compared, differences, time.perf_counter() - start))
+        check = ExecutorTally(name, True, compared, differences, time.perf_counter() - start)
+        groups = getattr(executor, "node_groups", None)
+        for part, nodes in (groups(build, manifest) if groups else {}).items():
+            found, n = key_differences(fixed_run, got, offset, set(nodes))
+            check.parts.append(PartTally(part, list(nodes), n, found))
+        tally.executors.append(check)
     bar.close()
     return tally
 
@@ -337,6 +376,11 @@ def merge_shards(
         mismatch = merge_differences(name, [e.differences for e in parts])
         report.executors.append(ExecutorCheck(name, "mismatch" if mismatch else "equal", sum(e.compared for e in parts),
                                               sum(e.wall_time_s for e in parts), mismatch))
+        for group in parts[0].parts:
+            pieces = [next(p for p in e.parts if p.part == group.part) for e in parts]
+            m = merge_differences(name, [p.differences for p in pieces])
+            report.executors[-1].parts.append(PartCheck(group.part, group.nodes, "mismatch" if m else "equal",
+                                                        sum(p.compared for p in pieces), m))
         if mismatch:
             report.ok = False
             report.problems.append(mismatch.describe())

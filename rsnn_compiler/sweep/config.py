@@ -38,7 +38,7 @@ from typing import Any
 from rsnn_compiler.errors import UserInputError
 
 TIME_STEPS = "time_steps"  # the sweep's own axis: cut the data to its first T steps
-DATA_OPTIONS = ("calib", "finetune_data", "holdout")  # build options naming data files (cut with time_steps)
+DATA_OPTIONS = ("calib", "stock_data", "finetune_data", "holdout")  # build options naming data files (cut with time_steps)
 SECTIONS = ("model", "data", "grid", "point")
 DATA_KEYS = ("path", "samples", "allow_missing", "max_accuracy_drop")
 
