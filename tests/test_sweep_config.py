@@ -34,7 +34,7 @@ target = ["gpu", "c,gpu"]
 prune_finetune = 2
 prune = 0.8
 convert_opt = ["a=1", "b=2"]
-verify_each = true
+no_prune_time = true
 """
 
 
@@ -42,26 +42,26 @@ def config_dict() -> dict:
     return {"model": {"input": EXAMPLE, "calib": DATA, "target": "c", "factory_args": {"hidden": 8}},
             "data": {"path": DATA, "samples": 4},
             "grid": {"prune": [False, 0.5], "target": ["gpu", "c,gpu"]},
-            "point": [{"prune_finetune": 2, "prune": 0.8, "convert_opt": ["a=1", "b=2"], "verify_each": True}]}
+            "point": [{"prune_finetune": 2, "prune": 0.8, "convert_opt": ["a=1", "b=2"], "no_prune_time": True}]}
 
 
 def test_grid_then_points_as_build_command_lines(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(TOML)
     config = load_config(path)
-    assert config.axes == ("prune", "target", "prune_finetune", "convert_opt", "verify_each")
+    assert config.axes == ("prune", "target", "prune_finetune", "convert_opt", "no_prune_time")
     assert [p.axis_values()["target"] for p in config.points] == ["gpu", "c,gpu", "gpu", "c,gpu", "c"]
     assert config.points[0].build_argv() == [EXAMPLE, "--calib", DATA, "--target", "gpu",
                                              "--factory-args", '{"hidden": 8}']
     assert config.points[3].build_argv()[-2:] == ["--prune", "0.5"]
     last = config.points[4].build_argv()
-    assert last[last.index("--prune-finetune") + 1] == "2" and "--verify-each" in last
+    assert last[last.index("--prune-finetune") + 1] == "2" and "--no-prune-time" in last
     assert [last[i + 1] for i, a in enumerate(last) if a == "--convert-opt"] == ["a=1", "b=2"]
     assert config.points[4].command().startswith("rsnnc build ") and config.points[4].command().endswith("-o OUT")
     # the same configuration as YAML and as JSON
     import yaml
 
-    for name, text in (("s.yaml", yaml.safe_dump(config_dict())), ("s.json", json.dumps(config_dict()))):
+    for name, text in (("s.yaml", yaml.safe_dump(config_dict(), sort_keys=False)), ("s.json", json.dumps(config_dict()))):
         (tmp_path / name).write_text(text)
         other = load_config(tmp_path / name)
         assert [p.options for p in other.points] == [p.options for p in config.points] and other.axes == config.axes
@@ -101,7 +101,7 @@ def test_plan_checks_every_point_with_the_build_parser(tmp_path):
         plan(parse_config(config, tmp_path / "s.toml"), tmp_path)
     config["grid"]["prune"] = [False]
     config["point"][0]["bogus_flag"] = 1
-    with pytest.raises(UserInputError, match="point 3: .*No such option: --bogus-flag"):
+    with pytest.raises(UserInputError, match="point 3: .*No such option:? '?--bogus-flag"):
         plan(parse_config(config, tmp_path / "s.toml"), tmp_path)
 
 
