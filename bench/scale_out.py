@@ -166,8 +166,10 @@ def bench_gpu_processes(work: Path, processes: int, samples: int | None) -> dict
     t0 = time.perf_counter()
     dp = dp_exec.run(out, manifest, "fixed", None, x)
     t_dp = time.perf_counter() - t0
-    equal = all(np.array_equal(a, b) for a, b in zip(
-        [one.out, *one.spikes.values(), *one.states.values()], [dp.out, *dp.spikes.values(), *dp.states.values()]))
+    equal = np.array_equal(one.out, dp.out) and all(
+        getattr(one, group).keys() == getattr(dp, group).keys()
+        and all(np.array_equal(a, getattr(dp, group)[k]) for k, a in getattr(one, group).items())
+        for group in ("spikes", "states", "values"))
     return {"samples": int(x.shape[1]), "steps": int(x.shape[0]), "processes": processes,
             "one_process_s": t_one, "data_parallel_s": t_dp, "speedup": t_one / t_dp, "bit_identical": equal}
 

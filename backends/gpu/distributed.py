@@ -62,7 +62,9 @@ def run_in_group(runtime: GraphRuntime, x: np.ndarray, record: bool | None = Non
     gathered = Trace(out=gather_batch(trace.out, sizes))
     for name in ("values", "spikes", "states"):
         mine = getattr(trace, name)
-        setattr(gathered, name, {k: gather_batch(mine[k], sizes) for k in sorted(mine)})
+        # every rank gathers in one (sorted) order; the result keeps the runtime's own order
+        parts = {k: gather_batch(mine[k], sizes) for k in sorted(mine)}
+        setattr(gathered, name, {k: parts[k] for k in mine})
     return gathered.to_result()
 
 
