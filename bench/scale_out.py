@@ -71,9 +71,23 @@ def rows_without_times(results) -> list[dict]:
     return [{k: v for k, v in r.to_json().items() if k not in ("wall_time_s", "cached", "command")} for r in results]
 
 
-def bench_sweep(work: Path, points: int, cpus: int) -> dict:
+def on_local_ray(cpus: int, work):
+    """(Ray start-up s, (work(), its wall time s)) on a local Ray with ``cpus`` CPUs, shut down after."""
     import ray
 
+    t0 = time.perf_counter()
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    ray.get(ray.remote(lambda: None).remote())
+    t_start = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        result = work()
+        return t_start, (result, time.perf_counter() - t0)
+    finally:
+        ray.shutdown()
+
+
+def bench_sweep(work: Path, points: int, cpus: int) -> dict:
     from rsnn_compiler.ray_engine import RayOptions
     from rsnn_compiler.sweep.point import run_point
     from rsnn_compiler.sweep.run import plan, run_sweep
@@ -83,16 +97,8 @@ def bench_sweep(work: Path, points: int, cpus: int) -> dict:
     t0 = time.perf_counter()
     sequential = [run_point(task) for task in plan(config, seq_dir)]
     t_seq = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    ray.get(ray.remote(lambda: None).remote())
-    t_start = time.perf_counter() - t0
-    try:
-        t0 = time.perf_counter()
-        parallel = run_sweep(config, work / "ray", RayOptions(num_cpus=cpus)).results
-        t_par = time.perf_counter() - t0
-    finally:
-        ray.shutdown()
+    t_start, (result, t_par) = on_local_ray(cpus, lambda: run_sweep(config, work / "ray", RayOptions(num_cpus=cpus)))
+    parallel = result.results
     equal = rows_without_times(sequential) == rows_without_times(
         [replace(r, cached=False) for r in parallel])
     return {"points": len(config.points), "cpus": cpus, "sequential_s": t_seq, "ray_start_s": t_start,
@@ -103,7 +109,6 @@ def bench_sweep(work: Path, points: int, cpus: int) -> dict:
 
 def bench_validate(work: Path, shards: int, cpus: int, lava: bool, samples: int | None) -> dict:
     import numpy as np
-    import ray
 
     from rsnn_compiler.artifact import read_manifest
     from rsnn_compiler.build import BuildOptions, build
@@ -122,16 +127,8 @@ def bench_validate(work: Path, shards: int, cpus: int, lava: bool, samples: int 
     t0 = time.perf_counter()
     one = validate(out, manifest, x, y)
     t_one = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    ray.get(ray.remote(lambda: None).remote())
-    t_start = time.perf_counter() - t0
-    try:
-        t0 = time.perf_counter()
-        sharded = validate_sharded(out, manifest, x, y, shards, RayOptions(num_cpus=cpus))
-        t_sharded = time.perf_counter() - t0
-    finally:
-        ray.shutdown()
+    t_start, (sharded, t_sharded) = on_local_ray(
+        cpus, lambda: validate_sharded(out, manifest, x, y, shards, RayOptions(num_cpus=cpus)))
 
     def plain(report) -> dict:
         data = json.loads(json.dumps(report.to_json()))
