@@ -82,14 +82,22 @@ def without_times(report: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def first_sweep(ray_cluster, labelled, tmp_path_factory):
+    """The sweep run from another folder than Ray's workers start in, with relative paths (the
+    data cut to time_steps lands in out/data/): the points resolve them where the sweep runs."""
     folder = tmp_path_factory.mktemp("sweep")
     config = write_config(folder, labelled)
-    assert main(["sweep", str(config), "-o", str(folder / "out"), "-q"]) == 0
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main(["sweep", config.name, "-o", "out", "-q"]) == 0
+    finally:
+        os.chdir(here)
     return config, folder / "out"
 
 
-def test_sweep_table_equals_points_run_one_by_one(first_sweep, labelled, tmp_path, capsys):
+def test_sweep_table_equals_points_run_one_by_one(first_sweep, labelled, tmp_path, capsys, monkeypatch):
     config, out = first_sweep
+    monkeypatch.chdir(out.parent)  # the rows' commands name the cut data relative to the sweep's folder
     table = rows(out)
     assert [r["status"] for r in table] == ["ok"] * 4
     assert [r["axes"] for r in table] == [{"time_steps": t, "target": g} for t in (30, 12) for g in ("gpu", "c")]

@@ -15,6 +15,7 @@ the point's inputs, so the sweep keeps it (``cacheable``).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +41,7 @@ class PointTask:
     time_steps: int | None
     axes: dict[str, Any]
     command: str  # the equivalent rsnnc build command line, for the table
+    cwd: str  # the sweep's folder: relative paths and pkg.module inputs resolve here, as on the command line
 
 
 @dataclass
@@ -138,7 +140,8 @@ def run_point(task: PointTask) -> PointResult:
     start = time.perf_counter()
     result = PointResult(task.index, task.key, task.axes, task.command, "error", 3)
     try:
-        _validated(task, result)
+        with contextlib.chdir(task.cwd):  # a Ray worker starts in a folder of its own
+            _validated(task, result)
     except RsnncError as exc:
         result.status = "refused" if exc.exit_code == 2 else "failed"
         result.exit_code, result.message = exc.exit_code, str(exc)

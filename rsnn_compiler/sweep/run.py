@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -106,7 +107,7 @@ def plan(config: SweepConfig, root: Path) -> list[PointTask]:
             raise UserInputError(f"{config.path}: point {point.index + 1}: {exc}") from None
         data = replace(config.data, path=str(Path(config.data.path).resolve()))
         tasks.append(PointTask(point.index, key, argv, str(folder), data, point.time_steps, point.axis_values(),
-                               point.command(copies)))
+                               point.command(copies), os.getcwd()))
     return tasks
 
 
@@ -125,6 +126,7 @@ def read_cached(task: PointTask) -> PointResult | None:
 
 def write_result(task: PointTask, result: PointResult) -> None:
     data = replace(result, cached=False).to_json()
+    Path(task.folder).mkdir(parents=True, exist_ok=True)  # a refused build leaves no folder
     atomic_write_bytes(Path(task.folder) / RESULT, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
