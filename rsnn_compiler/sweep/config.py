@@ -17,8 +17,8 @@
     prune = 0.9
 
 A point is ``[model]`` updated with one grid combination (or one ``[[point]]``): an ``rsnnc
-build`` command line. Keys are the build's long options with ``_`` for ``-`` (``weight_bits`` is
-``--weight-bits``); ``true`` gives a flag, ``false`` or ``null`` leaves the option out (``prune =
+build`` command line. Keys are the build's long options with ``_`` for ``-`` (``prune_finetune`` is
+``--prune-finetune``); ``true`` gives a flag, ``false`` or ``null`` leaves the option out (``prune =
 false``: no pruning), a list repeats an option (``convert_opt``), a table is passed as JSON
 (``factory_args``). One key is the sweep's own: ``time_steps = T`` runs the network for the first
 T steps of the calibration and validation data (for converted ANNs, the build's ``steps`` sets T).
@@ -154,7 +154,7 @@ def _check_key(key: str, where: str, path: Path) -> None:
     if key in ("out", "o"):
         raise UserInputError(f"{path}: {where} sets '{key}'; each point's build folder is chosen by the sweep (-o DIR)")
     if not key.replace("_", "").isalnum():
-        raise UserInputError(f"{path}: {where} has key '{key}'; keys are build options like weight_bits")
+        raise UserInputError(f"{path}: {where} has key '{key}'; keys are build options like prune_finetune")
 
 
 def _data_spec(data: dict, path: Path) -> DataSpec:
