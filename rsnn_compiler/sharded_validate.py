@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from rsnn_compiler.data import sample_slices
+from rsnn_compiler.executors import check_run_budget
 from rsnn_compiler.progress import Task
 from rsnn_compiler.ray_engine import RayOptions, ray_session, run_tasks
-from rsnn_compiler.validate import ShardTally, ValidationReport, merge_shards, validate_shard
+from rsnn_compiler.validate import (
+    ShardTally, ValidationReport, check_max_accuracy_drop, merge_shards, validate_shard,
+)
 
 
 def _validate_slice(build: str, manifest: dict, x: np.ndarray, y: np.ndarray | None, first: int, end: int,
@@ -40,6 +43,8 @@ def validate_sharded(
     import ray
 
     bounds = sample_slices(int(x.shape[1]), shards, "--shards")
+    check_max_accuracy_drop(max_accuracy_drop, y is not None)
+    check_run_budget(build, manifest, x[:, : max(b - a for a, b in bounds)])  # the largest slice, before Ray
     with ray_session(ray_options):
         x_ref, y_ref = ray.put(x), ray.put(y)
         bar = Task(f"validate: {shards} shards", shards, "shard")

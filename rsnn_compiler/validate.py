@@ -9,6 +9,7 @@ agreement per layer and, with labels, the accuracy of both.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from rsnn_compiler import registry
 from rsnn_compiler.errors import RsnncError, UserInputError
-from rsnn_compiler.executors import fixed_profiles
+from rsnn_compiler.executors import check_run_budget, fixed_profiles
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.graph import Domain
 from rsnn_compiler.progress import Task
@@ -258,6 +259,17 @@ def integer_executors(manifest: dict) -> list[str]:
     return sorted(names)
 
 
+def check_max_accuracy_drop(points: float | None, has_labels: bool) -> None:
+    """``--max-accuracy-drop`` must be a finite number of points (NaN would disable the check)
+    and needs labels to compare against."""
+    if points is None:
+        return
+    if not math.isfinite(points):
+        raise UserInputError(f"--max-accuracy-drop {points} must be a finite number of points")
+    if not has_labels:
+        raise UserInputError("--max-accuracy-drop needs labels: add y (batch,) to the data file")
+
+
 def validated_profile(build: Path, manifest: dict) -> str:
     """The fixed-point profile a build's integer executors run (refuses a build without one)."""
     profiles = fixed_profiles(manifest)
@@ -313,7 +325,9 @@ def validate_shard(
 ) -> ShardTally:
     """Run the float model, the fixed-point interpreter and every integer executor on ``x``
     (samples ``offset ..`` of the whole data) and tally the differences. ``executor_options``
-    holds fields per executor name (e.g. ``{"gpu": {"processes": 2}}``)."""
+    holds fields per executor name (e.g. ``{"gpu": {"processes": 2}}``). Refuses (exit 2) a
+    slice whose recorded run would exceed the build's memory budget."""
+    check_run_budget(build, manifest, x)
     profile = validated_profile(build, manifest)
     interp = registry.get_executor(REFERENCE)
     tally = ShardTally(offset=offset, samples=int(x.shape[1]), steps=int(x.shape[0]))
@@ -415,5 +429,6 @@ def validate(
 ) -> ValidationReport:
     """Validate in this process: one shard holding all of ``x`` (``rsnnc validate --shards N``
     runs ``validate_shard`` on N slices as Ray tasks and merges them the same way)."""
+    check_max_accuracy_drop(max_accuracy_drop, y is not None)
     tally = validate_shard(build, manifest, x, y, 0, progress, executor_options)
     return merge_shards(build, manifest, [tally], allow_missing, max_accuracy_drop)
