@@ -154,3 +154,28 @@ def test_sweep_command_refuses_a_bad_configuration(tmp_path, capsys):
     capsys.readouterr()
     assert main(["validate", str(tmp_path), "--data", DATA, "--num-cpus", "2"]) == 2
     assert "add --shards N" in capsys.readouterr().err
+
+
+def test_a_point_keeps_its_build_warnings(tmp_path, capsys, monkeypatch):
+    """A result-changing build warning (a reset taken from --nir-source's convention) is part of
+    the point's result, of the table and a `rsnnc: warning:` line of the sweep command."""
+    from rsnn_compiler.sweep.point import run_point
+    from rsnn_compiler.sweep.table import table_markdown
+
+    config = {"model": {"input": str(ROOT / "models" / "rleaky_mnist1d" / "model.nir"), "nir_source": "snntorch",
+                        "target": "gpu"},
+              "data": {"path": str(ROOT / "models" / "rleaky_mnist1d" / "test.npz"), "samples": 4}}
+    parsed = parse_config(config, tmp_path / "s.toml")
+    result = run_point(plan(parsed, tmp_path / "out")[0])
+    reset = [w for w in result.warnings if "reset subtract_deferred is snntorch's default" in w]
+    assert result.status == "ok" and len(reset) == 1
+    assert all(f"- point 1: warning: {w}" in table_markdown(parsed.axes, [result]) for w in result.warnings)
+    # the command: the cached point's warning is its own stderr line, also with --quiet
+    (tmp_path / "s.json").write_text(json.dumps(config))
+    from rsnn_compiler.sweep import run as sweep_run
+
+    sweep_run.write_result(plan(parsed, tmp_path / "out")[0], result)
+    capsys.readouterr()
+    assert main(["sweep", str(tmp_path / "s.json"), "-o", str(tmp_path / "out"), "-q", "--no-plot"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert all(f"rsnnc: warning: point 1: {w}" in err for w in result.warnings), err

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class PointResult:
     metrics: PointMetrics | None = None
     wall_time_s: float = 0.0
     cached: bool = False  # read from an earlier run of the sweep
+    warnings: list[str] = field(default_factory=list)  # the build's result-changing warnings
 
     @property
     def cacheable(self) -> bool:
@@ -120,7 +121,7 @@ def _validated(task: PointTask, result: PointResult) -> None:
     for leftover in Path(task.folder).glob(f".{BUILD}.*-*"):  # a killed run's half-written build
         shutil.rmtree(leftover, ignore_errors=True)
     source, options = parse_build_argv(task.build_argv, str(out))
-    build(source, out, options)
+    build(source, out, options, warn=result.warnings.append)  # kept also when a gate stops the build
     manifest = read_manifest(out)
     x, y = load_point_data(task.data, task.time_steps, manifest.get("steps"))
     report = validate(out, manifest, x, y, allow_missing=task.data.allow_missing,

@@ -79,6 +79,7 @@ def table_markdown(axes: tuple[str, ...], results: list[PointResult]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     problems = [f"- point {r.index + 1} ({r.status}): {r.message}" for r in results if r.message]
+    problems += [f"- point {r.index + 1}: warning: {w}" for r in results for w in r.warnings]
     return "\n".join([*lines, "", NOTE, *([""] + problems if problems else [])]) + "\n"
 
 

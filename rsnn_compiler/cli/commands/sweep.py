@@ -9,7 +9,7 @@ from pathlib import Path
 import rich_click as click
 
 from rsnn_compiler.cli.common import (
-    Example, common_options, epilog, handler, json_option, ray_options, ray_options_from,
+    Example, common_options, epilog, handler, json_option, ray_options, ray_options_from, warning,
 )
 
 EXAMPLES = (
@@ -77,6 +77,9 @@ def command(args, out, err) -> int:
         out.print(table)
         files = ", ".join(str(p) for p in [root / TABLE_JSON, root / TABLE_MD, *pictures])
         out.print(f"written: {files}")
+    for r in result.results:
+        for message in r.warnings:
+            warning(f"point {r.index + 1}: {message}")
     for r in failed:
         print(f"rsnnc: check failed: point {r.index + 1} ({r.status}): {r.message}", file=sys.stderr)
     return 1 if failed else 0
