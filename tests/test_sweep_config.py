@@ -179,3 +179,22 @@ def test_a_point_keeps_its_build_warnings(tmp_path, capsys, monkeypatch):
     assert main(["sweep", str(tmp_path / "s.json"), "-o", str(tmp_path / "out"), "-q", "--no-plot"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert all(f"rsnnc: warning: point 1: {w}" in err for w in result.warnings), err
+
+
+def test_every_build_option_reaches_the_build_options():
+    """A sweep point is built from ``build_options`` of the parsed command line: every option of
+    `rsnnc build` that changes the build must be read there (or a sweep would drop it silently)."""
+    from rsnn_compiler.cli.commands.build import build_options, command
+    from rsnn_compiler.cli.common import Session
+
+    ctx = command.make_context("build", [EXAMPLE, "-o", "OUT"], obj=Session())
+    read: set[str] = set()
+
+    class Recording:
+        def __getattr__(self, name):
+            read.add(name)
+            return ctx.params[name]
+
+    build_options(Recording())
+    presentation = {"input", "out", "json", "debug", "quiet"}  # the sweep sets these itself
+    assert {p.name for p in command.params} - presentation - read == set()
