@@ -99,4 +99,4 @@ FIXED = Family(
     ("exc", "inh", "v"), fixed_step, fx.derive, initial={"v": "v_init"}, binary=True,
     doc="snnTorch Alpha (excitatory and inhibitory currents)")
 
-EXTENSIONS = (Extension("Alpha", FLOAT, FIXED, quantize=quantize),)
+EXTENSIONS = (Extension("Alpha", FLOAT, FIXED, quantize=quantize, bound_states=("exc", "inh")),)

@@ -194,6 +194,8 @@ class Extension:
     rewrite: Callable | None = None
     linear: Callable | None = None
     fixed_family: str = ""
+    #: states besides v whose calibrated range bounds the state scale (e.g. large currents)
+    bound_states: tuple[str, ...] = ()
 
     @property
     def fixed_name(self) -> str:
