@@ -189,3 +189,34 @@ def test_inexact_modules_are_refused_naming_what_is_missing(name, make, needle):
         import_module(net, options=ImportOptions(extra={"skip_fidelity": True}))
     msg = str(err.value)
     assert needle in msg and "\n" not in msg, msg
+
+
+def test_norse_sequence_modules_in_a_forward_and_in_sequential_state():
+    """Norse's sequence modules (LIF, LSNN: the whole (T, batch, ...) per call) in a user's forward
+    and in Norse's own SequentialState container."""
+    nt = pytest.importorskip("norse.torch")
+
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif = nn.Linear(N_IN, 8), nt.LIF(nt.LIFParameters(v_th=torch.tensor(0.3)))
+            self.fc2, self.lsnn = nn.Linear(8, 4), nt.LSNN(nt.LSNNParameters(v_th=torch.tensor(0.2)))
+            with torch.no_grad():
+                self.fc1.weight.mul_(10.0)
+                self.fc2.weight.mul_(10.0)
+
+        def forward(self, x):
+            return self.lsnn(self.fc2(self.lif(self.fc1(x))[0]))[0]
+
+    torch.manual_seed(0)
+    for net in (Seq(), _norse_state_net(nt)):
+        x = spikes_in(9)
+        assert_library_forward(net, lambda n, x: n(x)[0] if isinstance(n, nt.SequentialState) else n(x),
+                               exact(net, x), x)
+
+
+def _norse_state_net(nt):
+    net = nt.SequentialState(nn.Linear(N_IN, 8), nt.LIF(nt.LIFParameters(v_th=torch.tensor(0.3))))
+    with torch.no_grad():
+        net[0].weight.mul_(10.0)
+    return net
