@@ -89,7 +89,8 @@ CONVENTIONS: dict[NirSource, Convention] = {
         "SpikingJelly's sample shape includes the batch dim",
         refused={
             "LIF": "SpikingJelly's LIFNode computes v + (v_reset - v + x)/tau (decay_input=True) or"
-                   " v + (v_reset - v)/tau + x; " + _NEURON_ORDER,
+                   " v + (v_reset - v)/tau + x, ParametricLIFNode the same times sigmoid(w), and both write"
+                   " this NIR LIF, so the file does not say whether float32 divides or multiplies; " + _NEURON_ORDER,
             "CubaLIF": "SpikingJelly's CUBALIFNode arithmetic is not verified against the IR; " + _NEURON_ORDER,
             "LI": "SpikingJelly's leaky integrator computes v + (x - v)/tau; " + _NEURON_ORDER,
         },
