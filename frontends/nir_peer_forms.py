@@ -9,7 +9,8 @@ library's default, said in one WARNING line of the report (``warning``):
               spike_fn MultiSpike, reset MembraneSubtract, no tau_syn (not in the file)
     rockpool  CubaLIF (tau_mem, tau_syn, r = tau_mem*exp(-dt/tau_mem)/dt)
                                           -> Rockpool: alpha = exp(-dt/tau_mem), beta = exp(-dt/tau_syn)
-              bias 0 (the exporter writes v_leak = 0), max_spikes_per_dt 2^16 (not in the file)
+              bias 0 (the exporter writes v_leak = 0), no recurrent weights (the exporter leaves
+              out w_rec), max_spikes_per_dt 2^16 (not in the file)
 
 Decays are computed with torch exactly as the libraries compute them from their float32
 parameters (``torch.exp(-1 / tau)``; ``torch.exp(-dt / tau)`` with dt a Python float), so the
@@ -36,9 +37,9 @@ WARNINGS = {
     NirSource.SINABS: "spike_fn MultiSpike, reset MembraneSubtract, no tau_syn and norm_input=True are Sinabs'"
                       " defaults, not read from the file (sinabs.to_nir records none of them); import the"
                       " PyTorch model directly for other settings",
-    NirSource.ROCKPOOL: "bias 0 and max_spikes_per_dt 2^16 are Rockpool's defaults, not read from the file"
-                        " (its exporter writes v_leak = 0 and no spike limit); a model trained with a bias"
-                        " does not run as exported",
+    NirSource.ROCKPOOL: "bias 0, no recurrent weights and max_spikes_per_dt 2^16 are Rockpool's defaults, not"
+                        " read from the file (its exporter writes v_leak = 0, leaves out w_rec and writes no"
+                        " spike limit); a model with a bias or recurrent weights does not run as exported",
 }
 
 

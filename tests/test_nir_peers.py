@@ -124,7 +124,7 @@ def old_nir_files(tmp_path_factory) -> pathlib.Path:
 @pytest.mark.parametrize("case,needle", [
     ("sinabs_iaf", "dt is not determined by this NIR file: every neuron has r = 1"),
     ("sinabs_lif", "dt is not determined by this NIR file"),
-    ("rockpool_lif", "pass --nir-source rockpool to apply rockpool's defaults (bias 0 and max_spikes_per_dt 2^16"),
+    ("rockpool_lif", "pass --nir-source rockpool to apply rockpool's defaults (bias 0, no recurrent weights"),
 ])
 def test_old_nir_exports_need_their_source(old_nir_files, case, needle, tmp_path, capsys):
     """Without --nir-source the file alone does not say what the library computed: refused."""
