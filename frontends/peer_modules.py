@@ -108,15 +108,15 @@ def scalar(value, what: str, path: str) -> float:
     return float(arr.reshape(-1)[0])
 
 
-def per_neuron(value, shape, what: str, path: str) -> np.ndarray:
+def per_neuron(value, shape, what: str, path: str, lib: str = "") -> np.ndarray:
     """A float32 parameter (scalar or per neuron) broadcast to the population ``shape``."""
     arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
     try:
         return np.broadcast_to(arr, shape).copy()
     except ValueError:
         raise UserInputError(
-            f"module '{path}': {what} of shape {arr.shape} does not fit the layer shape {tuple(shape)};"
-            " give one value per neuron or a scalar"
+            f"{lib + ' ' if lib else ''}module '{path}': {what} of shape {arr.shape} does not fit the layer shape"
+            f" {tuple(shape)}; give one value per neuron or a scalar"
         ) from None
 
 

@@ -52,7 +52,7 @@ from rsnn_compiler.passes_api import Prop
 from rsnn_compiler.frontends._common import finish_graph, sanitize_name, to_array
 from rsnn_compiler.frontends.checkpoints import build_model
 from rsnn_compiler.frontends.peer_modules import (
-    PeerNeuron, explicit_state, is_peer_neuron, peer_neuron, reset_state as reset_peer,
+    PeerNeuron, explicit_state, is_peer_neuron, peer_neuron, per_neuron, reset_state as reset_peer,
     sequence_axis as peer_sequence_axis,
 )
 from rsnn_compiler.frontends.snntorch_cells import CELLS, cell_op
@@ -187,17 +187,8 @@ def reset_mode_of(module: nn.Module) -> tuple[ResetMode, str | None]:
 
 
 def _param(module, name: str, shape, path: str, clamp: bool = False) -> np.ndarray:
-    value = getattr(module, name, None)
-    arr = to_array(value, f"'{path}'.{name}").astype(np.float32)
-    if clamp:
-        arr = np.clip(arr, 0.0, 1.0)
-    try:
-        return np.broadcast_to(arr, shape).copy()
-    except ValueError:
-        raise UserInputError(
-            f"snnTorch module '{path}': {name} of shape {arr.shape} does not fit the layer shape {shape};"
-            " give one value per neuron or a scalar"
-        ) from None
+    arr = to_array(getattr(module, name, None), f"'{path}'.{name}").astype(np.float32)
+    return per_neuron(np.clip(arr, 0.0, 1.0) if clamp else arr, tuple(shape), name, path, "snnTorch")
 
 
 def _check_neuron(module, path: str) -> None:

@@ -21,17 +21,14 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.ir.family_ops import Alpha, Lapicque
 from rsnn_compiler.ir.ops import Comparator, Op, ResetMode
 
+from rsnn_compiler.frontends.peer_modules import per_neuron
+
 CELLS = ("Alpha", "Lapicque")
 RESETS = {0: ResetMode.SUBTRACT_DEFERRED, 1: ResetMode.ZERO_HOLD, 2: ResetMode.NONE}
 
 
 def _f32(value: torch.Tensor, shape, what: str, path: str) -> np.ndarray:
-    arr = value.detach().cpu().to(torch.float32).numpy()
-    try:
-        return np.broadcast_to(arr, shape).astype(np.float32)
-    except ValueError:
-        raise UserInputError(f"snnTorch module '{path}': {what} of shape {arr.shape} does not fit the layer"
-                             f" shape {tuple(shape)}; give one value per neuron or a scalar") from None
+    return per_neuron(value, tuple(shape), what, path, "snnTorch")
 
 
 def _float32_tensors(m: nn.Module, names, path: str) -> None:

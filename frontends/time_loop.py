@@ -476,8 +476,8 @@ def _check_state(trace: Trace, c: Call, neurons: dict[str, str], s: int, keys, r
                              f"start from {c.module}.init_{kind.lower()}() or zeros")
             continue
         prev = trace.calls[r.call] if r.call is not None else None
-        same = prev is not None and (r.out == out or prev.outputs[r.out] is prev.outputs[out])
-        if not same or prev.module != c.module or prev.step != s - 1:
+        own = prev is not None and prev.module == c.module and prev.step == s - 1
+        if not own or not (r.out == out or (out < len(prev.outputs) and prev.outputs[r.out] is prev.outputs[out])):
             raise refuse(c, f"state argument {pos} of '{c.module}' is not its own output of the previous step",
                          "pass the state the neuron returned at the previous step, unchanged")
 
