@@ -84,29 +84,26 @@ def build():
 '''
 
 
-def _cli_build(tmp_path, capsys, lib: str, cell: str, weights: bool):
+def _cli_build(tmp_path, capsys, lib: str, cell: str):
     """``rsnnc build model.py:build --weights w.pt`` of a one-layer factory with ``cell``."""
     from rsnn_compiler.cli.main import main
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "model.py"
     path.write_text(FACTORY.format(lib=lib, cell=cell))
-    args = ["build", f"{path}:build", "--target", "ir", "-o", str(tmp_path / "b"), "-q"]
-    if weights:
-        ns: dict = {}
-        exec(compile(path.read_text(), str(path), "exec"), ns)  # noqa: S102 - the test's own factory
-        torch.save(ns["build"]().state_dict(), tmp_path / "w.pt")
-        args += ["--weights", str(tmp_path / "w.pt")]
-    code = main(args)
+    ns: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), ns)  # noqa: S102 - the test's own factory
+    torch.save(ns["build"]().state_dict(), tmp_path / "w.pt")
+    code = main(["build", f"{path}:build", "--weights", str(tmp_path / "w.pt"), "--target", "ir",
+                 "-o", str(tmp_path / "b"), "-q"])
     return code, capsys.readouterr().err
 
 
 def test_cli_builds_a_peer_factory_and_refuses_what_it_cannot_express(tmp_path, capsys):
     pytest.importorskip("norse.torch")
-    code, err = _cli_build(tmp_path / "ok", capsys, "norse.torch", "norse.torch.LSNNCell()", True)
+    code, err = _cli_build(tmp_path / "ok", capsys, "norse.torch", "norse.torch.LSNNCell()")
     assert code == 0, err
     assert "node 1 : norse_lsnn " in (tmp_path / "ok" / "b" / "graph.float.txt").read_text()
-    code, err = _cli_build(tmp_path / "no", capsys, "sinabs.layers", "sinabs.layers.ALIF(tau_mem=5.0, tau_adapt=9.0)",
-                           True)
+    code, err = _cli_build(tmp_path / "no", capsys, "sinabs.layers", "sinabs.layers.ALIF(tau_mem=5.0, tau_adapt=9.0)")
     assert code == 2 and "adapts its threshold" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "no" / "b").exists()
