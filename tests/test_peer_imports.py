@@ -220,3 +220,34 @@ def _norse_state_net(nt):
     with torch.no_grad():
         net[0].weight.mul_(10.0)
     return net
+
+
+def test_snntorch_alpha_and_lapicque_in_a_time_loop_with_their_states():
+    """The snnTorch tutorial pattern with explicit states: spk, syn_exc, syn_inh, mem = alpha(x, ...)."""
+    snn = pytest.importorskip("snntorch")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.a1 = nn.Linear(N_IN, 16), snn.Alpha(alpha=0.9, beta=0.8)
+            self.fc2, self.l2 = nn.Linear(16, 4), snn.Lapicque(beta=0.9, threshold=0.5)
+            with torch.no_grad():
+                self.fc1.weight.mul_(2.0)
+                self.fc1.bias.add_(0.3)
+                self.fc2.weight.mul_(6.0)
+                self.fc2.bias.add_(0.4)
+
+        def forward(self, x):
+            exc, inh, mem1 = self.a1.init_alpha()
+            mem2 = self.l2.init_lapicque()
+            out = []
+            for t in range(x.shape[0]):
+                spk1, exc, inh, mem1 = self.a1(self.fc1(x[t]), exc, inh, mem1)
+                spk2, mem2 = self.l2(self.fc2(spk1), mem2)
+                out.append(spk2)
+            return torch.stack(out)
+
+    torch.manual_seed(0)
+    net = Net()
+    x = spikes_in(10)
+    assert_library_forward(net, lambda n, x: n(x), exact(net, x), x)
