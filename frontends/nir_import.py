@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rsnn_compiler.budget import require_hdf5_within_budget
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
@@ -71,6 +72,7 @@ def read_nir(path: str):
                 f"'{path}' is not an HDF5 file, so it cannot be a NIR graph;"
                 " export the model again with nir.write"
             )
+        require_hdf5_within_budget(path, "NIR file")  # before nir.read loads every dataset
         _check_types(path)
         try:
             return nir.read(path)

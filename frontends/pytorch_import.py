@@ -50,6 +50,7 @@ from rsnn_compiler.ir.ops import (
 from rsnn_compiler.passes_api import Prop
 
 from rsnn_compiler.frontends._common import finish_graph, sanitize_name, to_array
+from rsnn_compiler.user_code import first_line, guard
 from rsnn_compiler.frontends.checkpoints import build_model
 from rsnn_compiler.frontends.peer_modules import (
     PeerNeuron, explicit_state, is_peer_neuron, peer_neuron, per_neuron, reset_state as reset_peer,
@@ -747,7 +748,8 @@ def _from_checkpoint(path: str, options: ImportOptions) -> nn.Module:
     if not os.path.exists(path):
         raise UserInputError(f"checkpoint '{path}' does not exist; check the path")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        with guard(f"checkpoint '{path}'"):
+            obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
         raise UserInputError(f"cannot unpickle '{path}' ({type(err).__name__}: {str(err)[:120]})") from None
     if not isinstance(obj, nn.Module):

@@ -23,6 +23,9 @@ PASSES: dict[str, str] = {
     "map_loihi2": "rsnn_compiler.backends.lava.map_loihi2:MapLoihi2",
 }
 
+# the check after the fixed-point pipeline (clamps, saturation, silenced layers, accuracy gates)
+QUANT_CHECKS = "rsnn_compiler.passes.quant_checks"
+
 BACKENDS: dict[str, str] = {
     "ir": "rsnn_compiler.backends.ir.backend:IrBackend",
     "c": "rsnn_compiler.backends.c.backend:CBackend",
@@ -63,6 +66,11 @@ EXPORTERS: dict[str, str] = {
     "nir": "rsnn_compiler.frontends.nir_export:export",
     "netx": "rsnn_compiler.backends.lava.netx_export:export",
 }
+
+
+def module(name: str) -> Any:
+    """A module named in this registry (e.g. ``QUANT_CHECKS``), imported lazily."""
+    return importlib.import_module(name)
 
 
 def resolve(spec: str) -> Any:

@@ -9,6 +9,7 @@ agreement per layer and, with labels, the accuracy of both.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from rsnn_compiler import registry
 from rsnn_compiler.errors import RsnncError, UserInputError
-from rsnn_compiler.executors import fixed_profiles
+from rsnn_compiler.executors import check_run_budget, fixed_profiles
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.graph import Domain
 from rsnn_compiler.progress import Task
@@ -172,11 +173,24 @@ def integer_executors(manifest: dict) -> list[str]:
     return sorted(names)
 
 
+def check_max_accuracy_drop(points: float | None, has_labels: bool) -> None:
+    """``--max-accuracy-drop`` must be a finite number of points (NaN would disable the check)
+    and needs labels to compare against."""
+    if points is None:
+        return
+    if not math.isfinite(points):
+        raise UserInputError(f"--max-accuracy-drop {points} must be a finite number of points")
+    if not has_labels:
+        raise UserInputError("--max-accuracy-drop needs labels: add y (batch,) to the data file")
+
+
 def validate(
     build: Path, manifest: dict, x: np.ndarray, y: np.ndarray | None,
     allow_missing: bool = False, max_accuracy_drop: float | None = None,
     progress=lambda msg: None,
 ) -> ValidationReport:
+    check_max_accuracy_drop(max_accuracy_drop, y is not None)
+    check_run_budget(build, manifest, x)
     profiles = fixed_profiles(manifest)
     profile = profiles[0] if profiles else None
     report = ValidationReport(build=str(build), profile=profile, samples=int(x.shape[1]), steps=int(x.shape[0]))

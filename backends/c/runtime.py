@@ -214,6 +214,9 @@ static void *{p}_job(void *arg)
                 j->rc = 4;
             }}
         }}
+        if (j->rc == 0 && !{p}_input_ok(x)) {{
+            j->rc = 8; /* outside the input contract (model.h) */
+        }}
         if (j->rc != 0) {{
             break;
         }}
@@ -234,7 +237,7 @@ static void *{p}_job(void *arg)
  * with threads > 1 the samples of a step are split over that many POSIX threads (samples are
  * independent, so the records do not depend on it). Returns 0, 2 bad arguments, 3 short input,
  * 4 input out of int32 range, 5 write error, 6 a record value does not fit rwidth = 4 bytes,
- * 7 out of memory or no thread. */
+ * 7 out of memory or no thread, 8 an input outside the model's input contract (model.h). */
 static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int out_only, int rwidth,
                    int threads)
 {{
@@ -381,6 +384,9 @@ int main(int argc, char **argv)
         fputs("rsnn_run: a recorded value does not fit -r 4; rerun with -r 8\n", stderr);
     } else if (rc == 7) {
         fputs("rsnn_run: out of memory or cannot start a thread\n", stderr);
+    } else if (rc == 8) {
+        fputs("rsnn_run: an input value is outside the range the model was compiled for"
+              " (layout.json input.range); quantize the inputs as model.h says\n", stderr);
     }
     if (in != stdin) {
         fclose(in);

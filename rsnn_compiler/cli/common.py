@@ -10,6 +10,7 @@ inside the handler, so every ``--help`` and usage error answers at once.
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
@@ -155,6 +156,16 @@ def handler(fn: Callable) -> Callable:
             return fn(args, out, err)
 
     return callback
+
+
+def one_line(text: object) -> str:
+    """``text`` as one line: control characters (newlines from names or messages) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def warning(message: str) -> None:
+    """A result-changing warning: always shown (also with --quiet), one line of its own."""
+    print(f"rsnnc: warning: {one_line(message)}", file=sys.stderr, flush=True)
 
 
 def trim_to_build_steps(manifest: dict, x, err, quiet: bool):

@@ -44,17 +44,24 @@ def command(args, out, err) -> int:
     import numpy as np
 
     from rsnn_compiler import progress
-    from rsnn_compiler.artifact import read_manifest
+    from rsnn_compiler.artifact import MANIFEST, TIMINGS, check_writable_file, read_manifest
     from rsnn_compiler.data import load_data, save_npz
+    from rsnn_compiler.errors import UserInputError
+    from rsnn_compiler.executors import check_run_budget
 
     manifest = read_manifest(Path(args.build))
+    out_path, root = Path(args.out).resolve(), Path(args.build).resolve()
+    rel = out_path.relative_to(root).as_posix() if out_path.is_relative_to(root) else None
+    if rel is not None and rel in {*manifest["files"], MANIFEST, TIMINGS}:
+        raise UserInputError(f"--out {args.out} would overwrite a file of the build; write the results elsewhere")
+    check_writable_file(Path(args.out))  # before running, not after
     x, _y = load_data(args.inputs)
     executor = registry.get_executor(args.executor)
     domain = args.domain or default_domain(executor)
     progress.step(f"running {args.executor} ({domain}) on {x.shape[1]} sample(s) x {x.shape[0]} steps")
     x = trim_to_build_steps(manifest, x, err, args.quiet)
+    check_run_budget(Path(args.build), manifest, x)
     result = executor.run(Path(args.build), manifest, domain, args.profile, x)
-    save_npz(args.out, result.to_npz_dict())
     summary = {
         "out": args.out,
         "executor": args.executor,
@@ -65,6 +72,7 @@ def command(args, out, err) -> int:
         "prediction": np.argmax(result.out.reshape(result.out.shape[0], result.out.shape[1], -1).sum(0), axis=-1).tolist(),
         "spikes": {k: int(np.count_nonzero(v)) for k, v in result.spikes.items()},
     }
+    save_npz(args.out, result.to_npz_dict())  # last: a failure before it leaves no file behind
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
