@@ -63,9 +63,10 @@ def _exp(numerator: float, tau: np.ndarray) -> np.ndarray:
         return torch.exp(numerator / torch.from_numpy(np.ascontiguousarray(tau, np.float32))).numpy()
 
 
-def _positive(tau: np.ndarray, name: str, attr: str) -> None:
-    if not np.all(np.isfinite(tau)) or np.any(tau <= 0):
-        raise UserInputError(f"NIR node '{name}': every {attr} must be positive and finite")
+def _positive(value: np.ndarray, name: str, attr: str) -> None:
+    if not np.all(np.isfinite(value)) or np.any(value <= 0):
+        what = "spike counts floor(v/threshold) need a threshold > 0" if attr == "v_threshold" else ""
+        raise UserInputError(f"NIR node '{name}': every {attr} must be positive and finite{'; ' + what if what else ''}")
 
 
 def convert(source: NirSource, name: str, node, kind: str, shape, dt: float) -> Op:
@@ -81,6 +82,7 @@ def _sinabs(name: str, node, kind: str, shape) -> Op:
         raise UserInputError(f"NIR node '{name}' ({kind}) has r != 1, which sinabs.to_nir never writes;"
                              " this is not a Sinabs file: drop --nir-source sinabs")
     theta = _f32(node, "v_threshold", name, shape)
+    _positive(theta, name, "v_threshold")
     zeros = np.zeros(shape, np.float32)
     if kind == "IF":
         beta, gain = np.ones(shape, np.float32), np.ones(shape, np.float32)
@@ -118,6 +120,6 @@ def _rockpool(name: str, node, shape, dt: float) -> Op:
             f"NIR node '{name}' (CubaLIF): r = {float(r.reshape(-1)[0]):g} is not tau_mem*exp(-dt/tau_mem)/dt for"
             f" dt = {dt:g} s (Rockpool's exporter writes that): pass --dt with the model's own dt"
         )
-    zeros = np.zeros(shape, np.float32)
-    return Rockpool(alpha=alpha, beta=_exp(-dt, tau_syn), bias=zeros, theta=_f32(node, "v_threshold", name, shape),
-                    v_init=zeros, levels=ROCKPOOL_LEVELS)
+    zeros, theta = np.zeros(shape, np.float32), _f32(node, "v_threshold", name, shape)
+    _positive(theta, name, "v_threshold")
+    return Rockpool(alpha=alpha, beta=_exp(-dt, tau_syn), bias=zeros, theta=theta, v_init=zeros, levels=ROCKPOOL_LEVELS)

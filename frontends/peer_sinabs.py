@@ -97,6 +97,9 @@ def neuron(m: nn.Module, path: str, shape) -> PeerNeuron:
         return PeerNeuron(op, sequence_axis(m), f"'{path}': {LIB} ExpLeak: v = {what}x")
     theta = scalar(m.spike_threshold, "spike_threshold", path)
     spikes, levels, spike_name = _spikes(m, kind, path)
+    if spikes is Spikes.MULTI and not theta > 0:
+        raise UserInputError(f"{LIB} {kind} '{path}': {spike_name} counts floor(v/spike_threshold) spikes, which needs"
+                             f" spike_threshold > 0 (got {theta:g})")
     reset, v_reset, reset_name = _reset(m, kind, path, theta)
     syn = getattr(m, "tau_syn", None) is not None or getattr(m, "alpha_syn", None) is not None
     a_syn = per_neuron(m.alpha_syn_calculated.detach().float(), shape, "tau_syn", path) if syn else full(shape, 0.0)

@@ -154,3 +154,43 @@ def test_old_nir_exports_reproduce_the_library(old_nir_files, case, source, fami
     assert code == 0, err
     assert "rsnnc: warning: " + ("spike_fn MultiSpike" if source == "sinabs" else "bias 0") in err, err
     assert main(["validate", str(out), "--data", str(tmp_path / "calib.npz"), "-q"]) == 0
+
+
+def _one_neuron_graph(neuron) -> nir.NIRGraph:
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([3])}),
+               "fc": nir.Affine(weight=np.ones((4, 3), np.float32), bias=np.zeros(4, np.float32)),
+               "n": neuron, "output": nir.Output(output_type={"output": np.array([4])})},
+        edges=[("input", "fc"), ("fc", "n"), ("n", "output")])
+
+
+def _f(value) -> np.ndarray:
+    return np.full(4, value, np.float32)
+
+
+ROCKPOOL_R = 0.02 * np.exp(-0.001 / 0.02) / 0.001  # what Rockpool's exporter writes for tau_mem 20 ms, dt 1 ms
+
+
+@pytest.mark.parametrize("source,neuron,needle", [
+    ("sinabs", lambda: nir.IF(r=_f(1), v_threshold=_f(0), v_reset=_f(0)), "need a threshold > 0"),
+    ("sinabs", lambda: nir.IF(r=_f(2), v_threshold=_f(1), v_reset=_f(0)), "r != 1, which sinabs.to_nir never writes"),
+    ("sinabs", lambda: nir.LIF(tau=_f(0), r=_f(1), v_leak=_f(0), v_threshold=_f(1), v_reset=_f(0)),
+     "every tau must be positive"),
+    ("rockpool", lambda: nir.CubaLIF(tau_syn=_f(0.01), tau_mem=_f(0.02), r=_f(1), v_leak=_f(0), v_threshold=_f(1),
+                                     w_in=_f(1), v_reset=_f(0)), "pass --dt with the model's own dt"),
+    ("rockpool", lambda: nir.CubaLIF(tau_syn=_f(np.inf), tau_mem=_f(0.02), r=_f(ROCKPOOL_R), v_leak=_f(0),
+                                     v_threshold=_f(1), w_in=_f(1), v_reset=_f(0)), "every tau_syn must be positive"),
+    ("rockpool", lambda: nir.CubaLIF(tau_syn=_f(0.01), tau_mem=_f(0.02), r=_f(ROCKPOOL_R), v_leak=_f(0),
+                                     v_threshold=_f(1), w_in=_f(2), v_reset=_f(0)), "w_in != 1"),
+])
+def test_peer_forms_refuse_what_their_exporters_never_write(source, neuron, needle):
+    with pytest.raises(UserInputError) as err:
+        import_graph(_one_neuron_graph(neuron()), ImportOptions(nir_source=source))
+    assert needle in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_a_rockpool_file_at_its_dt_imports():
+    neuron = nir.CubaLIF(tau_syn=_f(0.01), tau_mem=_f(0.02), r=_f(ROCKPOOL_R), v_leak=_f(0), v_threshold=_f(1),
+                         w_in=_f(1), v_reset=_f(0))
+    graph = import_graph(_one_neuron_graph(neuron), ImportOptions(nir_source="rockpool")).graph
+    assert graph.nodes["n"].family == "rockpool"

@@ -170,6 +170,7 @@ def _refused():
     cases = [
         ("Sinabs ALIF", lambda: sl.ALIF(tau_mem=5.0, tau_adapt=10.0), "adapts its threshold"),
         ("Sinabs min_v_mem", lambda: sl.IAF(min_v_mem=-1.0), "min_v_mem clamps the membrane"),
+        ("Sinabs MultiSpike threshold 0", lambda: sl.IAF(spike_threshold=0.0), "needs spike_threshold > 0"),
         ("SpikingJelly QIFNode", lambda: sj_neuron.QIFNode(), "not supported; supported: IFNode, LIFNode"),
     ]
     try:
