@@ -39,6 +39,10 @@ class ContentBug(InterpreterExecutor):
                 v[5, s, 0] -= 1
         return RunResult(out=r.out, values=r.values, spikes=r.spikes, states={**r.states, "v/lif": v})
 
+    def node_groups(self, build, manifest):
+        """Parts checked on their own (as Lava's stock and custom processes): one holds the bug."""
+        return {"neurons": ["lif"], "rest": ["readout", "fc_in", "fc_out"]}
+
 
 class WrongShape(InterpreterExecutor):
     name = "wrongshape"
@@ -87,6 +91,8 @@ def test_slices_merge_to_the_report_of_one_run(build, monkeypatch):
     whole = validate(build, manifest, x, y, max_accuracy_drop=50.0)
     m = next(c for c in whole.executors if c.executor == "bug").mismatch
     assert (m.key, m.step, m.sample, m.neuron, m.differing_values) == ("v/lif", 2, 6, [3], 3)
+    parts = {p.part: p for p in next(c for c in whole.executors if c.executor == "bug").parts}
+    assert parts["neurons"].mismatch == m and parts["rest"].status == "equal" and parts["rest"].compared_values > 0
     assert whole.float_accuracy is not None and whole.layers
     for parts in (2, 3, 9):
         same(whole, in_slices(build, manifest, x, y, parts, max_accuracy_drop=50.0))
