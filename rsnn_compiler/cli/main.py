@@ -24,6 +24,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "validate": "rsnn_compiler.cli.commands.validate:command",
     "finetune": "rsnn_compiler.cli.commands.finetune:command",
     "sensitivity": "rsnn_compiler.cli.commands.sensitivity:command",
+    "sweep": "rsnn_compiler.cli.commands.sweep:command",
     "run": "rsnn_compiler.cli.commands.run:command",
     "report": "rsnn_compiler.cli.commands.report:command",
     "inspect": "rsnn_compiler.cli.commands.inspect:command",

@@ -92,6 +92,25 @@ def prune_extra(args) -> dict:
     return extra
 
 
+def build_options(args):
+    """The BuildOptions of parsed ``rsnnc build`` options (``args``: the options by name); also
+    what ``rsnnc sweep`` builds each point with."""
+    from rsnn_compiler.build import BuildOptions
+
+    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
+    if not targets:
+        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
+    return BuildOptions(
+        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
+        weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
+        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
+        board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)}, force=args.force,
+        precision=precision_from_args(args), holdout=args.holdout,
+        accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
+        max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
+    )
+
+
 PRUNING = "pruning (with --prune; measured on --calib data)"
 PRECISION = "precision (fpga profile; docs/precision.md)"
 ACCURACY = "accuracy"
@@ -212,23 +231,11 @@ def accuracy_options(fn):
 def command(args, out, err) -> int:
     from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
-    from rsnn_compiler.build import BuildOptions, build
+    from rsnn_compiler.build import build
     from rsnn_compiler.reports import print_build_summary
 
-    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
-    if not targets:
-        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
-    options = BuildOptions(
-        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
-        weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
-        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)}, force=args.force,
-        precision=precision_from_args(args), holdout=args.holdout,
-        accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
-        max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
-    )
     with warnings_after() as warn:  # their own lines, even with --quiet/--json, also when a gate fails
-        result = build(args.input, args.out, options, progress=progress.step, warn=warn)
+        result = build(args.input, args.out, build_options(args), progress=progress.step, warn=warn)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:
