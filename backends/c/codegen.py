@@ -167,19 +167,22 @@ class _Emitter:
         )
         self.function(n, f"y = clip(floor(x * 2^{op.shift} + 1/2), {lo}, {hi}) on integers", body)
 
-    def _synapse_tail(self, n: NodePlan, y: str, channel: str, per: int) -> str:
-        """y = ovf_acc(shift(acc, weight_exp[c]) + bias[c]) over all outputs."""
+    def _synapse_tail(self, n: NodePlan, y: str, channel: str, per: int, acc: str | None = None) -> str:
+        """y = ovf_acc(shift(acc, weight_exp[c] + scale_shift) + bias[c]) over all outputs
+        (``acc`` defaults to ``y`` itself; weights are stored divided by 2^scale_shift)."""
         op = n.op
         channel = "k" if per == 1 else channel
-        e = self.param(n, "wexp", op.weight_exp, channel)
+        e = self.param(n, "wexp", op.weight_exp + self.plan.storage[n.name].scale_shift, channel)
         b = "" if op.bias is None or not op.bias.any() else f" + {self.param(n, 'bias', op.bias, channel)}"
         loop = f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
         if per > 1 and ("[c]" in e or "[c]" in b):
             loop += f"        const long c = k / {per};\n"
-        return loop + f"        {y}[k] = {ovf(f'rsnn_shift({y}[k], {e}){b}', op.acc_bits, op.acc_overflow)};\n    }}\n"
+        src = f"{y}[k]" if acc is None else f"(int64_t){acc}[k]"
+        return loop + f"        {y}[k] = {ovf(f'rsnn_shift({src}, {e}){b}', op.acc_bits, op.acc_overflow)};\n    }}\n"
 
     def _binary_source(self, n: NodePlan) -> bool:
-        """True when the only input is a LIF/ALIF spike train (0/1): events add weights."""
+        """True when the only input is 0/1 (a spike train, a 1-bit unsigned Quantize): events add
+        weights without multiplying."""
         return spike_input(self.graph, n.name)
 
     def _csc_arrays(self, n: NodePlan, st: SynapseStorage, what: dict[str, str]) -> dict[str, str]:
@@ -195,41 +198,47 @@ class _Emitter:
                     f" {st.threshold}), {st.bytes} B (dense: {st.dense_bytes} B)")
         return f"storage dense: {st.nonzeros} of {st.size} weights nonzero (density {st.density:.3f}), {st.bytes} B"
 
-    def _accumulator(self, n_out: int, i: str, narrow: bool) -> tuple[str, str, str, str]:
-        """(C type, array name, declare-and-zero code, widen-into-y code) of a dense layer's sum:
-        an int32_t stack array when ``narrow`` (the bounds allow it, see int32_accumulators),
-        else the node's int64_t output buffer ``y`` itself; ``i`` is the loop variable."""
+    def _accumulator(self, n_out: int, i: str, narrow: bool) -> tuple[str, str, str]:
+        """(C type, array name, declare-and-zero code) of a synapse layer's sum: an int32_t stack
+        array when ``narrow`` (the bounds allow it, see int32_accumulators), else the node's
+        int64_t output buffer ``y`` itself; ``i`` is the loop variable."""
         if not narrow:
-            return "int64_t", "y", f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        y[{i}] = 0;\n    }}\n", ""
+            return "int64_t", "y", f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        y[{i}] = 0;\n    }}\n"
         head = (f"    int32_t acc[{n_out}]; /* |sum| < 2^31 (bound propagation) */\n"
                 f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        acc[{i}] = 0;\n    }}\n")
-        tail = f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        y[{i}] = acc[{i}];\n    }}\n"
-        return "int32_t", "acc", head, tail
+        return "int32_t", "acc", head
+
+    def _weight_doc(self, n: NodePlan) -> str:
+        """The exponent text of a synapse's doc comment (``e`` when it varies by channel)."""
+        e = n.op.weight_exp + self.plan.storage[n.name].scale_shift
+        return "e" if e.size and (e != e[0]).any() else str(int(e[0]) if e.size else 0)
 
     def _dense(self, n: NodePlan) -> None:
         op: FixedDense = n.op
         n_out, n_in = op.weight.shape
         st = self.plan.storage[n.name]
-        e = "e" if op.weight_exp.size and (op.weight_exp != op.weight_exp[0]).any() else str(int(op.weight_exp[0]) if op.weight_exp.size else 0)
-        tail_doc = f"y[o] = {op.acc_overflow.value}_{op.acc_bits}(shift(acc[o], {e}) + bias[o]); {self._storage_doc(st)}"
+        tail_doc = (f"y[o] = {op.acc_overflow.value}_{op.acc_bits}(shift(acc[o], {self._weight_doc(n)}) + bias[o]);"
+                    f" {self._storage_doc(st)}")
         if st.format == CSC:
             return self._dense_csc(n, st, tail_doc)
-        w = self.array(f"{n.cid}_w", op.weight.T, f"{n.name}: weight mantissas, transposed [in {n_in}][out {n_out}]")
+        w = self.array(f"{n.cid}_w", st.weights.T, f"{n.name}: weight mantissas{_scaled(st)}, transposed [in {n_in}][out {n_out}]")
         code, x = self.gather(n)
         y = self.cur(n)
-        acc_t, acc, head, tail = self._accumulator(n_out, "o", n.name in self.acc32)
-        add = "w[o]" if self._binary_source(n) else "xj * w[o]"
-        xj = "" if self._binary_source(n) else f"        const {acc_t} xj = ({acc_t}){x}[s->act[a]];\n"
+        narrow = n.name in self.acc32
+        acc_t, acc, head = self._accumulator(n_out, "o", narrow)
+        binary = self._binary_source(n)
+        add = "w[o]" if binary else "xj * w[o]"
+        xj = "" if binary else f"        const {acc_t} xj = ({acc_t}){x}[s->act[a]];\n"
         body = code + (
             f"    long a, o, n_act = 0;\n    int64_t *y = {y};\n{head}"
-            f"    /* event list: indices of the nonzero inputs (spikes / nonzero payloads) */\n"
-            f"    for (k = 0; k < {n_in}; ++k) {{\n        if ({x}[k] != 0) {{\n"
-            f"            s->act[n_act++] = (int32_t)k;\n        }}\n    }}\n"
+            f"    /* event list: indices of the nonzero inputs (spikes / nonzero payloads), branch-free */\n"
+            f"    for (k = 0; k < {n_in}; ++k) {{\n        s->act[n_act] = (int32_t)k;\n"
+            f"        n_act += {x}[k] != 0;\n    }}\n"
             f"    for (a = 0; a < n_act; ++a) {{\n{xj}"
-            f"        const {int_type(op.weight)} *w = &{w}[(long)s->act[a] * {n_out}];\n"
+            f"        const {int_type(st.weights)} *w = &{w}[(long)s->act[a] * {n_out}];\n"
             f"        for (o = 0; o < {n_out}; ++o) {{\n            {acc}[o] += {add};\n        }}\n    }}\n"
-        ) + tail
-        body += self._synapse_tail(n, "y", "k", 1)
+        )
+        body += self._synapse_tail(n, "y", "k", 1, acc if narrow else None)
         doc = f"{n_out} <- {n_in}, event-driven: acc[o] = sum over nonzero x[j] of W[o,j]*x[j]; {tail_doc}"
         self.function(n, doc, body)
 
@@ -244,7 +253,8 @@ class _Emitter:
         })
         code, x = self.gather(n)
         y = self.cur(n)
-        acc_t, acc, head, tail = self._accumulator(n_out, "k", n.name in self.acc32 and bool(arrs))
+        narrow = n.name in self.acc32 and bool(arrs)
+        acc_t, acc, head = self._accumulator(n_out, "k", narrow)
         body = code + f"    int64_t *y = {y};\n{head}"
         if arrs:
             binary = self._binary_source(n)
@@ -258,10 +268,10 @@ class _Emitter:
                 f"            for (p = (long){arrs['start']}[k]; p < p_end; ++p) {{\n"
                 f"                {acc}[{arrs['rows']}[p]] += {add};\n"
                 f"            }}\n        }}\n    }}\n"
-            ) + tail
+            )
         else:
             body += "    /* every weight is zero: no event loop */\n"
-        body += self._synapse_tail(n, "y", "k", 1)
+        body += self._synapse_tail(n, "y", "k", 1, acc if narrow else None)
         doc = (f"{n_out} <- {n_in}, event-driven over CSC weights: acc[o] = sum over nonzero x[j] and the"
                f" nonzero W[o,j] of column j of W[o,j]*x[j]; {tail_doc}")
         self.function(n, doc, body)
@@ -286,7 +296,7 @@ class _Emitter:
                f"(shift(conv(x, W)[c], e[c]) + bias[c]); {self._storage_doc(st)}")
         if st.format == CSC:
             return self._conv_csc(n, st, doc, (ih, iw, oh, ow, sh, sw, ph, pw, dh, dw))
-        w = self.array(f"{n.cid}_w", op.weight, f"{n.name}: weights [{cout}][{cin_g}][{kh}][{kw}]")
+        w = self.array(f"{n.cid}_w", st.weights, f"{n.name}: weights{_scaled(st)} [{cout}][{cin_g}][{kh}][{kw}]")
         code, x = self.gather(n)
         y = self.cur(n)
         grp = f"ci / {cin_g}" if cin_g > 1 else "ci"
@@ -409,6 +419,10 @@ class _Emitter:
         inner = "".join(f"        {line}\n" for line in code.body)
         body += f"    for (k = 0; k < {n.out_size}; ++k) {{\n{inner}    }}\n"
         self.function(n, code.doc, body)
+
+
+def _scaled(st: SynapseStorage) -> str:
+    return f" / 2^{st.scale_shift}" if st.scale_shift else ""
 
 
 def _mul(a: str, k: int) -> str:
@@ -579,9 +593,12 @@ def int32_accumulators(graph: Graph, spec: CSpec = C_SPEC) -> set[str]:
 
 
 def spike_input(graph: Graph, name: str) -> bool:
-    """True when node ``name``'s only input is a 0/1 spike train (a binary family's output)."""
+    """True when node ``name``'s only input is 0/1: a binary family's spikes, or the codes of a
+    1-bit unsigned Quantize (binary input spikes)."""
     edges = graph.in_edges(name)
     src = graph.nodes[edges[0].src] if len(edges) == 1 else None
+    if isinstance(src, Quantize):
+        return src.limits == (0, 1)
     return isinstance(src, FixedNeuron) and family_of(src).binary
 
 

@@ -144,6 +144,22 @@ static int rsnn_io_little_endian(void)
     return b == 1;
 }
 
+/* Decode n integers of `width` bytes into out[0..n); -1 when one does not fit int32_t. */
+static int rsnn_io_decode_row(const unsigned char *p, int width, long n, int32_t *out)
+{
+    long k;
+    if (width == 4 && rsnn_io_little_endian()) {
+        memcpy(out, p, (size_t)n * 4); /* the file's bytes are the host's int32_t */
+        return 0;
+    }
+    for (k = 0; k < n; ++k) {
+        if (rsnn_io_decode(p + width * k, width, &out[k]) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Encode int64_t values as little-endian integers of `width` bytes (4 or 8).
  * Returns 0, or -1 when width is 4 and a value does not fit int32_t. */
 static int rsnn_io_encode(const int64_t *v, long n, int width, unsigned char *p)
@@ -197,29 +213,30 @@ def harness_core(prefix: str) -> str:
     const unsigned char *ibuf;
     unsigned char *obuf;
     int64_t *rec;
-    long b0, b1, n_rec, first;
-    int width, rwidth, rc;
+    long b0, b1, n_rec;
+    int width, rwidth, rc, out_only;
 }} {p}_job_t;
 
-/* Samples b0..b1-1 of one step: decode their inputs, step, record, encode. */
+/* Samples b0..b1-1 of one step: decode their inputs, step, record (with out_only: only the
+ * output node's values, which the step writes itself), encode. */
 static void *{p}_job(void *arg)
 {{
     {p}_job_t *j = ({p}_job_t *)arg;
     int32_t x[{m}_N_IN + 1];
-    long b, k;
+    long b;
     for (b = j->b0; b < j->b1 && j->rc == 0; ++b) {{
         const unsigned char *row = j->ibuf + (size_t)j->width * {m}_N_IN * (size_t)b;
-        for (k = 0; k < {m}_N_IN; ++k) {{
-            if (rsnn_io_decode(row + j->width * k, j->width, &x[k]) != 0) {{
-                j->rc = 4;
-            }}
-        }}
-        if (j->rc != 0) {{
+        if (rsnn_io_decode_row(row, j->width, {m}_N_IN, x) != 0) {{
+            j->rc = 4;
             break;
         }}
-        {p}_step(&j->state[b], x, 0);
-        {p}_record(&j->state[b], j->rec);
-        if (rsnn_io_encode(j->rec + j->first, j->n_rec, j->rwidth,
+        if (j->out_only) {{
+            {p}_step(&j->state[b], x, j->rec);
+        }} else {{
+            {p}_step(&j->state[b], x, 0);
+            {p}_record(&j->state[b], j->rec);
+        }}
+        if (rsnn_io_encode(j->rec, j->n_rec, j->rwidth,
                            j->obuf + (size_t)j->rwidth * (size_t)j->n_rec * (size_t)b) != 0) {{
             j->rc = 6;
         }}
@@ -240,7 +257,6 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
 {{
     static {p}_state_t state[{m}_MAX_BATCH];
     const long n_rec = out_only ? {m}_N_OUT : {m}_RECORD_LEN;
-    const long first = out_only ? {m}_OUT_OFFSET : 0;
     unsigned char *ibuf, *obuf;
     int64_t *recs;
     {p}_job_t jobs[RSNN_MAX_THREADS];
@@ -272,7 +288,7 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
         jobs[i].b0 = batch * i / n_jobs;
         jobs[i].b1 = batch * (i + 1) / n_jobs;
         jobs[i].n_rec = n_rec;
-        jobs[i].first = first;
+        jobs[i].out_only = out_only;
         jobs[i].width = width;
         jobs[i].rwidth = rwidth;
     }}
