@@ -86,7 +86,7 @@ def _decay(f: np.ndarray, offset: int = 0) -> np.ndarray:
 class _Builder:
     def __init__(self, graph: Graph, ctx: PassContext, report: QuantizeStateReport, float_run):
         self.g, self.ctx, self.report, self.float_run = graph, ctx, report, float_run
-        self.spec = Q.profile_spec(ctx.profile)
+        self.spec = ctx.options.get("fixed_spec") or Q.profile_spec(ctx.profile)  # a subset of it
         self.loihi = isinstance(self.spec, Loihi2Spec)
         opts = ctx.options
         self.bits = Q.weight_bits(self.spec, opts)

@@ -20,6 +20,7 @@ from rsnn_compiler import __version__
 from rsnn_compiler.artifact import MANIFEST, TIMINGS, atomic_directory, file_hashes, sha256_file, write_json
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.fixed.profiles import LOIHI2_NETX
 from rsnn_compiler.frontend_api import ImportOptions, ImportResult, parse_factory_args
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
@@ -122,7 +123,7 @@ def _enum_option(value: str | None, enum_cls, flag: str):
 
 def float_pipeline(options: BuildOptions) -> list:
     steps: list = []
-    for name in float_pipeline_names(options.prune is not None):
+    for name in float_pipeline_names(options.prune is not None, bool(options.extra.get("stock_neurons"))):
         if name != PRUNE_STEP:
             steps.append(name)
             continue
@@ -136,6 +137,7 @@ def float_pipeline(options: BuildOptions) -> list:
 
 
 PROFILES = ("loihi2", "fpga")
+QUANTIZE_STEPS = ("quantize_weights", "quantize_state")  # skipped for an imported integer graph
 
 
 def resolve_profile(backends, requested: str | None) -> str | None:
@@ -227,13 +229,29 @@ def build(
     pipeline = {"float": ["import", *(_step_name(s) for s in steps)]}
 
     graphs: dict[str | None, Graph] = {None: float_graph}
-    profile = resolve_profile(backends, options.profile)
+    source_profile = next(iter(result.fixed), None) if any(b.uses_fixed for b in backends) else None
+    profile = resolve_profile(backends, options.profile or source_profile)
+    changed = options.prune is not None or bool(options.extra.get("stock_neurons"))
+    exact = result.fixed.get(profile) if profile is not None and not changed else None
+    if result.fixed and profile is not None and exact is None:
+        result.report.notes.append(
+            f"the source's own {', '.join(result.fixed)} integer graph is not used ("
+            + ("the float graph was changed by pruning / --stock-neurons" if changed else f"profile {profile}")
+            + "): requantized from the float graph")
     if ctx.calib_x is not None and float_graph.attrs.steps:
         ctx.calib_x = ctx.calib_x[: float_graph.attrs.steps]  # temporal pruning chose T
     if profile is not None:
         ctx.profile = profile
+        if profile == "loihi2" and options.extra.get("stock_neurons") == "netx":
+            ctx.options["fixed_spec"] = LOIHI2_NETX  # integer weights, biases on netx's bias_exp 6
         steps = fixed_pipeline(profile, backends)
-        fixed, fixed_reports = run_pipeline(float_graph, steps, ctx)
+        start = float_graph
+        if exact is not None:  # the source is this integer graph: lower it, do not requantize
+            steps = [s for s in steps if s not in QUANTIZE_STEPS]
+            start = exact
+        fixed, fixed_reports = run_pipeline(start, steps, ctx)
+        if exact is not None:
+            steps = ["imported", *steps]
         for r in fixed_reports:
             r.notes.insert(0, f"profile {profile}")
         graphs[profile] = fixed
@@ -267,6 +285,7 @@ def build(
                 "profile": profile if backend.uses_fixed else None,
                 "files": artifact.files,
                 "summary": artifact.summary,
+                **({"details": list(artifact.details)} if artifact.details else {}),
             }
         reports_json = [r.to_json() for r in all_reports]
         timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s"), **_nested_wall_times(r)}

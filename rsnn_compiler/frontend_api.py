@@ -54,6 +54,10 @@ class ImportReport(PassReport):
 class ImportResult:
     graph: Graph
     report: ImportReport
+    # Fixed-point graphs the source already *is*, by profile (a lava-dl netx file is a loihi2
+    # integer network): the build uses them instead of quantizing ``graph``, unless a float pass
+    # (pruning, --stock-neurons) changes the float graph.
+    fixed: dict[str, Graph] = field(default_factory=dict)
 
 
 def parse_factory_args(text: str | None) -> dict:

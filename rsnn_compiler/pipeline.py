@@ -1,7 +1,8 @@
 """The pass pipelines a build runs, by pass name (docs/design.md, "Passes").
 
-Float: ``canonicalize``, then ``prune_spatial -> prune_temporal`` with ``--prune`` (else one
-step ``prune`` that the build records as skipped). Fixed point, once per profile:
+Float: ``canonicalize`` (then ``retarget_stock`` with ``--stock-neurons``), then
+``prune_spatial -> prune_temporal`` with ``--prune`` (else one step ``prune`` that the build
+records as skipped). Fixed point, once per profile:
 ``quantize_weights -> quantize_state``, then the lowering passes each integer target names
 (``lowering_passes`` of its backend class: ``map_loihi2`` for lava).
 This module imports nothing heavy, so ``rsnnc passes`` prints the pipelines at once.
@@ -14,12 +15,13 @@ from rsnn_compiler import registry
 PRUNE_STEP = "prune"  # the float step recorded as skipped when pruning is off or unavailable
 
 
-def float_pipeline_names(prune: bool) -> list[str]:
+def float_pipeline_names(prune: bool, stock_neurons: bool = False) -> list[str]:
     """Pass names of the float pipeline (``PRUNE_STEP`` stands for skipped pruning)."""
+    head = ["canonicalize", *(["retarget_stock"] if stock_neurons else [])]
     if prune and "prune_spatial" in registry.PASSES:
         temporal = ["prune_temporal"] if "prune_temporal" in registry.PASSES else []
-        return ["canonicalize", "prune_spatial", *temporal]
-    return ["canonicalize", PRUNE_STEP]
+        return [*head, "prune_spatial", *temporal]
+    return [*head, PRUNE_STEP]
 
 
 def fixed_pipeline(profile: str | None = None, targets=()) -> list[str]:

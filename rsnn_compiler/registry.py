@@ -14,6 +14,7 @@ from rsnn_compiler.errors import UserInputError
 # name -> "module:attribute"
 PASSES: dict[str, str] = {
     "canonicalize": "rsnn_compiler.passes.canonicalize:Canonicalize",
+    "retarget_stock": "rsnn_compiler.passes.retarget_stock:RetargetStock",
     "prune_spatial": "rsnn_compiler.passes.prune_spatial:PruneSpatial",
     "prune_temporal": "rsnn_compiler.passes.prune_temporal:PruneTemporal",
     "quantize_weights": "rsnn_compiler.passes.quantize_weights:QuantizeWeights",
@@ -50,6 +51,7 @@ FRONTENDS: dict[str, str] = {
     ".pt": "rsnn_compiler.frontends.pytorch_import:load",
     ".pth": "rsnn_compiler.frontends.pytorch_import:load",
     ".onnx": "rsnn_compiler.frontends.onnx_import:load",
+    ".net": "rsnn_compiler.frontends.netx_import:load",
 }
 # frontend used for ``pkg.module:factory`` sources
 PYTHON_FRONTEND = "rsnn_compiler.frontends.pytorch_import:load"

@@ -111,4 +111,6 @@ def print_build_summary(console: Console, manifest: dict, timings: dict, outdir:
     for name, art in manifest.get("targets", {}).items():
         files = ", ".join(art["files"]) if art["files"] else "-"
         console.print(f"  target {name}: {art['summary']}  files: {files}")
+        for line in art.get("details", []):
+            console.print(f"    {line}")
     console.print(passes_table(merged_reports(manifest, timings)))

@@ -34,6 +34,7 @@ class Artifact:
     target: str
     files: list[str] = field(default_factory=list)  # paths relative to the build directory
     summary: str = ""
+    details: list[str] = field(default_factory=list)  # one line per item worth listing (e.g. per population)
 
 
 class Backend(Protocol):

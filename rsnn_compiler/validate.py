@@ -51,6 +51,18 @@ class Mismatch:
 
 
 @dataclass
+class PartCheck:
+    """One group of nodes of an executor compared on its own (e.g. Lava's stock vs custom
+    processes): the executor's ``node_groups`` names them."""
+
+    part: str
+    nodes: list[str]
+    status: str  # "equal", "mismatch"
+    compared_values: int = 0
+    mismatch: Mismatch | None = None
+
+
+@dataclass
 class ExecutorCheck:
     executor: str
     status: str  # "equal", "mismatch", "unavailable"
@@ -58,6 +70,7 @@ class ExecutorCheck:
     wall_time_s: float = 0.0
     mismatch: Mismatch | None = None
     reason: str = ""
+    parts: list[PartCheck] = field(default_factory=list)
 
 
 @dataclass
@@ -103,9 +116,17 @@ def _flat_results(result: RunResult) -> dict[str, np.ndarray]:
     return data
 
 
-def first_mismatch(executor: str, expected: RunResult, got: RunResult) -> tuple[Mismatch | None, int]:
-    """Earliest difference (by step, then sample, then key order) and the number of values compared."""
+def _node_of(key: str) -> str | None:
+    return key.split("/", 1)[1] if "/" in key else None
+
+
+def first_mismatch(executor: str, expected: RunResult, got: RunResult,
+                   nodes: set[str] | None = None) -> tuple[Mismatch | None, int]:
+    """Earliest difference (by step, then sample, then key order) and the number of values
+    compared; only the keys of ``nodes`` (``spikes/<node>``, ``v/<node>``, ...) if given."""
     ref, other = _flat_results(expected), _flat_results(got)
+    if nodes is not None:
+        ref = {k: v for k, v in ref.items() if _node_of(k) in nodes}
     best: tuple[tuple[int, int, int], Mismatch] | None = None
     compared = 0
     for order, (key, a) in enumerate(ref.items()):
@@ -192,6 +213,10 @@ def validate(
             continue
         mismatch, compared = first_mismatch(name, fixed_run, got)
         check = ExecutorCheck(name, "mismatch" if mismatch else "equal", compared, time.perf_counter() - start, mismatch)
+        groups = getattr(registry.get_executor(name), "node_groups", None)
+        for part, nodes in (groups(build, manifest) if groups else {}).items():
+            m, n = first_mismatch(name, fixed_run, got, set(nodes))
+            check.parts.append(PartCheck(part, list(nodes), "mismatch" if m else "equal", n, m))
         report.executors.append(check)
         if mismatch:
             report.ok = False

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Create (or refresh) the Python 3.10 environment that runs Lava 0.10 for the rsnnc Lava backend.
+# Create (or refresh) the Python 3.10 environment that runs Lava 0.10 and lava-dl 0.6 (netx) for
+# the rsnnc Lava backend.
 #
 #   scripts/setup_lava.sh            # creates <repo>/.venv-lava
 #   RSNNC_LAVA_ENV=/path/env scripts/setup_lava.sh
 #   RSNNC_PYTHON310=/usr/bin/python3.10 scripts/setup_lava.sh
+#   RSNNC_LAVA_TORCH_INDEX=https://download.pytorch.org/whl/cpu scripts/setup_lava.sh  # CPU torch
 #
 # Idempotent: an existing environment whose `import lava` works and whose requirements are
 # satisfied is left alone (pip only checks). Exit codes: 0 ok, 3 no Python 3.10, 1 other failure.
@@ -12,6 +14,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 env_dir="${RSNNC_LAVA_ENV:-$repo/.venv-lava}"
 reqs="$repo/backends/lava/requirements.txt"
+reqs_nodeps="$repo/backends/lava/requirements-nodeps.txt"
 
 is_py310() {  # $1: interpreter path -> success if it is CPython 3.10
     [ -n "$1" ] && [ -x "$1" ] && \
@@ -61,21 +64,32 @@ fi
 
 env_py="$env_dir/bin/python"
 # the installer's own messages (deprecations, resolver notes) go to a log shown only on failure
-log="$(mktemp)"
-if "$env_py" -m pip install --disable-pip-version-check -q -r "$reqs" >"$log" 2>&1; then
-    rm -f "$log"
-else
-    echo "error: pip install -r $reqs into $env_dir failed; the installer's last lines:" >&2
-    tail -n 30 "$log" >&2
-    rm -f "$log"
-    exit 1
+pip_q() {
+    local log
+    log="$(mktemp)"
+    if "$env_py" -m pip install --disable-pip-version-check -q "$@" >"$log" 2>&1; then
+        rm -f "$log"
+    else
+        echo "error: pip install $* into $env_dir failed; the installer's last lines:" >&2
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+}
+if [ -n "${RSNNC_LAVA_TORCH_INDEX:-}" ]; then
+    pip_q --index-url "$RSNNC_LAVA_TORCH_INDEX" torch==2.3.1 torchvision==0.18.1
 fi
+pip_q -r "$reqs"
+pip_q --no-deps -r "$reqs_nodeps"
 
 if ! version="$("$env_py" -c 'import lava, importlib.metadata as m
 from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: F401
-print(m.version("lava-nc"))' 2>&1)"; then
-    echo "error: 'import lava' fails in $env_dir:" >&2
-    echo "$version" >&2
+import lava.lib.dl.netx  # noqa: F401  (lava-dl: imports torch, h5py)
+print(m.version("lava-nc"), m.version("lava-dl"), m.version("torch"))' 2>&1 | tail -n1)" \
+        || [ "$(echo "$version" | wc -w)" -ne 3 ]; then
+    echo "error: 'import lava' or 'import lava.lib.dl.netx' fails in $env_dir:" >&2
+    "$env_py" -c 'import lava.lib.dl.netx' >&2 || true
     exit 1
 fi
-echo "lava-nc $version ready: $env_py"
+set -- $version
+echo "lava-nc $1, lava-dl $2 (torch $3) ready: $env_py"

@@ -1,6 +1,36 @@
 """Suite-wide settings: one torch thread per test process (the suite runs under pytest-xdist;
-small per-step tensors are far faster single-threaded on a busy 2-core machine)."""
+small per-step tensors are far faster single-threaded on a busy 2-core machine), and the Lava
+environment fixtures: tests that need it skip locally and fail under ``CI`` when it is missing."""
 
+import os
+from pathlib import Path
+
+import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+def _python(status) -> Path:
+    if not status.found:
+        if os.environ.get("CI"):
+            pytest.fail(f"the Lava environment is required in CI: {status.reason}")
+        pytest.skip(status.reason)
+    assert status.python is not None
+    return status.python
+
+
+@pytest.fixture(scope="session")
+def lava_python() -> Path:
+    """The Python 3.10 interpreter with Lava (scripts/setup_lava.sh)."""
+    from rsnn_compiler.backends.lava.env import lava_status
+
+    return _python(lava_status())
+
+
+@pytest.fixture(scope="session")
+def netx_python() -> Path:
+    """The same interpreter, checked to import lava-dl's netx as well."""
+    from rsnn_compiler.backends.lava.env import netx_status
+
+    return _python(netx_status())

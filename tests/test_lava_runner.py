@@ -6,7 +6,6 @@ without it they skip, or fail when the ``CI`` environment variable is set.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -327,17 +326,6 @@ def test_repo_root_from_module_path():
 # --------------------------------------------------------------------------------------------
 # Tests against Lava
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def lava_python() -> Path:
-    status = lava_env.lava_status()
-    if not status.found:
-        if os.environ.get("CI"):
-            pytest.fail(f"Lava environment required in CI: {status.reason}")
-        pytest.skip(status.reason)
-    assert status.python is not None
-    return status.python
 
 
 def run_case(net: RefNet, x: np.ndarray, tmp_path: Path, python: Path, **kw) -> dict:

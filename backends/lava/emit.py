@@ -25,15 +25,18 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from rsnn_compiler.fixed import arith
 from rsnn_compiler.ir.dynamics import family_of
-from rsnn_compiler.ir.fixed_ops import FixedDense, FixedLIF, FixedNeuron, Quantize
+from rsnn_compiler.ir.fixed_ops import FixedDense, FixedLIF, FixedNeuron, Quantize, _FixedConv
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.verify import verify
+from rsnn_compiler.backends.lava.fold import ConvGeometry, FoldError, fold_path
 from rsnn_compiler.backends.lava.retime import RetimedPath, RetimeSpec, plan_retiming
 from rsnn_compiler.target_api import Diagnostic
 
 from rsnn_compiler.backends.lava.spec import LAVA_SPEC, LavaSpec
+
 
 class _IrState(dict):
     """Lava recording name -> IR state name: Lava's LIF records the current as ``u``; custom
@@ -85,9 +88,13 @@ class ConnectionPlan:
     num_message_bits: int
     lava_delay: int  # 1 = Dense/Sparse; >1 = DelayDense/DelaySparse with delay lava_delay - 1
     sparse: bool = False  # stored and run as CSR (density <= LavaSpec.sparse_max_density)
+    conv: ConvGeometry | None = None  # a Lava Conv (then ``weights`` is its 4-D kernel)
+    pools: tuple[str, ...] = ()  # IR pools folded into this connection
 
     @property
     def kind(self) -> str:
+        if self.conv is not None:
+            return "conv"
         base = "dense" if self.lava_delay == 1 else "delay_dense"
         return base.replace("dense", "sparse") if self.sparse else base
 
@@ -95,7 +102,7 @@ class ConnectionPlan:
     def process(self) -> str:
         """The Lava process class this connection becomes."""
         return {"dense": "Dense", "sparse": "Sparse", "delay_dense": "DelayDense",
-                "delay_sparse": "DelaySparse"}[self.kind]
+                "delay_sparse": "DelaySparse", "conv": "Conv"}[self.kind]
 
     @property
     def density(self) -> float:
@@ -155,12 +162,15 @@ def _lava_lif(name: str, op: FixedLIF, shape, stage: int, value: str,
     params = {"du": int(sel(op.du)[0]), "dv": int(sel(op.dv)[0]), "vth": int(sel(op.vth)[0]),
               "bias_mant": sel(op.bias_mant), "bias_exp": sel(op.bias_exp), "u": 0,
               "v": sel(op.v_init)}
+    if stage > 0 and (params["bias_mant"].any() or params["v"].any()):
+        params["start"] = stage  # the runner holds bias and v at 0 until Lava step `stage`
     return PopulationPlan(name, "lif", shape, stage, params, ("spikes", "u", "v"), value,
                           part=part, index=index)
 
 
-def lif_blockers(op: FixedNeuron, stage: int) -> list[str]:
-    """Why Lava's own LIF cannot run ``op`` at ``stage`` (empty: it can)."""
+def lif_blockers(op: FixedNeuron) -> list[str]:
+    """Why Lava's own LIF cannot run ``op`` (empty: it can). A bias or initial membrane at a
+    stage > 0 is no obstacle: the runner holds them at 0 until the stage starts (``start``)."""
     if type(op) is not FixedLIF:
         return [f"{type(op).__name__} has no Lava process"]
     why = []
@@ -173,8 +183,6 @@ def lif_blockers(op: FixedNeuron, stage: int) -> list[str]:
     varying = [p for p in LAVA_SPEC.lif_scalar_params if not _uniform(getattr(op, p))]
     if varying:
         why.append(f"per-neuron {'/'.join(varying)}")
-    if stage > 0 and ((op.bias_mant != 0).any() or (op.v_init != 0).any()):
-        why.append(f"bias or v_init at stage {stage} (Lava's LIF cannot wait for its stage)")
     return why
 
 
@@ -184,7 +192,7 @@ def neuron_plans(name: str, op: FixedNeuron, stage: int, spec: LavaSpec = LAVA_S
     it from Lava's LIF and there are at most ``max_lif_split`` distinct triples. ``splittable``
     is False when an outgoing synapse has a negative weight_exp: Lava would floor each part's
     sum separately (splitting the receiving side is always exact)."""
-    blockers = lif_blockers(op, stage)
+    blockers = lif_blockers(op)
     value = "spikes" if op.spiking else "v"
     if splittable and len(blockers) == 1 and blockers[0].startswith("per-neuron"):
         groups = _lif_groups(op)
@@ -197,7 +205,7 @@ def neuron_plans(name: str, op: FixedNeuron, stage: int, spec: LavaSpec = LAVA_S
 def neuron_plan(name: str, op: FixedNeuron, stage: int) -> PopulationPlan:
     shape = tuple(op.shape)
     value = "spikes" if op.spiking else "v"
-    blockers = lif_blockers(op, stage)
+    blockers = lif_blockers(op)
     if not blockers:
         return _lava_lif(name, op, shape, stage, value)
     family = family_of(op)  # the custom process runs this family's definition
@@ -223,25 +231,42 @@ def connection_plan(graph: Graph, rp: RetimedPath, sizes: dict[str, int],
     n_src, n_dst = sizes[p.src], sizes[p.dst]
     where = f"connection {p.src} -> {p.dst}" + (f" via {p.synapse}" if p.synapse else "")
     message_bits = 0 if _binary_source(graph, p.src) else spec.graded_message_bits
-    if p.synapse is None:
+    name = f"{p.src}__{p.synapse or 'id'}__{p.dst}"
+    try:
+        folded = fold_path(graph, p, tuple(graph.nodes[p.src].shape))
+    except FoldError as exc:
+        return None, [Diagnostic(where, str(exc), "use dense or conv layers with sum pools before"
+                                 " them, or target c/gpu for this model")]
+    if folded.conv is not None:
+        conv = folded.conv
+        problems = []
+        if int(np.prod(conv.out_shape)) != n_dst:
+            problems.append(Diagnostic(where, f"the conv makes {conv.out_shape}, the neuron has {n_dst}",
+                                       "fix the graph shapes"))
+        if rp.lava_delay != 1:
+            problems.append(Diagnostic(where, f"a conv path with Lava delay {rp.lava_delay} (Lava's"
+                                       " Conv has no delays)", "move the delay behind a dense layer"))
+        if problems:
+            return None, problems
+        return ConnectionPlan(name, p.src, p.dst, conv.weight, 0, 8, "mixed", message_bits,
+                              rp.lava_delay, conv=conv, pools=folded.pools), []
+    if folded.weight is None:
         if n_src != n_dst:
             return None, [Diagnostic(where, f"sums {n_src} values into {n_dst} neurons",
                                      "insert a dense layer with explicit weights")]
         w, e, bits = np.eye(n_dst, dtype=np.int64), 0, 8
     else:
-        op = graph.nodes[p.synapse]
-        if not isinstance(op, FixedDense):
-            return None, [Diagnostic(where, f"{type(op).__name__} is not emitted to Lava (only dense"
-                                     " synapses are)", "use dense layers, or target c/gpu for this model")]
-        w = np.asarray(op.weight, dtype=np.int64)
+        w, e, bits = folded.weight, folded.weight_exp, folded.weight_bits
         if w.shape != (n_dst, n_src):
             return None, [Diagnostic(where, f"weights {w.shape} do not connect {n_src} -> {n_dst}",
                                      "fix the graph shapes")]
-        e, bits = (int(op.weight_exp.flat[0]) if op.weight_exp.size else 0), int(op.weight_bits)
+        if folded.pools and not arith.loihi_weights_exact(w, bits):
+            return None, [Diagnostic(where, f"folding pool(s) {', '.join(folded.pools)} into the"
+                                     " weights gives values Lava's Dense would requantize",
+                                     "use non-overlapping pools, or target c/gpu")]
     mode = "excitatory" if w.min(initial=0) >= 0 else "inhibitory" if w.max(initial=0) <= 0 else "mixed"
-    name = f"{p.src}__{p.synapse or 'id'}__{p.dst}"
     return ConnectionPlan(name, p.src, p.dst, w, e, bits, mode, message_bits, rp.lava_delay,
-                          is_sparse(w, spec)), []
+                          is_sparse(w, spec), pools=folded.pools), []
 
 
 def split_connection(c: ConnectionPlan, split: dict[str, list[PopulationPlan]],
@@ -290,6 +315,9 @@ def _shared_synapse_problems(graph: Graph, paths: list[RetimedPath]) -> list[Dia
             out.append(Diagnostic(f"node '{syn}'", f"sums {n} inputs before a negative weight_exp"
                                   " (Lava shifts each input's connection separately)",
                                   "give it a single input or weight_exp >= 0"))
+        elif n > 1 and isinstance(op, _FixedConv):
+            out.append(Diagnostic(f"node '{syn}'", f"sums {n} inputs before a conv (Lava wraps each"
+                                  " input's Conv to 24 bits separately)", "give the conv a single input"))
     return out
 
 
@@ -312,9 +340,12 @@ def lower(graph: Graph, spec: LavaSpec = LAVA_SPEC) -> tuple[LavaProgram | None,
     floored = {rp.path.src for rp in plan.paths if rp.path.synapse is not None
                and isinstance(graph.nodes[rp.path.synapse], FixedDense)
                and (graph.nodes[rp.path.synapse].weight_exp < 0).any()}
+    convolved = {n for rp in plan.paths if rp.path.synapse is not None
+                 and isinstance(graph.nodes[rp.path.synapse], _FixedConv) for n in (rp.path.src, rp.path.dst)}
     for name, op in graph.nodes.items():
         if isinstance(op, FixedNeuron):
-            pops = neuron_plans(name, op, plan.stages[name], spec, splittable=name not in floored)
+            pops = neuron_plans(name, op, plan.stages[name], spec,
+                                splittable=name not in floored | convolved)
             program.populations += pops
             sizes[name] = pops[0].node_size
     split_nodes = {p.node for p in program.populations if p.part is not None}
@@ -376,6 +407,14 @@ def to_network(program: LavaProgram, num_steps: int | None = None) -> tuple[dict
                      "record": list(p.record)})
     conns = []
     for c in program.connections:
+        if c.conv is not None:
+            g = c.conv
+            conns.append({"name": c.name, "kind": "conv", "src": c.src, "dst": c.dst,
+                          "weights": _store(g.weight, f"{c.name}.w", arrays),
+                          "input_shape": list(g.input_shape), "stride": list(g.stride),
+                          "padding": list(g.padding), "dilation": list(g.dilation),
+                          "groups": g.groups, "num_message_bits": c.num_message_bits})
+            continue
         d = {"name": c.name, "kind": c.kind, "src": c.src, "dst": c.dst,
              "weights": (_store_csr if c.sparse else _store)(c.weights, f"{c.name}.w", arrays),
              "weight_exp": c.weight_exp,

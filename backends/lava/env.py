@@ -24,6 +24,7 @@ from typing import Mapping
 import numpy as np
 
 RUNNER = Path(__file__).resolve().with_name("lava_runner.py")
+NETX_RUNNER = Path(__file__).resolve().with_name("netx_runner.py")
 SETUP_HINT = "scripts/setup_lava.sh"
 NETWORK_FORMAT = "rsnnc-lava-net"
 NETWORK_VERSION = 1
@@ -84,25 +85,30 @@ def _fix_hint() -> str:
     return f"create it with `{script}` (needs Python 3.10), or set RSNNC_LAVA_PYTHON"
 
 
-_PROBED: dict[str, str] = {}  # interpreter -> lava-nc version (successes only)
+_PROBED: dict[tuple[str, str], str] = {}  # (interpreter, probe code) -> its output (successes only)
+LAVA_PROBE = ("import sys, importlib.metadata as m; import lava; "
+              "from lava.magma.core.run_configs import Loihi2SimCfg; "
+              "print(m.version('lava-nc'), '%d.%d' % sys.version_info[:2])")
+# lava-dl's netx, found and versioned without importing it (importing torch takes tens of
+# seconds; the netx runner reports a broken installation itself)
+NETX_PROBE = ("import importlib.metadata as m, importlib.util as u; import h5py;"
+              " assert u.find_spec('lava.lib.dl.netx') and u.find_spec('torch'), 'lava-dl netx not found';"
+              " print(m.version('lava-dl'))")
 
 
-def _probe(python: str) -> tuple[str | None, str]:
-    """(lava-nc version or None, error text) for an interpreter."""
-    if python in _PROBED:
-        return _PROBED[python], ""
-    code = ("import sys, importlib.metadata as m; import lava; "
-            "from lava.magma.core.run_configs import Loihi2SimCfg; "
-            "print(m.version('lava-nc'), '%d.%d' % sys.version_info[:2])")
+def _probe(python: str, code: str = LAVA_PROBE, timeout: float = 120) -> tuple[str | None, str]:
+    """(first word the probe prints, or None; error text) for an interpreter."""
+    if (python, code) in _PROBED:
+        return _PROBED[python, code], ""
     try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, str(exc)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         return None, lines[-1] if lines else f"exit code {proc.returncode}"
-    _PROBED[python] = proc.stdout.split()[0]
-    return _PROBED[python], ""
+    _PROBED[python, code] = proc.stdout.split()[0]
+    return _PROBED[python, code], ""
 
 
 def lava_status() -> LavaStatus:
@@ -117,6 +123,19 @@ def lava_status() -> LavaStatus:
         return LavaStatus(False, python, None,
                           f"`import lava` fails in {python}: {error}; {_fix_hint()}")
     return LavaStatus(True, python, version, f"lava-nc {version} at {python}")
+
+
+def netx_status() -> LavaStatus:
+    """Like :func:`lava_status`, and also check that lava-dl's ``netx`` is installed there."""
+    status = lava_status()
+    if not status.found:
+        return status
+    version, error = _probe(str(status.python), NETX_PROBE, timeout=300)
+    if version is None:
+        return LavaStatus(False, status.python, status.lava_version,
+                          f"lava-dl's netx is not usable in {status.python}: {error}; {_fix_hint()}")
+    return LavaStatus(True, status.python, status.lava_version,
+                      f"lava-nc {status.lava_version}, lava-dl {version} at {status.python}")
 
 
 def require_lava() -> Path:
@@ -171,6 +190,53 @@ def run_in_lava(network_dir: Path | str, inputs: np.ndarray, *, steps: int | Non
             raise LavaError(f"Lava runner failed (exit {proc.returncode}): {tail}")
         with np.load(out_path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
+
+
+@dataclass(frozen=True)
+class NetxJob:
+    """One ``.net`` file run by ``netx_runner.py`` (its docstring has the fields' meaning)."""
+
+    net: Path
+    inputs: np.ndarray  # (T, batch, n_in) integers, torch flat order of layer/0/shape
+    steps: int
+    reset_interval: int | None = None
+    reset_offset: int = 0
+    input_message_bits: int = 0
+
+
+def run_netx(jobs: list[NetxJob], *, timeout: float | None = DEFAULT_TIMEOUT_S,
+             python: Path | str | None = None) -> list[dict[str, np.ndarray]]:
+    """Run every job with lava-dl's ``netx.hdf5.Network`` in Lava ``fixed_pt`` (one subprocess).
+
+    Returns per job ``spikes/<i>``, ``u/<i>``, ``v/<i>`` (S, batch, n) int64 for every layer ``i``
+    netx builds (file index), in raw Lava steps, and ``meta``. Raises ``LavaError``.
+    """
+    if python is None:
+        status = netx_status()
+        if not status.found:
+            raise LavaError(status.reason)
+        python = status.python
+    with tempfile.TemporaryDirectory(prefix="rsnnc-netx-run-") as tmp:
+        docs = []
+        for k, job in enumerate(jobs):
+            x = np.asarray(job.inputs)
+            if x.dtype.kind not in "iub" or x.ndim != 3:
+                raise ValueError(f"netx inputs must be integers (T, batch, n_in), got {x.dtype} {x.shape}")
+            np.savez(Path(tmp) / f"x{k}.npz", x=x.astype(np.int64))
+            docs.append({"net": str(job.net), "inputs": str(Path(tmp) / f"x{k}.npz"),
+                         "out": str(Path(tmp) / f"r{k}.npz"), "steps": int(job.steps),
+                         "reset_interval": job.reset_interval, "reset_offset": job.reset_offset,
+                         "input_message_bits": job.input_message_bits})
+        (Path(tmp) / "jobs.json").write_text(json.dumps({"jobs": docs}))
+        proc = _run_group([str(python), str(NETX_RUNNER), str(Path(tmp) / "jobs.json")], timeout)
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
+            raise LavaError(f"netx runner failed (exit {proc.returncode}): {tail}")
+        out = []
+        for doc in docs:
+            with np.load(doc["out"], allow_pickle=False) as z:
+                out.append({k: z[k] for k in z.files})
+        return out
 
 
 def _run_group(cmd: list[str], timeout: float | None) -> subprocess.CompletedProcess:

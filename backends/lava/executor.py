@@ -97,6 +97,14 @@ def run_program(net_dir: Path, graph: Graph, x: np.ndarray, **kw) -> RunResult:
 
 class LavaExecutor:
     name: ClassVar[str] = "lava"
+
+    def node_groups(self, build: Path, manifest: dict) -> dict[str, list[str]]:
+        """IR neurons on stock Lava processes and on custom ones (``rsnnc validate`` compares
+        them separately)."""
+        net = Path(build) / "lava" / LAVA_SPEC.network_file
+        pops = json.loads(net.read_text())["meta"]["rsnnc"]["populations"] if net.exists() else {}
+        return {"stock Lava processes": [n for n, p in pops.items() if not p["custom"]],
+                "custom processes": [n for n, p in pops.items() if p["custom"]]}
     domains: ClassVar[tuple[str, ...]] = ("fixed",)  # rsnnc run picks fixed without --domain
 
     def run(self, build: Path, manifest: dict, domain: Domain, profile: str | None, x: np.ndarray) -> RunResult:

@@ -74,6 +74,21 @@ class Connection:
     num_weight_bits: int = 8
     sign_mode: str = "auto"
     num_message_bits: int = 0
+    # kind "conv": Lava Conv in torch terms; weights (C_out, C_in / groups, kH, kW)
+    input_shape: tuple[int, int, int] | None = None  # (C, H, W) of the source, flat in that order
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    @property
+    def conv_out_shape(self) -> tuple[int, int, int]:
+        """(C_out, H', W') of a conv connection (the destination's flat order)."""
+        spatial = []
+        for i in range(2):
+            eff = self.dilation[i] * (self.weights.shape[2 + i] - 1) + 1
+            spatial.append((self.input_shape[1 + i] + 2 * self.padding[i] - eff) // self.stride[i] + 1)
+        return (int(self.weights.shape[0]), *spatial)
 
 
 @dataclass
@@ -152,7 +167,9 @@ def _check_range(value: Any, lo: int, hi: int, what: str) -> None:
 
 POPULATION_KEYS = {"name", "neuron", "size", "params", "record"}
 CONNECTION_KEYS = {"name", "kind", "src", "dst", "weights", "delays", "max_delay", "weight_exp",
-                   "num_weight_bits", "sign_mode", "num_message_bits"}
+                   "num_weight_bits", "sign_mode", "num_message_bits", "input_shape", "stride",
+                   "padding", "dilation", "groups"}
+CONV_GEOMETRY = {"input_shape": 3, "stride": 2, "padding": 2, "dilation": 2}
 
 
 def _check_keys(d: dict, allowed: set[str], what: str) -> None:
@@ -206,6 +223,14 @@ def _parse_connection(d: dict, arrays: dict, sizes: dict[str, int], input_name: 
         c.delays = _resolve(d["delays"], arrays, f"connection {name} delays")
     if "max_delay" in d:
         c.max_delay = _as_int(d["max_delay"], f"connection {name} max_delay")
+    for key, n in CONV_GEOMETRY.items():
+        if key in d:
+            value = d[key]
+            if not isinstance(value, list) or len(value) != n:
+                raise SpecError(f"connection {name}: {key} must be a list of {n} integers")
+            setattr(c, key, tuple(_as_int(v, f"connection {name} {key}") for v in value))
+    if "groups" in d:
+        c.groups = _as_int(d["groups"], f"connection {name} groups")
     CONNECTIONS[kind].validate(c, sizes[src], sizes[dst])
     return c
 
@@ -258,6 +283,11 @@ def replicate(net: Network, k: int, dense_as: str = "sparse") -> Network:
     for c in net.connections:
         if c.weights is None:  # direct
             conns.append(c)
+            continue
+        if c.kind == "conv":  # copies as extra channel groups: (k*C, H, W), k * groups
+            cin, h, w = c.input_shape
+            conns.append(replace(c, weights=np.tile(c.weights, (k, 1, 1, 1)),
+                                 input_shape=(k * cin, h, w), groups=k * c.groups))
             continue
         kind = "sparse" if c.kind == "dense" and dense_as == "sparse" else c.kind
         w = sp.block_diag([c.weights] * k, format="csr")
@@ -313,6 +343,9 @@ LIF_PARAMS = {  # name: (default, lo, hi, per-neuron allowed); ranges = Lava's s
     "du": (0, 0, 4095, False), "dv": (0, 0, 4095, False), "vth": (10, 0, 2**31 - 1, False),
     "bias_mant": (0, -(2**15), 2**15 - 1, True), "bias_exp": (0, -(2**15), 2**15 - 1, True),
     "u": (0, -(2**31), 2**31 - 1, True), "v": (0, -(2**31), 2**31 - 1, True),
+    # Lava steps 1..start run with bias_mant = v = 0; before step start + 1 the host sets them
+    # (Var.set between run segments): a population that starts late in the pipeline stays at rest.
+    "start": (0, 0, 2**31 - 1, False),
 }
 
 
@@ -385,6 +418,23 @@ def _validate_delay_sparse(c: Connection, n_src: int, n_dst: int) -> None:
         _check_range(c.max_delay, int(values.max(initial=0)), MAX_DELAY, f"connection {c.name} max_delay")
 
 
+def _validate_conv(c: Connection, n_src: int, n_dst: int) -> None:
+    w = c.weights
+    if w is None or sp.issparse(w) or w.ndim != 4 or c.input_shape is None:
+        raise SpecError(f"connection {c.name}: conv needs 4-D weights and input_shape")
+    _check_range(w, -(2**31), 2**31 - 1, f"connection {c.name} weights")
+    cin = c.input_shape[0]
+    if (min(c.input_shape) < 1 or c.groups < 1 or cin % c.groups or w.shape[0] % c.groups
+            or w.shape[1] * c.groups != cin or min(c.stride + c.dilation) < 1 or min(c.padding) < 0):
+        raise SpecError(f"connection {c.name}: inconsistent conv geometry")
+    if int(np.prod(c.input_shape)) != n_src or min(c.conv_out_shape) < 1 \
+            or int(np.prod(c.conv_out_shape)) != n_dst:
+        raise SpecError(f"connection {c.name}: conv maps {c.input_shape} -> {c.conv_out_shape},"
+                        f" populations have {n_src} -> {n_dst} neurons")
+    if c.delays is not None:
+        raise SpecError(f"connection {c.name}: Lava's Conv has no delays")
+
+
 def _validate_direct(c: Connection, n_src: int, n_dst: int) -> None:
     if n_src != n_dst or c.weights is not None or c.delays is not None:
         raise SpecError(f"connection {c.name}: direct needs equal sizes and no weights/delays")
@@ -401,6 +451,7 @@ class LavaBuild:
         # import every module next to the process's defining file).
         self.model_map: dict[Any, type] = {}
         self.sinks: dict[str, Any] = {}  # "spikes/pop" -> sink process
+        self.holds: list[tuple[int, Any, dict[str, np.ndarray]]] = []  # (start, LIF, values)
         self.source = Source(data=np.ascontiguousarray(x.T.astype(np.int32)))  # (n_in, T)
         kinds = neuron_kinds()
         self.neurons = {p.name: kinds[p.neuron].build(self, p) for p in net.populations}
@@ -426,6 +477,9 @@ class LavaBuild:
         src, dst = self.out_port(c.src), self.neurons[c.dst].a_in
         if proc is None:
             src.connect(dst)
+        elif c.kind == "conv":  # flat torch (C, H, W) order <-> Lava's (x, y, c) ports
+            src.reshape(c.input_shape).transpose([2, 1, 0]).connect(proc.s_in)
+            proc.a_out.transpose([2, 1, 0]).reshape((int(np.prod(c.conv_out_shape)),)).connect(dst)
         else:
             src.connect(proc.s_in)
             proc.a_out.connect(dst)
@@ -472,7 +526,14 @@ class LavaBuild:
 
         cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=self.model_map)
         t0 = time.perf_counter()
-        self.source.run(condition=RunSteps(num_steps=self.steps), run_cfg=cfg)
+        done = 0
+        for start in sorted({h[0] for h in self.holds}):  # run up to each held LIF's start
+            self.source.run(condition=RunSteps(num_steps=start - done), run_cfg=cfg)
+            done = start
+            for _, proc, values in (h for h in self.holds if h[0] == start):
+                for var, value in values.items():
+                    getattr(proc, var).set(value)
+        self.source.run(condition=RunSteps(num_steps=self.steps - done), run_cfg=cfg)
         t1 = time.perf_counter()
         out = {}
         if self.readout == "get":
@@ -504,10 +565,24 @@ class NeuronHandle:
 
 
 def _build_lif(b: LavaBuild, pop: Population) -> NeuronHandle:
-    from lava.proc.lif.process import LIF
-
     kw = {k: pop.params.get(k, LIF_PARAMS[k][0]) for k in LIF_PARAMS}
     kw = {k: (v.astype(np.int32) if isinstance(v, np.ndarray) else int(v)) for k, v in kw.items()}
+    start = kw.pop("start")
+    held = {}
+    if start > 0:
+        held = {k: np.broadcast_to(np.asarray(kw[k], np.int32), (pop.size,)).copy()
+                for k in ("bias_mant", "v")}
+        kw.update(bias_mant=np.zeros(pop.size, np.int32), v=np.zeros(pop.size, np.int32))
+    handle = _lif_process(b, pop, kw)
+    if held and start < b.steps:
+        b.holds.append((start, handle.process, held))
+    return handle
+
+
+def _lif_process(b: LavaBuild, pop: Population, kw: dict[str, Any]) -> NeuronHandle:
+    """Lava's LIF (or a subclass whose model only adds recording) with parameters ``kw``."""
+    from lava.proc.lif.process import LIF
+
     if pop.record and b.readout == "file":
         custom = _custom_classes()
         path = b.record_file(pop)
@@ -566,6 +641,18 @@ def _build_delay_dense(b: LavaBuild, c: Connection):
     return DelayDense(weights=np.asarray(c.weights, dtype=np.int32),
                       delays=np.asarray(c.delays, dtype=int), max_delay=max_delay,  # int32 rejected
                       **_weight_kwargs(c))
+
+
+def _build_conv(b: LavaBuild, c: Connection):
+    """Lava's Conv on (x, y, c) = (W, H, C) data: torch's (C_out, C_in, kH, kW) kernel flipped
+    (Lava convolves, torch correlates) and laid out (C_out, kW, kH, C_in); geometry in (x, y)."""
+    from lava.proc.conv.process import Conv
+
+    cin, h, w = c.input_shape
+    kernel = np.ascontiguousarray(c.weights[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)).astype(np.int32)
+    return Conv(weight=kernel, input_shape=(w, h, cin), stride=c.stride[::-1],
+                padding=c.padding[::-1], dilation=c.dilation[::-1], groups=c.groups,
+                num_message_bits=c.num_message_bits, name=c.name)
 
 
 # ---- custom neurons (lava_custom_neurons.py) -------------------------------------------------
@@ -632,6 +719,7 @@ CONNECTIONS: dict[str, ConnectionKind] = {
     "delay_dense": ConnectionKind(_validate_delay_dense, _build_delay_dense),
     "delay_sparse": ConnectionKind(_validate_delay_sparse, _build_delay_sparse),
     "direct": ConnectionKind(_validate_direct, lambda b, c: None),
+    "conv": ConnectionKind(_validate_conv, _build_conv),
 }
 
 

@@ -27,7 +27,8 @@ from typing import ClassVar
 import numpy as np
 
 from rsnn_compiler.backends.lava.loihi2_resources import DEFAULT_BOARD, LOIHI2_RESOURCES, Loihi2Resources, get_board
-from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron
+from rsnn_compiler.backends.lava.fold import ConvGeometry, FoldError, fold_path
+from rsnn_compiler.ir.fixed_ops import FixedNeuron
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler.target_api import Diagnostic
@@ -352,27 +353,30 @@ def network_from_graph(graph: Graph, res: Loihi2Resources = LOIHI2_RESOURCES) ->
             net.populations[p.src] = Population(p.src, size, 0, on_core=False)
     for p, delayed in paths:
         n_src, n_dst = net.populations[p.src].size, net.populations[p.dst].size
-        syn = graph.nodes[p.synapse] if p.synapse else None
-        if syn is None:
+        try:  # pools folded into the synapse, as the emitter does
+            folded = fold_path(graph, p, tuple(getattr(graph.nodes[p.src], "shape", ()) or (1,)))
+        except FoldError:  # not emittable (check reports it): count the synapse op as it stands
+            folded = None
+        if folded is not None and folded.conv is not None:  # implicit structure
+            conn = Connection(p.name, p.src, p.dst, _conv_fanin(folded.conv), n_src, 8, delayed)
+            notes.append(f"{p.name}: convolution mapped with explicit synapses (no weight sharing)")
+        elif folded is not None and folded.weight is not None:
+            conn = Connection.from_matrix(p.name, p.src, p.dst, folded.weight, folded.weight_bits, delayed)
+        elif p.synapse is None or folded is None:
             eye = np.eye(n_dst, n_src, dtype=np.int8) if n_src == n_dst else np.ones((n_dst, n_src), np.int8)
             conn = Connection.from_matrix(p.name, p.src, p.dst, eye, 8, delayed)
-        elif isinstance(syn, FixedDense):
-            conn = Connection.from_matrix(p.name, p.src, p.dst, syn.weight, syn.weight_bits, delayed)
-        else:  # convolutions: exact fan-in per output neuron, implicit structure
-            conn = Connection(p.name, p.src, p.dst, _conv_fanin(syn), n_src, syn.weight_bits, delayed)
-            notes.append(f"{p.name}: convolution mapped with explicit synapses (no weight sharing)")
         net.connections.append(conn)
     return net, notes
 
 
-def _conv_fanin(op) -> np.ndarray:
+def _conv_fanin(conv: ConvGeometry) -> np.ndarray:
+    """Nonzero synapses per output neuron of a (2-D) conv."""
     import torch
     import torch.nn.functional as F
 
-    w = torch.from_numpy((np.asarray(op.weight) != 0).astype(np.float64))
-    conv = F.conv1d if w.ndim == 3 else F.conv2d
-    ones = torch.ones((1, *op.in_shape), dtype=torch.float64)
-    out = conv(ones, w, None, op.stride, op.padding, op.dilation, op.groups)
+    w = torch.from_numpy((np.asarray(conv.weight) != 0).astype(np.float64))
+    ones = torch.ones((1, *conv.input_shape), dtype=torch.float64)
+    out = F.conv2d(ones, w, None, conv.stride, conv.padding, conv.dilation, conv.groups)
     return out.numpy().reshape(-1).round().astype(np.int64)
 
 

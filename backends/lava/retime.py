@@ -31,10 +31,10 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.profiles import LOIHI2
 from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Graph
-from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Input, NeuronOp, Output
+from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Input, NeuronOp, Output, Pool
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 
-RELAYS = (Identity, Flatten, Delay)
+RELAYS = (Identity, Flatten, Delay, Pool)  # no Lava step of their own; the emitter folds pools into the synapse
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ module hard-codes a bit width of a profile. docs/fixed-point.md explains every n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.arith import Overflow
@@ -80,6 +80,10 @@ class FpgaSpec:
 
 
 LOIHI2 = Loihi2Spec()
+#: The loihi2 subset that lava-dl netx files express: netx has no weight-exponent field (it
+#: derives one from integer weights) and builds LIFs with bias_exp 6. quantize_state uses it for
+#: ``rsnnc build --stock-neurons netx``; graphs quantized with it are ordinary loihi2 graphs.
+LOIHI2_NETX = replace(LOIHI2, weight_exp_range=(0, 0), bias_exp_range=(6, 7))
 FPGA = FpgaSpec()
 PROFILES: dict[Profile, Loihi2Spec | FpgaSpec] = {Profile.LOIHI2: LOIHI2, Profile.FPGA: FPGA}
 

@@ -24,6 +24,10 @@ EXAMPLES = (
             "a model file by path, with factory arguments as JSON"),
     Example("rsnnc build models/mlp_digits/model.onnx --convert sfn --calib models/mlp_digits/data.npz"
             " --target c,gpu -o build/ann", "ReLU ANN -> SNN"),
+    Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
+            " --calib models/rleaky_mnist1d/data.npz --stock-neurons netx --stock-finetune 1 --target lava"
+            " -o build/stock",
+            "zero-reset LIFs with shared decays, fine-tuned: stock Lava processes only, exports to netx"),
 )
 
 TEXT = """INPUT is a .nir file, an .onnx ANN, an .rsnn graph, or pkg.module:factory (or
@@ -47,6 +51,22 @@ def convert_extra(args) -> dict:
     if not (args.convert or args.steps or args.levels or opts):
         return {}
     return {"convert": {"method": args.convert or "sfn", "steps": args.steps, "levels": args.levels, "opts": opts}}
+
+
+def stock_extra(args) -> dict:
+    """``--stock-neurons`` / ``--stock-finetune`` as pass options (``passes/retarget_stock.py``)."""
+    if args.stock_neurons is None:
+        if args.stock_finetune is not None or args.stock_data:
+            raise UserInputError("--stock-finetune and --stock-data need --stock-neurons (lava or netx)")
+        return {}
+    extra = {"stock_neurons": args.stock_neurons}
+    if args.stock_finetune is not None:
+        if args.stock_finetune < 0:
+            raise UserInputError("--stock-finetune EPOCHS must be >= 0")
+        extra["stock_finetune_epochs"] = args.stock_finetune
+    if args.stock_data:
+        extra["stock_data"] = args.stock_data
+    return extra
 
 
 def prune_extra(args) -> dict:
@@ -94,6 +114,15 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 @click.option("--convert-opt", multiple=True, metavar="KEY=VALUE",
               help="conversion knob, repeatable: percentile, v_init, theta_neg, finetune, epochs, lr, ft_forward,"
               " temperature, ce, search, compensate, readout, report_samples, seed (docs/conversion.md)")
+@click.option("--stock-neurons", type=click.Choice(["lava", "netx"]),
+              help="retarget spiking neurons to what Loihi 2 runs without custom microcode (zero reset,"
+              " one decay per population), fine-tune on --calib and report the accuracy cost; netx: also"
+              " weights and biases a lava-dl netx file holds (see docs/lava-backend.md)")
+@click.option("--stock-finetune", type=int, metavar="EPOCHS",
+              help="fine-tune epochs after --stock-neurons (default 20; 0: none)")
+@click.option("--stock-data", type=click.Path(dir_okay=False), metavar="FILE.npz",
+              help="labelled training data for the --stock-neurons fine-tune (default: 3/4 of --calib;"
+              " the accuracy cost is then measured on --calib)")
 @click.option("--prune", type=float, metavar="FRACTION", help="fraction of weights to prune (off by default)")
 @click.option("--prune-structure", type=click.Choice(["unstructured", "neurons", "channels"]),
               help=f"{PRUNING}: remove single weights (default) or whole neurons/channels")
@@ -120,7 +149,7 @@ def command(args, out, err) -> int:
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
         weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        board=args.board, extra={**convert_extra(args), **prune_extra(args)},
+        board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)},
     )
     result = build(args.input, args.out, options, progress=progress.step)
     for warning in result_warnings(result.manifest):  # their own lines, even with --quiet/--json

@@ -12,6 +12,7 @@ from rsnn_compiler.errors import UserInputError
 
 EXAMPLES = (
     Example("rsnnc export build/demo --format nir -o demo.nir"),
+    Example("rsnnc export build/stock --format netx -o model.net"),
 )
 
 
@@ -37,6 +38,6 @@ def command(args, out, err) -> int:
         raise UserInputError(f"format '{args.format}' exports the {key} graph, which this build lacks;"
                              f" rebuild with a target that makes it (e.g. --target lava)")
     graph = load_build_graph(Path(args.build), manifest, key)
-    exporter(graph, args.out)
-    out.print(f"wrote {args.out} ({args.format})")
+    how = exporter(graph, args.out)
+    out.print(f"wrote {args.out} ({args.format})" + (f"; {how}" if isinstance(how, str) else ""))
     return 0

@@ -42,6 +42,11 @@ def command(args, out, err) -> int:
     for key, steps in manifest.get("pipeline", {}).items():
         out.print(f"pipeline \\[{key}]: {' -> '.join(steps)}")
     out.print(passes_table(reports))
+    for name, art in manifest.get("targets", {}).items():
+        if art.get("details"):
+            out.print(f"target {name}: {art['summary']}")
+            for line in art["details"]:
+                out.print(f"  {line}")
     for table in detail_tables(reports):
         out.print(table)
     mapping = mapping_metrics(reports)

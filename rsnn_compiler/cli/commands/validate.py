@@ -59,6 +59,10 @@ def command(args, out, err) -> int:
         for c in report.executors:
             detail = c.mismatch.describe() if c.mismatch else c.reason
             table.add_row(c.executor, c.status, f"{c.compared_values:,}", f"{c.wall_time_s:.2f} s", detail)
+            for part in c.parts:
+                count = f"{len(part.nodes)} population{'s' if len(part.nodes) != 1 else ''}"
+                table.add_row(f"  {c.executor}: {part.part}", part.status if part.nodes else "-",
+                              f"{part.compared_values:,}", "", count + (f"; {part.mismatch.describe()}" if part.mismatch else ""))
         out.print(table)
         if report.layers:
             layers = Table(title="Spike agreement, fixed-point vs float, per layer", title_justify="left")
