@@ -23,7 +23,7 @@ from rsnn_compiler.backends.c.codegen import CSources, generate
 from rsnn_compiler.backends.c.runtime import FIXED_H, IO_H, harness_c
 from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
 from rsnn_compiler.backends.c.storage import CSC
-from rsnn_compiler.backends.c.toolchain import compile_c, sources_digest
+from rsnn_compiler.backends.c.toolchain import compile_c, simulator_flags, sources_digest
 
 SOURCES = ["rsnn_fixed.h", "rsnn_io.h", "model.h", "model.c", "harness.c"]
 STAMP_SUFFIX = ".stamp"
@@ -69,7 +69,7 @@ def weights_summary(plan) -> str:
 
 def build_binary(folder: Path, spec: CSpec = C_SPEC) -> Path:
     """Compile ``folder``'s harness + model into ``folder/rsnn_run`` and stamp it."""
-    compile_c(["harness.c", "model.c"], spec.binary, folder, spec)
+    compile_c(["harness.c", "model.c"], spec.binary, folder, spec, simulator_flags(spec))
     (folder / (spec.binary + STAMP_SUFFIX)).write_text(sources_digest(folder, SOURCES, spec) + "\n")
     return folder / spec.binary
 
