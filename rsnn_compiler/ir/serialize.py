@@ -2,6 +2,11 @@
 
 No pickle anywhere (arrays are read with ``allow_pickle=False``) and fixed zip timestamps, so
 saving the same graph twice gives identical bytes.
+
+Integer arrays are stored at the narrowest signed width holding their values (a node's
+``"widen"`` entry names the arrays to restore to their dtype on load; files without it load as
+before), and entries of at least ``STORE_BYTES`` are stored without deflate (compressing
+megabytes of weights cost seconds for little gain).
 """
 
 from __future__ import annotations
@@ -20,6 +25,20 @@ from rsnn_compiler.ir.catalogue import op_from_parts
 SCHEMA = "rsnn-graph"
 SCHEMA_VERSION = 1
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+STORE_BYTES = 1 << 18  # entries this large are stored, smaller ones deflated
+_NARROW = (np.int8, np.int16, np.int32)
+
+
+def narrow_int(arr: np.ndarray) -> np.ndarray:
+    """``arr`` at the narrowest signed integer dtype holding its values (non-integers as they are)."""
+    if arr.dtype.kind not in "iu" or arr.size == 0:
+        return arr
+    lo, hi = int(arr.min()), int(arr.max())
+    for dt in _NARROW:
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return arr.astype(dt) if np.dtype(dt).itemsize < arr.dtype.itemsize else arr
+    return arr
 
 
 def graph_to_dict(graph: Graph) -> dict:
@@ -38,16 +57,24 @@ def graph_to_dict(graph: Graph) -> dict:
         "version": SCHEMA_VERSION,
         "attrs": attrs,
         "nodes": [
-            {"name": n, "kind": op.kind.value, "attributes": op.attributes(), "arrays": sorted(op.arrays())}
-            for n, op in graph.nodes.items()
+            _node_dict(n, op) for n, op in graph.nodes.items()
         ],
         "edges": [[e.src, e.dst, e.delay] for e in graph.edges],
     }
 
 
+def _node_dict(name: str, op) -> dict:
+    arrays = op.arrays()
+    entry = {"name": name, "kind": op.kind.value, "attributes": op.attributes(), "arrays": sorted(arrays)}
+    widen = {p: str(a.dtype) for p, a in sorted(arrays.items()) if narrow_int(np.asarray(a)).dtype != np.asarray(a).dtype}
+    if widen:  # written only when needed, so files of float graphs keep their bytes
+        entry["widen"] = widen
+    return entry
+
+
 def _write_entry(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = zipfile.ZIP_STORED if len(data) >= STORE_BYTES else zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     zf.writestr(info, data)
 
@@ -59,7 +86,7 @@ def save_graph(graph: Graph, path: str | Path) -> None:
         for name, op in graph.nodes.items():
             for pname, arr in op.arrays().items():
                 npy = io.BytesIO()
-                np.lib.format.write_array(npy, np.ascontiguousarray(arr), allow_pickle=False)
+                np.lib.format.write_array(npy, np.ascontiguousarray(narrow_int(np.asarray(arr))), allow_pickle=False)
                 _write_entry(zf, f"arrays/{name}/{pname}.npy", npy.getvalue())
     Path(path).write_bytes(buf.getvalue())
 
@@ -79,6 +106,10 @@ def load_graph(path: str | Path) -> Graph:
                     )
                     for p in entry["arrays"]
                 }
+                for p, dtype in entry.get("widen", {}).items():
+                    if np.dtype(dtype).kind not in "iu":
+                        raise ValueError(f"array {p} widened to non-integer dtype {dtype!r}")
+                    arrays[p] = arrays[p].astype(np.dtype(dtype))
                 nodes[entry["name"]] = op_from_parts(entry["kind"], entry["attributes"], arrays)
             a = meta["attrs"]
             attrs = GraphAttrs(
