@@ -331,11 +331,38 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
 
 HARNESS_MAIN = r"""
 static const char usage[] =
-    "usage: rsnn_run [-w 4|8] [-r 4|8] [-j THREADS] [-q] STEPS BATCH [INPUT|- [OUTPUT|-]]\n"
+    "usage: rsnn_run [-w 4|8] [-r 4|8] [-j THREADS] [-q] [-W WEIGHTS] STEPS BATCH [INPUT|- [OUTPUT|-]]\n"
     "  reads STEPS*BATCH*N_IN little-endian ints (-w bytes each, default 8) time-major,\n"
     "  writes STEPS*BATCH records of RECORD_LEN little-endian ints (-r bytes each, default 8;\n"
     "  layout.json); -q writes only the output node's values; -j splits each step's samples\n"
-    "  over THREADS threads (default 1). Exit status 6: a value does not fit -r 4 (rerun with -r 8).\n";
+    "  over THREADS threads (default 1); -W: the model's weights.bin (default: next to this binary).\n"
+    "  Exit status 6: a value does not fit -r 4 (rerun with -r 8); 8: weights.bin missing or not\n"
+    "  this model's.\n";
+
+/* Read the model's weights.bin at `path` and load it (0), or 8. */
+static int load_weights_file(const char *path)
+{
+    unsigned char *buf;
+    size_t got;
+    int rc;
+    FILE *f;
+    if (RSNN_WEIGHTS_BYTES == 0) {
+        return 0;
+    }
+    if ((f = fopen(path, "rb")) == 0) {
+        return 8;
+    }
+    buf = (unsigned char *)malloc((size_t)RSNN_WEIGHTS_BYTES + 1);
+    if (buf == 0) {
+        fclose(f);
+        return 7;
+    }
+    got = fread(buf, 1, (size_t)RSNN_WEIGHTS_BYTES + 1, f);
+    fclose(f);
+    rc = rsnn_load_weights(buf, (long)got) == 0 ? 0 : 8;
+    free(buf);
+    return rc;
+}
 
 static int parse_long(const char *s, long *v)
 {
@@ -349,7 +376,13 @@ int main(int argc, char **argv)
     int width = 8, rwidth = 8, threads = 1, out_only = 0, rc, i = 1, npos = 0;
     long steps = 0, batch = 0;
     const char *paths[2] = {"-", "-"};
+    const char *slash = strrchr(argv[0], '/');
+    static char weights[4096] = "weights.bin";
     FILE *in = stdin, *out = stdout;
+    if (slash != 0 && (size_t)(slash - argv[0]) + 13 < sizeof weights) { /* next to the binary */
+        memcpy(weights, argv[0], (size_t)(slash - argv[0]) + 1);
+        strcpy(weights + (slash - argv[0]) + 1, "weights.bin");
+    }
     for (; i < argc; ++i) {
         if (strcmp(argv[i], "-w") == 0 && i + 1 < argc) {
             width = atoi(argv[++i]);
@@ -359,6 +392,8 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         } else if (strcmp(argv[i], "-q") == 0) {
             out_only = 1;
+        } else if (strcmp(argv[i], "-W") == 0 && i + 1 < argc && strlen(argv[i + 1]) < sizeof weights) {
+            strcpy(weights, argv[++i]);
         } else if (npos == 0 && parse_long(argv[i], &steps) == 0) {
             npos = 1;
         } else if (npos == 1 && parse_long(argv[i], &batch) == 0) {
@@ -374,6 +409,11 @@ int main(int argc, char **argv)
     if (npos < 2) {
         fputs(usage, stderr);
         return 2;
+    }
+    if ((rc = load_weights_file(weights)) != 0) {
+        fprintf(stderr, rc == 8 ? "rsnn_run: %s is missing or not this model's weights\n"
+                                : "rsnn_run: out of memory reading %s\n", weights);
+        return rc;
     }
     if (strcmp(paths[0], "-") != 0 && (in = fopen(paths[0], "rb")) == 0) {
         fprintf(stderr, "rsnn_run: cannot open %s\n", paths[0]);
