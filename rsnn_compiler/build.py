@@ -189,6 +189,21 @@ def build(
     progress: Callable[[str], None] = lambda msg: None,
     imported: ImportResult | None = None,
 ) -> BuildResult:
+    """Import ``source``, run the passes and emit every target into ``outdir``, with the torch
+    thread count a busy machine stays fast with (``rsnn_compiler.threads``)."""
+    from rsnn_compiler.threads import torch_threads
+
+    with torch_threads():
+        return _build(source, outdir, options, progress, imported)
+
+
+def _build(
+    source: str,
+    outdir: str | Path,
+    options: BuildOptions,
+    progress: Callable[[str], None],
+    imported: ImportResult | None,
+) -> BuildResult:
     outdir = Path(outdir)
     backends = [registry.get_backend(t) for t in options.targets]
     target_pass_options: dict = {}

@@ -11,6 +11,7 @@ or float64 BLAS when every partial sum is provably an integer below 2^53 (``Dens
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from rsnn_compiler.errors import UserInputError
@@ -100,22 +101,23 @@ class DenseSum:
     """``x @ W.T`` exactly, for int64 ``x`` (batch, in) and integer ``W`` (out, in).
 
     When ``max|x| * max_o sum_j |W[o, j]| < 2^53`` every product and partial sum is an integer
-    below 2^53, which float64 represents exactly, so float64 BLAS (any summation order, fused
-    multiply-adds included) returns the exact sum; otherwise numpy's int64 matmul.
+    below 2^53, which float64 represents exactly, so a float64 matmul (torch's, under its thread
+    setting: ``rsnn_compiler.threads``; any summation order, fused multiply-adds included)
+    returns the exact sum; otherwise numpy's int64 matmul.
     """
 
     def __init__(self, weight: np.ndarray):
         self.weight = np.asarray(weight, dtype=I64)
         self.row_bound = int(np.abs(self.weight).sum(axis=1).max()) if self.weight.size else 0
-        self._wt: np.ndarray | None = None
+        self._wt: torch.Tensor | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         bound = int(np.abs(x).max()) if x.size else 0
         if bound * self.row_bound >= FLOAT64_EXACT:
             return x @ self.weight.T
         if self._wt is None:
-            self._wt = np.ascontiguousarray(self.weight.T, dtype=np.float64)
-        return (x.astype(np.float64) @ self._wt).astype(I64)
+            self._wt = torch.from_numpy(np.ascontiguousarray(self.weight.T, dtype=np.float64))
+        return (torch.from_numpy(x.astype(np.float64)) @ self._wt).numpy().astype(I64)
 
 
 def stateless_kernel(op: Op, stats: dict | None = None, name: str = ""):
