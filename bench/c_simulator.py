@@ -2,7 +2,7 @@
 build time / peak memory at 1M and 10M synapses (issue 18). Not a test.
 
 Network: ``bench/large_recurrent.py`` (700 -> 1024 all-to-all recurrent LIF -> 20, ~10 % firing),
-built once with ``--target c,gpu,lava`` (loihi2 profile), run at B=32, T=100 (``--batch``,
+built once with ``--target c,gpu,lava`` (loihi2 profile; its seeded weights: ``initial_weights``), run at B=32, T=100 (``--batch``,
 ``--steps``) on seeded 10 % Poisson spike trains.
 
 Rows (all in one process, one run):
@@ -208,8 +208,8 @@ def main() -> None:
     torch_rows = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        rt_f = GraphRuntime(fgraph, device="cpu", record=False)
-        rt_q = GraphRuntime(qgraph, device="cpu", record=False)
+        rt_f = GraphRuntime(fgraph, device="cpu", record=False, threads=threads)
+        rt_q = GraphRuntime(qgraph, device="cpu", record=False, threads=threads)
 
         def snn():
             with torch.no_grad():

@@ -6,7 +6,8 @@
 716,800 + 1,048,576 + 20,480 = 1,785,856 synapses. Random weights (seeded) scaled so that with
 10 % Poisson input spikes about 10 % of the hidden neurons fire per step; snnTorch's default
 reset (subtract, one step late = rsnnc ``subtract_deferred``). ``build()`` is a factory rsnnc
-imports (``bench.large_recurrent:build``); ``inputs`` draws the spike trains.
+imports (``large_recurrent:build`` with bench/ on the path); ``inputs`` draws the spike trains,
+``run`` steps the snnTorch module from rest.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import snntorch as snn
 import torch
-from snntorch import utils as snn_utils
 from torch import nn
+
+from models.rleaky_mnist1d.model import run  # noqa: F401 (snnTorch stepped from rest: (T, B, in) -> spikes)
 
 N_IN, N_HIDDEN, N_OUT = 700, 1024, 20
 SYNAPSES = N_IN * N_HIDDEN + N_HIDDEN * N_HIDDEN + N_HIDDEN * N_OUT
@@ -44,26 +46,3 @@ def inputs(steps: int, batch: int, seed: int = 1, rate: float = INPUT_RATE) -> n
     """Poisson spike trains (steps, batch, 700) float32 of the given rate."""
     rng = np.random.default_rng(seed)
     return (rng.random((steps, batch, N_IN)) < rate).astype(np.float32)
-
-
-def run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """snnTorch stepped from rest: x (T, B, 700) -> output spikes (T, B, 20)."""
-    snn_utils.reset(net)
-    out = []
-    for t in range(x.shape[0]):
-        spk, _mem = net(x[t])
-        out.append(spk)
-    snn_utils.reset(net)
-    return torch.stack(out)
-
-
-def hidden_rate(net: nn.Module, x: torch.Tensor) -> float:
-    """Mean firing rate of the recurrent layer (spikes per neuron and step)."""
-    snn_utils.reset(net)
-    total = 0.0
-    with torch.no_grad():
-        for t in range(x.shape[0]):
-            h = net[1](net[0](x[t]))
-            total += float(h.mean())
-    snn_utils.reset(net)
-    return total / x.shape[0]
