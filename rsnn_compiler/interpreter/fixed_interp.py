@@ -5,7 +5,8 @@ Timing is the one driver's (``interpreter.schedule``): per step t, nodes run in
 over its incoming edges (zero before step 0). Neurons are their families in
 ``rsnn_compiler.neurons.fixed_dynamics`` run with the numpy primitive set ``NumpyInt``.
 Everything is numpy int64. Dense sums ``W x`` are exact integers: numpy's int64 matmul (no BLAS),
-or float64 BLAS when every partial sum is provably an integer below 2^53 (``DenseSum``).
+or a float32 / float64 matmul when every partial sum is provably an integer below 2^24 / 2^53
+(``DenseSum``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rsnn_compiler.neurons import NumpyInt
 
 I64 = np.int64
 FLOAT64_EXACT = 1 << 53  # integers below this add and multiply exactly in float64
+FLOAT32_EXACT = 1 << 24  # ... in float32
 
 
 # --------------------------------------------------------------------------------------
@@ -100,24 +102,25 @@ def _synapse_out(op, acc: np.ndarray, stats: dict | None = None, key: str = "") 
 class DenseSum:
     """``x @ W.T`` exactly, for int64 ``x`` (batch, in) and integer ``W`` (out, in).
 
-    When ``max|x| * max_o sum_j |W[o, j]| < 2^53`` every product and partial sum is an integer
-    below 2^53, which float64 represents exactly, so a float64 matmul (torch's, under its thread
-    setting: ``rsnn_compiler.threads``; any summation order, fused multiply-adds included)
+    When ``max|x| * max_o sum_j |W[o, j]| < 2^53`` (``2^24``) every product and partial sum is an
+    integer float64 (float32) represents exactly, so a float64 (float32) matmul (torch's, under its
+    thread setting: ``rsnn_compiler.threads``; any summation order, fused multiply-adds included)
     returns the exact sum; otherwise numpy's int64 matmul.
     """
 
     def __init__(self, weight: np.ndarray):
         self.weight = np.asarray(weight, dtype=I64)
         self.row_bound = int(np.abs(self.weight).sum(axis=1).max()) if self.weight.size else 0
-        self._wt: torch.Tensor | None = None
+        self._wt: dict[type, torch.Tensor] = {}  # W.T as float32 / float64
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        bound = int(np.abs(x).max()) if x.size else 0
-        if bound * self.row_bound >= FLOAT64_EXACT:
+        bound = (int(np.abs(x).max()) if x.size else 0) * self.row_bound
+        if bound >= FLOAT64_EXACT:
             return x @ self.weight.T
-        if self._wt is None:
-            self._wt = torch.from_numpy(np.ascontiguousarray(self.weight.T, dtype=np.float64))
-        return (torch.from_numpy(x.astype(np.float64)) @ self._wt).numpy().astype(I64)
+        dtype = np.float32 if bound < FLOAT32_EXACT else np.float64
+        if dtype not in self._wt:
+            self._wt[dtype] = torch.from_numpy(np.ascontiguousarray(self.weight.T, dtype=dtype))
+        return (torch.from_numpy(x.astype(dtype)) @ self._wt[dtype]).numpy().astype(I64)
 
 
 def stateless_kernel(op: Op, stats: dict | None = None, name: str = ""):
