@@ -191,9 +191,9 @@ def build(
 ) -> BuildResult:
     """Import ``source``, run the passes and emit every target into ``outdir``, with the torch
     thread count a busy machine stays fast with (``rsnn_compiler.threads``)."""
-    from rsnn_compiler.threads import torch_threads
+    from rsnn_compiler.threads import compute_threads
 
-    with torch_threads():
+    with compute_threads():
         return _build(source, outdir, options, progress, imported)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.threads import THREADS_ENV, intra_op_threads, torch_threads
+from rsnn_compiler.threads import THREADS_ENV, intra_op_threads, compute_threads
 
 
 def test_threads_follow_the_load_and_the_environment(monkeypatch):
@@ -25,9 +25,9 @@ def test_threads_follow_the_load_and_the_environment(monkeypatch):
         intra_op_threads()
 
 
-def test_torch_threads_sets_and_restores():
+def test_compute_threads_sets_and_restores():
     before = torch.get_num_threads()
     other = 2 if before == 1 else 1
-    with torch_threads(other) as n:
+    with compute_threads(other) as n:
         assert n == other and torch.get_num_threads() == other
     assert torch.get_num_threads() == before

@@ -35,7 +35,7 @@ from rsnn_compiler.interpreter.schedule import (  # noqa: F401 (Slot, execute re
 from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import NeuronOp
-from rsnn_compiler.threads import torch_threads
+from rsnn_compiler.threads import compute_threads
 
 from rsnn_compiler.backends.gpu import fixed_ops as fx
 from rsnn_compiler.backends.gpu import float_ops as fl
@@ -208,7 +208,7 @@ class GraphRuntime:
             bound = self._input_bound(xt)
             if self._plans_for is None or (self._plans_for < bound):
                 self.plan_synapses(max(bound, 1))
-        threads = torch_threads(self.threads) if self.device.type == "cpu" else contextlib.nullcontext()
+        threads = compute_threads(self.threads) if self.device.type == "cpu" else contextlib.nullcontext()
         with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed), threads:
             hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output)
         out = torch.stack(hist[self.output])
