@@ -13,6 +13,7 @@ Kinds:  input | dense (W (out,in), b) | conv (W, b, stride, padding, dilation, g
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsnn_compiler.budget import require_within_budget
 from rsnn_compiler.errors import UserInputError
 
 
@@ -168,19 +170,31 @@ def forward(ann: AnnGraph, x, override: ActOverride | None = None, record: bool 
     return vals if record else vals[ann.output]
 
 
+def _probe(ann: AnnGraph, record: bool = False):
+    """Run ``ann`` on one zero sample: the layers must fit the declared input shape (a file that
+    says otherwise is bad input, refused in one line) and the sample must fit the memory budget."""
+    size = math.prod(int(d) for d in ann.input_shape)
+    require_within_budget(4 * size * max(len(ann.nodes), 1), f"the ANN's input shape {tuple(ann.input_shape)}")
+    try:
+        with torch.no_grad():
+            return forward(ann, torch.zeros((1, *ann.input_shape)), record=record)
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise UserInputError(f"the ANN's layers do not fit its input shape {tuple(ann.input_shape)}"
+                             f" ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''});"
+                             " export the model again with its real input shape") from None
+
+
 def resolve_global_pools(ann: AnnGraph) -> None:
     """GlobalAveragePool -> average pool whose kernel is the whole spatial extent."""
     for n in ann.nodes:
         if n.kind is AnnKind.POOL and n.params.get("kernel") is None:
             prefix = AnnGraph(ann.nodes[: ann.nodes.index(n)], ann.input_shape, n.inputs[0])
-            with torch.no_grad():
-                shape = tuple(forward(prefix, torch.zeros((1, *ann.input_shape))).shape[2:])
+            shape = tuple(_probe(prefix).shape[2:])
             n.params.update(kernel=shape, stride=shape, padding=(0,) * len(shape))
 
 
 def infer_shapes(ann: AnnGraph) -> AnnGraph:
-    with torch.no_grad():
-        vals = forward(ann, torch.zeros((1, *ann.input_shape)), record=True)
+    vals = _probe(ann, record=True)
     ann.shapes = {k: tuple(int(d) for d in v.shape[1:]) for k, v in vals.items()}
     return ann
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.user_code import guard
 
 STATE_KEYS = ("model_state_dict", "state_dict", "model_state", "model", "net", "network", "weights",
               "params")
@@ -46,7 +47,11 @@ def _import_file(path: str):
         sys.path.insert(0, folder)  # the model file may import its neighbours
     try:
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        with guard(f"model file '{path}'"):  # sys.exit / os._exit / BaseException at import
+            spec.loader.exec_module(module)
+    except UserInputError:
+        sys.modules.pop(name, None)
+        raise
     except Exception as err:
         sys.modules.pop(name, None)
         raise UserInputError(f"cannot import '{path}' ({type(err).__name__}: {str(err)[:120]})") from None
@@ -67,7 +72,10 @@ def resolve_factory(source: str):
         if os.getcwd() not in sys.path and "" not in sys.path:
             sys.path.insert(0, os.getcwd())
         try:
-            mod = importlib.import_module(mod_name)
+            with guard(f"module '{mod_name}'"):
+                mod = importlib.import_module(mod_name)
+        except UserInputError:
+            raise
         except Exception as err:
             raise UserInputError(
                 f"cannot import module '{mod_name}' ({type(err).__name__}: {str(err)[:120]});"
@@ -92,9 +100,11 @@ def build_model(source: str, factory_args: dict, weights: str | None, initial_we
         raise UserInputError("--initial-weights and --weights exclude each other; give one")
     state = None if weights is None else read_state_dict(weights, notes)  # read before running user code
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), guard(f"model factory {source}()"):
             torch.manual_seed(INITIAL_SEED)
             model = factory(**factory_args)
+    except UserInputError:
+        raise
     except TypeError as err:
         raise UserInputError(
             f"{source}({_show(factory_args)}) failed ({str(err)[:120]}); check --factory-args"

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rsnn_compiler.budget import require_hdf5_within_budget, require_within_budget
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed import arith
 from rsnn_compiler.fixed.profiles import LOIHI2
@@ -67,12 +68,38 @@ def _text(ds) -> str:
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
+NEURON_ARRAYS = 8  # per-neuron parameter arrays the two graphs hold for one layer
+INT64_LIMIT = 2.0**62  # float values beyond it do not truncate to an int64 (netx would wrap them)
+
+
 def _ints(ds, what: str) -> np.ndarray:
-    """A dataset as int64, as netx reads it (``astype(int)``: truncation toward zero)."""
+    """A dataset as int64, as netx reads it (``astype(int)``: truncation toward zero); refused
+    when it holds anything else: strings, complex, NaN/inf, or floats beyond int64."""
     arr = np.asarray(ds[()])
     if arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.all(np.isfinite(arr))):
         raise UserInputError(f"netx import: {what} must hold numbers")
+    if arr.dtype.kind == "f" and arr.size and float(np.abs(arr).max()) >= INT64_LIMIT:
+        raise UserInputError(f"netx import: {what} holds values beyond the 64-bit integers netx uses")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) >= 2**63:
+        raise UserInputError(f"netx import: {what} holds values beyond the 64-bit integers netx uses")
     return arr.astype(np.int64)
+
+
+def _scalar(ds, what: str) -> int:
+    """A one-value dataset (netx reads the first value) as an int."""
+    arr = _ints(ds, what).reshape(-1)
+    if not arr.size:
+        raise UserInputError(f"netx import: {what} is empty")
+    return int(arr[0])
+
+
+def _shape(ds, what: str) -> tuple[int, ...]:
+    """A layer's shape: 1 to 3 positive sizes whose neuron arrays fit the memory budget."""
+    shape = tuple(int(v) for v in _ints(ds, what).reshape(-1))
+    if not 1 <= len(shape) <= 3 or min(shape) < 1:
+        raise UserInputError(f"netx import: {what} {shape} is not 1 to 3 positive sizes")
+    require_within_budget(8 * NEURON_ARRAYS * int(np.prod(shape, dtype=object)), f"netx import: {what} {shape}")
+    return shape
 
 
 @dataclass
@@ -94,9 +121,9 @@ def _neuron(g, where: str) -> dict[str, int]:
     if kind not in NEURON_TYPES:
         raise UserInputError(f"netx import: {where} neuron type {kind!r} is not CUBA (rsnnc imports"
                              " netx CUBA/LOIHI layers; SDNN, RF and ALIF are not supported)")
-    if "messageBits" in n and int(np.asarray(n["messageBits"][()]).flat[0]) > 0:
+    if "messageBits" in n and _scalar(n["messageBits"], f"{where} neuron messageBits") > 0:
         raise UserInputError(f"netx import: {where} sends graded CUBA spikes (messageBits > 0)")
-    values = {k: int(np.asarray(n[k][()]).flat[0]) for k in ("iDecay", "vDecay", "vThMant")}
+    values = {k: _scalar(n[k], f"{where} neuron {k}") for k in ("iDecay", "vDecay", "vThMant")}
     p = lif_params(values)
     lo, hi = LOIHI2.decay_range
     if not (lo <= p["du"] <= hi and lo <= p["dv"] <= hi):
@@ -207,7 +234,7 @@ class _Importer:
         if "weight/real" in g or "weight/imag" in g:
             raise UserInputError(f"netx import: {where} has complex weights (not supported)")
         w = _ints(g["weight"], f"{where} weight")
-        shape = (int(np.prod(_ints(g["shape"], f"{where} shape"))),)
+        shape = (int(np.prod(_shape(g["shape"], f"{where} shape"))),)
         n_in = int(np.prod(self.prev_shape))
         w = w.reshape(shape[0], -1)
         if w.shape != (shape[0], n_in):
@@ -266,7 +293,7 @@ class _Importer:
         w = _ints(g["weight"], f"{where} weight")
         if w.ndim == 5:
             w = w.reshape(w.shape[:4])
-        shape = tuple(int(v) for v in _ints(g["shape"], f"{where} shape"))
+        shape = _shape(g["shape"], f"{where} shape")
         if len(self.prev_shape) != 3 or w.ndim != 4:
             raise UserInputError(f"netx import: {where} needs a (C, H, W) input and a 4-D kernel")
 
@@ -278,7 +305,7 @@ class _Importer:
         if w.min(initial=0) < lo or w.max(initial=0) > hi:
             raise UserInputError(f"netx import: {where} kernel beyond the loihi2 range [{lo}, {hi}]")
         geo = dict(input_shape=self.prev_shape, stride=pair("stride", 1), padding=pair("padding", 0),
-                   dilation=pair("dilation", 1), groups=int(_ints(g["groups"], "groups").flat[0]) if "groups" in g else 1)
+                   dilation=pair("dilation", 1), groups=_scalar(g["groups"], f"{where} groups") if "groups" in g else 1)
         fixed = FixedConv2d(weight=w, weight_exp=np.zeros(w.shape[0]), weight_bits=8,
                             acc_bits=LOIHI2.conv_acc_bits, acc_overflow=LOIHI2.conv_acc_overflow, **geo)
         if tuple(fixed.out_shape) != shape:
@@ -305,46 +332,82 @@ def load(source: str, options: ImportOptions) -> ImportResult:
 
     start = time.perf_counter()
     try:
+        if not h5py.is_hdf5(source):
+            raise UserInputError(f"netx import: {source} is not an HDF5 file; export it with lava-dl's"
+                                 " netx (slayer blocks' export_hdf5)")
+        require_hdf5_within_budget(source, "netx file")  # declared sizes, before reading any dataset
         f = h5py.File(source, "r")
-    except OSError as exc:
-        raise UserInputError(f"netx import: {source} is not an HDF5 file ({exc})") from exc
-    imp = _Importer(source)
+    except UserInputError:
+        raise
+    except Exception as exc:  # h5py raises OSError, KeyError, RuntimeError... on damaged files
+        raise UserInputError(f"netx import: cannot read {source} ({type(exc).__name__}:"
+                             f" {' '.join(str(exc).split())[:160]}); the file is damaged") from None
     with f:
-        if "layer" not in f:
-            raise UserInputError(f"netx import: {source} has no 'layer' group (not a lava-dl .net file)")
-        n = len(f["layer"])
-        for i in range(n):
-            if str(i) not in f["layer"]:
-                raise UserInputError(f"netx import: layer/{i} is missing (layers are numbered 0..{n - 1})")
-            g = f[f"layer/{i}"]
-            kind = _text(g["type"])
-            if kind in UNSUPPORTED:
-                raise UserInputError(f"netx import: layer/{i} is a {kind} layer, which lava-dl 0.6's"
-                                     " netx cannot build (NotImplementedError): there is no netx run"
-                                     " to reproduce")
-            if i == 0 and kind == "input":
-                if "neuron" in g:
-                    raise UserInputError(
-                        "netx import: layer/0 is an input layer with a neuron; lava-dl 0.6's netx"
-                        " leaves that block's input port unconnected (its neuron sees only its"
-                        " bias), so no input reaches the network; export the input layer without"
-                        " a neuron (slayer.block.cuba.Input(None))")
-                imp.input(tuple(int(v) for v in _ints(g["shape"], "layer/0 shape")))
-                continue
-            if i == 0:  # no input layer: netx takes the input shape from the first layer
-                first = g["inFeatures"][()] if "inFeatures" in g else None
-                if kind not in ("dense", "dense_rec") or first is None:
-                    raise UserInputError("netx import: a file without an input layer must start with a"
-                                         " dense layer (netx cannot infer a conv input shape)")
-                imp.input((int(first),))
-            if kind == "flatten":
-                continue  # dense layers read (C, H, W) layers through a Flatten anyway
-            elif kind in ("dense", "dense_rec"):
-                imp.dense(i, g, kind == "dense_rec")
-            elif kind == "conv":
-                imp.conv(i, g)
-            else:
-                raise UserInputError(f"netx import: layer/{i} has unknown type {kind!r}")
+        try:
+            return _finish(_read_layers(f, source), source, options, start)
+        except UserInputError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, OSError, RuntimeError,
+                OverflowError) as exc:  # a missing dataset, a group for a dataset, an invalid op...
+            where = getattr(exc, "rsnnc_where", "the file")
+            raise UserInputError(f"netx import: {where} of {source} is malformed ({type(exc).__name__}:"
+                                 f" {' '.join(str(exc).split())[:160]}); export it again with lava-dl") from None
+
+
+def _read_layers(f, source: str) -> _Importer:
+    """Every layer of an open ``.net`` file into the two graph builders (exceptions other than
+    UserInputError carry ``rsnnc_where``: the layer being read)."""
+    import h5py
+
+    imp = _Importer(source)
+    if not isinstance(f.get("layer"), h5py.Group):
+        raise UserInputError(f"netx import: {source} has no 'layer' group (not a lava-dl .net file)")
+    n = len(f["layer"])
+    for i in range(n):
+        try:
+            _read_layer(f, imp, i, n)
+        except Exception as exc:
+            exc.rsnnc_where = f"layer/{i}"
+            raise
+    return imp
+
+
+def _read_layer(f, imp: _Importer, i: int, n: int) -> None:
+    """Layer ``i`` of ``n`` into the importer."""
+    if str(i) not in f["layer"]:
+        raise UserInputError(f"netx import: layer/{i} is missing (layers are numbered 0..{n - 1})")
+    g = f[f"layer/{i}"]
+    kind = _text(g["type"])
+    if kind in UNSUPPORTED:
+        raise UserInputError(f"netx import: layer/{i} is a {kind} layer, which lava-dl 0.6's"
+                             " netx cannot build (NotImplementedError): there is no netx run"
+                             " to reproduce")
+    if i == 0 and kind == "input":
+        if "neuron" in g:
+            raise UserInputError(
+                "netx import: layer/0 is an input layer with a neuron; lava-dl 0.6's netx"
+                " leaves that block's input port unconnected (its neuron sees only its"
+                " bias), so no input reaches the network; export the input layer without"
+                " a neuron (slayer.block.cuba.Input(None))")
+        imp.input(_shape(g["shape"], "layer/0 shape"))
+        return
+    if i == 0:  # no input layer: netx takes the input shape from the first layer
+        if kind not in ("dense", "dense_rec") or "inFeatures" not in g:
+            raise UserInputError("netx import: a file without an input layer must start with a"
+                                 " dense layer (netx cannot infer a conv input shape)")
+        imp.input(_shape(g["inFeatures"], "layer/0 inFeatures"))
+    if kind == "flatten":
+        return  # dense layers read (C, H, W) layers through a Flatten anyway
+    elif kind in ("dense", "dense_rec"):
+        imp.dense(i, g, kind == "dense_rec")
+    elif kind == "conv":
+        imp.conv(i, g)
+    else:
+        raise UserInputError(f"netx import: layer/{i} has unknown type {kind!r}")
+
+
+def _finish(imp: _Importer, source: str, options: ImportOptions, start: float) -> ImportResult:
+    """The two graphs (verified) and the import report."""
     if not imp.layers:
         raise UserInputError("netx import: the file has no neuron layer")
     last = imp.layers[-1]

@@ -15,12 +15,14 @@ attributes, including reset mode and comparator), ``rsnnc_reset``, ``rsnnc_compa
 from __future__ import annotations
 
 import json
-import os
+from pathlib import Path
 
 import numpy as np
 
+from rsnn_compiler.artifact import atomic_file
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.ir.graph import Domain, Graph
+from rsnn_compiler.sanitize import safe_name, unique_safe_names
 from rsnn_compiler.ir.ops import (
     ALIF, IF, LI, LIF, Affine, BatchNorm, Conv1d, Conv2d, CubaLI, CubaLIF, Delay, Flatten, Identity,
     Input, Op, Output, Pool, PoolMode, Scale, Threshold,
@@ -142,14 +144,15 @@ def to_nir(graph: Graph):
     if graph.attrs.domain is not Domain.FLOAT:
         raise UserInputError("NIR export needs a float graph; export before quantization")
     dt = graph.attrs.dt if graph.attrs.dt else DEFAULT_DT
-    nodes = {name: to_nir_node(name, op, dt) for name, op in graph.nodes.items()}
-    edges = [(e.src, e.dst) for e in graph.edges]
+    safe = unique_safe_names(graph.nodes)  # HDF5 group names: never '/', '.' or '..'
+    nodes = {safe[name]: to_nir_node(name, op, dt) for name, op in graph.nodes.items()}
+    edges = [(safe[e.src], safe[e.dst]) for e in graph.edges]
     metadata = {
         META + "version": "1",
         META + "dt": float(dt),
-        META + "name": graph.attrs.name,
-        META + "edges": json.dumps([[e.src, e.dst, e.delay] for e in graph.edges]),
-        META + "nodes": json.dumps(list(graph.nodes)),  # HDF5 reads groups back sorted
+        META + "name": safe_name(graph.attrs.name),
+        META + "edges": json.dumps([[safe[e.src], safe[e.dst], e.delay] for e in graph.edges]),
+        META + "nodes": json.dumps([safe[n] for n in graph.nodes]),  # HDF5 reads groups back sorted
     }
     if graph.attrs.dt is None:
         metadata[META + "dt_assumed"] = "graph had no dt; 1e-4 s used for the NIR time constants"
@@ -157,17 +160,9 @@ def to_nir(graph: Graph):
 
 
 def export(graph: Graph, path: str) -> None:
-    """Write ``graph`` as a NIR file at ``path`` (written to a temporary file, then renamed)."""
+    """Write ``graph`` as a NIR file at ``path`` (whole or not at all: ``artifact.atomic_file``)."""
     import nir
 
     nir_graph = to_nir(graph)
-    path = str(path)
-    tmp = path + ".tmp"
-    try:
-        nir.write(tmp, nir_graph)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise UserInputError(f"cannot write NIR file '{path}': {err.strerror or err}; check the directory") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(Path(path)) as tmp:
+        nir.write(str(tmp), nir_graph)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rsnn_compiler.budget import require_hdf5_within_budget
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
@@ -36,6 +37,7 @@ from rsnn_compiler.passes_api import Prop
 from rsnn_compiler.frontends._common import (
     cut_cycles, decay_from_tau, finish_graph, sanitize_name, snap_gain, to_array,
 )
+from rsnn_compiler.frontends import nir_peer_forms
 from rsnn_compiler.frontends.nir_sources import (
     CONVENTIONS, SOURCE_CHOICES, Convention, NirSource, detect, parse_source,
 )
@@ -70,6 +72,7 @@ def read_nir(path: str):
                 f"'{path}' is not an HDF5 file, so it cannot be a NIR graph;"
                 " export the model again with nir.write"
             )
+        require_hdf5_within_budget(path, "NIR file")  # before nir.read loads every dataset
         _check_types(path)
         try:
             return nir.read(path)
@@ -278,6 +281,7 @@ class Ctx:
     comparator: Comparator | None  # option
     notes: list[str]
     v_init_at_reset: bool = False  # the source library starts membranes at v_reset
+    source: NirSource | None = None  # its neurons of nir_peer_forms.FORMS use the library's update form
 
 
 def _pshape(in_shape, *arrays) -> tuple[int, ...]:
@@ -466,6 +470,9 @@ def _conv(name: str, node, in_shape, kind: str) -> Op:
 
 def _neuron(name: str, node, kind: str, in_shape, ctx: Ctx) -> Op:
     dt = _need_dt(name, ctx)
+    if kind in nir_peer_forms.FORMS.get(ctx.source, ()):
+        shape = _pshape(in_shape, *(to_array(getattr(node, k)) for k in ("v_threshold", "r")))
+        return nir_peer_forms.convert(ctx.source, name, node, kind, shape, dt)
     if kind in ("I", "IF"):
         r = to_array(node.r, f"'{name}'.r")
         extra = [to_array(node.v_threshold)] if kind == "IF" else []
@@ -580,6 +587,9 @@ def import_graph(nir_graph, options: ImportOptions | None = None, source: str = 
               comparator=comparator, notes=notes)
     if conv is not None and options.reset is None and not rsnnc_file:
         ctx.reset = conv.reset if has_spiking else None
+    if conv is not None and any(_type(v) in nir_peer_forms.FORMS.get(conv.source, ()) for v in flat.nodes.values()):
+        ctx.source = conv.source
+        notes.append(nir_peer_forms.warning(conv.source))
     if conv is not None and conv.v_init_why and has_spiking:
         ctx.v_init_at_reset = True
         conventions.append(f"initial membrane = v_reset: {conv.v_init_why}")
@@ -686,7 +696,16 @@ def _source(flat: Flat, rsnnc_file: bool, options: ImportOptions) -> tuple[NirSo
 
 
 def _refuse_unsupported(flat: Flat, conv: Convention, how: str) -> None:
+    forms = nir_peer_forms.FORMS.get(conv.source, ())
     for name, node in flat.nodes.items():
+        if _type(node) in forms:
+            if how != "option":
+                raise UserInputError(
+                    f"this NIR file looks like a {conv.source.value} export ({how}), and its exporter leaves out"
+                    f" facts of the model: pass --nir-source {conv.source.value} to apply {conv.source.value}'s"
+                    f" defaults ({nir_peer_forms.WARNINGS[conv.source].split(', not read')[0]})"
+                )
+            continue
         reason = conv.refusal(_type(node))
         if reason:
             origin = "--nir-source" if how == "option" else how

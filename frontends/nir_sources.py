@@ -10,8 +10,9 @@ A source is chosen by ``--nir-source`` or detected from a trace its exporter lea
     snntorch       float32 per-neuron arrays with r = tau/1e-4 on every LIF/CubaLIF
 
 Each ``Convention`` says what the library computes and what its exporter leaves out. Where the
-library's arithmetic is not what the IR computes (operation order in float32, exponential decay,
-several spikes per step), the import is refused naming what is missing: never an approximation.
+library's arithmetic is one of the neuron definition's update forms, ``nir_peer_forms`` converts
+its nodes (Sinabs, Rockpool); what no IR op computes is refused naming what is missing: never an
+approximation.
 """
 
 from __future__ import annotations
@@ -64,9 +65,8 @@ class Convention:
 
 
 _NEURON_ORDER = (
-    "the IR's neurons compute beta*v + gain*x + bias, each float32 operation rounded in that order;"
-    " a different order or formula changes spikes at threshold ties, so it is refused until the"
-    " neuron definition (issue 13) adds this update form"
+    "the file does not record every fact that update needs, so it is refused rather than approximated;"
+    " import the PyTorch model directly (rsnnc build pkg.module:factory), which computes it exactly"
 )
 
 CONVENTIONS: dict[NirSource, Convention] = {
@@ -89,7 +89,8 @@ CONVENTIONS: dict[NirSource, Convention] = {
         "SpikingJelly's sample shape includes the batch dim",
         refused={
             "LIF": "SpikingJelly's LIFNode computes v + (v_reset - v + x)/tau (decay_input=True) or"
-                   " v + (v_reset - v)/tau + x; " + _NEURON_ORDER,
+                   " v + (v_reset - v)/tau + x, ParametricLIFNode the same times sigmoid(w), and both write"
+                   " this NIR LIF, so the file does not say whether float32 divides or multiplies; " + _NEURON_ORDER,
             "CubaLIF": "SpikingJelly's CUBALIFNode arithmetic is not verified against the IR; " + _NEURON_ORDER,
             "LI": "SpikingJelly's leaky integrator computes v + (x - v)/tau; " + _NEURON_ORDER,
         },
@@ -115,11 +116,9 @@ CONVENTIONS: dict[NirSource, Convention] = {
         "export with sinabs.to_nir(model, sample) on a sample shaped (batch, *features)",
         "sinabs.to_nir writes the time dimension of its sample into the Input type",
         refused={
-            "IF": "Sinabs' default spike function MultiSpike emits floor(v/threshold) spikes per step, and the"
-                  " file does not record the spike function; the IR has no multi-spike neuron yet",
-            "LIF": "Sinabs' LIF decays exactly, v = exp(-1/tau)*v + (1 - exp(-1/tau))*x, with MultiSpike by"
-                   " default; the file does not record the spike function and the IR has no multi-spike neuron yet",
-            "LI": "Sinabs' ExpLeak decays exactly (exp(-1/tau)); " + _NEURON_ORDER,
+            "LI": "Sinabs' ExpLeak decays exactly and the file does not record norm_input (ExpLeak's default"
+                  " False, where NIR's r = 1 means 1 - exp(-1/tau)); import the PyTorch model directly",
+            "CubaLIF": "sinabs.to_nir never writes CubaLIF (it drops tau_syn); this is not a Sinabs file",
         },
     ),
     NirSource.ROCKPOOL: Convention(
@@ -129,9 +128,8 @@ CONVENTIONS: dict[NirSource, Convention] = {
         "rockpool's to_nir(net) writes an Input type [1, N]; rsnnc removes it under --nir-source rockpool",
         "Rockpool's to_nir writes a leading 1 into the Input type",
         refused={
-            "*": "Rockpool's LIFTorch decays exactly (exp(-dt/tau)), scales its input by exp(-dt/tau_syn),"
-                 " emits up to 2^16 spikes per step (max_spikes_per_dt) and its exporter drops the bias"
-                 " (v_leak = 0); the IR has no exponential-decay or multi-spike neuron yet",
+            "*": "Rockpool's exporter writes LIFTorch as CubaLIF; other neuron nodes are not LIFTorch and their"
+                 " Rockpool arithmetic is not known to rsnnc",
         },
     ),
     NirSource.LAVA_DL: Convention(

@@ -72,10 +72,20 @@ def read_onnx(path: str | Path) -> AnnGraph:
         model = onnx.load(str(path))
     except Exception as err:  # noqa: BLE001 - any parse failure is a user error
         raise UserInputError(f"{path} is not a readable ONNX model ({type(err).__name__}: {err})") from None
+    try:  # node arities, attribute types, names: what the reader below relies on
+        onnx.checker.check_model(model)
+    except Exception as err:  # noqa: BLE001 - onnx raises ValidationError and others
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise UserInputError(f"{path} is not a valid ONNX model ({first}); export it again") from None
     g = model.graph
-    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t).astype(np.float32)
-                                     if numpy_helper.to_array(t).dtype.kind == "f"
-                                     else numpy_helper.to_array(t) for t in g.initializer}
+    consts: dict[str, np.ndarray] = {}
+    for t in g.initializer:
+        try:
+            arr = numpy_helper.to_array(t)
+        except Exception as err:  # noqa: BLE001 - e.g. raw_data shorter than its dims say
+            raise UserInputError(f"{path}: initializer '{str(t.name)[:60]}' is malformed ({type(err).__name__}:"
+                                 f" {str(err)[:120]}); export the model again") from None
+        consts[t.name] = arr.astype(np.float32) if arr.dtype.kind == "f" else arr
     inputs = [vi for vi in g.input if vi.name not in consts]
     if len(inputs) != 1 or len(g.output) != 1:
         raise UserInputError(f"{path}: the ANN must have one input and one output (has {len(inputs)} and {len(g.output)})")
@@ -100,8 +110,14 @@ def read_onnx(path: str | Path) -> AnnGraph:
             raise UserInputError(f"{where}: {what} must be a constant (initializer)")
         return consts[name]
 
+    defined = {inputs[0].name, *consts}
     for i, node in enumerate(g.node):
         op, a, where = node.op_type, _attrs(node), _where(node, i)
+        unknown = [x for x in node.input if x and x not in defined]
+        if unknown:  # ONNX nodes are topologically sorted: a later or missing name is a broken file
+            raise UserInputError(f"{where}: input '{unknown[0][:60]}' is not defined by the graph input, an"
+                                 " initializer or an earlier node; export the model again")
+        defined.update(x for x in node.output if x)
         ins = [src(x) for x in node.input]
         out = node.output[0] if node.output else ""
         if op == "Constant":
@@ -171,7 +187,8 @@ def read_onnx(path: str | Path) -> AnnGraph:
             raise UserInputError(
                 f"unsupported ONNX op '{op}' at {where}; supported: Gemm, MatMul, Add, Conv, Relu, Clip,"
                 " BatchNormalization, AveragePool, GlobalAveragePool, MaxPool, Flatten, Reshape (see docs/conversion.md)")
-        n.label = (node.name or out).strip("/").replace("/", ".")
+        name = node.name if isinstance(node.name, str) else bytes(node.name).decode("utf-8", "replace")  # invalid UTF-8
+        n.label = (name or out).strip("/").replace("/", ".")
         items.append(n)
         if isinstance(n, AnnNode):
             producer[out] = n

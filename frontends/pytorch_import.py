@@ -7,7 +7,8 @@ forward hooks: every child must consume the previous child's output), and models
 files and checkpoints are resolved by ``checkpoints``. Layers:
 ``nn.Linear``, ``nn.Conv1d/2d``, ``nn.AvgPool1d/2d``, ``nn.MaxPool1d/2d``, ``nn.Flatten``,
 ``nn.BatchNorm1d/2d`` (eval statistics; canonicalize folds it), ``nn.Identity``/``nn.Dropout``
-(dropped), ``snn.Leaky``, ``snn.Synaptic``, ``snn.RLeaky``, ``snn.RSynaptic``.
+(dropped), ``snn.Leaky``, ``snn.Synaptic``, ``snn.RLeaky``, ``snn.RSynaptic``, ``snn.Alpha`` and
+``snn.Lapicque`` (``snntorch_cells``).
 
 snnTorch is already discrete: beta/alpha are copied (clamped to [0, 1] as snnTorch does at run
 time), gains are 1, and the reset maps to the IR as
@@ -49,10 +50,13 @@ from rsnn_compiler.ir.ops import (
 from rsnn_compiler.passes_api import Prop
 
 from rsnn_compiler.frontends._common import finish_graph, sanitize_name, to_array
+from rsnn_compiler.user_code import first_line, guard
 from rsnn_compiler.frontends.checkpoints import build_model
 from rsnn_compiler.frontends.peer_modules import (
-    is_peer_neuron, peer_neuron, reset_state as reset_peer, sequence_axis as peer_sequence_axis,
+    PeerNeuron, explicit_state, is_peer_neuron, peer_neuron, per_neuron, reset_state as reset_peer,
+    sequence_axis as peer_sequence_axis,
 )
+from rsnn_compiler.frontends.snntorch_cells import CELLS, cell_op
 from rsnn_compiler.frontends.time_loop import (
     INPUT_KEY, INTERNAL_STATE, TRACE_BATCH, TRACE_STEPS, NodeKind, StepProgram, assign_steps, is_loop,
     reads_whole_input, step_program,
@@ -61,7 +65,7 @@ from rsnn_compiler.frontends.time_loop import (
 
 SNNTORCH_DT = 1e-4
 DISCRETISATION = "none needed: snnTorch models are discrete-time (beta, alpha per step; gains 1)"
-NEURON_CLASSES = ("Leaky", "Synaptic", "RLeaky", "RSynaptic")
+NEURON_CLASSES = ("Leaky", "Synaptic", "RLeaky", "RSynaptic") + CELLS
 PASSTHROUGH = (nn.Identity, nn.Dropout)
 FIDELITY_STEPS = 100
 FIDELITY_BATCH = 4
@@ -72,15 +76,6 @@ def _is_snn(module: nn.Module) -> bool:
     if isinstance(module, NeuronCell):  # rsnn_compiler.nn: its IR op is its own definition
         return True
     return type(module).__module__.startswith("snntorch") and type(module).__name__ in NEURON_CLASSES
-
-
-# snnTorch neurons whose arithmetic the IR does not have yet: class -> what is missing
-SNNTORCH_REFUSED = {
-    "Lapicque": "Lapicque computes x*R*(1/(R*C))*dt + (1 - dt/(R*C))*mem, three roundings where the IR's LIF"
-                " has one (gain*x)",
-    "Alpha": "Alpha keeps two currents (syn_exc = alpha*syn_exc + x, syn_inh = beta*syn_inh - x) and sets"
-             " mem = tau_alpha*(syn_exc + syn_inh), which no IR neuron computes",
-}
 
 
 def _supported_leaf(module: nn.Module) -> bool:
@@ -102,12 +97,6 @@ class Layer:
 # ------------------------------------------------------------------------------------------
 def collect_layers(model: nn.Module, prefix: str = "") -> tuple[list[Layer], bool]:
     """Leaf layers in execution order, and whether a non-Sequential container was crossed."""
-    kind = type(model).__name__
-    if type(model).__module__.startswith("snntorch") and kind in SNNTORCH_REFUSED:
-        raise UserInputError(
-            f"snnTorch {kind} '{prefix or kind}' cannot be imported exactly: {SNNTORCH_REFUSED[kind]}; it needs a new"
-            " update form of the neuron definition (issue 13). Leaky, Synaptic, RLeaky and RSynaptic import exactly"
-        )
     if _supported_leaf(model):
         return [Layer(prefix or type(model).__name__, model)], False
     children = list(model.named_children())
@@ -115,7 +104,8 @@ def collect_layers(model: nn.Module, prefix: str = "") -> tuple[list[Layer], boo
         raise UserInputError(
             f"module '{prefix or type(model).__name__}' ({type(model).__name__}) is not supported;"
             " supported: Linear, Conv1d/2d, AvgPool, MaxPool, Flatten, BatchNorm, Dropout, Identity,"
-            " snntorch Leaky/Synaptic/RLeaky/RSynaptic, SpikingJelly IFNode, Sinabs IAF/LIF (see docs/frontends.md)"
+            " snntorch Leaky/Synaptic/RLeaky/RSynaptic/Alpha/Lapicque, SpikingJelly IF/LIF/ParametricLIF nodes,"
+            " Sinabs IAF/LIF/ExpLeak (and recurrent), Norse cells (see docs/frontends.md)"
         )
     layers: list[Layer] = []
     custom = not isinstance(model, nn.Sequential)
@@ -198,17 +188,8 @@ def reset_mode_of(module: nn.Module) -> tuple[ResetMode, str | None]:
 
 
 def _param(module, name: str, shape, path: str, clamp: bool = False) -> np.ndarray:
-    value = getattr(module, name, None)
-    arr = to_array(value, f"'{path}'.{name}").astype(np.float32)
-    if clamp:
-        arr = np.clip(arr, 0.0, 1.0)
-    try:
-        return np.broadcast_to(arr, shape).copy()
-    except ValueError:
-        raise UserInputError(
-            f"snnTorch module '{path}': {name} of shape {arr.shape} does not fit the layer shape {shape};"
-            " give one value per neuron or a scalar"
-        ) from None
+    arr = to_array(getattr(module, name, None), f"'{path}'.{name}").astype(np.float32)
+    return per_neuron(np.clip(arr, 0.0, 1.0) if clamp else arr, tuple(shape), name, path, "snnTorch")
 
 
 def _check_neuron(module, path: str) -> None:
@@ -296,15 +277,30 @@ def _convert_layer(layer: Layer, shape: tuple[int, ...], b: _Builder, prev: str)
     elif is_peer_neuron(m):
         peer = peer_neuron(m, path, shape)
         b.notes.append(peer.note)
-        name = b.add(path, peer.op)
-        b.edges.append(Edge(prev, name))
-        b.neurons[path] = name
-        return name, shape
+        return _add_peer(peer, path, b, prev)
     else:
         return _convert_neuron(m, path, shape, b, prev)
     name = b.add(path, op)
     b.edges.append(Edge(prev, name))
     return name, op.out_shape
+
+
+def _add_peer(peer: PeerNeuron, path: str, b: _Builder, prev: str) -> tuple[str, tuple[int, ...]]:
+    """A peer neuron with the connections its module holds: input weights before it, its own
+    recurrent connection (``peer.recurrent_delays``), the input edge delayed ``peer.input_delay``."""
+    if peer.input_weight is not None:
+        w_in = b.add(f"{path}.w_in", peer.input_weight)
+        b.edges.append(Edge(prev, w_in))
+        prev = w_in
+    name = b.add(path, peer.op)
+    b.edges.append(Edge(prev, name, peer.input_delay))
+    b.neurons[path] = name
+    if peer.recurrent is not None:
+        out_delay, back_delay = peer.recurrent_delays
+        rname = b.add(f"{path}.w_rec", peer.recurrent)
+        b.edges.append(Edge(name, rname, out_delay))
+        b.edges.append(Edge(rname, name, back_delay))
+    return name, peer.op.out_shape
 
 
 def _pool(m, path: str, shape) -> Pool:
@@ -343,6 +339,13 @@ def _convert_neuron(m, path: str, shape, b: _Builder, prev: str) -> tuple[str, t
         b.neurons[path] = name
         return name, shape
     _check_neuron(m, path)
+    if kind in CELLS:
+        op, note = cell_op(m, path, shape)
+        b.notes.append(note)
+        name = b.add(path, op)
+        b.edges.append(Edge(prev, name))
+        b.neurons[path] = name
+        return name, shape
     reset, note = reset_mode_of(m)
     if note:
         b.notes.append(f"'{path}': {note}")
@@ -425,6 +428,10 @@ def run_source(layers: list[Layer], x: np.ndarray) -> dict[str, np.ndarray]:
             h = xt[t]
             for layer in layers:
                 m = layer.module
+                if is_peer_neuron(m) and explicit_state(m):  # Norse: z, state = cell(x, state)
+                    h, states[layer.path] = m(h, states.get(layer.path))
+                    rec[layer.path].append(h.clone())
+                    continue
                 if is_peer_neuron(m):
                     h = m(h)
                     rec[layer.path].append(h.clone())
@@ -439,7 +446,8 @@ def run_source(layers: list[Layer], x: np.ndarray) -> dict[str, np.ndarray]:
                     st = states.get(layer.path)
                     if st is None:
                         z = torch.zeros_like(h)
-                        st = {"Leaky": (z,), "Synaptic": (z, z), "RLeaky": (z, z), "RSynaptic": (z, z, z)}[kind]
+                        st = {"Leaky": (z,), "Synaptic": (z, z), "RLeaky": (z, z), "RSynaptic": (z, z, z),
+                              "Alpha": (z, z, z), "Lapicque": (z,)}[kind]
                     out = m(h, *st)
                     spk = out[0]
                     states[layer.path] = tuple(out) if kind in ("RLeaky", "RSynaptic") else tuple(out[1:])
@@ -456,11 +464,12 @@ def measure_fidelity(layers: list[Layer], graph: Graph, neurons: dict[str, str],
 
 def compare_spikes(src: dict[str, np.ndarray], graph: Graph, neurons: dict[str, str], x: np.ndarray,
                    origin: str) -> dict:
-    """Spikes of the source model per module path against ``run_float`` of the graph."""
-    ir = run_float(graph, x).spikes
+    """Spikes (a non-spiking neuron's membrane: Sinabs ExpLeak, Norse LI) of the source model per
+    module path against ``run_float`` of the graph, bit for bit."""
+    run = run_float(graph, x)
     per_layer, total = {}, 0
     for path, node in neurons.items():
-        a, b = src[path], ir[node]
+        a, b = src[path], run.spikes.get(node, run.values[node])
         mism = int(np.count_nonzero(a != b))
         total += mism
         per_layer[node] = {
@@ -495,7 +504,8 @@ def _trace(module: nn.Module, layers: list[Layer], x: torch.Tensor):
 def _chain_or_loop(module: nn.Module, layers: list[Layer], shape, example) -> StepProgram | None:
     """The per-step program of a time-loop forward, or None after checking a one-step chain."""
     neurons = {l.path: type(l.module).__name__ for l in layers if _is_snn(l.module)}
-    neurons.update({l.path: INTERNAL_STATE for l in layers if is_peer_neuron(l.module)})
+    neurons.update({l.path: type(l.module).__name__ if explicit_state(l.module) else INTERNAL_STATE
+                    for l in layers if is_peer_neuron(l.module)})
     loop_error = None
     if neurons:
         gen = torch.Generator().manual_seed(0)
@@ -570,8 +580,8 @@ def _build_loop(program: StepProgram, layers: list[Layer], b: _Builder) -> str:
         pending.append((first_edge, src_key, delay))
         node_of[node.key] = name
     for index, src_key, delay in pending:
-        edge = b.edges[index]
-        b.edges[index] = Edge(node_of[src_key], edge.dst, delay)
+        edge = b.edges[index]  # its own delay: a module that integrates its input late (Norse LSNN)
+        b.edges[index] = Edge(node_of[src_key], edge.dst, delay + edge.delay)
     return node_of[program.output]
 
 
@@ -738,7 +748,8 @@ def _from_checkpoint(path: str, options: ImportOptions) -> nn.Module:
     if not os.path.exists(path):
         raise UserInputError(f"checkpoint '{path}' does not exist; check the path")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        with guard(f"checkpoint '{path}'"):
+            obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
         raise UserInputError(f"cannot unpickle '{path}' ({type(err).__name__}: {str(err)[:120]})") from None
     if not isinstance(obj, nn.Module):

@@ -64,7 +64,15 @@ STATE_OF = {
     "Synaptic": {1: 1, 2: 2},
     "RLeaky": {1: 0, 2: 1},
     "RSynaptic": {1: 0, 2: 1, 3: 2},
+    "Alpha": {1: 1, 2: 2, 3: 3},
+    "Lapicque": {1: 1},
 }
+# Norse cells: ``z, state = cell(x, state)`` with state None at the first step; the state tuple's
+# tensors are the call's arguments 1..n and its outputs 1..n (after the spikes)
+NORSE_STATE = {name: {k: k for k in range(1, n + 1)} for name, n in (
+    ("LIFCell", 2), ("LIFRecurrentCell", 3), ("LIFBoxCell", 1), ("LICell", 2), ("IAFCell", 1),
+    ("LSNNCell", 3), ("LSNNRecurrentCell", 4))}
+STATE_OF.update(NORSE_STATE)
 
 
 def user_location() -> str:
@@ -146,7 +154,8 @@ class _Recorder(TorchFunctionMode):
         )
         self.calls.append(call)
         for k, t in enumerate(outputs):
-            self.producer[id(t)] = (call.index, k)
+            if all(t is not u for u in outputs[:k]):  # a tensor returned twice is its first output
+                self.producer[id(t)] = (call.index, k)
         self.keep.append((flat_args, outputs))
         return call
 
@@ -448,10 +457,13 @@ def _check_state(trace: Trace, c: Call, neurons: dict[str, str], s: int, keys, r
         return
     state = STATE_OF[kind]
     n_tensors = len([a for a in c.args if a is not None])
+    if kind in NORSE_STATE and (n_tensors == 1) != (s == 0):
+        raise refuse(c, f"Norse {kind} '{c.module}' is called with {'no' if n_tensors == 1 else 'a'} state at step {s}",
+                     "pass state=None at the first step and then the state the cell returned, unchanged")
     if n_tensors == 1:
         return  # init_hidden: the module keeps its own state (reset before the trace)
     if c.args[0] is None or n_tensors != 1 + len(state):
-        raise refuse(c, f"snnTorch {kind} '{c.module}' is called with {n_tensors} tensor(s)",
+        raise refuse(c, f"{kind} '{c.module}' is called with {n_tensors} tensor(s)",
                      f"call it as {kind.lower()}(input, {', '.join(['state'] * len(state))}) with its own state")
     for pos, out in state.items():
         r = resolve(c.args[pos])
@@ -464,7 +476,8 @@ def _check_state(trace: Trace, c: Call, neurons: dict[str, str], s: int, keys, r
                              f"start from {c.module}.init_{kind.lower()}() or zeros")
             continue
         prev = trace.calls[r.call] if r.call is not None else None
-        if prev is None or prev.module != c.module or prev.step != s - 1 or r.out != out:
+        own = prev is not None and prev.module == c.module and prev.step == s - 1
+        if not own or not (r.out == out or (out < len(prev.outputs) and prev.outputs[r.out] is prev.outputs[out])):
             raise refuse(c, f"state argument {pos} of '{c.module}' is not its own output of the previous step",
                          "pass the state the neuron returned at the previous step, unchanged")
 

@@ -6,7 +6,9 @@ float32 rounding):
 - BatchNorm after an Affine/Conv that feeds only it: W' = scale*W (per output channel),
   b' = scale*b + shift, with scale = gamma/sqrt(var+eps), shift = beta - scale*mean.
 - Scale after an Affine that feeds only it: W' = s*W, b' = s*b.
-- Affine B fed only by Affine A (delay 0), A feeding only B: W = W_B W_A, b = W_B b_A + b_B.
+- Affine B fed only by Affine A (delay 0), A feeding only B: W = W_B W_A, b = W_B b_A + b_B,
+  unless W_B W_A has more entries than W_A and W_B together (a low-rank factorised pair such as
+  200k -> 8 -> 200k stays factorised: canonicalize never makes a matrix larger than its inputs).
 - Identity, Delay(steps=0) and shape-preserving Flatten nodes are removed, and Delay(k >= 1)
   nodes become edge delays: each pair of edges (p -> n, d1), (n -> q, d2) becomes
   (p -> q, d1 + d2 + k). These are exact.
@@ -109,6 +111,9 @@ def _try_merge_affines(graph: Graph, name: str) -> Graph | None:
     first = graph.nodes[pred.src]
     if not isinstance(first, Affine) or _sole_successor(graph, pred.src) is None:
         return None
+    n_in, n_out = first.weight.shape[1], second.weight.shape[0]
+    if n_out * n_in > first.weight.size + second.weight.size:
+        return None  # merging would grow the parameters (e.g. 200k -> 8 -> 200k): keep the pair
     wa, wb = first.weight.astype(np.float64), second.weight.astype(np.float64)
     has_bias = first.bias is not None or second.bias is not None
     bias = wb @ _f64(first.bias, wa.shape[0]) + _f64(second.bias, wb.shape[0])

@@ -50,7 +50,7 @@ from rsnn_compiler.ir.ops import (
 from rsnn_compiler.ir.catalogue import neuron_op_class
 from rsnn_compiler.ir.dynamics import op_values
 from rsnn_compiler.ir.verify import verify
-from rsnn_compiler.neurons import QUANTIZE_RULES
+from rsnn_compiler.neurons import EXTENSION_OF, FIXED_FAMILIES, QUANTIZE_RULES, REWRITES
 from rsnn_compiler.passes import quant_common as Q
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 
@@ -161,7 +161,7 @@ class _Builder:
 
     # --- neurons --------------------------------------------------------------------
     def neuron(self, name: str) -> None:
-        op = self.g.nodes[name]
+        op = self._rewritten(name)
         ins = self.g.in_edges(name)
         syns = [e.src for e in ins]
         bad = [s for s in syns if not isinstance(self.g.nodes[s], Q.SYNAPSES)]
@@ -192,7 +192,13 @@ class _Builder:
             theta = float(np.max(op.theta)) if op.theta.size else 1.0
             if isinstance(op, MultiThreshold):  # m reaches (levels + 1) * theta before firing
                 theta *= op.levels + 1
+            elif hasattr(op, "levels"):  # a multi-spike family: as far as the calibration run reached
+                theta = self._graded_bound(name, op, theta)
             limits.append(self.theta_budget() / max(theta, 1e-30))
+            ext = EXTENSION_OF.get(op.family)
+            for state in (ext.bound_states if ext is not None and self.float_run is not None else ()):
+                reached = float(np.max(np.abs(self.float_run.states.get(f"{state}/{name}", 0.0)), initial=0.0))
+                limits.append(v_budget / max(1.25 * reached, 1e-30))
         else:
             vmax = self._li_bound(name, op)
             limits.append(v_budget / max(vmax, 1e-30))
@@ -204,6 +210,10 @@ class _Builder:
         cuba = isinstance(op, (CubaLIF, CubaLI))
         alpha = op.alpha.astype(np.float64) if cuba else None
         v_bias = (op.bias.astype(np.float64) if hasattr(op, "bias") else np.zeros(op.shape)) * S
+        form = self._linear_form(op)
+        if form is not None:  # an extension that says how its input and bias enter
+            cuba, alpha = form.alpha is not None, form.alpha
+            v_bias = np.broadcast_to(np.zeros(op.shape) if form.bias is None else form.bias, op.shape) * S
         for s in syns:
             syn = self.g.nodes[s]
             cb = None
@@ -236,7 +246,38 @@ class _Builder:
             raise UserInputError(f"synapse '{syn}' sums inputs of different scales; split the layer")
         return scales.pop() if scales else 1.0
 
+    def _rewritten(self, name: str):
+        """The node as the float family it quantizes as: a library's update form with an
+        extension ``rewrite`` becomes the existing family with the same real-valued update."""
+        op = self.g.nodes[name]
+        if op.family not in REWRITES:
+            return op
+        family, values = REWRITES[op.family](op_values(op))
+        new = neuron_op_class(Domain.FLOAT, family)(**values)
+        self.g = self.g.with_node(name, new)
+        self.report.notes.append(f"{name}: {op.family} quantized as {family} (the same update in real numbers)")
+        return new
+
+    @staticmethod
+    def _linear_form(op):
+        ext = EXTENSION_OF.get(op.family)
+        return ext.linear(op_values(op)) if ext is not None and ext.linear is not None else None
+
+    def _graded_bound(self, name: str, op, theta: float) -> float:
+        """The largest membrane (in theta units times theta) a multi-spike population reached on the
+        calibration run, with room for one more threshold; without calibration 4 thresholds."""
+        if self.float_run is None or name not in self.float_run.spikes:
+            return theta * min(op.levels + 1, 4)
+        counts = float(np.max(self.float_run.spikes[name], initial=0.0))
+        v = self.float_run.states.get(f"v/{name}")
+        vmax = float(np.max(np.abs(v), initial=0.0)) if v is not None else 0.0
+        return max(theta * (min(counts, op.levels) + 1) + vmax, theta)
+
     def _gain(self, op) -> np.ndarray | None:
+        form = self._linear_form(op)
+        if form is not None:
+            g = None if form.gain is None else np.broadcast_to(form.gain, op.shape)
+            return None if g is None or np.all(g == 1) else g
         g = None
         if isinstance(op, (LIF, IF, ALIF, LI)) or (op.family in QUANTIZE_RULES and hasattr(op, "gain")):
             g = op.gain.astype(np.float64)
@@ -281,8 +322,10 @@ class _Builder:
             return np.clip(_r(arr.astype(np.float64) * S), lo, hi)
 
         if op.family in QUANTIZE_RULES:  # a family added through the definition: its own rule
-            fixed = QUANTIZE_RULES[op.family](op_values(op), S, dict(common, vth_shift=self.vth_shift))
-            return neuron_op_class(Domain.FIXED, op.family)(**fixed)
+            fixed = QUANTIZE_RULES[op.family](op_values(op), S, dict(common, **cur, vth_shift=self.vth_shift))
+            target = EXTENSION_OF[op.family].fixed_name
+            names = FIXED_FAMILIES[target].param_names
+            return neuron_op_class(Domain.FIXED, target)(**{k: v for k, v in fixed.items() if k in names})
         if isinstance(op, (DualThresholdIF, MultiThreshold)):
             if isinstance(op, DualThresholdIF):
                 neg = np.clip(_r(op.theta_neg.astype(np.float64) * S / 2.0**self.vth_shift), -vth_hi, vth_hi)
@@ -331,7 +374,8 @@ class _Builder:
         self.sigma[inp] = 2.0**quant.shift
         for name in topology.evaluation_order(g):
             op = self.g.nodes[name]
-            if isinstance(op, NeuronOp) and (isinstance(op, Q.FLOAT_NEURONS) or op.family in QUANTIZE_RULES):
+            if isinstance(op, NeuronOp) and (isinstance(op, Q.FLOAT_NEURONS) or op.family in QUANTIZE_RULES
+                                             or op.family in REWRITES):
                 self.neuron(name)
         for name in g.nodes:
             op = self.g.nodes[name]

@@ -17,7 +17,10 @@ from typing import Callable
 import numpy as np
 
 from rsnn_compiler import __version__
-from rsnn_compiler.artifact import MANIFEST, TIMINGS, atomic_directory, file_hashes, sha256_file, write_json
+from rsnn_compiler.artifact import (
+    MANIFEST, TIMINGS, atomic_directory, check_output_folder, file_hashes, output_path, sha256_file, write_json,
+)
+from rsnn_compiler.budget import require_run_within_budget
 from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.profiles import LOIHI2_NETX
@@ -31,8 +34,10 @@ from rsnn_compiler.pipeline import PRUNE_STEP, fixed_pipeline, float_pipeline_na
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler import registry
 from rsnn_compiler.target_api import TargetCheckError
+from rsnn_compiler.user_code import guard
 
 FLOAT_GRAPH = "graph.float.rsnn"
+WARNING_NOTE = "WARNING:"  # a pass or importer note that changes results: also a build warning
 DEFAULT_TARGETS = ("ir",)
 
 
@@ -52,6 +57,9 @@ class BuildOptions:
     profile: str | None = None  # fixed-point profile; default: what a target requires, else fpga
     board: str | None = None  # Loihi 2 board for targets that map onto one (lava); None: its default
     verify_each: bool = False
+    force: bool = False  # -o may replace a folder that is not an rsnnc build
+    max_accuracy_drop: float | None = None  # points, float -> fixed on --calib (exit 1 beyond)
+    min_spike_agreement: float | None = None  # fraction, float vs fixed spikes (exit 1 below)
     extra: dict = field(default_factory=dict)
 
 
@@ -92,7 +100,14 @@ def import_model(source: str, options: ImportOptions) -> ImportResult:
         load = registry.resolve(spec)
     except (ImportError, AttributeError):
         raise UserInputError(f"the importer for {source} is not available in this installation") from None
-    return load(source, options)
+    with guard(f"the model code of {source}"):  # sys.exit / os._exit / BaseException in user code
+        return load(source, options)
+
+
+def source_label(source: str) -> str:
+    """How the manifest names an input: a file by its base name (so a build does not depend on
+    the working directory or how the path was written), ``pkg.module:factory`` as given."""
+    return os.path.basename(source) if Path(source).exists() else source
 
 
 def _input_digest(source: str, options: BuildOptions) -> str:
@@ -188,13 +203,16 @@ def build(
     options: BuildOptions,
     progress: Callable[[str], None] = lambda msg: None,
     imported: ImportResult | None = None,
+    warn: Callable[[str], None] = lambda msg: None,
 ) -> BuildResult:
-    """Import ``source``, run the passes and emit every target into ``outdir``, with the torch
-    thread count a busy machine stays fast with (``rsnn_compiler.threads``)."""
+    """Compile ``source`` into the build folder ``outdir``. Every warning of a pass (a result
+    that differs from the source model, e.g. a clamped threshold) goes to ``warn`` as it is
+    known and into ``manifest["warnings"]``. Torch and BLAS run with the thread count a busy
+    machine stays fast with (``rsnn_compiler.threads``)."""
     from rsnn_compiler.threads import compute_threads
 
     with compute_threads():
-        return _build(source, outdir, options, progress, imported)
+        return _build(source, outdir, options, progress, imported, warn)
 
 
 def _build(
@@ -203,8 +221,10 @@ def _build(
     options: BuildOptions,
     progress: Callable[[str], None],
     imported: ImportResult | None,
+    warn: Callable[[str], None],
 ) -> BuildResult:
     outdir = Path(outdir)
+    check_output_folder(output_path(outdir), options.force)  # refuse before the work, not after
     backends = [registry.get_backend(t) for t in options.targets]
     target_pass_options: dict = {}
     for backend in backends:  # each target applies its options (e.g. the Loihi 2 board)
@@ -216,6 +236,8 @@ def _build(
     calib_x = calib_y = None
     if options.calib:
         calib_x, calib_y = load_data(options.calib)
+    quant_checks = registry.module(registry.QUANT_CHECKS)
+    quant_checks.check_limits(options.max_accuracy_drop, options.min_spike_agreement, calib_y is not None)
     import_options = ImportOptions(
         dt=options.dt,
         reset=_enum_option(options.reset, ResetMode, "--reset"),
@@ -232,6 +254,9 @@ def _build(
 
     progress(f"importing {source}")
     result = imported or import_model(source, import_options)
+    result.report.source = source_label(source)  # the manifest does not depend on the working directory
+    if calib_x is not None:  # passes run the model on the calibration data (float and fixed)
+        require_run_within_budget(result.graph, 2 * calib_x.shape[0], calib_x.shape[1], "calibration")
     ctx = PassContext(
         calib_x=calib_x, calib_y=calib_y, options={**options.extra, **target_pass_options},
         verify_each=options.verify_each, progress=progress,
@@ -269,9 +294,20 @@ def _build(
             steps = ["imported", *steps]
         for r in fixed_reports:
             r.notes.insert(0, f"profile {profile}")
+        progress("checking what quantization changed")
+        check = quant_checks.check_quantization(float_graph, fixed, fixed_reports, ctx.calib_x, ctx.calib_y)
+        check.notes.insert(0, f"profile {profile}")
+        fixed_reports.append(check)
         graphs[profile] = fixed
         all_reports.extend(fixed_reports)
-        pipeline[profile] = list(steps)
+        pipeline[profile] = [*steps, check.name]
+    for r in all_reports:  # notes marked WARNING: join the pass's warnings
+        r.warnings += [n[len(WARNING_NOTE):].strip() for n in r.notes if n.upper().startswith(WARNING_NOTE)]
+    warnings = [w for r in all_reports for w in r.warnings]
+    for w in warnings:
+        warn(w)
+    if profile is not None:
+        quant_checks.gate(check, options.max_accuracy_drop, options.min_spike_agreement)
 
     def graph_for(backend) -> Graph:
         return graphs[profile] if backend.uses_fixed else float_graph
@@ -281,7 +317,7 @@ def _build(
         if diagnostics:
             raise TargetCheckError(backend.name, diagnostics)
 
-    with atomic_directory(outdir) as tmp:
+    with atomic_directory(outdir, force=options.force) as tmp:
         graph_entries = {}
         for key, graph in graphs.items():
             fname = graph_file(key)
@@ -309,7 +345,7 @@ def _build(
             "format": "rsnnc-build/1",
             "compiler": {"name": "rsnnc", "version": __version__},
             "input": {
-                "source": os.path.basename(source) if Path(source).exists() else source,
+                "source": source_label(source),
                 "sha256": _input_digest(source, options),
                 "format": result.report.source_format,
             },
@@ -328,6 +364,7 @@ def _build(
             "dt": float_graph.attrs.dt,
             "steps": float_graph.attrs.steps,  # time steps chosen by temporal pruning (None: all)
             "pipeline": pipeline,
+            "warnings": warnings,
             "passes": reports_json,
             "graphs": graph_entries,
             "targets": artifacts,

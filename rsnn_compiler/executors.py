@@ -13,6 +13,8 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from rsnn_compiler.artifact import build_file, verify_target_files
+from rsnn_compiler.budget import require_run_within_budget
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.interpreter.result import RunResult
@@ -51,8 +53,18 @@ def resolve_profile(manifest: dict, domain: Domain, profile: str | None) -> str 
 
 
 def load_build_graph(build: Path, manifest: dict, key: str) -> Graph:
-    entry = manifest["graphs"][key]
-    return load_graph(Path(build) / entry["file"])
+    """The build's graph ``key`` ('float' or a profile), after checking its manifest hash."""
+    entry = manifest["graphs"].get(key)
+    if entry is None:
+        raise UserInputError(f"build {build} has no {key} graph; rebuild it with `rsnnc build`")
+    return load_graph(build_file(build, manifest, entry["file"]))
+
+
+def check_run_budget(build: Path, manifest: dict, x: np.ndarray) -> None:
+    """Refuse (exit 2, before anything runs) inputs whose recorded run would exceed the memory
+    budget (``budget.run_bytes`` of the build's float graph; the fixed graph records as much)."""
+    graph = load_build_graph(build, manifest, "float")
+    require_run_within_budget(graph, x.shape[0], x.shape[1])
 
 
 def target_program(
@@ -67,6 +79,7 @@ def target_program(
     folder = build / target
     if entry is None or not (folder / marker).is_file():
         raise UserInputError(f"{build} has no {label} target; rebuild with --target {target}")
+    verify_target_files(build, manifest, target)  # nothing of it runs unless every hash matches
     return folder, resolve_profile(manifest, domain, profile or entry.get("profile"))
 
 

@@ -54,9 +54,12 @@ class PassReport:
     skipped: bool = False
     reason: str = ""  # why it was skipped, or a one-line summary
     notes: list[str] = field(default_factory=list)
+    # results changed behind the user's back (a clamped parameter, a silenced layer): the build
+    # prints each on its own stderr line and lists them in the manifest
+    warnings: list[str] = field(default_factory=list)
 
     BASE_FIELDS: ClassVar[tuple[str, ...]] = (
-        "name", "wall_time_s", "hash_before", "hash_after", "changed", "skipped", "reason", "notes",
+        "name", "wall_time_s", "hash_before", "hash_after", "changed", "skipped", "reason", "notes", "warnings",
     )
 
     def metrics(self) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from rsnn_compiler import registry
 
 PRUNE_STEP = "prune"  # the float step recorded as skipped when pruning is off or unavailable
+# recorded after each fixed-point pipeline: what quantization changed (passes/quant_checks.py)
+CHECK_STEP = "quant_check"
 
 
 def float_pipeline_names(prune: bool, stock_neurons: bool = False) -> list[str]:

@@ -23,6 +23,9 @@ PASSES: dict[str, str] = {
     "map_loihi2": "rsnn_compiler.backends.lava.map_loihi2:MapLoihi2",
 }
 
+# the check after the fixed-point pipeline (clamps, saturation, silenced layers, accuracy gates)
+QUANT_CHECKS = "rsnn_compiler.passes.quant_checks"
+
 BACKENDS: dict[str, str] = {
     "ir": "rsnn_compiler.backends.ir.backend:IrBackend",
     "c": "rsnn_compiler.backends.c.backend:CBackend",
@@ -65,6 +68,11 @@ EXPORTERS: dict[str, str] = {
 }
 
 
+def module(name: str) -> Any:
+    """A module named in this registry (e.g. ``QUANT_CHECKS``), imported lazily."""
+    return importlib.import_module(name)
+
+
 def resolve(spec: str) -> Any:
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -85,9 +93,10 @@ def get_backend(name: str):
     return resolve(BACKENDS[name])()
 
 
-def get_executor(name: str):
+def get_executor(name: str, **options):
+    """A new executor ``name``; ``options`` are its fields (e.g. the gpu executor's ``processes``)."""
     if name not in EXECUTORS:
         raise UserInputError(
             f"unknown executor '{name}'; available: {', '.join(sorted(EXECUTORS))}"
         )
-    return resolve(EXECUTORS[name])()
+    return resolve(EXECUTORS[name])(**options)

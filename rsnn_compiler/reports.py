@@ -20,16 +20,6 @@ def merged_reports(manifest: dict, timings: dict) -> list[dict[str, Any]]:
     return out
 
 
-WARNING_PREFIX = "WARNING:"
-
-
-def result_warnings(manifest: dict) -> list[str]:
-    """Notes of the pass reports that say the result may not be what the user meant (they start
-    with ``WARNING:``); the command line prints each as its own stderr line."""
-    return [note[len(WARNING_PREFIX):].strip() for rep in manifest.get("passes", [])
-            for note in rep.get("notes", []) if note.upper().startswith(WARNING_PREFIX)]
-
-
 def _short(value: Any) -> str | None:
     """Compact text for numbers and flags; other values are for the JSON report only."""
     if isinstance(value, bool):
@@ -98,6 +88,14 @@ def detail_tables(reports: list[dict[str, Any]]) -> list[Table]:
     return tables
 
 
+def warning_lines(manifest: dict) -> list[str]:
+    """The build's warnings (results that differ from the source model), one line each."""
+    warnings = [w for w in manifest.get("warnings", []) if isinstance(w, str)]
+    if not warnings:
+        return []
+    return [f"warnings ({len(warnings)}): results that differ from the source model"] + [f"  - {w}" for w in warnings]
+
+
 def print_build_summary(console: Console, manifest: dict, timings: dict, outdir: str) -> None:
     console.print(f"[bold]rsnnc build[/bold] {manifest['input']['source']} -> {outdir}")
     for rep in manifest.get("passes", [])[:1]:
@@ -114,3 +112,6 @@ def print_build_summary(console: Console, manifest: dict, timings: dict, outdir:
         for line in art.get("details", []):
             console.print(f"    {line}")
     console.print(passes_table(merged_reports(manifest, timings)))
+    if manifest.get("warnings"):
+        console.print(f"  {len(manifest['warnings'])} warning(s), printed above and in `rsnnc report {outdir}`",
+                      highlight=False, markup=False)

@@ -34,3 +34,17 @@ def netx_python() -> Path:
     from rsnn_compiler.backends.lava.env import netx_status
 
     return _python(netx_status())
+
+
+@pytest.fixture
+def cli_run(capsys):
+    """``cli_run(*argv) -> (exit code, stdout, stderr)`` of ``rsnnc`` run in-process."""
+    from rsnn_compiler.cli.main import main
+
+    def run(*argv):
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rsnn_compiler.artifact import file_hashes
 from rsnn_compiler.fixed import arith as A
 from rsnn_compiler.fixed.arith import Overflow
 from rsnn_compiler.interpreter import run_fixed
@@ -398,7 +399,8 @@ def _build_dir(tmp_path: Path, g: Graph) -> tuple[Path, dict]:
     save_graph(g, build / "graph.fpga.rsnn")
     art = CBackend().emit(g, build / "c")
     manifest = {"graphs": {"fpga": {"file": "graph.fpga.rsnn"}},
-                "targets": {"c": {"profile": "fpga", "files": art.files}}}
+                "targets": {"c": {"profile": "fpga", "files": art.files}},
+                "files": file_hashes(build)}  # executors check these before running anything
     return build, manifest
 
 
@@ -421,6 +423,7 @@ def test_executor_rebuilds_a_stale_binary_outside_the_build(tmp_path, monkeypatc
     build, manifest = _build_dir(tmp_path, g)
     (build / "c" / "rsnn_run").write_bytes(b"not a binary")  # e.g. built on another machine
     (build / "c" / "rsnn_run.stamp").write_text("other toolchain\n")
+    manifest["files"] = file_hashes(build)  # ... whose manifest lists that binary
     x = random_input(g, 6, 2, seed=1)
     assert_same(run_fixed(g, x), CExecutor().run(build, manifest, "fixed", None, x), "rebuilt")
     assert list((tmp_path / "cache" / "rsnnc" / "c").glob("*/rsnn_run"))

@@ -103,7 +103,7 @@ def test_int32_accumulators_only_where_the_bound_proves_them(tmp_path):
 
 def test_weights_bin_loads_refuses_other_files_and_converts_to_const_arrays(tmp_path):
     """Every array in weights.bin (blob_min_values=0): the binary reproduces the reference; a
-    weights.bin changed by one byte is refused (exit 8); ``make rsnn_run_const`` (the arrays as
+    weights.bin changed by one byte is refused (exit 9); ``make rsnn_run_const`` (the arrays as
     const C from rsnn_bin2c, -DRSNN_CONST_WEIGHTS, no weights.bin needed) gives the same records."""
     from dataclasses import replace
 
@@ -130,7 +130,7 @@ def test_weights_bin_loads_refuses_other_files_and_converts_to_const_arrays(tmp_
     part = np.ascontiguousarray(x.astype("<i4"))
     res = subprocess.run([str(binary), "-w", "4", "-W", str(tmp_path / "other.bin"), "9", "4"],
                          input=part.tobytes(), capture_output=True)
-    assert res.returncode == 8 and b"not this model's weights" in res.stderr
+    assert res.returncode == 9 and b"not this model's weights" in res.stderr
 
     cc = os.environ.get("CC", "cc")
     res = subprocess.run(["make", "-s", f"CC={cc}", "rsnn_run_const"], cwd=cdir, capture_output=True, text=True)

@@ -295,13 +295,15 @@ def test_emit_writes_a_self_contained_program(tmp_path):
 
 
 def test_missing_lava_env_makes_the_executor_unavailable(tmp_path, monkeypatch):
+    from rsnn_compiler.artifact import file_hashes
     from rsnn_compiler.backends.lava.executor import LavaExecutor
     from rsnn_compiler.validate import ExecutorUnavailable
 
     (tmp_path / "lava").mkdir()
     (tmp_path / "lava" / "network.json").write_text("{}")
     monkeypatch.setenv("RSNNC_LAVA_PYTHON", str(tmp_path / "missing-python"))
-    manifest = {"targets": {"lava": {"profile": "loihi2"}}, "graphs": {"loihi2": {"file": "x"}}}
+    manifest = {"targets": {"lava": {"profile": "loihi2"}}, "graphs": {"loihi2": {"file": "x"}},
+                "files": file_hashes(tmp_path)}
     with pytest.raises(ExecutorUnavailable, match="setup_lava.sh"):
         LavaExecutor().run(tmp_path, manifest, "fixed", None, np.zeros((2, 1, 2)))
     with pytest.raises(UserInputError, match="--domain fixed"):

@@ -179,7 +179,7 @@ def test_build_and_report_show_mapping_and_plot(tmp_path):
     import json
 
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["pipeline"]["loihi2"][-1] == "map_loihi2"
+    assert manifest["pipeline"]["loihi2"][-2:] == ["map_loihi2", "quant_check"]
     rep = next(r for r in manifest["passes"] if r["name"] == "map_loihi2")
     assert rep["metrics"]["board"] == "oheo_gulch" and rep["metrics"]["energy"]["counts"]["source"] == "measured"
     assert main(["report", str(out)]) == 0

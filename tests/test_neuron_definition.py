@@ -174,3 +174,24 @@ def test_a_family_refuses_a_choice_it_does_not_define():
 
     with pytest.raises(ValueError, match="reset must be one of subtract, zero"):
         FixedTCLIF(beta_d=[1], beta_s=[1], vth=[1], reset="subtract_deferred")
+
+
+def test_the_oracle_catches_a_reordered_update_form(monkeypatch):
+    """Norse's Euler step with the same real value in another float32 order must be caught: the
+    update forms are only exact in their library's operation order."""
+    from rsnn_compiler.neurons import float_dynamics as fl
+    from rsnn_compiler.neurons import norse
+
+    def reordered(P, p, st, xs):
+        i = fl.accumulate(P, st.i, None, xs)
+        v = st.v + p.k_mem * (p.v_leak + (i - st.v))
+        st.i = i + p.k_syn * i
+        return v
+
+    g = float_family_graph("norse_lif", seed=7)
+    x = case_input(g, STEPS, BATCH, seed=3)
+    want = {node: oracle.float_neuron(op, [[x[t, 0]] + ([x[t - 1, 0]] if t else []) for t in range(STEPS)])["v"]
+            for node, op in g.nodes.items() if isinstance(op, NeuronOp)}
+    monkeypatch.setattr(norse, "euler", reordered)
+    got = run_float(g, x).states
+    assert any(not np.array_equal(np.asarray(v, np.float32), got[f"v/{node}"][:, 0]) for node, v in want.items())

@@ -20,6 +20,7 @@ from rsnn_compiler.ir.fixed_ops import (
 from rsnn_compiler.ir.dynamics import family_of, has_family
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Input, Output, Pool, PoolMode
+from rsnn_compiler.sanitize import c_comment, safe_name
 
 from rsnn_compiler.backends.c.check import _Synapse, value_bounds
 from rsnn_compiler.backends.c.neurons import INT32_MAX, OVERFLOW_FN, lit, neuron_code, reads_prev_output
@@ -32,8 +33,7 @@ def ovf(expr: str, bits: int, mode: Overflow) -> str:
     return f"{OVERFLOW_FN[mode]}({expr}, {bits})"
 
 
-def _comment(text: str) -> str:
-    return text.replace("*/", "* /")
+_comment = c_comment  # generated text inside /* */; every name in it goes through safe_name
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class _Emitter:
         if not edges:
             return f"    for (k = 0; k < {n.in_size}; ++k) {{\n        {target}[k] = 0;\n    }}\n", target
         terms = " + ".join(f"{self.past(e.src, e.delay)}[k]" for e in edges)
-        names = ", ".join(f"{e.src}@{e.delay}" for e in edges)
+        names = ", ".join(f"{safe_name(e.src)}@{e.delay}" for e in edges)
         code = (
             f"    /* input = sum of {_comment(names)} (source@delay) */\n"
             f"    for (k = 0; k < {n.in_size}; ++k) {{\n        {target}[k] = {terms};\n    }}\n"
@@ -106,13 +106,13 @@ class _Emitter:
             return lit(arr[0]) if arr.size else "0"
         key = f"{n.cid}_{pname}"
         if key not in self._arrays:
-            self._arrays[key] = self.array(key, arr, f"{n.name}: {pname}")
+            self._arrays[key] = self.array(key, arr, f"{safe_name(n.name)}: {pname}")
         return f"{self._arrays[key]}[{index}]"
 
     def function(self, n: NodePlan, doc: str, body: str, uses_k: bool = True) -> None:
         decl = "    long k;\n" if uses_k else ""
         self.funcs.append(
-            f"/* node '{_comment(n.name)}' ({type(n.op).__name__}): {_comment(doc)} */\n"
+            f"/* node '{safe_name(n.name)}' ({type(n.op).__name__}): {_comment(doc)} */\n"
             f"static void {self.p}_{n.cid}({self.p}_state_t *s)\n{{\n{decl}{body}}}\n"
         )
 
@@ -194,7 +194,7 @@ class _Emitter:
         """Emit the compressed arrays of ``st`` (none when every weight is zero); C names by key."""
         if not st.nonzeros:
             return {}
-        return {key: self.array(f"{n.cid}_{key}", arr.values, f"{n.name}: {what[key]}", arr.ctype)
+        return {key: self.array(f"{n.cid}_{key}", arr.values, f"{safe_name(n.name)}: {what[key]}", arr.ctype)
                 for key, arr in st.arrays.items()}
 
     def _storage_doc(self, st: SynapseStorage) -> str:
@@ -226,7 +226,7 @@ class _Emitter:
                     f" {self._storage_doc(st)}")
         if st.format == CSC:
             return self._dense_csc(n, st, tail_doc)
-        w = self.array(f"{n.cid}_w", st.weights.T, f"{n.name}: weight mantissas{_scaled(st)}, transposed [in {n_in}][out {n_out}]")
+        w = self.array(f"{n.cid}_w", st.weights.T, f"{safe_name(n.name)}: weight mantissas{_scaled(st)}, transposed [in {n_in}][out {n_out}]")
         code, x = self.gather(n)
         y = self.cur(n)
         narrow = n.name in self.acc32
@@ -301,7 +301,7 @@ class _Emitter:
                f"(shift(conv(x, W)[c], e[c]) + bias[c]); {self._storage_doc(st)}")
         if st.format == CSC:
             return self._conv_csc(n, st, doc, (ih, iw, oh, ow, sh, sw, ph, pw, dh, dw))
-        w = self.array(f"{n.cid}_w", st.weights, f"{n.name}: weights{_scaled(st)} [{cout}][{cin_g}][{kh}][{kw}]")
+        w = self.array(f"{n.cid}_w", st.weights, f"{safe_name(n.name)}: weights{_scaled(st)} [{cout}][{cin_g}][{kh}][{kw}]")
         code, x = self.gather(n)
         y = self.cur(n)
         grp = f"ci / {cin_g}" if cin_g > 1 else "ci"
@@ -509,7 +509,7 @@ def _state_members(graph: Graph, plan: Plan) -> tuple[list[str], int]:
         if isinstance(op, FixedDense):
             max_act = max(max_act, n.in_size)
         if members:
-            lines.append(f"    /* node '{_comment(name)}' ({type(op).__name__}) */")
+            lines.append(f"    /* node '{safe_name(name)}' ({type(op).__name__}) */")
             lines += [f"    {decl}; /* {what} */" for decl, what in members]
     lines.append("    /* work area */")
     lines.append(f"    int64_t xin[{max_in}]; /* summed input of a node with several (or no) in-edges */")
@@ -535,7 +535,7 @@ def _reset_body(em: _Emitter) -> str:
             if np.asarray(value).any():
                 vi = em.param(n, pname, value)
                 body += (f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
-                         f"        s->{state}_{n.cid}[k] = {vi}; /* '{_comment(n.name)}' {pname} */\n    }}\n")
+                         f"        s->{state}_{n.cid}[k] = {vi}; /* '{safe_name(n.name)}' {pname} */\n    }}\n")
     return f"void {p}_reset({p}_state_t *s)\n{{\n    long k;\n{body}    (void)k;\n}}\n"
 
 
@@ -552,19 +552,21 @@ def _step_body(em: _Emitter) -> str:
         n = plan.nodes[name]
         op = n.op
         if isinstance(op, Input) and n.has_buffer:
-            lines.append(f"    /* '{_comment(name)}' (Input): the input vector */")
+            lines.append(f"    /* '{safe_name(name)}' (Input): the input vector */")
             lines.append(f"    for (k = 0; k < {n.out_size}; ++k) {{\n        {em.cur(n)}[k] = input[k];\n    }}")
         elif isinstance(op, Input):
             continue
         elif name in plan.quantize_nodes:
-            lines.append(f"    /* '{_comment(name)}' (Quantize): quantized by the host, input[{offset}..{offset + n.out_size}) */")
-            lines.append(f"    for (k = 0; k < {n.out_size}; ++k) {{\n        {em.cur(n)}[k] = input[{offset} + k];\n    }}")
+            lines.append(f"    /* '{safe_name(name)}' (Quantize): quantized by the host, input[{offset}..{offset + n.out_size}) */")
+            lo, hi = n.op.limits  # the input contract (input_ok): clamped, so no input can overflow
+            lines.append(f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
+                         f"        {em.cur(n)}[k] = rsnn_clip(input[{offset} + k], {lit(lo)}, {lit(hi)});\n    }}")
             offset += n.out_size
         else:
             lines.append(f"    {p}_{n.cid}(s);")
     for n in delay_ops(plan):
         code, _ = em.gather(n, target=f"s->dl_{n.cid}[s->dpos_{n.cid}]")
-        lines.append(f"    /* '{_comment(n.name)}' (Delay {n.op.steps}): capture this step's input */")
+        lines.append(f"    /* '{safe_name(n.name)}' (Delay {n.op.steps}): capture this step's input */")
         lines.append(code.rstrip("\n"))
         lines.append(f"    s->dpos_{n.cid} = s->dpos_{n.cid} + 1 == {n.op.steps} ? 0 : s->dpos_{n.cid} + 1;")
     out = plan.nodes[plan.output_name]
@@ -574,6 +576,30 @@ def _step_body(em: _Emitter) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _input_ok_body(em: _Emitter) -> str:
+    """``<prefix>_input_ok``: 1 when every input lies in the range the overflow proof assumed."""
+    p = em.p
+    lines = [f"int {p}_input_ok(const int32_t *input)", "{"]
+    checks = [(o, n, lo, hi) for o, n, lo, hi in em.plan.input_ranges() if (lo, hi) != (-(1 << 31), (1 << 31) - 1)]
+    if not checks:
+        lines += ["    (void)input; /* every int32 input is within the proven range */", "    return 1;", "}"]
+        return "\n".join(lines) + "\n"
+    lines.append("    long k;")
+    for o, n, lo, hi in checks:
+        lines.append(f"    for (k = {o}; k < {o + n}; ++k) {{\n"
+                     f"        if (input[k] < {lit(lo)} || input[k] > {lit(hi)}) {{\n            return 0;\n        }}\n    }}")
+    lines += ["    return 1;", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _contract_doc(plan: Plan, m: str) -> str:
+    ranges = plan.input_ranges()
+    parts = "; ".join(f"input[{o}..{o + n}) in [{lo}, {hi}]" for o, n, lo, hi in ranges)
+    return (f"/* Input contract (the range the overflow proof assumed): {parts}.\n"
+            f" * {plan.prefix}_step clamps values outside it; {plan.prefix}_input_ok(input) returns 1 when\n"
+            f" * all {m}_N_IN inputs meet it (the harness refuses inputs that do not). */\n")
+
+
 def _record_body(em: _Emitter) -> str:
     p, plan = em.p, em.plan
     lines = [f"void {p}_record(const {p}_state_t *s, int64_t *rec)", "{", "    long k;"]
@@ -581,7 +607,7 @@ def _record_body(em: _Emitter) -> str:
         kind, name = f.key.split("/", 1)
         n = plan.nodes[name]
         src = em.cur(n) if kind == "values" else f"s->{kind}_{n.cid}"
-        lines.append(f"    for (k = 0; k < {f.size}; ++k) {{ /* {_comment(f.key)} */\n"
+        lines.append(f"    for (k = 0; k < {f.size}; ++k) {{ /* {_comment(f.key.split('/', 1)[0] + '/' + safe_name(f.key.split('/', 1)[1]))} */\n"
                      f"        rec[{f.offset} + k] = {src}[k];\n    }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -620,17 +646,18 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC, blob: boo
     for name in plan.order:
         em.emit_node(plan.nodes[name])
     members, nbytes = _state_members(graph, plan)
+    plan.state_bytes = nbytes
     plan.max_batch = int(max(1, min(spec.max_batch, spec.harness_state_bytes // max(nbytes, 1))))
-    reset, step, record = _reset_body(em), _step_body(em), _record_body(em)
+    reset, step, record, input_ok = _reset_body(em), _step_body(em), _record_body(em), _input_ok_body(em)
     m = prefix.upper()
     out = plan.field(f"values/{plan.output_name}")
-    title = _comment(graph.attrs.name)
+    title = safe_name(graph.attrs.name)
     header = (
-        f"/* model.h -- '{title}' compiled by rsnnc for the C target (profile {graph.attrs.profile}).\n"
+        f"/* model.h -- '{title}' compiled by rsnnc for the C target (profile {safe_name(graph.attrs.profile)}).\n"
         f" * C99, integers only, no dynamic memory. One {prefix}_state_t holds one sample. */\n"
         f"#ifndef {m}_MODEL_H\n#define {m}_MODEL_H\n\n#include <stdint.h>\n\n"
         f"#define {m}_N_IN {plan.n_in} /* int32 inputs per step ({plan.input_mode}) */\n"
-        f"#define {m}_N_OUT {out.size} /* values of the output node '{_comment(plan.output_name)}' */\n"
+        f"#define {m}_N_OUT {out.size} /* values of the output node '{safe_name(plan.output_name)}' */\n"
         f"#define {m}_RECORD_LEN {plan.record_len} /* int64 values written by {prefix}_record */\n"
         f"#define {m}_OUT_OFFSET {out.offset} /* where the output node's values start in a record */\n"
         f"#ifndef {m}_MAX_BATCH\n#define {m}_MAX_BATCH {plan.max_batch} /* samples per harness run */\n#endif\n\n"
@@ -640,6 +667,8 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC, blob: boo
         f"/* Advance one time step on {m}_N_IN integer inputs; if output is not NULL, write the\n"
         f" * output node's {m}_N_OUT values there. */\n"
         f"void {prefix}_step({prefix}_state_t *s, const int32_t *input, int64_t *output);\n"
+        + _contract_doc(plan, m)
+        + f"int {prefix}_input_ok(const int32_t *input);\n"
         f"/* Copy every node's current value and every neuron state into rec[{m}_RECORD_LEN]\n"
         f" * (offsets in layout.json). */\n"
         f"void {prefix}_record(const {prefix}_state_t *s, int64_t *rec);\n"
@@ -651,7 +680,7 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC, blob: boo
         f" * input is the sum over its in-edges of the source's value `delay` steps ago. */\n"
         f'#include <stdint.h>\n#include <string.h>\n\n#include "rsnn_fixed.h"\n#include "model.h"\n\n'
         + "\n".join(em.consts) + ("\n" if em.consts else "")
-        + "\n".join(em.funcs) + "\n" + reset + "\n" + step + "\n" + record
+        + "\n".join(em.funcs) + "\n" + reset + "\n" + step + "\n" + input_ok + "\n" + record
         + ("" if weights is None else "\n" + weights.loader_text())
     )
     return CSources(model_h=header, model_c=source, plan=plan, state_bytes=nbytes, blob=weights)

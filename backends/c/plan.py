@@ -13,24 +13,18 @@ Input modes (C has no floats, docs/c-backend.md "Inputs"):
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 from rsnn_compiler.ir import topology
 from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Edge, Graph
 from rsnn_compiler.ir.ops import Delay, Input, Op
+from rsnn_compiler.sanitize import c_identifier
 
 HOST_QUANTIZE = "host_quantize"
 DIRECT = "direct"
 RECORD_DTYPE = "<i8"
 STATE_KEYS = ("i", "v", "a", "c")
-
-
-def c_identifier(name: str, index: int) -> str:
-    """A unique, readable C identifier for node ``index`` named ``name``."""
-    clean = re.sub(r"[^A-Za-z0-9_]", "_", name)[:40]
-    return f"n{index}_{clean}"
 
 
 def size_of(shape) -> int:
@@ -74,6 +68,7 @@ class Plan:
     fields: list[Field] = field(default_factory=list)
     output_name: str = ""
     max_batch: int = 1
+    state_bytes: int = 0  # the state struct of one sample (membranes, currents, delay lines)
     # weight storage of each synapse layer (c_storage.SynapseStorage), filled by the generator
     storage: dict = field(default_factory=dict)
 
@@ -85,6 +80,20 @@ class Plan:
     @property
     def record_len(self) -> int:
         return sum(f.size for f in self.fields)
+
+    def input_ranges(self) -> list[tuple[int, int, int, int]]:
+        """The input contract of ``<prefix>_step``: (offset, size, min, max) per input segment,
+        the range ``check``'s overflow proof assumed (host_quantize: each Quantize node's
+        limits; direct: any int32)."""
+        if self.input_mode != HOST_QUANTIZE:
+            return [(0, self.n_in, -(1 << 31), (1 << 31) - 1)]
+        out, offset = [], 0
+        for q in self.quantize_nodes:
+            n = self.nodes[q]
+            lo, hi = n.op.limits
+            out.append((offset, n.out_size, int(lo), int(hi)))
+            offset += n.out_size
+        return out
 
     def field(self, key: str) -> Field:
         return next(f for f in self.fields if f.key == key)
@@ -101,6 +110,8 @@ class Plan:
                 "dtype": "int32 in rsnn_step; file: little-endian int32 (-w 4) or int64 (-w 8)",
                 "order": "time-major: (steps, batch, size)",
                 "quantize_nodes": list(self.quantize_nodes),
+                # rsnn_step clamps into these ranges; the harness refuses values outside them
+                "range": [{"offset": o, "size": n, "min": lo, "max": hi} for o, n, lo, hi in self.input_ranges()],
             },
             "record": {
                 "dtype": RECORD_DTYPE,
@@ -112,6 +123,7 @@ class Plan:
             },
             "output": {"node": self.output_name, "offset": out.offset, "size": out.size},
             "max_batch": self.max_batch,
+            "state": {"bytes_per_sample": self.state_bytes},
             "weights": {
                 "bytes": self.weight_bytes,
                 "dense_bytes": sum(st.dense_bytes for st in self.storage.values()),

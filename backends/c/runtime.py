@@ -228,6 +228,10 @@ static void *{p}_job(void *arg)
         const unsigned char *row = j->ibuf + (size_t)j->width * {m}_N_IN * (size_t)b;
         if (rsnn_io_decode_row(row, j->width, {m}_N_IN, x) != 0) {{
             j->rc = 4;
+        }} else if (!{p}_input_ok(x)) {{
+            j->rc = 8; /* outside the input contract (model.h) */
+        }}
+        if (j->rc != 0) {{
             break;
         }}
         if (j->out_only) {{
@@ -251,7 +255,7 @@ static void *{p}_job(void *arg)
  * with threads > 1 the samples of a step are split over that many POSIX threads (samples are
  * independent, so the records do not depend on it). Returns 0, 2 bad arguments, 3 short input,
  * 4 input out of int32 range, 5 write error, 6 a record value does not fit rwidth = 4 bytes,
- * 7 out of memory or no thread. */
+ * 7 out of memory or no thread, 8 an input outside the model's input contract (model.h). */
 static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int out_only, int rwidth,
                    int threads)
 {{
@@ -336,10 +340,10 @@ static const char usage[] =
     "  writes STEPS*BATCH records of RECORD_LEN little-endian ints (-r bytes each, default 8;\n"
     "  layout.json); -q writes only the output node's values; -j splits each step's samples\n"
     "  over THREADS threads (default 1); -W: the model's weights.bin (default: next to this binary).\n"
-    "  Exit status 6: a value does not fit -r 4 (rerun with -r 8); 8: weights.bin missing or not\n"
-    "  this model's.\n";
+    "  Exit status 6: a value does not fit -r 4 (rerun with -r 8); 8: an input outside the model's\n"
+    "  input range; 9: weights.bin missing or not this model's.\n";
 
-/* Read the model's weights.bin at `path` and load it (0), or 8. */
+/* Read the model's weights.bin at `path` and load it (0), or 9. */
 static int load_weights_file(const char *path)
 {
     unsigned char *buf;
@@ -350,7 +354,7 @@ static int load_weights_file(const char *path)
         return 0;
     }
     if ((f = fopen(path, "rb")) == 0) {
-        return 8;
+        return 9;
     }
     buf = (unsigned char *)malloc((size_t)RSNN_WEIGHTS_BYTES + 1);
     if (buf == 0) {
@@ -359,7 +363,7 @@ static int load_weights_file(const char *path)
     }
     got = fread(buf, 1, (size_t)RSNN_WEIGHTS_BYTES + 1, f);
     fclose(f);
-    rc = rsnn_load_weights(buf, (long)got) == 0 ? 0 : 8;
+    rc = rsnn_load_weights(buf, (long)got) == 0 ? 0 : 9;
     free(buf);
     return rc;
 }
@@ -411,7 +415,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if ((rc = load_weights_file(weights)) != 0) {
-        fprintf(stderr, rc == 8 ? "rsnn_run: %s is missing or not this model's weights\n"
+        fprintf(stderr, rc == 9 ? "rsnn_run: %s is missing or not this model's weights\n"
                                 : "rsnn_run: out of memory reading %s\n", weights);
         return rc;
     }
@@ -437,6 +441,9 @@ int main(int argc, char **argv)
         fputs("rsnn_run: a recorded value does not fit -r 4; rerun with -r 8\n", stderr);
     } else if (rc == 7) {
         fputs("rsnn_run: out of memory or cannot start a thread\n", stderr);
+    } else if (rc == 8) {
+        fputs("rsnn_run: an input value is outside the range the model was compiled for"
+              " (layout.json input.range); quantize the inputs as model.h says\n", stderr);
     }
     if (in != stdin) {
         fclose(in);

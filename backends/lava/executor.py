@@ -15,6 +15,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 
 from rsnn_compiler import progress
+from rsnn_compiler.artifact import build_file
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.executors import load_build_graph, target_program
 from rsnn_compiler.interpreter.fixed_interp import quantize_input
@@ -101,8 +102,10 @@ class LavaExecutor:
     def node_groups(self, build: Path, manifest: dict) -> dict[str, list[str]]:
         """IR neurons on stock Lava processes and on custom ones (``rsnnc validate`` compares
         them separately)."""
-        net = Path(build) / "lava" / LAVA_SPEC.network_file
-        pops = json.loads(net.read_text())["meta"]["rsnnc"]["populations"] if net.exists() else {}
+        net = build_file(build, manifest, f"lava/{LAVA_SPEC.network_file}")  # hash-checked
+        pops = json.loads(net.read_text())["meta"]["rsnnc"]["populations"]
+        if not (isinstance(pops, dict) and all(isinstance(p, dict) and "custom" in p for p in pops.values())):
+            raise UserInputError(f"{net}: meta.rsnnc.populations is malformed; rebuild with `rsnnc build`")
         return {"stock Lava processes": [n for n, p in pops.items() if not p["custom"]],
                 "custom processes": [n for n, p in pops.items() if p["custom"]]}
     domains: ClassVar[tuple[str, ...]] = ("fixed",)  # rsnnc run picks fixed without --domain

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rsnn_compiler.artifact import atomic_file
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.interpreter.fixed_interp import run_fixed
 from rsnn_compiler.ir import GraphBuilder, Input, Output
@@ -361,7 +362,8 @@ def export(graph: Graph, path: str | Path) -> str:
     if diags:
         more = f" (and {len(diags) - 1} more: " + "; ".join(map(str, diags[1:4])) + ")" if len(diags) > 1 else ""
         raise UserInputError(f"netx export: {diags[0]}{more}")
-    write_netx(Path(path), plan)
+    with atomic_file(Path(path)) as tmp:  # whole or not at all
+        write_netx(tmp, plan)
     return f"load with lava.lib.dl.netx.hdf5.Network({str(path)!r}{', ' + plan.loader_args if plan.loader_args else ''})"
 
 

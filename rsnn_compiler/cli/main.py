@@ -14,7 +14,7 @@ import traceback
 import rich_click as click
 
 from rsnn_compiler import __version__, registry
-from rsnn_compiler.cli.common import Session, epilog
+from rsnn_compiler.cli.common import Session, epilog, one_line
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -22,6 +22,7 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 
 BUILTIN_COMMANDS: dict[str, str] = {
     "build": "rsnn_compiler.cli.commands.build:command",
     "validate": "rsnn_compiler.cli.commands.validate:command",
+    "sweep": "rsnn_compiler.cli.commands.sweep:command",
     "run": "rsnn_compiler.cli.commands.run:command",
     "report": "rsnn_compiler.cli.commands.report:command",
     "inspect": "rsnn_compiler.cli.commands.inspect:command",
@@ -66,43 +67,54 @@ def cli() -> None:
     pass
 
 
+def _say(text: str) -> None:
+    """One line on stderr (control characters in names and messages escaped)."""
+    print(one_line(text), file=sys.stderr)
+
+
 def exit_code_for(exc: BaseException, session: Session) -> int:
     """The one place that turns an exception into an exit code and one line on stderr."""
+    from rsnn_compiler.artifact import Terminated
     from rsnn_compiler.errors import RsnncError
 
     if isinstance(exc, click.UsageError):
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        print(f"rsnnc: error: {exc.format_message()}{where}", file=sys.stderr)
+        _say(f"rsnnc: error: {exc.format_message()}{where}")
         return EXIT_USAGE
     if isinstance(exc, click.ClickException):
-        print(f"rsnnc: error: {exc.format_message()}", file=sys.stderr)
+        _say(f"rsnnc: error: {exc.format_message()}")
         return exc.exit_code
     if isinstance(exc, (KeyboardInterrupt, click.Abort)):
-        print("rsnnc: interrupted; nothing was written", file=sys.stderr)
+        _say("rsnnc: interrupted; nothing was written")
         return EXIT_INTERRUPTED
+    if isinstance(exc, Terminated):
+        _say(f"rsnnc: terminated by signal {exc.signum}; nothing was written")
+        return 128 + exc.signum
     if session.debug:
         traceback.print_exception(exc)
     if isinstance(exc, RsnncError):
-        print(f"rsnnc: error: {exc}", file=sys.stderr)
+        _say(f"rsnnc: error: {exc}")
         for diag in getattr(exc, "diagnostics", [])[1:]:
-            print(f"rsnnc: error: {diag}", file=sys.stderr)
+            _say(f"rsnnc: error: {diag}")
         return exc.exit_code
-    msg = str(exc).splitlines()[0] if str(exc) else ""
-    print(f"rsnnc: internal error: {type(exc).__name__}: {msg} (rerun with --debug and report it)", file=sys.stderr)
+    lines = str(exc).strip().splitlines()
+    msg = lines[0] if lines else ""
+    _say(f"rsnnc: internal error: {type(exc).__name__}: {msg} (rerun with --debug and report it)")
     return EXIT_INTERNAL
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``rsnnc`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    from rsnn_compiler.artifact import signals_unwind
+
     session = Session()
     try:
-        code = cli.main(args=argv, prog_name="rsnnc", standalone_mode=False, obj=session)
-    except Exception as exc:  # noqa: BLE001 - every failure leaves through exit_code_for
-        return exit_code_for(exc, session)
-    except KeyboardInterrupt as exc:
-        return exit_code_for(exc, session)
+        with signals_unwind():  # SIGTERM/SIGHUP unwind, so temporary files are removed
+            code = cli.main(args=argv, prog_name="rsnnc", standalone_mode=False, obj=session)
     except SystemExit as exc:  # rich-click exits itself for shell completion and a bare `rsnnc`
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+    except BaseException as exc:  # noqa: BLE001 - every failure leaves through exit_code_for
+        return exit_code_for(exc, session)
     return code if isinstance(code, int) else EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """IR ops generated from the neuron families added through the definition (``neurons.EXTENSIONS``).
 
-For each such family there is a float op (``TCLIF``, ``Izhikevich``, ``GLIF``) and a fixed op
-(``FixedTCLIF``...), frozen ``kw_only`` dataclasses like the hand-written ops: one field per
+For each such family there is a float op (``TCLIF``, ``Izhikevich``, ``GLIF``, ``SJLIF``...) and,
+when it has its own fixed family, a fixed op (``FixedTCLIF``...), frozen ``kw_only`` dataclasses like the hand-written ops: one field per
 family parameter (per-neuron ones are read-only arrays with the population's shape; omitted ones
 with a default are filled with it), choices as enums, ``kind`` / ``family`` / ``state_names``
 from the family. Their meaning is the family's step (docstring: the family module's equations).
@@ -80,10 +80,11 @@ def make_op_class(family: Family, op_name: str) -> type[NeuronOp]:
 
 
 GENERATED: dict[str, type[NeuronOp]] = {}
-for _module in EXTENSIONS:
-    for _family in (_module.FLOAT, _module.FIXED):
-        _cls = make_op_class(_family, _module.OP_NAME)
-        GENERATED[_cls.__name__] = _cls
+for _ext in EXTENSIONS:
+    for _family in (_ext.float, _ext.fixed):
+        if _family is not None:
+            _cls = make_op_class(_family, _ext.op_name)
+            GENERATED[_cls.__name__] = _cls
 globals().update(GENERATED)
 
 __all__ = sorted(GENERATED)

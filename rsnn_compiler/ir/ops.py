@@ -57,8 +57,8 @@ _KINDS = [
     ("DUAL_IF", "dual_if"),
     ("MTN", "mtn"),
 ] + [  # plus the neuron families added through the definition (ir/family_ops.py)
-    (f"{prefix.upper()}{m.FLOAT.name.upper()}", f"{prefix}{m.FLOAT.name}")
-    for m in EXTENSIONS for prefix in ("", "fixed_")
+    (f"{prefix.upper()}{f.name.upper()}", f"{prefix}{f.name}")
+    for e in EXTENSIONS for prefix, f in (("", e.float), ("fixed_", e.fixed)) if f is not None
 ]
 OpKind = enum.Enum("OpKind", _KINDS, module=__name__, qualname="OpKind")
 OpKind.__doc__ = "Every op kind of the IR (its value is the kind's name in files and text)."

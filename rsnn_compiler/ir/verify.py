@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -15,7 +16,8 @@ from rsnn_compiler.ir.ops import (
     _Conv,
 )
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")  # whole name (fullmatch)
+MAX_STEPS = (1 << 31) - 1  # GraphAttrs.steps: a positive int32
 # Parameters that are decay factors: they must lie in [0, 1].
 DECAYS = ("alpha", "beta", "rho")
 
@@ -80,15 +82,41 @@ def _check_params(name: str, op: Op) -> list[str]:
     return problems
 
 
+def _check_shapes(name: str, op: Op) -> list[str]:
+    """Every op reads and writes at least one value per sample (no empty layers)."""
+    try:
+        shapes = (tuple(op.in_shape), tuple(op.out_shape))
+    except (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError) as exc:
+        return [f"{_where(name, op)}: its attributes give no valid shape ({exc}); fix the layer geometry"]
+    for shape in shapes:
+        if any(not isinstance(d, (int, np.integer)) or d < 1 for d in shape):
+            return [f"{_where(name, op)}: shape {shape} has an empty dimension; every layer needs"
+                    " at least one neuron/feature per dimension"]
+    return []
+
+
+def _check_attrs(graph: Graph) -> list[str]:
+    """Graph-wide attributes: a text name, dt > 0 (or unknown), steps a positive int32 (or all)."""
+    a = graph.attrs
+    problems = []
+    if not isinstance(a.name, str) or len(a.name) > 1000:
+        problems.append("graph name must be a text of at most 1000 characters")
+    if a.dt is not None and (isinstance(a.dt, bool) or not isinstance(a.dt, (int, float)) or not (a.dt > 0 and math.isfinite(a.dt))):
+        problems.append(f"graph dt {a.dt!r} must be a positive number of seconds (or absent)")
+    if a.steps is not None and (isinstance(a.steps, bool) or not isinstance(a.steps, int) or not 1 <= a.steps <= MAX_STEPS):
+        problems.append(f"graph steps {a.steps!r} must be an integer in 1..{MAX_STEPS} (or absent: run every step of the data)")
+    return problems
+
+
 def verify(graph: Graph) -> list[str]:
     """Return every problem found (empty list when the graph is valid)."""
-    problems: list[str] = []
+    problems: list[str] = _check_attrs(graph)
     for name, op in graph.nodes.items():
-        if not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             problems.append(
                 f"node name '{name}' is invalid; use letters, digits, '_', '.', '-' (no '/', no spaces)"
             )
-        problems.extend(_check_params(name, op))
+        problems.extend(_check_params(name, op) or _check_shapes(name, op))
     problems.extend(verify_domain(graph))
 
     for kind, cls in (("Input", Input), ("Output", Output)):

@@ -47,6 +47,24 @@ def _v_range(op: FixedNeuron) -> tuple[int, int]:
     return arith.signed_range(op.v_bits, op.v_overflow)
 
 
+_WIDTHS = ("bits", "weight_bits", "acc_bits", "v_bits", "u_bits")  # 1..62 bits
+_SHIFTS = ("shift", "input_shift", "vth_shift")  # |n| <= 62
+
+
+def _widths_and_shifts(where: str, op: Op) -> list[str]:
+    """Widths and shifts every other check computes with (ranges, shifts): out of range, those
+    computations are meaningless, so they are reported alone."""
+    p = [f"{where}: {n} = {getattr(op, n)} must be in 1..62" for n in _WIDTHS
+         if hasattr(op, n) and not 1 <= getattr(op, n) <= 62]
+    p += [f"{where}: {n} = {getattr(op, n)} must be in -62..62" for n in _SHIFTS
+          if hasattr(op, n) and not -62 <= getattr(op, n) <= 62]
+    if hasattr(op, "vth_shift") and op.vth_shift < 0:
+        p.append(f"{where}: vth_shift = {op.vth_shift} must be >= 0")
+    if hasattr(op, "levels") and op.levels < 1:
+        p.append(f"{where}: levels = {op.levels} must be >= 1")
+    return p
+
+
 def _common(where: str, op: Op) -> list[str]:
     """Profile-independent sanity of fixed ops."""
     p: list[str] = []
@@ -199,6 +217,10 @@ def verify_domain(graph: Graph) -> list[str]:
             problems.append(f"{where}: average pooling is fractional; fold it into the next layer")
             continue
         if isinstance(op, STRUCTURAL):
+            continue
+        broken = _widths_and_shifts(where, op)
+        if broken:  # the other checks compute with these numbers
+            problems += broken
             continue
         problems += _common(where, op)
         if isinstance(spec, Loihi2Spec):

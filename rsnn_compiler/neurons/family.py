@@ -157,3 +157,47 @@ class Population:
 
     def states(self, st: Namespace) -> dict[str, Any]:
         return {n: getattr(st, n) for n in self.family.states}
+
+
+@dataclass(frozen=True)
+class LinearForm:
+    """How the input and the bias enter a family that quantizes through ``Extension.quantize``:
+    the input is multiplied by ``gain`` (folded into the feeding synapses), ``bias`` is added to
+    the membrane every step (state units per step, before scaling), and ``alpha`` is the decay of
+    the synaptic current the input enters (None: no current). Arrays have the population's shape."""
+
+    gain: Any = None
+    bias: Any = None
+    alpha: Any = None
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A neuron family added through the definition (``neurons.EXTENSIONS``).
+
+    ``float`` is the family whose float32 arithmetic the IR op ``op_name`` has. It quantizes by
+    one of two rules:
+
+    - ``rewrite(values) -> (family, values)``: an existing float family that computes the same
+      real-valued update (a library's own operation order rewritten as beta, gain and bias); the
+      graph is quantized as that family;
+    - ``quantize(values, S, common) -> parameters`` of the fixed family ``fixed_name`` (its own
+      ``fixed`` family, IR op ``Fixed<op_name>``, or an existing one), at state scale ``S``;
+      ``linear(values) -> LinearForm`` says how the input and bias enter (else the parameters
+      ``gain`` and ``bias`` when present).
+    """
+
+    op_name: str
+    float: Family
+    fixed: Family | None = None
+    quantize: Callable | None = None
+    rewrite: Callable | None = None
+    linear: Callable | None = None
+    fixed_family: str = ""
+    #: states besides v whose calibrated range bounds the state scale (e.g. large currents)
+    bound_states: tuple[str, ...] = ()
+
+    @property
+    def fixed_name(self) -> str:
+        """The fixed family ``quantize`` produces (empty for a ``rewrite`` extension)."""
+        return self.fixed_family or (self.fixed.name if self.fixed is not None else "")

@@ -59,6 +59,15 @@ def accumulate(P, acc, gain, xs):
     return acc
 
 
+def summed(xs):
+    """x_1 + x_2 + ... in edge-list order: the input of libraries that add their inputs (e.g. the
+    recurrent one) before integrating them."""
+    total = xs[0]
+    for x in xs[1:]:
+        total = total + x
+    return total
+
+
 def cuba_current(P, p, st, xs):
     """i = (alpha*i + g_i*x_1 ...); returns g_v*i."""
     st.i = accumulate(P, p.alpha * st.i, p.gain_i, xs)

@@ -101,6 +101,7 @@ FIXED_RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "izhikevich": {"p2": (120, 200), "p1": (16000, 24000), "p0": (300, 600), "dt": (1024, 4097),
                    "a": (40, 200), "b": (600, 1000), "c": (-300, -200), "d": (10, 40),
                    "w_init": (-60, -40), "v_init": (-280, -240)},
+    "alpha": {"d_exc": (0, 1500), "d_inh": (1000, 4097), "tau": (4096, 12000)},
 }
 FLOAT_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     "tclif": {"beta_d": (0.0, 1.0), "beta_s": (0.0, 1.0), "gamma": (0.0, 1.0), "gain": (0.5, 2.0)},
@@ -110,6 +111,12 @@ FLOAT_RANGES: dict[str, dict[str, tuple[float, float]]] = {
                    "a": (0.01, 0.1), "b": (0.15, 0.25), "c": (-70.0, -50.0), "d": (2.0, 8.0),
                    "gain": (5.0, 20.0), "theta": (30.0, 30.0), "v_init": (-70.0, -60.0),
                    "w_init": (-15.0, -12.0)},
+    "alpha": {"tau": (1.0, 3.0)},
+    "lapicque": {"r": (0.5, 2.0), "rc_inv": (0.1, 1.0), "ts": (0.5, 2.0), "keep": (0.5, 1.0)},
+    "sj_lif": {"k": (1.2, 4.0)},
+    **{name: {"k_mem": (0.05, 0.5), "k_syn": (-0.5, -0.05), "k_adapt": (0.01, 0.3), "b_inc": (0.0, 0.5)}
+       for name in ("norse_lif", "norse_lif_box", "norse_li", "norse_lsnn")},
+    "sinabs": {"a_syn": (0.5, 1.0)},
 }
 
 

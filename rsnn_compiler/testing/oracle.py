@@ -67,6 +67,7 @@ class FixedNeuronRef:
         self.a = 0
         self.c = 0
         self.s = 0
+        self.exc = self.inh = 0  # snnTorch Alpha's currents
         self.vmode = op.v_overflow.value
         self.bias = pow2_shift(val("bias_mant"), val("bias_exp"))
 
@@ -131,7 +132,8 @@ class FixedNeuronRef:
         return s
 
     def state(self, name: str) -> int:
-        return {"i": self.u, "v": self.v, "a": self.a, "c": self.c, "d": self.u, "w": self.u}[name]
+        return {"i": self.u, "v": self.v, "a": self.a, "c": self.c, "d": self.u, "w": self.u,
+                "exc": self.exc, "inh": self.inh}[name]
 
 
 def _frac(y: int, k: int) -> int:
@@ -178,8 +180,44 @@ def _glif(n: FixedNeuronRef, x: int) -> int:
     return n.s
 
 
+def _lif_multi(n: FixedNeuronRef, x: int) -> int:
+    """Multi-spike LIF: the lif current and membrane, then as many spikes as thresholds held."""
+    op, val = n.op, n.val
+    n.u = bring_into(leak(n.u, val("du") + op.du_offset) + x * (1 << op.input_shift), op.u_bits, op.u_overflow.value)
+    m = n._v(leak(n.v, val("dv")) + n.u + n.bias)
+    theta = val("vth") * (1 << op.vth_shift)
+    count = min(max(m // theta, 0), op.levels)
+    if op.reset.value == "zero":
+        n.v = val("v_reset") if count > 0 else m
+    else:
+        n.v = n._v(m - count * theta)
+    n.s = count
+    return count
+
+
+def _alpha(n: FixedNeuronRef, x: int) -> int:
+    """snnTorch Alpha in fixed point: two currents, membrane tau*(exc + inh), late resets."""
+    op, val = n.op, n.val
+    theta = val("vth") * (1 << op.vth_shift)
+    r = above(n.v, theta, op.comparator.value)
+    u = x * (1 << op.input_shift) + n.bias
+    exc = n._v(leak(n.exc, val("d_exc")) + u)
+    inh = n._v(leak(n.inh, val("d_inh")) - u)
+    m = n._v(_frac(exc + inh, val("tau")))
+    if r and op.reset.value == "subtract_deferred":
+        m = n._v(m + n.inh)
+        exc = n._v(exc - theta)
+        inh = 0
+    elif r and op.reset.value == "zero_hold":
+        exc = inh = m = 0
+    n.exc, n.inh, n.v = exc, inh, m
+    n.s = above(m, theta, op.comparator.value)
+    return n.s
+
+
 #: families added through the definition: kind -> scalar step (``u`` holds d / w)
-EXTRA_FIXED = {"tclif": _tclif, "izhikevich": _izhikevich, "glif": _glif}
+EXTRA_FIXED = {"tclif": _tclif, "izhikevich": _izhikevich, "glif": _glif, "lif_multi": _lif_multi,
+               "alpha": _alpha}
 
 
 # ---- stateless fixed ops ----------------------------------------------------------------------
@@ -300,7 +338,8 @@ def float_neuron(op, terms: list[list[list[float]]]) -> dict:
     for name in op.state_names:
         out[name] = []
     state = [{"v": p("v_init", j), "i": F32(0), "a": F32(0), "c": F32(0), "s": F32(0), "d": F32(0),
-              "w": p("w_init", j) if kind == "izhikevich" else F32(0)} for j in range(size)]
+              "w": p("w_init", j) if kind == "izhikevich" else F32(0), "exc": F32(0), "inh": F32(0),
+              "b": p("theta", j) if kind == "norse_lsnn" else F32(0)} for j in range(size)]
     for step_terms in terms:
         ys = []
         for j, st in enumerate(state):
@@ -364,7 +403,105 @@ def _float_glif(op, st: dict, xs: list, p) -> F32:
     return s
 
 
-EXTRA_FLOAT = {"tclif": _float_tclif, "izhikevich": _float_izhikevich, "glif": _float_glif}
+def _total(xs: list) -> F32:
+    """x_1 + x_2 + ... (libraries that add their inputs before integrating)."""
+    return _adds(xs[0], xs[1:])
+
+
+def _above(op, v, theta) -> F32:
+    return F32(v >= theta) if op.comparator.value == "ge" else F32(v > theta)
+
+
+def _float_lif_multi(op, st: dict, xs: list, p) -> F32:
+    st["i"] = _adds(F32(p("alpha") * st["i"]), _gained(xs, p("gain_i")))
+    drive = st["i"] if p("gain_v") == F32(1) else F32(p("gain_v") * st["i"])
+    m = F32(F32(F32(p("beta") * st["v"]) + drive) + p("bias"))
+    n = F32(min(max(math.floor(F32(m / p("theta"))), 0), op.levels))
+    st["v"] = (p("v_reset") if n > 0 else m) if op.reset.value == "zero" else F32(m - F32(p("theta") * n))
+    st["s"] = n
+    return n
+
+
+def _float_alpha(op, st: dict, xs: list, p) -> F32:
+    x, theta = _total(xs), p("theta")
+    late = bool(_above(op, st["v"], theta))  # snnTorch resets from the previous membrane
+    exc = F32(F32(p("alpha") * st["exc"]) + x)
+    inh = F32(F32(p("beta") * st["inh"]) - x)
+    m = F32(p("tau") * F32(exc + inh))
+    if late and op.reset.value == "subtract_deferred":
+        m, exc, inh = F32(m + st["inh"]), F32(exc - theta), F32(0)
+    elif late and op.reset.value == "zero_hold":
+        m = exc = inh = F32(0)
+    s = _above(op, m, theta)
+    st.update(exc=exc, inh=inh, v=m, s=s)
+    return s
+
+
+def _float_lapicque(op, st: dict, xs: list, p) -> F32:
+    drive = F32(F32(F32(_total(xs) * p("r")) * p("rc_inv")) * p("ts"))
+    return _fire_reset(op, st, F32(drive + F32(p("keep") * st["v"])), p("theta"), p)
+
+
+def _float_sj_lif(op, st: dict, xs: list, p) -> F32:
+    x, v, k = _total(xs), st["v"], p("k")
+    off = F32(v - p("v_reset"))
+    h = {"tau_input": lambda: F32(v + F32(F32(x - off) / k)),
+         "tau": lambda: F32(F32(v - F32(off / k)) + x),
+         "rate_input": lambda: F32(v + F32(F32(x - off) * k)),
+         "rate": lambda: F32(F32(v - F32(off * k)) + x)}[op.charge.value]()
+    return _fire_reset(op, st, h, p("theta"), p)
+
+
+def _float_norse(op, st: dict, xs: list, p) -> F32:
+    theta, kind = p("theta") if op.spiking else None, op.family
+    if kind == "norse_lif_box":
+        v = F32(st["v"] + F32(p("k_mem") * F32(F32(_total(xs) + p("v_leak")) - st["v"])))
+        return _fire_reset(op, st, v, theta, p)
+    i = _adds(st["i"], xs)
+    v = F32(st["v"] + F32(p("k_mem") * F32(F32(p("v_leak") - st["v"]) + i)))
+    st["i"] = F32(i + F32(p("k_syn") * i))
+    if kind == "norse_li":
+        st["v"] = v
+        return v
+    if kind == "norse_lif":
+        return _fire_reset(op, st, v, theta, p)
+    b = F32(st["b"] + F32(p("k_adapt") * F32(theta - st["b"])))
+    s = _above(op, v, b)
+    st.update(v=p("v_reset") if s else v, b=F32(b + F32(s * p("b_inc"))), s=s)
+    return s
+
+
+def _float_sinabs(op, st: dict, xs: list, p) -> F32:
+    x, theta = _total(xs), p("theta")
+    st["i"] = F32(p("a_syn") * F32(st["i"] + x)) if op.synapse.value == "exp" else x
+    v = F32(F32(p("beta") * st["v"]) + _gained([st["i"]], p("gain"))[0])
+    if op.spikes.value == "single":
+        n = F32(v >= theta)
+    else:
+        n = F32(math.floor(F32(v / theta))) if v > 0 else F32(0)
+        n = F32(min(n, op.levels)) if op.levels else n
+    if op.reset.value == "zero":
+        st["v"] = F32((F32(0) if n > 0 else v) + p("v_reset"))
+    else:
+        st["v"] = F32(v - F32(n * theta))
+    st["s"] = n
+    return n
+
+
+def _float_rockpool(op, st: dict, xs: list, p) -> F32:
+    theta = p("theta")
+    st["i"] = F32(_adds(st["i"], xs) * p("beta"))
+    v = F32(F32(F32(p("alpha") * st["v"]) + st["i"]) + p("bias"))
+    n = F32(min(math.floor(F32(v / theta)), op.levels)) if v >= theta else F32(0)
+    st["v"], st["s"] = F32(v - F32(n * theta)), n
+    return n
+
+
+EXTRA_FLOAT = {"tclif": _float_tclif, "izhikevich": _float_izhikevich, "glif": _float_glif,
+               "lif_multi": _float_lif_multi, "alpha": _float_alpha, "lapicque": _float_lapicque,
+               "sj_lif": _float_sj_lif, "norse_lif": _float_norse, "norse_lif_box": _float_norse,
+               "norse_li": _float_norse, "norse_lsnn": _float_norse, "sinabs": _float_sinabs,
+               "rockpool": _float_rockpool}
 
 
 def _float_step(op, kind: str, st: dict, xs: list, p) -> F32:
@@ -406,6 +543,15 @@ def _float_step(op, kind: str, st: dict, xs: list, p) -> F32:
     theta = p("theta")
     if kind == "alif":
         theta = F32(theta + F32(p("kappa") * st["a"]))
+    s = _fire_reset(op, st, base, theta, p)
+    if kind == "alif":
+        st["a"] = F32(F32(p("rho") * st["a"]) + s)
+    return s
+
+
+def _fire_reset(op, st: dict, base, theta, p) -> F32:
+    """The IR's fire-and-reset rules (docs/ir.md) on a scalar; sets v and s."""
+    one = F32(1)
     ge = op.comparator.value == "ge"
     cmp = (lambda a: F32(a >= theta)) if ge else (lambda a: F32(a > theta))
     mode = op.reset.value
@@ -429,7 +575,5 @@ def _float_step(op, kind: str, st: dict, xs: list, p) -> F32:
     else:
         v = base
         s = cmp(v)
-    if kind == "alif":
-        st["a"] = F32(F32(p("rho") * st["a"]) + s)
     st["v"], st["s"] = v, s
     return s

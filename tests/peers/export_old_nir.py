@@ -27,9 +27,12 @@ def sinabs_cases(out: Path) -> None:
     import sinabs
     import sinabs.layers as sl
 
-    for name, neuron in (("sinabs_iaf", sl.IAF()), ("sinabs_lif", sl.LIF(tau_mem=5.0))):
+    for name, neuron, scale in (("sinabs_iaf", sl.IAF(), 6.0), ("sinabs_lif", sl.LIF(tau_mem=5.0), 30.0)):
         torch.manual_seed(0)
         net = torch.nn.Sequential(torch.nn.Linear(N_IN, N_OUT), neuron)
+        with torch.no_grad():  # strong enough for several spikes per step (MultiSpike, the default)
+            net[0].weight.mul_(scale)
+            net[0].bias.add_(0.3)
         x = _x()
         with torch.no_grad():
             spikes = net(x.permute(1, 0, 2))  # sinabs layers take (batch, time, ...)
@@ -44,7 +47,10 @@ def rockpool_cases(out: Path) -> None:
     from rockpool.nn.modules.torch.nir import to_nir
 
     torch.manual_seed(0)
-    net = Sequential(LinearTorch((N_IN, N_OUT)), LIFTorch(N_OUT))
+    net = Sequential(LinearTorch((N_IN, N_OUT)), LIFTorch(N_OUT, tau_mem=torch.rand(N_OUT) * 0.02 + 0.005,
+                                                          tau_syn=0.01, threshold=0.5))
+    with torch.no_grad():
+        net[0].weight.mul_(4.0)
     x = _x()
     with torch.no_grad():
         spikes, _state, _rec = net(x.permute(1, 0, 2))

@@ -7,7 +7,7 @@ import sys
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, import_options, json_option
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, import_options, json_option, warning
 from rsnn_compiler.errors import UserInputError
 
 EXAMPLES = (
@@ -90,6 +90,23 @@ def prune_extra(args) -> dict:
     return extra
 
 
+def build_options(args):
+    """The BuildOptions of parsed ``rsnnc build`` options (``args``: the options by name); also
+    what ``rsnnc sweep`` builds each point with."""
+    from rsnn_compiler.build import BuildOptions
+
+    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
+    if not targets:
+        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
+    return BuildOptions(
+        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
+        weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
+        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
+        board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)}, force=args.force,
+        max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
+    )
+
+
 PRUNING = "pruning (with --prune; measured on --calib data)"
 
 
@@ -133,27 +150,28 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 @click.option("--no-prune-time", is_flag=True, help=f"{PRUNING}: keep every time step (no temporal pruning)")
 @click.option("--time-tolerance", type=float, metavar="POINTS", help=f"{PRUNING}: accuracy drop allowed when shortening T (default 1.0)")
 @click.option("--time-kl", type=float, metavar="NATS", help=f"{PRUNING}: KL divergence of outputs allowed when shortening T (default 0.05)")
+@click.option("--max-accuracy-drop", type=float, metavar="POINTS",
+              help="fail (exit 1) when quantization costs more than POINTS of accuracy on --calib (needs labels y)")
+@click.option("--min-spike-agreement", type=float, metavar="FRACTION",
+              help="fail (exit 1) when float and fixed-point spikes agree on less than FRACTION of the values"
+              " (on --calib, else on random inputs)")
+@click.option("--force", is_flag=True,
+              help="replace OUT even when it is a folder that is not an rsnnc build (its content is lost)")
 @json_option("print the manifest as JSON instead of a summary")
 @common_options
 @handler
 def command(args, out, err) -> int:
     from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
-    from rsnn_compiler.build import BuildOptions, build
-    from rsnn_compiler.reports import print_build_summary, result_warnings
+    from rsnn_compiler.build import build
+    from rsnn_compiler.reports import print_build_summary
 
-    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
-    if not targets:
-        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
-    options = BuildOptions(
-        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
-        weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
-        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)},
-    )
-    result = build(args.input, args.out, options, progress=progress.step)
-    for warning in result_warnings(result.manifest):  # their own lines, even with --quiet/--json
-        print(f"rsnnc: warning: {warning}", file=sys.stderr)
+    shown: list[str] = []
+    try:
+        result = build(args.input, args.out, build_options(args), progress=progress.step, warn=shown.append)
+    finally:  # their own lines, even with --quiet/--json, also when a gate fails the build
+        for message in shown:
+            warning(message)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:

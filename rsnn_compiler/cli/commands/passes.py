@@ -19,14 +19,14 @@ EXAMPLES = (Example("rsnnc passes"), Example("rsnnc passes --json"))
 @handler
 def command(args, out, err) -> int:
     from rsnn_compiler import catalog
-    from rsnn_compiler.pipeline import fixed_pipeline, float_pipeline_names
+    from rsnn_compiler.pipeline import CHECK_STEP, fixed_pipeline, float_pipeline_names
 
     rows = catalog.passes()
     pipeline = {
         "float": ["import", *float_pipeline_names(prune=False)],
         "float (--prune)": ["import", *float_pipeline_names(prune=True)],
-        "fixed (c, gpu)": fixed_pipeline("fpga", ["c", "gpu"]),
-        "fixed (lava)": fixed_pipeline("loihi2", ["lava"]),
+        "fixed (c, gpu)": [*fixed_pipeline("fpga", ["c", "gpu"]), CHECK_STEP],
+        "fixed (lava)": [*fixed_pipeline("loihi2", ["lava"]), CHECK_STEP],
     }
     if args.json:
         print(json.dumps({"passes": [asdict(r) for r in rows], "pipeline": pipeline}, indent=2))

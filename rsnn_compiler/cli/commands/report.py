@@ -25,8 +25,9 @@ EXAMPLES = (
 @handler
 def command(args, out, err) -> int:
     from rsnn_compiler.artifact import read_manifest, read_timings
+    from rsnn_compiler.errors import UserInputError
     from rsnn_compiler.mapping_report import mapping_metrics, mapping_tables
-    from rsnn_compiler.reports import detail_tables, merged_reports, passes_table
+    from rsnn_compiler.reports import detail_tables, merged_reports, passes_table, warning_lines
 
     manifest = read_manifest(Path(args.build))
     reports = merged_reports(manifest, read_timings(Path(args.build)))
@@ -36,6 +37,7 @@ def command(args, out, err) -> int:
             "compiler": manifest.get("compiler"),
             "input": manifest.get("input"),
             "pipeline": manifest.get("pipeline"),
+            "warnings": manifest.get("warnings", []),
             "passes": reports,
         }, indent=2, sort_keys=True))
         return plots(args, manifest, out, err)
@@ -49,8 +51,15 @@ def command(args, out, err) -> int:
                 out.print(f"  {line}")
     for table in detail_tables(reports):
         out.print(table)
+    for line in warning_lines(manifest):
+        out.print(line, highlight=False, markup=False)
     mapping = mapping_metrics(reports)
-    for table in mapping_tables(mapping) if mapping else ():
+    try:
+        tables = mapping_tables(mapping) if mapping else []
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):  # a hand-edited manifest
+        raise UserInputError(f"{args.build}: the map_loihi2 report in manifest.json is malformed;"
+                             " rebuild with `rsnnc build`") from None
+    for table in tables:
         out.print(table)
     return plots(args, manifest, out, err)
 
