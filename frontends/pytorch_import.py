@@ -8,7 +8,8 @@ files and checkpoints are resolved by ``checkpoints``. Layers:
 ``nn.Linear``, ``nn.Conv1d/2d``, ``nn.AvgPool1d/2d``, ``nn.MaxPool1d/2d``, ``nn.Flatten``,
 ``nn.BatchNorm1d/2d`` (eval statistics; canonicalize folds it), ``nn.Identity``/``nn.Dropout``
 (dropped), ``snn.Leaky``, ``snn.Synaptic``, ``snn.RLeaky``, ``snn.RSynaptic``, ``snn.Alpha`` and
-``snn.Lapicque`` (``snntorch_cells``).
+``snn.Lapicque`` (``snntorch_cells``); Sinabs squeeze layers on folded (batch*T, ...) input
+(``folded_time``).
 
 snnTorch is already discrete: beta/alpha are copied (clamped to [0, 1] as snnTorch does at run
 time), gains are 1, and the reset maps to the IR as
@@ -106,7 +107,7 @@ def collect_layers(model: nn.Module, prefix: str = "") -> tuple[list[Layer], boo
             f"module '{prefix or type(model).__name__}' ({type(model).__name__}) is not supported;"
             " supported: Linear, Conv1d/2d, AvgPool, MaxPool, Flatten, BatchNorm, Dropout, Identity,"
             " snntorch Leaky/Synaptic/RLeaky/RSynaptic/Alpha/Lapicque, SpikingJelly IF/LIF/ParametricLIF nodes,"
-            " Sinabs IAF/LIF/ExpLeak (and recurrent), Norse cells (see docs/frontends.md)"
+            " Sinabs IAF/LIF/ExpLeak (recurrent, squeeze), Norse cells (see docs/frontends.md)"
         )
     layers: list[Layer] = []
     custom = not isinstance(model, nn.Sequential)
