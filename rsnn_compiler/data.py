@@ -66,3 +66,18 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def sample_slices(samples: int, parts: int, option: str) -> list[tuple[int, int]]:
+    """(first, end) of ``parts`` consecutive, non-empty slices of ``samples`` samples, as equal
+    as possible (the first ``samples % parts`` hold one more); ``option`` names the flag that
+    asked for them in the error."""
+    if parts < 1:
+        raise UserInputError(f"{option} {parts} must be at least 1")
+    if samples < parts:
+        raise UserInputError(f"{option} {parts} is more than the {samples} samples of the data; use at most {samples}")
+    size, extra = divmod(samples, parts)
+    edges = [0]
+    for i in range(parts):
+        edges.append(edges[-1] + size + (1 if i < extra else 0))
+    return list(zip(edges[:-1], edges[1:]))

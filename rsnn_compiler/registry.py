@@ -93,9 +93,10 @@ def get_backend(name: str):
     return resolve(BACKENDS[name])()
 
 
-def get_executor(name: str):
+def get_executor(name: str, **options):
+    """A new executor ``name``; ``options`` are its fields (e.g. the gpu executor's ``processes``)."""
     if name not in EXECUTORS:
         raise UserInputError(
             f"unknown executor '{name}'; available: {', '.join(sorted(EXECUTORS))}"
         )
-    return resolve(EXECUTORS[name])()
+    return resolve(EXECUTORS[name])(**options)

@@ -117,51 +117,137 @@ def _flat_results(result: RunResult) -> dict[str, np.ndarray]:
     return data
 
 
+@dataclass
+class KeyDifference:
+    """How one result key (``out``, ``spikes/<node>``, ``v/<node>``...) of an executor differs
+    from the interpreter's on a run of samples ``offset ..``: its earliest differing value (by
+    step, then sample, then neuron; ``sample`` counts from the start of the whole data) and the
+    number of differing values, or shapes that do not match (``shape`` set)."""
+
+    key: str
+    order: int  # position of the key in the interpreter's result (ties between keys)
+    step: int = 0
+    sample: int = 0
+    neuron: tuple[int, ...] = ()
+    expected: float | int | None = None
+    got: float | int | None = None
+    count: int = 0  # differing values (shape problems: values expected)
+    shape: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None  # (expected, got or None: missing)
+
+    def rank(self) -> tuple:
+        """Earlier is smaller: shape problems first, then by step, sample, key order, neuron."""
+        return (-1, -1, self.order, ()) if self.shape else (self.step, self.sample, self.order, self.neuron)
+
+
 def _node_of(key: str) -> str | None:
     return key.split("/", 1)[1] if "/" in key else None
 
 
-def first_mismatch(executor: str, expected: RunResult, got: RunResult,
-                   nodes: set[str] | None = None) -> tuple[Mismatch | None, int]:
-    """Earliest difference (by step, then sample, then key order) and the number of values
-    compared; only the keys of ``nodes`` (``spikes/<node>``, ``v/<node>``, ...) if given."""
+def key_differences(expected: RunResult, got: RunResult, offset: int = 0,
+                    nodes: set[str] | None = None) -> tuple[list[KeyDifference], int]:
+    """Every key of ``got`` that differs from ``expected`` and the number of values compared;
+    ``offset`` is the index of the first sample of this run in the whole data; only the keys of
+    ``nodes`` (``spikes/<node>``, ``v/<node>``, ...) if given."""
     ref, other = _flat_results(expected), _flat_results(got)
     if nodes is not None:
         ref = {k: v for k, v in ref.items() if _node_of(k) in nodes}
-    best: tuple[tuple[int, int, int], Mismatch] | None = None
+    found: list[KeyDifference] = []
     compared = 0
     for order, (key, a) in enumerate(ref.items()):
         b = other.get(key)
         if b is None or b.shape != a.shape:
-            shape = None if b is None else b.shape
-            got_text = "missing" if b is None else f"shape {shape}"
-            m = Mismatch(executor, key, 0, 0, [], f"shape {a.shape}", got_text, int(a.size))
-            rank = (-1, -1, order)
-            if best is None or rank < best[0]:
-                best = (rank, m)
+            found.append(KeyDifference(key, order, count=int(a.size),
+                                       shape=(a.shape, None if b is None else b.shape)))
             continue
         compared += a.size
         diff = a != b
         if not diff.any():
             continue
         t, s, *neuron = (int(i) for i in np.argwhere(diff)[0])
-        m = Mismatch(executor, key, s, t, neuron, a[(t, s, *neuron)].item(), b[(t, s, *neuron)].item(), int(diff.sum()))
-        rank = (t, s, order)
-        if best is None or rank < best[0]:
-            best = (rank, m)
-    return (best[1] if best else None), compared
+        found.append(KeyDifference(key, order, t, s + offset, tuple(neuron), a[(t, s, *neuron)].item(),
+                                   b[(t, s, *neuron)].item(), int(diff.sum())))
+    return found, compared
 
 
-def layer_agreement(float_run: RunResult, fixed_run: RunResult) -> list[LayerAgreement]:
+def _joined(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """The shape of two results concatenated along the batch axis (None: missing)."""
+    if a is None or b is None or len(a) < 2 or len(b) < 2:
+        return a if b is None else (b if a is None else a)
+    return (a[0], a[1] + b[1], *a[2:])
+
+
+def merge_differences(executor: str, parts: list[list[KeyDifference]]) -> Mismatch | None:
+    """The first difference over runs on consecutive slices of the data (one part per slice, in
+    order): per key the earliest value and the summed count, then the earliest key. One part
+    gives exactly what one run on all the data gives; so do several."""
+    per_key: dict[str, KeyDifference] = {}
+    for part in parts:
+        for d in part:
+            seen = per_key.get(d.key)
+            if seen is None:
+                per_key[d.key] = d
+                continue
+            first = min(seen, d, key=KeyDifference.rank)
+            shape = None
+            if seen.shape or d.shape:
+                exp_a, got_a = seen.shape or (None, None)
+                exp_b, got_b = d.shape or (None, None)
+                shape = (_joined(exp_a, exp_b), _joined(got_a, got_b))
+            per_key[d.key] = KeyDifference(d.key, d.order, first.step, first.sample, first.neuron,
+                                           first.expected, first.got, seen.count + d.count, shape)
+    if not per_key:
+        return None
+    best = min(per_key.values(), key=KeyDifference.rank)
+    if best.shape:
+        got = "missing" if best.shape[1] is None else f"shape {best.shape[1]}"
+        return Mismatch(executor, best.key, 0, 0, [], f"shape {best.shape[0]}", got, best.count)
+    return Mismatch(executor, best.key, best.sample, best.step, list(best.neuron), best.expected, best.got, best.count)
+
+
+def first_mismatch(executor: str, expected: RunResult, got: RunResult,
+                   nodes: set[str] | None = None) -> tuple[Mismatch | None, int]:
+    """Earliest difference (by step, then sample, then key order) and the number of values
+    compared; only the keys of ``nodes`` if given."""
+    found, compared = key_differences(expected, got, nodes=nodes)
+    return merge_differences(executor, [found]), compared
+
+
+@dataclass
+class LayerTally:
+    """Spike agreement counts of one spiking node, float vs fixed point."""
+
+    node: str
+    equal: int
+    values: int
+    float_spikes: int  # spike events (nonzero values)
+    fixed_spikes: int
+
+
+def layer_tallies(float_run: RunResult, fixed_run: RunResult) -> list[LayerTally]:
     layers = []
     for node, fs in float_run.spikes.items():
         qs = fixed_run.spikes.get(node)
         if qs is None or qs.shape != fs.shape:
             continue
-        layers.append(
-            LayerAgreement(node, float(np.mean(fs == qs)), int(np.abs(fs).sum()), int(np.abs(qs).sum()))
-        )
+        layers.append(LayerTally(node, int(np.count_nonzero(fs == qs)), int(fs.size),
+                                 int(np.count_nonzero(fs)), int(np.count_nonzero(qs))))
     return layers
+
+
+def layer_agreement(float_run: RunResult, fixed_run: RunResult) -> list[LayerAgreement]:
+    return merge_layers([layer_tallies(float_run, fixed_run)])
+
+
+def merge_layers(parts: list[list[LayerTally]]) -> list[LayerAgreement]:
+    """Per-layer agreement = equal values / values, summed over the parts (exact: integer counts)."""
+    totals: dict[str, LayerTally] = {}
+    for part in parts:
+        for t in part:
+            s = totals.setdefault(t.node, LayerTally(t.node, 0, 0, 0, 0))
+            s.equal, s.values = s.equal + t.equal, s.values + t.values
+            s.float_spikes, s.fixed_spikes = s.float_spikes + t.float_spikes, s.fixed_spikes + t.fixed_spikes
+    return [LayerAgreement(t.node, t.equal / t.values if t.values else 1.0, t.float_spikes, t.fixed_spikes)
+            for t in totals.values()]
 
 
 def integer_executors(manifest: dict) -> list[str]:
@@ -184,61 +270,137 @@ def check_max_accuracy_drop(points: float | None, has_labels: bool) -> None:
         raise UserInputError("--max-accuracy-drop needs labels: add y (batch,) to the data file")
 
 
-def validate(
-    build: Path, manifest: dict, x: np.ndarray, y: np.ndarray | None,
-    allow_missing: bool = False, max_accuracy_drop: float | None = None,
-    progress=lambda msg: None,
-) -> ValidationReport:
-    check_max_accuracy_drop(max_accuracy_drop, y is not None)
-    check_run_budget(build, manifest, x)
+def validated_profile(build: Path, manifest: dict) -> str:
+    """The fixed-point profile a build's integer executors run (refuses a build without one)."""
     profiles = fixed_profiles(manifest)
-    profile = profiles[0] if profiles else None
-    report = ValidationReport(build=str(build), profile=profile, samples=int(x.shape[1]), steps=int(x.shape[0]))
-    interp = registry.get_executor(REFERENCE)
-    if profile is None:
+    if not profiles:
         raise UserInputError(
             f"{build} has no fixed-point graph, so there is nothing integer to validate;"
             " rebuild with an integer target, e.g. --target c,gpu"
         )
+    return profiles[0]
+
+
+@dataclass
+class PartTally:
+    """One node group of an executor (its ``node_groups``) on one run of samples."""
+
+    part: str
+    nodes: list[str]
+    compared: int
+    differences: list[KeyDifference]
+
+
+@dataclass
+class ExecutorTally:
+    """One integer executor on one run of samples: how it differs from the interpreter."""
+
+    executor: str
+    available: bool
+    compared: int = 0
+    differences: list[KeyDifference] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    reason: str = ""  # why it could not run
+    parts: list[PartTally] = field(default_factory=list)
+
+
+@dataclass
+class ShardTally:
+    """Everything validation needs from samples ``offset .. offset + samples`` of the data, as
+    counts and first differences (no arrays): ``merge_shards`` turns tallies of consecutive
+    slices into the report that one run on all of them gives."""
+
+    offset: int
+    samples: int
+    steps: int
+    float_correct: int | None = None  # samples whose prediction equals the label
+    fixed_correct: int | None = None
+    layers: list[LayerTally] = field(default_factory=list)
+    executors: list[ExecutorTally] = field(default_factory=list)
+
+
+def validate_shard(
+    build: Path, manifest: dict, x: np.ndarray, y: np.ndarray | None, offset: int = 0,
+    progress=lambda msg: None, executor_options: dict[str, dict] | None = None,
+) -> ShardTally:
+    """Run the float model, the fixed-point interpreter and every integer executor on ``x``
+    (samples ``offset ..`` of the whole data) and tally the differences. ``executor_options``
+    holds fields per executor name (e.g. ``{"gpu": {"processes": 2}}``). Refuses (exit 2) a
+    slice whose recorded run would exceed the build's memory budget."""
+    check_run_budget(build, manifest, x)
+    profile = validated_profile(build, manifest)
+    interp = registry.get_executor(REFERENCE)
+    tally = ShardTally(offset=offset, samples=int(x.shape[1]), steps=int(x.shape[0]))
     bar = Task("validate: executors", 2 + len(integer_executors(manifest)), "run")
     progress("running the float model (reference interpreter)")
     float_run = interp.run(build, manifest, Domain.FLOAT, None, x)
-    if y is not None:
-        report.float_accuracy = accuracy(float_run.out, y)
     bar.advance()
     progress(f"running the fixed-point interpreter ({profile})")
     fixed_run = interp.run(build, manifest, Domain.FIXED, profile, x)
     bar.advance()
-    report.layers = layer_agreement(float_run, fixed_run)
+    tally.layers = layer_tallies(float_run, fixed_run)
     if y is not None:
-        report.fixed_accuracy = accuracy(fixed_run.out, y)
+        tally.float_correct = int(np.count_nonzero(predictions(float_run.out) == y))
+        tally.fixed_correct = int(np.count_nonzero(predictions(fixed_run.out) == y))
     for name in integer_executors(manifest):
         progress(f"running {name}")
         start = time.perf_counter()
         try:
-            got = registry.get_executor(name).run(build, manifest, Domain.FIXED, profile, x)
+            executor = registry.get_executor(name, **(executor_options or {}).get(name, {}))
+            got = executor.run(build, manifest, Domain.FIXED, profile, x)
             bar.advance()
         except ExecutorUnavailable as exc:
-            check = ExecutorCheck(name, "unavailable", reason=str(exc))
+            tally.executors.append(ExecutorTally(name, False, reason=str(exc)))
+            continue
+        differences, compared = key_differences(fixed_run, got, offset)
+        check = ExecutorTally(name, True, compared, differences, time.perf_counter() - start)
+        groups = getattr(executor, "node_groups", None)
+        for part, nodes in (groups(build, manifest) if groups else {}).items():
+            found, n = key_differences(fixed_run, got, offset, set(nodes))
+            check.parts.append(PartTally(part, list(nodes), n, found))
+        tally.executors.append(check)
+    bar.close()
+    return tally
+
+
+def merge_shards(
+    build: Path, manifest: dict, tallies: list[ShardTally],
+    allow_missing: bool = False, max_accuracy_drop: float | None = None,
+) -> ValidationReport:
+    """The validation report of the tallies of consecutive slices of one data set (in order).
+    Counts add up exactly; each executor's wall time is the sum over the slices."""
+    tallies = sorted(tallies, key=lambda t: t.offset)
+    samples = sum(t.samples for t in tallies)
+    report = ValidationReport(build=str(build), profile=validated_profile(build, manifest), samples=samples,
+                              steps=tallies[0].steps if tallies else 0)
+    report.layers = merge_layers([t.layers for t in tallies])
+    if tallies and all(t.float_correct is not None for t in tallies):
+        report.float_accuracy = sum(t.float_correct for t in tallies) / samples
+        report.fixed_accuracy = sum(t.fixed_correct for t in tallies) / samples
+    names = list(dict.fromkeys(e.executor for t in tallies for e in t.executors))
+    for name in names:
+        parts = [e for t in tallies for e in t.executors if e.executor == name]
+        missing = next((e for e in parts if not e.available), None)
+        if missing is not None:
+            report.executors.append(ExecutorCheck(name, "unavailable", reason=missing.reason))
             if not allow_missing:
                 report.ok = False
-                report.problems.append(f"{name} could not run: {exc}")
-            report.executors.append(check)
+                report.problems.append(f"{name} could not run: {missing.reason}")
             continue
-        mismatch, compared = first_mismatch(name, fixed_run, got)
-        check = ExecutorCheck(name, "mismatch" if mismatch else "equal", compared, time.perf_counter() - start, mismatch)
-        groups = getattr(registry.get_executor(name), "node_groups", None)
-        for part, nodes in (groups(build, manifest) if groups else {}).items():
-            m, n = first_mismatch(name, fixed_run, got, set(nodes))
-            check.parts.append(PartCheck(part, list(nodes), "mismatch" if m else "equal", n, m))
-        report.executors.append(check)
+        mismatch = merge_differences(name, [e.differences for e in parts])
+        report.executors.append(ExecutorCheck(name, "mismatch" if mismatch else "equal", sum(e.compared for e in parts),
+                                              sum(e.wall_time_s for e in parts), mismatch))
+        for group in parts[0].parts:
+            pieces = [next(p for p in e.parts if p.part == group.part) for e in parts]
+            m = merge_differences(name, [p.differences for p in pieces])
+            report.executors[-1].parts.append(PartCheck(group.part, group.nodes, "mismatch" if m else "equal",
+                                                        sum(p.compared for p in pieces), m))
         if mismatch:
             report.ok = False
             report.problems.append(mismatch.describe())
-    bar.close()
     if not report.executors:
         report.notes.append("no integer executor was built besides the interpreter (targets: c, gpu, lava)")
-    if max_accuracy_drop is not None and y is not None:
+    if max_accuracy_drop is not None and report.float_accuracy is not None:
         drop = 100.0 * (report.float_accuracy - report.fixed_accuracy)
         if drop > max_accuracy_drop:
             report.ok = False
@@ -247,3 +409,26 @@ def validate(
                 f" {100 * report.float_accuracy:.2f}% (allowed {max_accuracy_drop})"
             )
     return report
+
+
+def write_report(build: Path, report: ValidationReport) -> dict:
+    """Write ``BUILD/validate.json`` (sorted keys, atomically); returns the JSON data."""
+    import json
+
+    from rsnn_compiler.artifact import atomic_write_bytes
+
+    data = report.to_json()
+    atomic_write_bytes(Path(build) / "validate.json", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    return data
+
+
+def validate(
+    build: Path, manifest: dict, x: np.ndarray, y: np.ndarray | None,
+    allow_missing: bool = False, max_accuracy_drop: float | None = None,
+    progress=lambda msg: None, executor_options: dict[str, dict] | None = None,
+) -> ValidationReport:
+    """Validate in this process: one shard holding all of ``x`` (``rsnnc validate --shards N``
+    runs ``validate_shard`` on N slices as Ray tasks and merges them the same way)."""
+    check_max_accuracy_drop(max_accuracy_drop, y is not None)
+    tally = validate_shard(build, manifest, x, y, 0, progress, executor_options)
+    return merge_shards(build, manifest, [tally], allow_missing, max_accuracy_drop)

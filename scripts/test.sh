@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-exec .venv/bin/python -m pytest -n "${RSNNC_TEST_WORKERS:-2}" -q "$@"
+# loadgroup: tests marked xdist_group(NAME) share one worker (one Ray session for tests/test_scale_out.py)
+exec .venv/bin/python -m pytest -n "${RSNNC_TEST_WORKERS:-2}" --dist loadgroup -q "$@"

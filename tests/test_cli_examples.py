@@ -21,7 +21,7 @@ from rsnn_compiler.cli.main import BUILTIN_COMMANDS, main
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # builds first: the other commands' examples use them
-ORDER = ("build", "inspect", "run", "validate", "report", "export", "plot", "passes", "targets")
+ORDER = ("build", "inspect", "run", "validate", "sweep", "report", "export", "plot", "passes", "targets")
 
 
 def command_examples(name: str) -> tuple[Example, ...]:
@@ -95,6 +95,13 @@ def test_each_help_shows_its_examples_as_pasteable_lines(capsys):
 
 
 def test_every_example_runs(workspace, monkeypatch, capsys):
+    from rsnn_compiler.ray_engine import RayOptions, ray_session
+
+    with ray_session(RayOptions(num_cpus=2)):  # one Ray for every example that uses it (sweep, --shards)
+        run_examples(workspace, monkeypatch, capsys)
+
+
+def run_examples(workspace, monkeypatch, capsys):
     ran = set()
     skipped = []
     for example in help_examples() + readme_commands():

@@ -621,6 +621,7 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSourc
     for name in plan.order:
         em.emit_node(plan.nodes[name])
     members, nbytes = _state_members(graph, plan)
+    plan.state_bytes = nbytes
     plan.max_batch = int(max(1, min(spec.max_batch, spec.harness_state_bytes // max(nbytes, 1))))
     reset, step, record, input_ok = _reset_body(em), _step_body(em), _record_body(em), _input_ok_body(em)
     m = prefix.upper()

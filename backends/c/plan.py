@@ -68,6 +68,7 @@ class Plan:
     fields: list[Field] = field(default_factory=list)
     output_name: str = ""
     max_batch: int = 1
+    state_bytes: int = 0  # the state struct of one sample (membranes, currents, delay lines)
     # weight storage of each synapse layer (c_storage.SynapseStorage), filled by the generator
     storage: dict = field(default_factory=dict)
 
@@ -122,6 +123,7 @@ class Plan:
             },
             "output": {"node": self.output_name, "offset": out.offset, "size": out.size},
             "max_batch": self.max_batch,
+            "state": {"bytes_per_sample": self.state_bytes},
             "weights": {
                 "bytes": self.weight_bytes,
                 "dense_bytes": sum(st.dense_bytes for st in self.storage.values()),

@@ -20,13 +20,19 @@ class GpuExecutor:
     """Loads ``graph.float.rsnn`` or ``graph.<profile>.rsnn`` and runs it batched.
 
     ``device`` None follows the runtime's policy ($RSNNC_GPU_DEVICE, else CUDA if available,
-    else CPU).
+    else CPU). ``processes`` > 1 runs the batch data-parallel in that many local processes over
+    torch.distributed (``distributed.run_data_parallel``: gloo on the CPU, nccl on CUDA).
     """
 
     name: ClassVar[str] = "gpu"
     device: str | None = None
+    processes: int = 1
 
     def run(self, build: Path, manifest: dict, domain: Domain, profile: str | None, x: np.ndarray) -> RunResult:
         key = resolve_profile(manifest, domain, profile)
+        if self.processes > 1:
+            from rsnn_compiler.backends.gpu.distributed import run_data_parallel
+
+            return run_data_parallel(Path(build), manifest, key, x, self.processes, self.device)
         graph = load_build_graph(Path(build), manifest, key)
         return GraphRuntime(graph, device=self.device).run(x)

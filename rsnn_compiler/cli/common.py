@@ -140,6 +140,40 @@ def import_options(fn: Callable) -> Callable:
     return fn
 
 
+def ray_options(fn: Callable) -> Callable:
+    """``--address`` and ``--num-cpus``: where Ray runs the tasks (rsnn_compiler/ray_engine.py)."""
+    fn = click.option("--num-cpus", type=int, metavar="N",
+                      help="CPUs of the local Ray started for this command (default: those this process may use)")(fn)
+    return click.option("--address", metavar="HOST:PORT",
+                        help="run the tasks on this Ray cluster (`ray start --head` prints it; 'auto' finds a"
+                        " local one) instead of a local Ray started for this command; paths must be"
+                        " valid on every node (a shared file system)")(fn)
+
+
+def gpu_processes_option(fn: Callable) -> Callable:
+    return click.option("--gpu-processes", type=int, metavar="N",
+                        help="run the gpu executor data-parallel in N local processes over torch.distributed"
+                        " (gloo on the CPU, nccl with one CUDA device each); the same result as one process")(fn)
+
+
+def executor_options_from(args) -> dict[str, dict]:
+    """``--gpu-processes`` as executor fields ({} when not given)."""
+    n = getattr(args, "gpu_processes", None)
+    if n is None:
+        return {}
+    if n < 1:
+        from rsnn_compiler.errors import UserInputError
+
+        raise UserInputError(f"--gpu-processes {n} must be at least 1")
+    return {"gpu": {"processes": n}}
+
+
+def ray_options_from(args):
+    from rsnn_compiler.ray_engine import RayOptions
+
+    return RayOptions(address=args.address, num_cpus=args.num_cpus)
+
+
 def handler(fn: Callable) -> Callable:
     """Turn ``fn(args, out, err) -> int`` into a click callback (options become ``args.<name>``).
     Progress (``rsnn_compiler.progress``) goes to stderr while it runs: live bars on a terminal,

@@ -22,6 +22,7 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 
 BUILTIN_COMMANDS: dict[str, str] = {
     "build": "rsnn_compiler.cli.commands.build:command",
     "validate": "rsnn_compiler.cli.commands.validate:command",
+    "sweep": "rsnn_compiler.cli.commands.sweep:command",
     "run": "rsnn_compiler.cli.commands.run:command",
     "report": "rsnn_compiler.cli.commands.report:command",
     "inspect": "rsnn_compiler.cli.commands.inspect:command",

@@ -90,6 +90,23 @@ def prune_extra(args) -> dict:
     return extra
 
 
+def build_options(args):
+    """The BuildOptions of parsed ``rsnnc build`` options (``args``: the options by name); also
+    what ``rsnnc sweep`` builds each point with."""
+    from rsnn_compiler.build import BuildOptions
+
+    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
+    if not targets:
+        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
+    return BuildOptions(
+        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
+        weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
+        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
+        board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)}, force=args.force,
+        max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
+    )
+
+
 PRUNING = "pruning (with --prune; measured on --calib data)"
 
 
@@ -146,22 +163,12 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 def command(args, out, err) -> int:
     from rsnn_compiler import progress
     from rsnn_compiler.artifact import read_timings
-    from rsnn_compiler.build import BuildOptions, build
+    from rsnn_compiler.build import build
     from rsnn_compiler.reports import print_build_summary
 
-    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
-    if not targets:
-        raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
-    options = BuildOptions(
-        targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
-        weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
-        trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)}, force=args.force,
-        max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
-    )
     shown: list[str] = []
     try:
-        result = build(args.input, args.out, options, progress=progress.step, warn=shown.append)
+        result = build(args.input, args.out, build_options(args), progress=progress.step, warn=shown.append)
     finally:  # their own lines, even with --quiet/--json, also when a gate fails the build
         for message in shown:
             warning(message)

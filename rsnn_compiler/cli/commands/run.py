@@ -8,12 +8,17 @@ from pathlib import Path
 import rich_click as click
 
 from rsnn_compiler import registry
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, trim_to_build_steps
+from rsnn_compiler.cli.common import (
+    Example, common_options, epilog, executor_options_from, gpu_processes_option, handler, json_option,
+    trim_to_build_steps,
+)
 
 EXAMPLES = (
     Example("rsnnc run build/demo --inputs models/example/data.npz --out out.npz"),
     Example("rsnnc run build/rnn --inputs models/rleaky_mnist1d/data.npz --out y.npz --executor c",
             "c runs the fixed-point graph"),
+    Example("rsnnc run build/rnn --inputs models/rleaky_mnist1d/data.npz --out y2.npz --executor gpu"
+            " --domain fixed --gpu-processes 2", "the batch split over 2 processes (torch.distributed)"),
 )
 
 TEXT = """The inputs file holds x shaped (time, batch, *features). The output holds 'out' (time, batch,
@@ -37,6 +42,7 @@ def default_domain(executor) -> str:
 @click.option("--domain", type=click.Choice(["float", "fixed"]),
               help="float or fixed point (default: fixed for executors that run only fixed point, else float)")
 @click.option("--profile", help="fixed-point profile to run when the build has several (loihi2, fpga)")
+@gpu_processes_option
 @json_option("print a JSON summary")
 @common_options
 @handler
@@ -56,7 +62,10 @@ def command(args, out, err) -> int:
         raise UserInputError(f"--out {args.out} would overwrite a file of the build; write the results elsewhere")
     check_writable_file(Path(args.out))  # before running, not after
     x, _y = load_data(args.inputs)
-    executor = registry.get_executor(args.executor)
+    options = executor_options_from(args)
+    if options and args.executor not in options:
+        raise UserInputError(f"--gpu-processes runs the gpu executor; add --executor gpu (not {args.executor})")
+    executor = registry.get_executor(args.executor, **options.get(args.executor, {}))
     domain = args.domain or default_domain(executor)
     progress.step(f"running {args.executor} ({domain}) on {x.shape[1]} sample(s) x {x.shape[0]} steps")
     x = trim_to_build_steps(manifest, x, err, args.quiet)

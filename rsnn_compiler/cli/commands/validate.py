@@ -8,19 +8,28 @@ from pathlib import Path
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option, trim_to_build_steps
+from rsnn_compiler.cli.common import (
+    Example, common_options, epilog, executor_options_from, gpu_processes_option, handler, json_option, ray_options,
+    ray_options_from, trim_to_build_steps,
+)
 
 EXAMPLES = (
     Example("rsnnc build models/example/recurrent.rsnn --target c,gpu -o build/demo"),
     Example("rsnnc validate build/demo --data models/example/data.npz"),
     Example("rsnnc validate build/rnn --data models/rleaky_mnist1d/data.npz --max-accuracy-drop 5 --json"),
+    Example("rsnnc validate build/demo --data models/example/data.npz --shards 2 --num-cpus 2",
+            "the samples split over 2 Ray tasks: the same report as one process"),
 )
 
 TEXT = """Runs the float model, the fixed-point interpreter and every integer executor in the build (c,
 gpu, lava). Exit 1 when any integer executor differs from the interpreter in any spike or state
 at any step (the first difference is printed), when an executor cannot run (unless
 --allow-missing), or when accuracy drops more than --max-accuracy-drop points. Writes
-BUILD/validate.json."""
+BUILD/validate.json.
+
+--shards N cuts the samples into N consecutive slices validated as Ray tasks (a local Ray, or
+the cluster at --address) and merges them: the report equals a run in one process, except the
+executors' times, which are summed over the slices."""
 
 
 @click.command("validate", help="Prove the integer executors agree bit for bit.",
@@ -31,6 +40,10 @@ BUILD/validate.json."""
 @click.option("--allow-missing", is_flag=True, help="do not fail when an executor cannot run here (e.g. no Lava environment)")
 @click.option("--max-accuracy-drop", type=float, metavar="POINTS",
               help="fail when fixed-point accuracy is more than POINTS below float")
+@click.option("--shards", type=int, metavar="N",
+              help="split the samples into N slices validated in parallel as Ray tasks (default: one process, no Ray)")
+@ray_options
+@gpu_processes_option
 @json_option("print validate.json to stdout")
 @common_options
 @handler
@@ -38,18 +51,28 @@ def command(args, out, err) -> int:
     from rich.table import Table
 
     from rsnn_compiler import progress
-    from rsnn_compiler.artifact import atomic_write_bytes, read_manifest
+    from rsnn_compiler.artifact import read_manifest
     from rsnn_compiler.data import load_data
-    from rsnn_compiler.validate import validate
+    from rsnn_compiler.errors import UserInputError
+    from rsnn_compiler.validate import validate, write_report
 
+    if args.shards is None and (args.address or args.num_cpus):
+        raise UserInputError("--address and --num-cpus choose where --shards run; add --shards N")
     build = Path(args.build)
     manifest = read_manifest(build)
     x, y = load_data(args.data)
     x = trim_to_build_steps(manifest, x, err, args.quiet)
-    report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
-                      max_accuracy_drop=args.max_accuracy_drop, progress=progress.step)
-    data = report.to_json()
-    atomic_write_bytes(build / "validate.json", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    if args.shards is None:
+        report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
+                          max_accuracy_drop=args.max_accuracy_drop, progress=progress.step,
+                          executor_options=executor_options_from(args))
+    else:
+        from rsnn_compiler.sharded_validate import validate_sharded
+
+        report = validate_sharded(build, manifest, x, y, args.shards, ray_options_from(args),
+                                  allow_missing=args.allow_missing, max_accuracy_drop=args.max_accuracy_drop,
+                                  executor_options=executor_options_from(args))
+    data = write_report(build, report)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
