@@ -55,7 +55,7 @@ from rsnn_compiler.user_code import first_line, guard
 from rsnn_compiler.frontends.checkpoints import build_model
 from rsnn_compiler.frontends.folded_time import fidelity_input, model_fold, run_folded
 from rsnn_compiler.frontends.peer_modules import (
-    PeerNeuron, explicit_state, fold as peer_fold, is_peer_neuron, peer_neuron, per_neuron, reset_state as reset_peer,
+    PeerNeuron, explicit_state, fold as peer_fold, is_peer_neuron, library_of, peer_neuron, per_neuron, reset_state as reset_peer,
     sequence_axis as peer_sequence_axis,
 )
 from rsnn_compiler.frontends.snntorch_cells import CELLS, cell_op
@@ -642,6 +642,13 @@ def _sequence_axis(module: nn.Module, layers: list[Layer], custom: bool) -> int 
     return axis
 
 
+def _neuron_libraries(layers) -> str:
+    """The libraries whose neuron modules the model uses ("snnTorch", "Norse, snnTorch", ...)."""
+    names = {library_of(l.module) or "snnTorch" for l in layers
+             if _is_snn(l.module) or is_peer_neuron(l.module)}
+    return ", ".join(sorted(names)) or "snnTorch"
+
+
 # ------------------------------------------------------------------------------------------
 # Entry points
 # ------------------------------------------------------------------------------------------
@@ -695,11 +702,14 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
     b.edges.append(Edge(prev, "output"))
     if not b.neurons:
         b.notes.append("the model has no spiking neurons")
+    libraries = _neuron_libraries(layers)
     if options.reset is not None:
-        b.notes.append(f"--reset {ResetMode(options.reset).value} ignored: snnTorch modules define their own reset")
+        b.notes.append(f"--reset {ResetMode(options.reset).value} ignored: {libraries} modules define their own reset")
 
     dt = float(options.dt) if options.dt is not None else SNNTORCH_DT
-    dt_origin = "option" if options.dt is not None else "snnTorch convention (export_to_nir uses 1e-4 s); the model is discrete-time"
+    dt_origin = "option" if options.dt is not None else (
+        f"{libraries} modules are discrete-time (one call per step, any physical dt is inside their"
+        " parameters); recorded as 1e-4 s, snnTorch's export_to_nir convention")
     name = sanitize_name(options.extra.get("name") or type(module).__name__, set())
     attrs = GraphAttrs(name=name, dt=dt, properties=frozenset({Prop.DISCRETIZED}))
     graph = finish_graph(Graph(b.nodes, b.edges, attrs))
@@ -748,8 +758,10 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
         dt=dt,
         dt_origin=dt_origin,
         reset=", ".join(resets) if resets else "none (no spiking neurons)",
-        reset_origin="snnTorch modules (reset_mechanism, reset_delay; see docs/frontends.md)",
-        discretisation=DISCRETISATION,
+        reset_origin=f"{libraries} modules' own reset settings (see docs/frontends.md)",
+        discretisation=DISCRETISATION if libraries == "snnTorch" else (
+            f"none added: each step is computed as {libraries} computes it (update forms in docs/ir.md)"),
+        source_library=libraries,
         conventions=[] if fold is None else [fold.layout().removeprefix("WARNING: ")],
         nodes=len(graph.nodes),
         edges=len(graph.edges),

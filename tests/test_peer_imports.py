@@ -236,6 +236,9 @@ def test_update_forms_reproduce_the_library(name):
         x = spikes_in(seed)
         result = exact(net, x)
         assert_library_forward(net, run, result, x)
+        library = name.split()[0]  # case names start with the library ("norse LIFBox ...")
+        assert result.report.source_library.lower() == library
+        assert library in result.report.reset_origin.lower() and library in result.report.dt_origin.lower()
         if "multi" in name or "Max" in name:  # counts above one occur
             assert max(float(v.max()) for v in run_float(result.graph, x.numpy()).spikes.values()) > 1
 
