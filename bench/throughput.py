@@ -132,6 +132,9 @@ def main() -> None:
     ap.add_argument("--sweep-batches", default="16,64,256,1024",
                     help="batches of the runtime-vs-snnTorch sweep (comma-separated; '' to skip)")
     ap.add_argument("--device", default=None, help="runtime device (default: cuda if available, else cpu)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for snnTorch and the runtime alike (default: torch's for snnTorch,"
+                         " the runtime's load-based choice, rsnn_compiler/threads.py)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.quick:
@@ -147,6 +150,8 @@ def main() -> None:
     from rsnn_compiler.executors import load_build_graph
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = np.load(MODEL / "data.npz")["x"].astype(np.float32)
     widest = max([args.batch, *sweep_batches])
     if widest > data.shape[1]:
@@ -186,8 +191,8 @@ def main() -> None:
         return run_records(binary, encode_inputs(qgraph, layout, xx), layout["record"]["length"],
                            layout["max_batch"], out_only=True)
 
-    rt_f = GraphRuntime(fgraph, device=device, record=False)
-    rt_q = GraphRuntime(qgraph, device=device, record=False)
+    rt_f = GraphRuntime(fgraph, device=device, record=False, threads=args.threads)
+    rt_q = GraphRuntime(qgraph, device=device, record=False, threads=args.threads)
     m, net = load_snntorch()
 
     def snn_run(xx):

@@ -6,13 +6,14 @@ refused naming what the IR lacks. One module per library:
 
     SpikingJelly 2.0  IFNode, LIFNode, ParametricLIFNode       ``peer_spikingjelly``
     Sinabs 3.1        IAF, LIF, IAFRecurrent, LIFRecurrent,     ``peer_sinabs``
-                      ExpLeak (single, multi and max spikes)
+                      ExpLeak, their Squeeze variants (single, multi and max spikes)
     Norse 1.1         LIF/LIFBox/LI/IAF cells, LIFRecurrentCell,  ``peer_norse``
                       LSNN cells, and their sequence modules
 
 Single-step modules (SpikingJelly ``step_mode='s'``, Norse cells) are stepped per time step;
 multi-step ones (SpikingJelly ``step_mode='m'`` and Norse sequence modules: x (T, batch, ...);
-Sinabs layers: x (batch, T, ...)) process the whole sequence in one call (``sequence_axis``).
+Sinabs layers: x (batch, T, ...)) process the whole sequence in one call (``sequence_axis``);
+Sinabs ``*Squeeze`` layers take it folded, (batch*T, ...) (``fold``, ``folded_time``).
 Norse modules take and return their state explicitly (``explicit_state``).
 """
 
@@ -26,6 +27,8 @@ from torch import nn
 
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.ir.ops import Op
+
+from rsnn_compiler.frontends.folded_time import Fold
 
 # library module path prefix -> library name
 LIBRARIES = {
@@ -79,6 +82,11 @@ def sequence_axis(module: nn.Module) -> int | None:
     """Where time is in the tensors a peer neuron takes per call (None: one step per call)."""
     lib = library_of(module)
     return _library_module(lib).sequence_axis(module) if lib is not None else None
+
+
+def fold(module: nn.Module) -> Fold | None:
+    """How a neuron module unfolds a (batch*T, ...) input (Sinabs squeeze layers), else None."""
+    return _library_module("Sinabs").fold(module) if library_of(module) == "Sinabs" else None
 
 
 def explicit_state(module: nn.Module) -> bool:

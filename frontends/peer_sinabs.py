@@ -8,7 +8,9 @@
     spike_fn SingleSpike (v >= theta), MultiSpike ((v > 0)*floor(v/theta)), MaxSpike(m) (at most m);
     reset_fn MembraneSubtract (v - n*theta), MembraneReset(r) (v*(n == 0) + r)
 
-Layers take (batch, T, ...): the whole sequence in one call (sequence axis 1).
+Layers take (batch, T, ...): the whole sequence in one call (sequence axis 1). The ``*Squeeze``
+variants (IAFSqueeze, LIFSqueeze, ExpLeakSqueeze) are the same neuron on (batch*T, ...) folded
+batch-major (``fold``; the layout is ``folded_time``'s).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from rsnn_compiler.ir.ops import LI, Affine, ResetMode
 from rsnn_compiler.neurons.sinabs import Spikes, Synapse
 
 from rsnn_compiler.frontends._common import to_array
+from rsnn_compiler.frontends.folded_time import Fold
 from rsnn_compiler.frontends.peer_modules import PeerNeuron, full, per_neuron, refuse, scalar
 
 LIB = "Sinabs"
-SUPPORTED = ("IAF", "LIF", "IAFRecurrent", "LIFRecurrent", "ExpLeak")
+SUPPORTED = ("IAF", "LIF", "IAFRecurrent", "LIFRecurrent", "ExpLeak", "IAFSqueeze", "LIFSqueeze", "ExpLeakSqueeze")
+SQUEEZE = "Squeeze"
 REFUSED = {
     "ALIF": "Sinabs' ALIF adapts its threshold with its own decay and update order, which no IR family"
             " computes yet",
@@ -39,7 +43,15 @@ def is_neuron(module: nn.Module) -> bool:
 
 
 def sequence_axis(module: nn.Module) -> int | None:
-    return None if type(module).__name__.endswith("Squeeze") else 1
+    return None if fold(module) is not None else 1
+
+
+def fold(module: nn.Module) -> Fold | None:
+    """How a squeeze layer unfolds its (batch*T, ...) input (None: not a squeeze layer)."""
+    if not type(module).__name__.endswith(SQUEEZE):
+        return None
+    batch, steps = int(module.batch_size), int(module.num_timesteps)
+    return Fold(batch_size=batch if batch > 0 else None, num_timesteps=steps if steps > 0 else None)
 
 
 def _spikes(m, kind: str, path: str) -> tuple[Spikes, int, str]:
@@ -73,14 +85,15 @@ def _reset(m, kind: str, path: str, theta: float) -> tuple[ResetMode, float, str
     raise UserInputError(f"{LIB} {kind} '{path}': reset_fn {type(reset).__name__} is not supported")
 
 
+def _folded(m: nn.Module) -> str:
+    f = fold(m)
+    return "" if f is None else f" on its (batch*T, ...) input unfolded batch-major ({f.describe()})"
+
+
 def neuron(m: nn.Module, path: str, shape) -> PeerNeuron:
     kind = type(m).__name__
     if kind in REFUSED:
         raise refuse(LIB, kind, path, REFUSED[kind])
-    if kind.endswith("Squeeze"):
-        raise UserInputError(
-            f"{LIB} {kind} '{path}' folds time into the batch dim; use the non-squeeze layer ({kind[:-7]}) for import"
-        )
     if kind not in SUPPORTED:
         raise UserInputError(f"{LIB} module '{path}' ({kind}) is not supported; supported: {', '.join(SUPPORTED)}"
                              " (see docs/frontends.md)")
@@ -90,11 +103,12 @@ def neuron(m: nn.Module, path: str, shape) -> PeerNeuron:
         beta = per_neuron(m.alpha_mem_calculated.detach().float(), shape, "tau_mem", path)  # what Sinabs multiplies by
         gain = per_neuron(1 - m.alpha_mem_calculated.detach().float(), shape, "tau_mem", path) if m.norm_input \
             else full(shape, 1.0)
-    where = "exp(-1/tau_mem)*v" if kind.startswith("LIF") or kind == "ExpLeak" else "v"
+    base = kind.removesuffix(SQUEEZE)  # a squeeze layer is its base layer on the unfolded input
+    where = "exp(-1/tau_mem)*v" if base.startswith("LIF") or base == "ExpLeak" else "v"
     what = f"{where} + {'(1 - exp(-1/tau_mem))*' if m.norm_input else ''}"
-    if kind == "ExpLeak":
+    if base == "ExpLeak":
         op = LI(beta=beta, gain=gain, bias=full(shape, 0.0), v_init=full(shape, 0.0))
-        return PeerNeuron(op, sequence_axis(m), f"'{path}': {LIB} ExpLeak: v = {what}x")
+        return PeerNeuron(op, sequence_axis(m), f"'{path}': {LIB} {kind}: v = {what}x{_folded(m)}")
     theta = scalar(m.spike_threshold, "spike_threshold", path)
     spikes, levels, spike_name = _spikes(m, kind, path)
     if spikes is Spikes.MULTI and not theta > 0:
@@ -107,8 +121,8 @@ def neuron(m: nn.Module, path: str, shape) -> PeerNeuron:
                 v_init=full(shape, 0.0), synapse=Synapse.EXP if syn else Synapse.NONE, spikes=spikes,
                 levels=levels, reset=reset)
     current = "i = exp(-1/tau_syn)*(i + x)" if syn else "i = x"
-    note = f"'{path}': {LIB} {kind}: {current}, v = {what}i, {spike_name}, {reset_name}"
-    if not kind.endswith("Recurrent"):
+    note = f"'{path}': {LIB} {kind}: {current}, v = {what}i, {spike_name}, {reset_name}{_folded(m)}"
+    if not base.endswith("Recurrent"):
         return PeerNeuron(op, sequence_axis(m), note)
     rec = m.rec_connect
     if not isinstance(rec, nn.Linear):

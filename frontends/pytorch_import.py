@@ -8,7 +8,8 @@ files and checkpoints are resolved by ``checkpoints``. Layers:
 ``nn.Linear``, ``nn.Conv1d/2d``, ``nn.AvgPool1d/2d``, ``nn.MaxPool1d/2d``, ``nn.Flatten``,
 ``nn.BatchNorm1d/2d`` (eval statistics; canonicalize folds it), ``nn.Identity``/``nn.Dropout``
 (dropped), ``snn.Leaky``, ``snn.Synaptic``, ``snn.RLeaky``, ``snn.RSynaptic``, ``snn.Alpha`` and
-``snn.Lapicque`` (``snntorch_cells``).
+``snn.Lapicque`` (``snntorch_cells``); Sinabs squeeze layers on folded (batch*T, ...) input
+(``folded_time``).
 
 snnTorch is already discrete: beta/alpha are copied (clamped to [0, 1] as snnTorch does at run
 time), gains are 1, and the reset maps to the IR as
@@ -52,8 +53,9 @@ from rsnn_compiler.passes_api import Prop
 from rsnn_compiler.frontends._common import finish_graph, sanitize_name, to_array
 from rsnn_compiler.user_code import first_line, guard
 from rsnn_compiler.frontends.checkpoints import build_model
+from rsnn_compiler.frontends.folded_time import fidelity_input, model_fold, run_folded
 from rsnn_compiler.frontends.peer_modules import (
-    PeerNeuron, explicit_state, is_peer_neuron, peer_neuron, per_neuron, reset_state as reset_peer,
+    PeerNeuron, explicit_state, fold as peer_fold, is_peer_neuron, library_of, peer_neuron, per_neuron, reset_state as reset_peer,
     sequence_axis as peer_sequence_axis,
 )
 from rsnn_compiler.frontends.snntorch_cells import CELLS, cell_op
@@ -105,7 +107,7 @@ def collect_layers(model: nn.Module, prefix: str = "") -> tuple[list[Layer], boo
             f"module '{prefix or type(model).__name__}' ({type(model).__name__}) is not supported;"
             " supported: Linear, Conv1d/2d, AvgPool, MaxPool, Flatten, BatchNorm, Dropout, Identity,"
             " snntorch Leaky/Synaptic/RLeaky/RSynaptic/Alpha/Lapicque, SpikingJelly IF/LIF/ParametricLIF nodes,"
-            " Sinabs IAF/LIF/ExpLeak (and recurrent), Norse cells (see docs/frontends.md)"
+            " Sinabs IAF/LIF/ExpLeak (recurrent, squeeze), Norse cells (see docs/frontends.md)"
         )
     layers: list[Layer] = []
     custom = not isinstance(model, nn.Sequential)
@@ -614,6 +616,16 @@ def run_loop_source(module: nn.Module, layers: list[Layer], paths: list[str], x:
     return out
 
 
+def _run_folded_source(module: nn.Module, layers: list[Layer], paths: list[str], x: np.ndarray) -> dict:
+    """``run_folded`` from rest, leaving every neuron at rest."""
+    by_path = {l.path: l.module for l in layers}
+    _reset_states(layers)
+    try:
+        return run_folded(module, {p: by_path[p] for p in paths}, x)
+    finally:
+        _reset_states(layers)
+
+
 def _sequence_axis(module: nn.Module, layers: list[Layer], custom: bool) -> int | None:
     """Where time is in the model's input when its neurons take whole sequences (None: per step)."""
     axes = {peer_sequence_axis(l.module) for l in layers if is_peer_neuron(l.module)}
@@ -628,6 +640,13 @@ def _sequence_axis(module: nn.Module, layers: list[Layer], custom: bool) -> int 
             " nn.Sequential to import them"
         )
     return axis
+
+
+def _neuron_libraries(layers) -> str:
+    """The libraries whose neuron modules the model uses ("snnTorch", "Norse, snnTorch", ...)."""
+    names = {library_of(l.module) or "snnTorch" for l in layers
+             if _is_snn(l.module) or is_peer_neuron(l.module)}
+    return ", ".join(sorted(names)) or "snnTorch"
 
 
 # ------------------------------------------------------------------------------------------
@@ -658,13 +677,17 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
         example = torch.as_tensor(np.asarray(options.calib_x[0], dtype=np.float32))
     shape = _input_shape(layers, example)
     program = None
-    axis = _sequence_axis(module, layers, custom)
+    fold = model_fold(module, {l.path: peer_fold(l.module) for l in layers
+                               if _is_snn(l.module) or is_peer_neuron(l.module)}, custom)
+    axis = _sequence_axis(module, layers, custom) if fold is None else None
     if custom:
         with _single_step(module, axis):
             program = _chain_or_loop(module, layers, shape, example)
 
     b = _Builder()
     b.notes.extend(notes)
+    if fold is not None:
+        b.notes.append(fold.layout())
     b.taken.update({"input", "output"})
     b.nodes["input"] = Input(shape=shape)
     if program is not None:
@@ -679,11 +702,14 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
     b.edges.append(Edge(prev, "output"))
     if not b.neurons:
         b.notes.append("the model has no spiking neurons")
+    libraries = _neuron_libraries(layers)
     if options.reset is not None:
-        b.notes.append(f"--reset {ResetMode(options.reset).value} ignored: snnTorch modules define their own reset")
+        b.notes.append(f"--reset {ResetMode(options.reset).value} ignored: {libraries} modules define their own reset")
 
     dt = float(options.dt) if options.dt is not None else SNNTORCH_DT
-    dt_origin = "option" if options.dt is not None else "snnTorch convention (export_to_nir uses 1e-4 s); the model is discrete-time"
+    dt_origin = "option" if options.dt is not None else (
+        f"{libraries} modules are discrete-time (one call per step, any physical dt is inside their"
+        " parameters); recorded as 1e-4 s, snnTorch's export_to_nir convention")
     name = sanitize_name(options.extra.get("name") or type(module).__name__, set())
     attrs = GraphAttrs(name=name, dt=dt, properties=frozenset({Prop.DISCRETIZED}))
     graph = finish_graph(Graph(b.nodes, b.edges, attrs))
@@ -691,7 +717,10 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
     resets = sorted({graph.nodes[n].reset.value for n in b.neurons.values() if hasattr(graph.nodes[n], "reset")})
     fidelity: dict = {}
     if b.neurons and not options.extra.get("skip_fidelity", False):
-        if options.calib_x is not None:
+        if fold is not None:
+            x, origin = fidelity_input(fold, options.calib_x, graph.nodes["input"].shape, FIDELITY_STEPS,
+                                       FIDELITY_BATCH, FIDELITY_MAX_BATCH)
+        elif options.calib_x is not None:
             x = np.asarray(options.calib_x, dtype=np.float32)[:, :FIDELITY_MAX_BATCH]
             origin = f"calibration data (first {x.shape[1]} samples)"
         else:
@@ -704,6 +733,9 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
                 origin += f"; static input: the first step's x repeated over {program.steps} steps"
                 src = run_loop_source(module, layers, list(b.neurons), x, static=True)
                 fidelity = compare_spikes(src, graph, b.neurons, x, origin)
+            elif fold is not None:
+                fidelity = compare_spikes(_run_folded_source(module, layers, list(b.neurons), x), graph,
+                                          b.neurons, x, origin)
             elif program is not None or axis is not None:
                 src = run_loop_source(module, layers, list(b.neurons), x, axis or 0)
                 fidelity = compare_spikes(src, graph, b.neurons, x, origin)
@@ -726,8 +758,11 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
         dt=dt,
         dt_origin=dt_origin,
         reset=", ".join(resets) if resets else "none (no spiking neurons)",
-        reset_origin="snnTorch modules (reset_mechanism, reset_delay; see docs/frontends.md)",
-        discretisation=DISCRETISATION,
+        reset_origin=f"{libraries} modules' own reset settings (see docs/frontends.md)",
+        discretisation=DISCRETISATION if libraries == "snnTorch" else (
+            f"none added: each step is computed as {libraries} computes it (update forms in docs/ir.md)"),
+        source_library=libraries,
+        conventions=[] if fold is None else [fold.layout().removeprefix("WARNING: ")],
         nodes=len(graph.nodes),
         edges=len(graph.edges),
         fidelity=fidelity,

@@ -281,7 +281,22 @@ def build(
 ) -> BuildResult:
     """Compile ``source`` into the build folder ``outdir``. Every warning of a pass (a result
     that differs from the source model, e.g. a clamped threshold) goes to ``warn`` as it is
-    known and into ``manifest["warnings"]``."""
+    known and into ``manifest["warnings"]``. Torch and BLAS run with the thread count a busy
+    machine stays fast with (``rsnn_compiler.threads``)."""
+    from rsnn_compiler.threads import compute_threads
+
+    with compute_threads():
+        return _build(source, outdir, options, progress, imported, warn)
+
+
+def _build(
+    source: str,
+    outdir: str | Path,
+    options: BuildOptions,
+    progress: Callable[[str], None],
+    imported: ImportResult | None,
+    warn: Callable[[str], None],
+) -> BuildResult:
     outdir = Path(outdir)
     check_output_folder(output_path(outdir), options.force)  # refuse before the work, not after
     backends = [registry.get_backend(t) for t in options.targets]

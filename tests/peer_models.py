@@ -39,6 +39,17 @@ def sinabs_run(net, x):
     return net(x.transpose(0, 1)).transpose(0, 1)
 
 
+def sinabs_squeeze_run(net, x):
+    """Sinabs squeeze models as their users feed them: x (T, batch, ...) folded batch-major into
+    (batch*T, ...) (row b*T + t: sample b at step t), the output unfolded back to (T, batch, ...)."""
+    for m in net:
+        if hasattr(m, "reset_states"):
+            m.reset_states()
+    steps, batch = x.shape[:2]
+    out = net(x.transpose(0, 1).reshape(batch * steps, *x.shape[2:]))
+    return out.reshape(batch, steps, *out.shape[1:]).transpose(0, 1)
+
+
 def _scaled(net: nn.Sequential, scale: float, bias: float = 0.0) -> nn.Sequential:
     with torch.no_grad():
         for m in net:

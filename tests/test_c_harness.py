@@ -99,3 +99,43 @@ def test_int32_accumulators_only_where_the_bound_proves_them(tmp_path):
     CBackend().emit(g, tmp_path / "c")
     text = (tmp_path / "c" / "model.c").read_text()
     assert ("int32_t acc[" in text) == bool(int32_accumulators(g))
+
+
+def test_weights_bin_loads_refuses_other_files_and_converts_to_const_arrays(tmp_path):
+    """Every array in weights.bin (blob_min_values=0): the binary reproduces the reference; a
+    weights.bin changed by one byte is refused (exit 9); ``make rsnn_run_const`` (the arrays as
+    const C from rsnn_bin2c, -DRSNN_CONST_WEIGHTS, no weights.bin needed) gives the same records."""
+    from dataclasses import replace
+
+    from rsnn_compiler.backends.c.spec import C_SPEC
+    from rsnn_compiler.testing.random_graphs import random_fixed_graph, random_input
+
+    g = random_fixed_graph(5, "loihi2", recurrent=True, delays=True, max_delay=2)
+    cdir = tmp_path / "c"
+    CBackend(spec=replace(C_SPEC, blob_min_values=0)).emit(g, cdir)
+    assert (cdir / "weights.bin").stat().st_size > 0 and "static const int" not in (cdir / "model.c").read_text()
+    binary = cdir / "rsnn_run"
+    layout = __import__("json").loads((cdir / "layout.json").read_text())
+    x = random_input(g, 9, 4, seed=2)
+    L = layout["record"]["length"]
+    want = run_fixed(g, x)
+    got = run_c(binary, layout, g, x)
+    for name, ref in want.values.items():
+        assert np.array_equal(got.values[name], ref), name
+    recs = run_records(binary, x, L, 256)
+
+    blob = bytearray((cdir / "weights.bin").read_bytes())
+    blob[len(blob) // 2] ^= 1
+    (tmp_path / "other.bin").write_bytes(bytes(blob))
+    part = np.ascontiguousarray(x.astype("<i4"))
+    res = subprocess.run([str(binary), "-w", "4", "-W", str(tmp_path / "other.bin"), "9", "4"],
+                         input=part.tobytes(), capture_output=True)
+    assert res.returncode == 9 and b"not this model's weights" in res.stderr
+
+    cc = os.environ.get("CC", "cc")
+    res = subprocess.run(["make", "-s", f"CC={cc}", "rsnn_run_const"], cwd=cdir, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    const_dir = tmp_path / "const"  # no weights.bin next to it
+    const_dir.mkdir()
+    shutil.copy(cdir / "rsnn_run_const", const_dir / "rsnn_run")
+    assert np.array_equal(run_records(const_dir / "rsnn_run", x, L, 256), recs)

@@ -294,3 +294,17 @@ def test_conv2d_matches_torch_exactly(groups, stride, padding, dilation):
                    op.stride, op.padding, op.dilation, groups).numpy().astype(np.int64)
     got = conv_int(x, op)
     assert got.shape == (3, *op.out_shape) and np.array_equal(got, ref)
+
+
+def test_dense_sum_is_exact_in_every_regime():
+    """DenseSum (float32 below 2^24, float64 below 2^53, else int64) equals numpy's int64 matmul,
+    also with partial sums just under each bound (where a float of the next smaller kind rounds)."""
+    from rsnn_compiler.interpreter.fixed_interp import DenseSum
+
+    rng = np.random.default_rng(0)
+    for w_max, x_max in ((127, 1), (4095, 4095), (1 << 20, 1 << 12), (1 << 30, 1 << 30)):
+        w = rng.integers(-w_max, w_max + 1, (17, 300))
+        x = rng.integers(-x_max, x_max + 1, (5, 300))
+        x[0] = x_max  # extreme rows: the largest sums the bound allows
+        w[0] = w_max
+        assert np.array_equal(DenseSum(w)(x), x @ w.T), (w_max, x_max)

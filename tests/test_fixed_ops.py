@@ -56,6 +56,47 @@ def test_fixed_graph_verifies_and_round_trips(tmp_path):
     assert (tmp_path / "g2.rsnn").read_bytes() == path.read_bytes()
 
 
+def test_rsnn_stores_integer_widths_and_large_entries_undeflated(tmp_path):
+    """Fixed arrays go into the .rsnn at their narrowest width (restored to int64 on load), large
+    entries without deflate; a file written the old way (int64, all deflated) still loads."""
+    import io
+    import json
+    import zipfile
+
+    from rsnn_compiler.ir.serialize import STORE_BYTES, _EPOCH, graph_to_dict
+
+    g = fixed_graph()
+    path = tmp_path / "g.rsnn"
+    save_graph(g, path)
+    with zipfile.ZipFile(path) as zf:
+        w = np.lib.format.read_array(io.BytesIO(zf.read("arrays/fc/weight.npy")))
+        assert w.dtype.itemsize < 8 and np.array_equal(w, g.nodes["fc"].weight)
+    g2 = load_graph(path)
+    assert structural_hash(g2) == structural_hash(g)
+    assert all(a.dtype == np.int64 for op in g2.nodes.values() for a in op.arrays().values())
+
+    wide = {"w": np.arange(STORE_BYTES, dtype=np.int64) % 100}  # a large entry: stored, not deflated
+    from rsnn_compiler.ir import serialize
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        npy = io.BytesIO()
+        np.lib.format.write_array(npy, serialize.narrow_int(wide["w"]))
+        serialize._write_entry(zf, "big.npy", npy.getvalue())
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zf:
+        assert zf.getinfo("big.npy").compress_type == zipfile.ZIP_STORED
+
+    old = tmp_path / "old.rsnn"  # the previous writer: int64 arrays, every entry deflated, no "widen"
+    with zipfile.ZipFile(old, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo("graph.json", date_time=_EPOCH), json.dumps(graph_to_dict(g)).replace('"widen"', '"_"'))
+        for name, op in g.nodes.items():
+            for pname, arr in op.arrays().items():
+                npy = io.BytesIO()
+                np.lib.format.write_array(npy, np.ascontiguousarray(arr, dtype=arr.dtype))
+                zf.writestr(f"arrays/{name}/{pname}.npy", npy.getvalue(), zipfile.ZIP_DEFLATED)
+    assert structural_hash(load_graph(old)) == structural_hash(g)
+
+
 def test_hash_sees_fixed_attributes():
     g = fixed_graph()
     op = g.nodes["lif"]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "models" / "example" / "recurrent.rsnn"
-CUDA_POLICIES = ("float", "float32", "float64", "limbs", "int64")  # "auto" is float64 on the CPU
+CUDA_POLICIES = ("float", "float32", "float64", "limbs", "int64")  # "auto": float32/float64 on the CPU
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -224,6 +224,7 @@ def test_float_example_model_matches_interpreter():
 def test_choose_plan_picks_the_cheapest_exact_dtype():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert choose_plan("auto", cpu, 10**6, 10**6) == LinearPlan("float64")
+    assert choose_plan("auto", cpu, 1000, 1000) == LinearPlan("float32")
     assert choose_plan("auto", cpu, 1 << 40, 1 << 20) == LinearPlan("int64")
     assert choose_plan("int64", cpu, 1, 1) == LinearPlan("int64")
     assert choose_plan("auto", cuda, 1000, 1000).dtype == "float32"

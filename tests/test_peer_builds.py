@@ -107,3 +107,48 @@ def test_cli_builds_a_peer_factory_and_refuses_what_it_cannot_express(tmp_path, 
     code, err = _cli_build(tmp_path / "no", capsys, "sinabs.layers", "sinabs.layers.ALIF(tau_mem=5.0, tau_adapt=9.0)")
     assert code == 2 and "adapts its threshold" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "no" / "b").exists()
+
+
+SQUEEZE_FACTORY = '''
+from torch import nn
+import sinabs.layers as sl
+from sinabs.activation import SingleSpike
+
+
+def build():
+    return nn.Sequential(nn.Linear(10, 16), sl.IAFSqueeze(batch_size=3), nn.Linear(16, 4),
+                         sl.LIFSqueeze(tau_mem=4.0, batch_size=3, spike_fn=SingleSpike))
+'''
+
+
+def test_cli_builds_a_sinabs_squeeze_model_and_validates_it_bit_exact_on_c_and_gpu(tmp_path, capsys):
+    """docs/frontends.md's command: the user's folded (batch*T, ...) data X becomes rsnnc's
+    x (T, batch, ...) = X.reshape(batch, T, ...).swapaxes(0, 1)."""
+    from rsnn_compiler.cli.main import main
+
+    (tmp_path / "squeezed.py").write_text(SQUEEZE_FACTORY)
+    ns: dict = {}
+    exec(compile(SQUEEZE_FACTORY, "squeezed.py", "exec"), ns)  # noqa: S102 - the test's own factory
+    torch.manual_seed(0)
+    net = ns["build"]()
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[2].weight.mul_(3.0)
+        net[2].bias.add_(0.5)
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    steps, batch = peers.STEPS, 3
+    folded = peers.spikes_in(9).transpose(0, 1).reshape(batch * steps, peers.N_IN).numpy()  # what the user has
+    x = folded.reshape(batch, steps, peers.N_IN).swapaxes(0, 1)
+    np.savez(tmp_path / "data.npz", x=x, y=np.arange(batch) % 4)
+    code = main(["build", f"{tmp_path / 'squeezed.py'}:build", "--weights", str(tmp_path / "w.pt"), "--calib",
+                 str(tmp_path / "data.npz"), "--target", "c,gpu", "-o", str(tmp_path / "b"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("input layout:") == 1 and "X.reshape(3, T, ...).swapaxes(0, 1)" in err, err
+    imported = json.loads((tmp_path / "b" / "manifest.json").read_text())["passes"][0]["metrics"]
+    assert imported["fidelity"]["exact"] and imported["fidelity"]["batch"] == batch, imported["fidelity"]
+    assert any("batch-major" in c for c in imported["conventions"]), imported["conventions"]
+    assert main(["validate", str(tmp_path / "b"), "--data", str(tmp_path / "data.npz"), "-q"]) == 0, \
+        capsys.readouterr().err
+    statuses = {c["executor"]: c["status"] for c in json.loads((tmp_path / "b" / "validate.json").read_text())["executors"]}
+    assert {"c", "gpu"} <= set(statuses) and set(statuses.values()) == {"equal"}, statuses

@@ -27,9 +27,10 @@ from rsnn_compiler.neurons.sinabs import Spikes
 warnings.filterwarnings("ignore")
 peer_models = pytest.importorskip("peer_models")  # skips without SpikingJelly and Sinabs
 from peer_models import (  # noqa: E402
-    CASES, N_IN, STEPS, functional, layer, sinabs_run, sj_neuron, sj_run, sl, spikes_in, surrogate,
+    BATCH, CASES, N_IN, STEPS, functional, layer, sinabs_run, sinabs_squeeze_run, sj_neuron, sj_run, sl, spikes_in,
+    surrogate,
 )
-from sinabs.activation import MembraneReset, MembraneSubtract, SingleSpike  # noqa: E402
+from sinabs.activation import MembraneReset, MembraneSubtract, MultiSpike, SingleSpike  # noqa: E402
 
 
 def exact(net: nn.Module, x: torch.Tensor):
@@ -41,13 +42,13 @@ def exact(net: nn.Module, x: torch.Tensor):
     return result
 
 
-def train_briefly(net: nn.Module, run, iters: int = 8) -> None:
+def train_briefly(net: nn.Module, run, iters: int = 8, steps: int = 20, batch: int = 8) -> None:
     """A few surrogate-gradient steps on random data so the weights are trained, not random."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(1)
     for _ in range(iters):
-        x = (torch.rand(20, 8, N_IN, generator=gen) < 0.3).float()
-        y = torch.randint(0, 4, (8,), generator=gen)
+        x = (torch.rand(steps, batch, N_IN, generator=gen) < 0.3).float()
+        y = torch.randint(0, 4, (batch,), generator=gen)
         loss = nn.functional.cross_entropy(run(net, x).sum(0), y)
         opt.zero_grad()
         loss.backward()
@@ -138,6 +139,82 @@ def test_sinabs_single_spike_layers(kind, reset):
 
 
 # ------------------------------------------------------------------------------------------
+# Sinabs squeeze layers: the same neurons on (batch*T, ...) folded batch-major
+# ------------------------------------------------------------------------------------------
+def squeeze_net(fold: dict, spike_fn) -> nn.Sequential:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(N_IN, 16), sl.IAFSqueeze(spike_fn=spike_fn, **fold), nn.Linear(16, 4),
+                        sl.LIFSqueeze(tau_mem=torch.rand(4) * 6 + 2, spike_fn=spike_fn, **fold))
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[2].weight.mul_(3.0)
+        net[2].bias.add_(0.5)
+    return net
+
+
+@pytest.mark.parametrize("fold", [{"batch_size": BATCH}, {"num_timesteps": STEPS}], ids=["batch_size", "num_timesteps"])
+@pytest.mark.parametrize("spike_fn", [SingleSpike, MultiSpike], ids=["single", "multi"])
+def test_sinabs_squeeze_layers_reproduce_sinabs_on_the_folded_input(fold, spike_fn):
+    net = squeeze_net(fold, spike_fn)
+    x = spikes_in(seed=11)
+    result = exact(net, x)
+    op = result.graph.nodes["1"]
+    assert isinstance(op, Sinabs) and op.spikes is (Spikes.SINGLE if spike_fn is SingleSpike else Spikes.MULTI)
+    assert_library_forward(net, sinabs_squeeze_run, result, x)
+    layout = result.report.conventions[0]
+    assert "X.reshape(" in layout and ".swapaxes(0, 1)" in layout and "batch-major" in layout, layout
+    # briefly trained, on the sizes the layers fix
+    train_briefly(net, sinabs_squeeze_run, steps=STEPS if "num_timesteps" in fold else 20,
+                  batch=BATCH if "batch_size" in fold else 8)
+    x = spikes_in(seed=12)
+    result = exact(net, x)
+    assert_library_forward(net, sinabs_squeeze_run, result, x)
+    if spike_fn is MultiSpike:
+        assert max(float(v.max()) for v in run_float(result.graph, x.numpy()).spikes.values()) > 1
+
+
+def test_sinabs_squeeze_conv_model_and_random_fidelity_input():
+    """Conv2d on (batch*T, C, H, W), the layout squeeze layers exist for; without calibration data
+    the import's own check draws an input the fold accepts (batch_size = 2)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), sl.IAFSqueeze(batch_size=2, spike_fn=SingleSpike), nn.Flatten(),
+                        nn.Linear(64, 5), sl.ExpLeakSqueeze(tau_mem=3.0, batch_size=2))
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+    result = import_module(net, example_input=np.zeros((2, 1, 6, 6), np.float32))
+    fid = result.report.fidelity
+    assert fid["exact"] and fid["batch"] == 2 and fid["steps"] >= 100 and fid["layers"]["1"]["spikes_source"] > 0
+    x = (torch.rand(STEPS, 2, 1, 6, 6, generator=torch.Generator().manual_seed(3)) < 0.4).float()
+    assert_library_forward(net, sinabs_squeeze_run, result, x)
+
+
+class SqueezeForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(N_IN, 4)
+        self.sn = sl.IAFSqueeze(batch_size=BATCH)
+
+    def forward(self, x):
+        return self.sn(self.fc(x))
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda: nn.Sequential(nn.Linear(N_IN, 4), sl.IAFSqueeze(batch_size=BATCH), nn.Linear(4, 4), sl.IAF()),
+     "use the squeeze variant for every neuron layer"),
+    (lambda: nn.Sequential(nn.Linear(N_IN, 4), sl.IAFSqueeze(batch_size=BATCH), nn.Linear(4, 4),
+                           sl.LIFSqueeze(tau_mem=3.0, num_timesteps=STEPS)), "the same batch_size"),
+    (lambda: nn.Sequential(nn.Linear(N_IN, 4), sl.IAFSqueeze(batch_size=BATCH), nn.Linear(4, 4),
+                           sl.IAFSqueeze(batch_size=BATCH + 1)), "unfold (batch*T, ...) differently"),
+    (SqueezeForward, "put the layers in an nn.Sequential"),
+], ids=["mixed with IAF", "batch_size vs num_timesteps", "two batch sizes", "custom forward"])
+def test_sinabs_squeeze_layouts_the_graph_cannot_express_are_refused(make, needle):
+    with pytest.raises(UserInputError) as err:
+        import_module(make(), options=ImportOptions(extra={"skip_fidelity": True}))
+    msg = str(err.value)
+    assert needle in msg and "\n" not in msg, msg
+
+
+# ------------------------------------------------------------------------------------------
 # The update forms of the libraries (rsnn_compiler/neurons: sj_lif, sinabs, norse_*, alpha,
 # lapicque): each model is run by its library, imported, compared, trained briefly, compared again
 # ------------------------------------------------------------------------------------------
@@ -159,6 +236,9 @@ def test_update_forms_reproduce_the_library(name):
         x = spikes_in(seed)
         result = exact(net, x)
         assert_library_forward(net, run, result, x)
+        library = name.split()[0]  # case names start with the library ("norse LIFBox ...")
+        assert result.report.source_library.lower() == library
+        assert library in result.report.reset_origin.lower() and library in result.report.dt_origin.lower()
         if "multi" in name or "Max" in name:  # counts above one occur
             assert max(float(v.max()) for v in run_float(result.graph, x.numpy()).spikes.values()) > 1
 

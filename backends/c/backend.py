@@ -2,7 +2,9 @@
 
 ``emit`` writes into the build's ``c/`` folder (docs/c-backend.md):
 ``rsnn_fixed.h`` (integer primitives), ``rsnn_io.h`` (portable binary I/O), ``model.h`` /
-``model.c`` (the network), ``harness.c`` (stdin/file -> records), ``Makefile``, ``layout.json``
+``model.c`` (the network), ``weights.bin`` (its large arrays as binary data, loaded at start-up;
+``rsnn_bin2c.c`` turns them into const C arrays for HLS: backends/c/blob.py),
+``harness.c`` (stdin/file -> records), ``Makefile``, ``layout.json``
 (the harness' binary layout and each synapse layer's weight storage: dense or CSC), and the
 compiled ``rsnn_run`` with ``rsnn_run.stamp`` (the hash of sources + toolchain the binary was
 built from; the executor rebuilds when it differs).
@@ -18,14 +20,15 @@ from typing import ClassVar
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.target_api import Artifact, BackendDefaults, Diagnostic, TargetCheckError
 
+from rsnn_compiler.backends.c import blob as blob_mod
 from rsnn_compiler.backends.c.check import check_graph
 from rsnn_compiler.backends.c.codegen import CSources, generate
 from rsnn_compiler.backends.c.runtime import FIXED_H, IO_H, harness_c
 from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
 from rsnn_compiler.backends.c.storage import CSC
-from rsnn_compiler.backends.c.toolchain import compile_c, sources_digest
+from rsnn_compiler.backends.c.toolchain import compile_c, simulator_flags, sources_digest
 
-SOURCES = ["rsnn_fixed.h", "rsnn_io.h", "model.h", "model.c", "harness.c"]
+SOURCES = ["rsnn_fixed.h", "rsnn_io.h", "model.h", "model.c", "harness.c", blob_mod.FILE]
 STAMP_SUFFIX = ".stamp"
 
 
@@ -37,19 +40,27 @@ def makefile(spec: CSpec = C_SPEC) -> str:
         f"CFLAGS ?= {' '.join(spec.cflags)}\n\n"
         f"{spec.binary}: harness.c model.c model.h rsnn_fixed.h rsnn_io.h\n"
         "\t$(CC) $(CFLAGS) -o $@ harness.c model.c\n\n"
-        f"clean:\n\trm -f {spec.binary}\n\n.PHONY: clean\n"
+        f"# {spec.binary} reads {blob_mod.FILE} (next to it, or -W FILE) at start-up. For the weights as const\n"
+        f"# C arrays instead (HLS, microcontrollers): make weights.c, then compile model.c weights.c\n"
+        f"# with -D{blob_mod.CONST_MACRO} ({spec.binary}_const below does that with the harness).\n"
+        f"rsnn_bin2c: {blob_mod.BIN2C}\n\t$(CC) $(CFLAGS) -o $@ {blob_mod.BIN2C}\n\n"
+        f"weights.c: {blob_mod.FILE} rsnn_bin2c\n\t./rsnn_bin2c {blob_mod.FILE} > weights.c\n\n"
+        f"{spec.binary}_const: harness.c model.c weights.c model.h rsnn_fixed.h rsnn_io.h\n"
+        f"\t$(CC) $(CFLAGS) -D{blob_mod.CONST_MACRO} -o $@ harness.c model.c weights.c\n\n"
+        f"clean:\n\trm -f {spec.binary} {spec.binary}_const rsnn_bin2c weights.c\n\n.PHONY: clean\n"
     )
 
 
 def source_files(graph: Graph, spec: CSpec = C_SPEC) -> tuple[dict[str, str], CSources]:
     """Every generated text file of the c target (name -> content) and the generated model."""
-    src = generate(graph, "rsnn", spec)
+    src = generate(graph, "rsnn", spec, blob=True)
     files = {
         "rsnn_fixed.h": FIXED_H,
         "rsnn_io.h": IO_H,
         "model.h": src.model_h,
         "model.c": src.model_c,
         "harness.c": harness_c("rsnn"),
+        blob_mod.BIN2C: src.blob.bin2c_text(),
         "Makefile": makefile(spec),
         "layout.json": json.dumps(src.plan.layout_json(), indent=2, sort_keys=True) + "\n",
     }
@@ -67,10 +78,15 @@ def weights_summary(plan) -> str:
     return text
 
 
+def present_sources(folder: Path) -> list[str]:
+    """The SOURCES in ``folder`` (builds made before weights.bin existed have none)."""
+    return [n for n in SOURCES if (folder / n).is_file()]
+
+
 def build_binary(folder: Path, spec: CSpec = C_SPEC) -> Path:
     """Compile ``folder``'s harness + model into ``folder/rsnn_run`` and stamp it."""
-    compile_c(["harness.c", "model.c"], spec.binary, folder, spec)
-    (folder / (spec.binary + STAMP_SUFFIX)).write_text(sources_digest(folder, SOURCES, spec) + "\n")
+    compile_c(["harness.c", "model.c"], spec.binary, folder, spec, simulator_flags(spec))
+    (folder / (spec.binary + STAMP_SUFFIX)).write_text(sources_digest(folder, present_sources(folder), spec) + "\n")
     return folder / spec.binary
 
 
@@ -98,8 +114,9 @@ class CBackend(BackendDefaults):
         files, src = source_files(graph, self.spec)
         for name, text in files.items():
             (outdir / name).write_text(text)
+        (outdir / blob_mod.FILE).write_bytes(src.blob.data())
         build_binary(outdir, self.spec)
-        names = [*files, self.spec.binary, self.spec.binary + STAMP_SUFFIX]
+        names = [*files, blob_mod.FILE, self.spec.binary, self.spec.binary + STAMP_SUFFIX]
         plan = src.plan
         summary = (
             f"{len(graph.nodes)} nodes, {plan.n_in} inputs/step ({plan.input_mode}),"

@@ -25,6 +25,7 @@ from rsnn_compiler.sanitize import c_comment, safe_name
 from rsnn_compiler.backends.c.check import _Synapse, value_bounds
 from rsnn_compiler.backends.c.neurons import INT32_MAX, OVERFLOW_FN, lit, neuron_code, reads_prev_output
 from rsnn_compiler.backends.c.plan import HOST_QUANTIZE, NodePlan, Plan, delay_ops, make_plan
+from rsnn_compiler.backends.c.blob import WeightBlob
 from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
 from rsnn_compiler.backends.c.storage import CSC, SynapseStorage, int_type, synapse_storage
 
@@ -43,13 +44,14 @@ class CSources:
     model_c: str
     plan: Plan
     state_bytes: int
+    blob: WeightBlob | None = None  # the arrays placed in weights.bin (generate(blob=True))
 
 
 class _Emitter:
     """Builds model.c section by section for one plan."""
 
-    def __init__(self, graph: Graph, plan: Plan, spec: CSpec = C_SPEC):
-        self.graph, self.plan, self.p, self.spec = graph, plan, plan.prefix, spec
+    def __init__(self, graph: Graph, plan: Plan, spec: CSpec = C_SPEC, blob: WeightBlob | None = None):
+        self.graph, self.plan, self.p, self.spec, self.blob = graph, plan, plan.prefix, spec, blob
         self.consts: list[str] = []
         self.funcs: list[str] = []
         self._arrays: dict[str, str] = {}
@@ -88,6 +90,9 @@ class _Emitter:
         flat = np.asarray(arr, dtype=np.int64).reshape(-1)
         ctype = ctype or int_type(flat)
         cname = f"{self.p}_{name}"
+        if self.blob is not None and flat.size >= self.spec.blob_min_values:
+            self.consts.append(self.blob.add(cname, ctype, flat, _comment(what)))
+            return cname
         body = _wrap_values([lit(v) for v in flat]) if flat.size else "0"
         self.consts.append(
             f"/* {_comment(what)} */\nstatic const {ctype} {cname}[{max(flat.size, 1)}] = {{\n{body}\n}};\n"
@@ -167,19 +172,22 @@ class _Emitter:
         )
         self.function(n, f"y = clip(floor(x * 2^{op.shift} + 1/2), {lo}, {hi}) on integers", body)
 
-    def _synapse_tail(self, n: NodePlan, y: str, channel: str, per: int) -> str:
-        """y = ovf_acc(shift(acc, weight_exp[c]) + bias[c]) over all outputs."""
+    def _synapse_tail(self, n: NodePlan, y: str, channel: str, per: int, acc: str | None = None) -> str:
+        """y = ovf_acc(shift(acc, weight_exp[c] + scale_shift) + bias[c]) over all outputs
+        (``acc`` defaults to ``y`` itself; weights are stored divided by 2^scale_shift)."""
         op = n.op
         channel = "k" if per == 1 else channel
-        e = self.param(n, "wexp", op.weight_exp, channel)
+        e = self.param(n, "wexp", op.weight_exp + self.plan.storage[n.name].scale_shift, channel)
         b = "" if op.bias is None or not op.bias.any() else f" + {self.param(n, 'bias', op.bias, channel)}"
         loop = f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
         if per > 1 and ("[c]" in e or "[c]" in b):
             loop += f"        const long c = k / {per};\n"
-        return loop + f"        {y}[k] = {ovf(f'rsnn_shift({y}[k], {e}){b}', op.acc_bits, op.acc_overflow)};\n    }}\n"
+        src = f"{y}[k]" if acc is None else f"(int64_t){acc}[k]"
+        return loop + f"        {y}[k] = {ovf(f'rsnn_shift({src}, {e}){b}', op.acc_bits, op.acc_overflow)};\n    }}\n"
 
     def _binary_source(self, n: NodePlan) -> bool:
-        """True when the only input is a LIF/ALIF spike train (0/1): events add weights."""
+        """True when the only input is 0/1 (a spike train, a 1-bit unsigned Quantize): events add
+        weights without multiplying."""
         return spike_input(self.graph, n.name)
 
     def _csc_arrays(self, n: NodePlan, st: SynapseStorage, what: dict[str, str]) -> dict[str, str]:
@@ -195,41 +203,47 @@ class _Emitter:
                     f" {st.threshold}), {st.bytes} B (dense: {st.dense_bytes} B)")
         return f"storage dense: {st.nonzeros} of {st.size} weights nonzero (density {st.density:.3f}), {st.bytes} B"
 
-    def _accumulator(self, n_out: int, i: str, narrow: bool) -> tuple[str, str, str, str]:
-        """(C type, array name, declare-and-zero code, widen-into-y code) of a dense layer's sum:
-        an int32_t stack array when ``narrow`` (the bounds allow it, see int32_accumulators),
-        else the node's int64_t output buffer ``y`` itself; ``i`` is the loop variable."""
+    def _accumulator(self, n_out: int, i: str, narrow: bool) -> tuple[str, str, str]:
+        """(C type, array name, declare-and-zero code) of a synapse layer's sum: an int32_t stack
+        array when ``narrow`` (the bounds allow it, see int32_accumulators), else the node's
+        int64_t output buffer ``y`` itself; ``i`` is the loop variable."""
         if not narrow:
-            return "int64_t", "y", f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        y[{i}] = 0;\n    }}\n", ""
+            return "int64_t", "y", f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        y[{i}] = 0;\n    }}\n"
         head = (f"    int32_t acc[{n_out}]; /* |sum| < 2^31 (bound propagation) */\n"
                 f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        acc[{i}] = 0;\n    }}\n")
-        tail = f"    for ({i} = 0; {i} < {n_out}; ++{i}) {{\n        y[{i}] = acc[{i}];\n    }}\n"
-        return "int32_t", "acc", head, tail
+        return "int32_t", "acc", head
+
+    def _weight_doc(self, n: NodePlan) -> str:
+        """The exponent text of a synapse's doc comment (``e`` when it varies by channel)."""
+        e = n.op.weight_exp + self.plan.storage[n.name].scale_shift
+        return "e" if e.size and (e != e[0]).any() else str(int(e[0]) if e.size else 0)
 
     def _dense(self, n: NodePlan) -> None:
         op: FixedDense = n.op
         n_out, n_in = op.weight.shape
         st = self.plan.storage[n.name]
-        e = "e" if op.weight_exp.size and (op.weight_exp != op.weight_exp[0]).any() else str(int(op.weight_exp[0]) if op.weight_exp.size else 0)
-        tail_doc = f"y[o] = {op.acc_overflow.value}_{op.acc_bits}(shift(acc[o], {e}) + bias[o]); {self._storage_doc(st)}"
+        tail_doc = (f"y[o] = {op.acc_overflow.value}_{op.acc_bits}(shift(acc[o], {self._weight_doc(n)}) + bias[o]);"
+                    f" {self._storage_doc(st)}")
         if st.format == CSC:
             return self._dense_csc(n, st, tail_doc)
-        w = self.array(f"{n.cid}_w", op.weight.T, f"{safe_name(n.name)}: weight mantissas, transposed [in {n_in}][out {n_out}]")
+        w = self.array(f"{n.cid}_w", st.weights.T, f"{safe_name(n.name)}: weight mantissas{_scaled(st)}, transposed [in {n_in}][out {n_out}]")
         code, x = self.gather(n)
         y = self.cur(n)
-        acc_t, acc, head, tail = self._accumulator(n_out, "o", n.name in self.acc32)
-        add = "w[o]" if self._binary_source(n) else "xj * w[o]"
-        xj = "" if self._binary_source(n) else f"        const {acc_t} xj = ({acc_t}){x}[s->act[a]];\n"
+        narrow = n.name in self.acc32
+        acc_t, acc, head = self._accumulator(n_out, "o", narrow)
+        binary = self._binary_source(n)
+        add = "w[o]" if binary else "xj * w[o]"
+        xj = "" if binary else f"        const {acc_t} xj = ({acc_t}){x}[s->act[a]];\n"
         body = code + (
             f"    long a, o, n_act = 0;\n    int64_t *y = {y};\n{head}"
-            f"    /* event list: indices of the nonzero inputs (spikes / nonzero payloads) */\n"
-            f"    for (k = 0; k < {n_in}; ++k) {{\n        if ({x}[k] != 0) {{\n"
-            f"            s->act[n_act++] = (int32_t)k;\n        }}\n    }}\n"
+            f"    /* event list: indices of the nonzero inputs (spikes / nonzero payloads), branch-free */\n"
+            f"    for (k = 0; k < {n_in}; ++k) {{\n        s->act[n_act] = (int32_t)k;\n"
+            f"        n_act += {x}[k] != 0;\n    }}\n"
             f"    for (a = 0; a < n_act; ++a) {{\n{xj}"
-            f"        const {int_type(op.weight)} *w = &{w}[(long)s->act[a] * {n_out}];\n"
+            f"        const {int_type(st.weights)} *w = &{w}[(long)s->act[a] * {n_out}];\n"
             f"        for (o = 0; o < {n_out}; ++o) {{\n            {acc}[o] += {add};\n        }}\n    }}\n"
-        ) + tail
-        body += self._synapse_tail(n, "y", "k", 1)
+        )
+        body += self._synapse_tail(n, "y", "k", 1, acc if narrow else None)
         doc = f"{n_out} <- {n_in}, event-driven: acc[o] = sum over nonzero x[j] of W[o,j]*x[j]; {tail_doc}"
         self.function(n, doc, body)
 
@@ -244,7 +258,8 @@ class _Emitter:
         })
         code, x = self.gather(n)
         y = self.cur(n)
-        acc_t, acc, head, tail = self._accumulator(n_out, "k", n.name in self.acc32 and bool(arrs))
+        narrow = n.name in self.acc32 and bool(arrs)
+        acc_t, acc, head = self._accumulator(n_out, "k", narrow)
         body = code + f"    int64_t *y = {y};\n{head}"
         if arrs:
             binary = self._binary_source(n)
@@ -258,10 +273,10 @@ class _Emitter:
                 f"            for (p = (long){arrs['start']}[k]; p < p_end; ++p) {{\n"
                 f"                {acc}[{arrs['rows']}[p]] += {add};\n"
                 f"            }}\n        }}\n    }}\n"
-            ) + tail
+            )
         else:
             body += "    /* every weight is zero: no event loop */\n"
-        body += self._synapse_tail(n, "y", "k", 1)
+        body += self._synapse_tail(n, "y", "k", 1, acc if narrow else None)
         doc = (f"{n_out} <- {n_in}, event-driven over CSC weights: acc[o] = sum over nonzero x[j] and the"
                f" nonzero W[o,j] of column j of W[o,j]*x[j]; {tail_doc}")
         self.function(n, doc, body)
@@ -286,7 +301,7 @@ class _Emitter:
                f"(shift(conv(x, W)[c], e[c]) + bias[c]); {self._storage_doc(st)}")
         if st.format == CSC:
             return self._conv_csc(n, st, doc, (ih, iw, oh, ow, sh, sw, ph, pw, dh, dw))
-        w = self.array(f"{n.cid}_w", op.weight, f"{safe_name(n.name)}: weights [{cout}][{cin_g}][{kh}][{kw}]")
+        w = self.array(f"{n.cid}_w", st.weights, f"{safe_name(n.name)}: weights{_scaled(st)} [{cout}][{cin_g}][{kh}][{kw}]")
         code, x = self.gather(n)
         y = self.cur(n)
         grp = f"ci / {cin_g}" if cin_g > 1 else "ci"
@@ -409,6 +424,10 @@ class _Emitter:
         inner = "".join(f"        {line}\n" for line in code.body)
         body += f"    for (k = 0; k < {n.out_size}; ++k) {{\n{inner}    }}\n"
         self.function(n, code.doc, body)
+
+
+def _scaled(st: SynapseStorage) -> str:
+    return f" / 2^{st.scale_shift}" if st.scale_shift else ""
 
 
 def _mul(a: str, k: int) -> str:
@@ -605,19 +624,25 @@ def int32_accumulators(graph: Graph, spec: CSpec = C_SPEC) -> set[str]:
 
 
 def spike_input(graph: Graph, name: str) -> bool:
-    """True when node ``name``'s only input is a 0/1 spike train (a binary family's output)."""
+    """True when node ``name``'s only input is 0/1: a binary family's spikes, or the codes of a
+    1-bit unsigned Quantize (binary input spikes)."""
     edges = graph.in_edges(name)
     src = graph.nodes[edges[0].src] if len(edges) == 1 else None
+    if isinstance(src, Quantize):
+        return src.limits == (0, 1)
     return isinstance(src, FixedNeuron) and family_of(src).binary
 
 
-def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSources:
-    """model.h and model.c text for ``graph`` (already accepted by ``check``)."""
+def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC, blob: bool = False) -> CSources:
+    """model.h and model.c text for ``graph`` (already accepted by ``check``); with ``blob``,
+    arrays of at least ``spec.blob_min_values`` values go to weights.bin (``blob.py``) and the
+    model gets its ``<prefix>_load_weights``."""
     plan = make_plan(graph, prefix)
     for name, op in graph.nodes.items():
         if isinstance(op, (FixedDense, _FixedConv)):
             plan.storage[name] = synapse_storage(name, op, spec, spikes=spike_input(graph, name))
-    em = _Emitter(graph, plan, spec)
+    weights = WeightBlob(prefix) if blob else None
+    em = _Emitter(graph, plan, spec, weights)
     for name in plan.order:
         em.emit_node(plan.nodes[name])
     members, nbytes = _state_members(graph, plan)
@@ -646,7 +671,8 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSourc
         + f"int {prefix}_input_ok(const int32_t *input);\n"
         f"/* Copy every node's current value and every neuron state into rec[{m}_RECORD_LEN]\n"
         f" * (offsets in layout.json). */\n"
-        f"void {prefix}_record(const {prefix}_state_t *s, int64_t *rec);\n\n#endif\n"
+        f"void {prefix}_record(const {prefix}_state_t *s, int64_t *rec);\n"
+        + ("" if weights is None else weights.header_text()) + "\n#endif\n"
     )
     source = (
         f"/* model.c -- '{title}' ({len(graph.nodes)} nodes, {len(graph.edges)} edges), generated by rsnnc.\n"
@@ -655,5 +681,6 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC) -> CSourc
         f'#include <stdint.h>\n#include <string.h>\n\n#include "rsnn_fixed.h"\n#include "model.h"\n\n'
         + "\n".join(em.consts) + ("\n" if em.consts else "")
         + "\n".join(em.funcs) + "\n" + reset + "\n" + step + "\n" + input_ok + "\n" + record
+        + ("" if weights is None else "\n" + weights.loader_text())
     )
-    return CSources(model_h=header, model_c=source, plan=plan, state_bytes=nbytes)
+    return CSources(model_h=header, model_c=source, plan=plan, state_bytes=nbytes, blob=weights)

@@ -29,7 +29,7 @@ from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.fixed_ops import FixedNeuron
 from rsnn_compiler.ir.graph import Domain, Graph
 
-from rsnn_compiler.backends.c.backend import SOURCES, STAMP_SUFFIX, build_binary
+from rsnn_compiler.backends.c.backend import STAMP_SUFFIX, build_binary, present_sources
 from rsnn_compiler.backends.c.plan import HOST_QUANTIZE
 from rsnn_compiler.backends.c.spec import C_SPEC
 from rsnn_compiler.backends.c.toolchain import sources_digest
@@ -44,7 +44,8 @@ def _cache_root() -> Path:
 
 def ensure_binary(cdir: Path) -> Path:
     """A binary built from ``cdir``'s sources with this machine's toolchain (rebuilt if stale)."""
-    digest = sources_digest(cdir, SOURCES)
+    names = present_sources(cdir)
+    digest = sources_digest(cdir, names)
     binary = cdir / C_SPEC.binary
     stamp = cdir / (C_SPEC.binary + STAMP_SUFFIX)
     if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
@@ -58,7 +59,7 @@ def ensure_binary(cdir: Path) -> Path:
             work = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
         except OSError:
             continue
-        for name in SOURCES:
+        for name in names:  # weights.bin too: the binary reads it from its own folder
             shutil.copyfile(cdir / name, work / name)
         build_binary(work)
         try:

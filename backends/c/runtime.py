@@ -144,6 +144,22 @@ static int rsnn_io_little_endian(void)
     return b == 1;
 }
 
+/* Decode n integers of `width` bytes into out[0..n); -1 when one does not fit int32_t. */
+static int rsnn_io_decode_row(const unsigned char *p, int width, long n, int32_t *out)
+{
+    long k;
+    if (width == 4 && rsnn_io_little_endian()) {
+        memcpy(out, p, (size_t)n * 4); /* the file's bytes are the host's int32_t */
+        return 0;
+    }
+    for (k = 0; k < n; ++k) {
+        if (rsnn_io_decode(p + width * k, width, &out[k]) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Encode int64_t values as little-endian integers of `width` bytes (4 or 8).
  * Returns 0, or -1 when width is 4 and a value does not fit int32_t. */
 static int rsnn_io_encode(const int64_t *v, long n, int width, unsigned char *p)
@@ -197,32 +213,34 @@ def harness_core(prefix: str) -> str:
     const unsigned char *ibuf;
     unsigned char *obuf;
     int64_t *rec;
-    long b0, b1, n_rec, first;
-    int width, rwidth, rc;
+    long b0, b1, n_rec;
+    int width, rwidth, rc, out_only;
 }} {p}_job_t;
 
-/* Samples b0..b1-1 of one step: decode their inputs, step, record, encode. */
+/* Samples b0..b1-1 of one step: decode their inputs, step, record (with out_only: only the
+ * output node's values, which the step writes itself), encode. */
 static void *{p}_job(void *arg)
 {{
     {p}_job_t *j = ({p}_job_t *)arg;
     int32_t x[{m}_N_IN + 1];
-    long b, k;
+    long b;
     for (b = j->b0; b < j->b1 && j->rc == 0; ++b) {{
         const unsigned char *row = j->ibuf + (size_t)j->width * {m}_N_IN * (size_t)b;
-        for (k = 0; k < {m}_N_IN; ++k) {{
-            if (rsnn_io_decode(row + j->width * k, j->width, &x[k]) != 0) {{
-                j->rc = 4;
-            }}
-        }}
-        if (j->rc == 0 && !{p}_input_ok(x)) {{
+        if (rsnn_io_decode_row(row, j->width, {m}_N_IN, x) != 0) {{
+            j->rc = 4;
+        }} else if (!{p}_input_ok(x)) {{
             j->rc = 8; /* outside the input contract (model.h) */
         }}
         if (j->rc != 0) {{
             break;
         }}
-        {p}_step(&j->state[b], x, 0);
-        {p}_record(&j->state[b], j->rec);
-        if (rsnn_io_encode(j->rec + j->first, j->n_rec, j->rwidth,
+        if (j->out_only) {{
+            {p}_step(&j->state[b], x, j->rec);
+        }} else {{
+            {p}_step(&j->state[b], x, 0);
+            {p}_record(&j->state[b], j->rec);
+        }}
+        if (rsnn_io_encode(j->rec, j->n_rec, j->rwidth,
                            j->obuf + (size_t)j->rwidth * (size_t)j->n_rec * (size_t)b) != 0) {{
             j->rc = 6;
         }}
@@ -243,7 +261,6 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
 {{
     static {p}_state_t state[{m}_MAX_BATCH];
     const long n_rec = out_only ? {m}_N_OUT : {m}_RECORD_LEN;
-    const long first = out_only ? {m}_OUT_OFFSET : 0;
     unsigned char *ibuf, *obuf;
     int64_t *recs;
     {p}_job_t jobs[RSNN_MAX_THREADS];
@@ -275,7 +292,7 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
         jobs[i].b0 = batch * i / n_jobs;
         jobs[i].b1 = batch * (i + 1) / n_jobs;
         jobs[i].n_rec = n_rec;
-        jobs[i].first = first;
+        jobs[i].out_only = out_only;
         jobs[i].width = width;
         jobs[i].rwidth = rwidth;
     }}
@@ -318,11 +335,38 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
 
 HARNESS_MAIN = r"""
 static const char usage[] =
-    "usage: rsnn_run [-w 4|8] [-r 4|8] [-j THREADS] [-q] STEPS BATCH [INPUT|- [OUTPUT|-]]\n"
+    "usage: rsnn_run [-w 4|8] [-r 4|8] [-j THREADS] [-q] [-W WEIGHTS] STEPS BATCH [INPUT|- [OUTPUT|-]]\n"
     "  reads STEPS*BATCH*N_IN little-endian ints (-w bytes each, default 8) time-major,\n"
     "  writes STEPS*BATCH records of RECORD_LEN little-endian ints (-r bytes each, default 8;\n"
     "  layout.json); -q writes only the output node's values; -j splits each step's samples\n"
-    "  over THREADS threads (default 1). Exit status 6: a value does not fit -r 4 (rerun with -r 8).\n";
+    "  over THREADS threads (default 1); -W: the model's weights.bin (default: next to this binary).\n"
+    "  Exit status 6: a value does not fit -r 4 (rerun with -r 8); 8: an input outside the model's\n"
+    "  input range; 9: weights.bin missing or not this model's.\n";
+
+/* Read the model's weights.bin at `path` and load it (0), or 9. */
+static int load_weights_file(const char *path)
+{
+    unsigned char *buf;
+    size_t got;
+    int rc;
+    FILE *f;
+    if (RSNN_WEIGHTS_BYTES == 0) {
+        return 0;
+    }
+    if ((f = fopen(path, "rb")) == 0) {
+        return 9;
+    }
+    buf = (unsigned char *)malloc((size_t)RSNN_WEIGHTS_BYTES + 1);
+    if (buf == 0) {
+        fclose(f);
+        return 7;
+    }
+    got = fread(buf, 1, (size_t)RSNN_WEIGHTS_BYTES + 1, f);
+    fclose(f);
+    rc = rsnn_load_weights(buf, (long)got) == 0 ? 0 : 9;
+    free(buf);
+    return rc;
+}
 
 static int parse_long(const char *s, long *v)
 {
@@ -336,7 +380,13 @@ int main(int argc, char **argv)
     int width = 8, rwidth = 8, threads = 1, out_only = 0, rc, i = 1, npos = 0;
     long steps = 0, batch = 0;
     const char *paths[2] = {"-", "-"};
+    const char *slash = strrchr(argv[0], '/');
+    static char weights[4096] = "weights.bin";
     FILE *in = stdin, *out = stdout;
+    if (slash != 0 && (size_t)(slash - argv[0]) + 13 < sizeof weights) { /* next to the binary */
+        memcpy(weights, argv[0], (size_t)(slash - argv[0]) + 1);
+        strcpy(weights + (slash - argv[0]) + 1, "weights.bin");
+    }
     for (; i < argc; ++i) {
         if (strcmp(argv[i], "-w") == 0 && i + 1 < argc) {
             width = atoi(argv[++i]);
@@ -346,6 +396,8 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         } else if (strcmp(argv[i], "-q") == 0) {
             out_only = 1;
+        } else if (strcmp(argv[i], "-W") == 0 && i + 1 < argc && strlen(argv[i + 1]) < sizeof weights) {
+            strcpy(weights, argv[++i]);
         } else if (npos == 0 && parse_long(argv[i], &steps) == 0) {
             npos = 1;
         } else if (npos == 1 && parse_long(argv[i], &batch) == 0) {
@@ -361,6 +413,11 @@ int main(int argc, char **argv)
     if (npos < 2) {
         fputs(usage, stderr);
         return 2;
+    }
+    if ((rc = load_weights_file(weights)) != 0) {
+        fprintf(stderr, rc == 9 ? "rsnn_run: %s is missing or not this model's weights\n"
+                                : "rsnn_run: out of memory reading %s\n", weights);
+        return rc;
     }
     if (strcmp(paths[0], "-") != 0 && (in = fopen(paths[0], "rb")) == 0) {
         fprintf(stderr, "rsnn_run: cannot open %s\n", paths[0]);

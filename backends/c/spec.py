@@ -46,6 +46,9 @@ class CSpec:
     # (bound propagation of c_check) sums in an int32_t stack array: twice the SIMD lanes of
     # int64 (1.7x on the rleaky_mnist1d model), same integers
     acc32_max_outputs: int = 4096
+    # arrays of at least this many values go to weights.bin as binary data instead of C
+    # initialisers (backends/c/blob.py): gcc parses ~3 us per literal; 0 puts every array there
+    blob_min_values: int = 4096
     # compiler invocation: $CC (default cc) with these flags
     cc_default: str = "cc"
     cflags: tuple[str, ...] = ("-std=c99", "-O2", "-pthread", "-Wall", "-Wextra", "-Werror", "-pedantic")

@@ -17,6 +17,12 @@ would take more bytes than the dense matrix (wide index types), then the layer s
 Index arrays take the narrowest unsigned type, values the narrowest signed one. The accumulator
 sums the same products minus zero ones, in exact int64 arithmetic, so the result is identical
 to the dense form (and the int64 range proof of ``c_check`` — row sums of |W| — is unchanged).
+
+Weights that are all multiples of ``2^k`` (Loihi 2's mixed-sign weights are even) are stored
+divided by ``2^k`` when that narrows their C type (``scale_shift``; e.g. [-254, 254] -> int8), and
+the layer's exponent grows by ``k``: ``shift(sum_j 2^k w'_j x_j, e) = shift(sum_j w'_j x_j, e + k)``
+exactly, for either sign of ``e`` (a floor division by ``2^(k-e)`` of ``2^k a`` is one of ``a``
+by ``2^-e`` and vice versa), so the result is unchanged and the sum is ``2^k`` times smaller.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class SynapseStorage:
     dense_bytes: int  # the same weights stored dense
     threshold: float
     arrays: dict[str, CArray] = field(default_factory=dict, repr=False, compare=False)  # CSC only
+    scale_shift: int = 0  # weights are stored divided by 2^scale_shift (module docstring)
+    weights: np.ndarray | None = field(default=None, repr=False, compare=False)  # stored mantissas
 
     @property
     def size(self) -> int:
@@ -101,6 +109,7 @@ class SynapseStorage:
             "bytes": self.bytes,
             "dense_bytes": self.dense_bytes,
             "index_types": {k: a.ctype for k, a in self.arrays.items() if k != "vals"},
+            "scale_shift": self.scale_shift,
         }
 
 
@@ -122,9 +131,8 @@ def _csc_dense(w: np.ndarray) -> dict[str, CArray]:
     }
 
 
-def _csc_conv(op: _FixedConv) -> dict[str, CArray]:
-    """Tap lists per absolute input channel: start, oc, (ky), kx, vals."""
-    w = np.asarray(op.weight, dtype=np.int64)
+def _csc_conv(op: _FixedConv, w: np.ndarray) -> dict[str, CArray]:
+    """Tap lists per absolute input channel of the (stored) weights ``w``: start, oc, (ky), kx, vals."""
     if isinstance(op, FixedConv1d):
         w = w[:, :, None, :]
     cout, cin_g, kh, kw = w.shape
@@ -153,19 +161,39 @@ def _csc_conv(op: _FixedConv) -> dict[str, CArray]:
     return out
 
 
+def scale_shift(w: np.ndarray, weight_exp: np.ndarray, spec: CSpec = C_SPEC) -> int:
+    """The ``k`` of the module docstring: the largest power of two dividing every weight, when
+    dividing by it narrows the weights' C type and keeps every exponent within ``spec.max_shift``;
+    else 0."""
+    nz = w[w != 0]
+    if not nz.size:
+        return 0
+    k = int(np.bitwise_or.reduce(nz) & -np.bitwise_or.reduce(nz)).bit_length() - 1  # lowest set bit
+    exps = np.asarray(weight_exp, dtype=np.int64)
+    while k > 0 and exps.size and int(exps.max()) + k > spec.max_shift:
+        k -= 1
+    if k <= 0 or type_bytes(int_type(nz >> k)) >= type_bytes(int_type(nz)):
+        return 0
+    return k
+
+
 def synapse_storage(name: str, op, spec: CSpec = C_SPEC, spikes: bool = False) -> SynapseStorage:
     """Dense or CSC for the FixedDense / FixedConv ``op`` (see the module docstring); ``spikes``:
-    its only input is a 0/1 spike train (the dense loop then only adds, and vectorises well)."""
+    its only input is a 0/1 spike train (the dense loop then only adds, and vectorises well).
+    Weights are stored divided by ``2^scale_shift`` (``scale_shift``)."""
     w = np.asarray(op.weight, dtype=np.int64)
+    k = scale_shift(w, op.weight_exp, spec)
+    if k:
+        w = w >> k  # exact: every weight is a multiple of 2^k
     nnz = int(np.count_nonzero(w))
     dense_bytes = type_bytes(int_type(w)) * int(w.size)
     threshold = _threshold(op, spec, spikes)
     density = nnz / w.size if w.size else 1.0
     common = dict(node=name, op=type(op).__name__, shape=tuple(int(s) for s in w.shape), nonzeros=nnz,
-                  dense_bytes=dense_bytes, threshold=threshold)
+                  dense_bytes=dense_bytes, threshold=threshold, scale_shift=k, weights=w)
     if density >= threshold:
         return SynapseStorage(format=DENSE, bytes=dense_bytes, **common)
-    arrays = _csc_dense(w) if isinstance(op, FixedDense) else _csc_conv(op)
+    arrays = _csc_dense(w) if isinstance(op, FixedDense) else _csc_conv(op, w)
     # an all-zero layer emits no arrays at all (its output is shift(0) + bias)
     nbytes = sum(a.nbytes for a in arrays.values()) if nnz else 0
     if nbytes > dense_bytes and not threshold > 1:

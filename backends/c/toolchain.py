@@ -39,10 +39,37 @@ def _version(cmd: tuple[str, ...]) -> str:
         return ""
 
 
+HOST_VECTOR_FLAGS = ("-march=native",)  # the host's vector unit (AVX2 / AVX-512 / NEON ...)
+NATIVE_ENV = "RSNNC_C_NATIVE"  # "0": build the simulator binary for the baseline ISA only
+
+
+@functools.lru_cache(maxsize=8)
+def _accepts(cmd: tuple[str, ...], flags: tuple[str, ...]) -> bool:
+    """True when the compiler compiles a one-line C file with ``flags`` (detection, no guess)."""
+    try:
+        res = subprocess.run([*cmd, *flags, "-x", "c", "-c", "-o", os.devnull, "-"], input="int rsnn_probe;\n",
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return res.returncode == 0
+
+
+def simulator_flags(spec: CSpec = C_SPEC) -> tuple[str, ...]:
+    """Flags added for the simulator binary that runs on this machine (``rsnn_run``): the host's
+    vector unit when the compiler supports ``-march=native`` (clang and gcc do on x86-64 and
+    arm64), unless ``RSNNC_C_NATIVE=0``. The sources stay portable C99 (the Makefile and HLS flows
+    use ``spec.cflags`` only); integer code gives the same results at any ISA."""
+    if os.environ.get(NATIVE_ENV, "1") == "0":
+        return ()
+    cmd = tuple(compiler(spec))
+    return HOST_VECTOR_FLAGS if _accepts(cmd, HOST_VECTOR_FLAGS) else ()
+
+
 def toolchain_id(spec: CSpec = C_SPEC) -> str:
     """Identifies compiler, flags and host: a binary built under another id may not run here."""
     cmd = tuple(compiler(spec))
-    return f"{' '.join(cmd)} | {_version(cmd)} | {' '.join(spec.cflags)} | {os.uname().machine}"
+    flags = " ".join((*spec.cflags, *simulator_flags(spec)))
+    return f"{' '.join(cmd)} | {_version(cmd)} | {flags} | {os.uname().machine}"
 
 
 def first_error(stderr: str) -> str:

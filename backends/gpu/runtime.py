@@ -19,6 +19,7 @@ Exactness (docs/gpu-runtime.md):
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from rsnn_compiler.interpreter.schedule import (  # noqa: F401 (Slot, execute re
 from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import NeuronOp
+from rsnn_compiler.threads import compute_threads
 
 from rsnn_compiler.backends.gpu import fixed_ops as fx
 from rsnn_compiler.backends.gpu import float_ops as fl
@@ -88,7 +90,7 @@ class GraphRuntime:
     """
 
     def __init__(self, graph: Graph, device: str | torch.device | None = None, record: bool = True,
-                 int_matmul: str = "auto"):
+                 int_matmul: str = "auto", threads: int | None = None):
         from rsnn_compiler.backends.gpu.backend import unsupported
 
         problems = unsupported(graph)
@@ -99,6 +101,7 @@ class GraphRuntime:
         self.device = resolve_device(device)
         self.record = record
         self.int_matmul = int_matmul
+        self.threads = threads  # CPU torch threads per run; None: rsnn_compiler.threads decides
         self.fixed = graph.attrs.domain is Domain.FIXED
         if self.fixed:
             self.slots = build_schedule(
@@ -205,7 +208,8 @@ class GraphRuntime:
             bound = self._input_bound(xt)
             if self._plans_for is None or (self._plans_for < bound):
                 self.plan_synapses(max(bound, 1))
-        with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed):
+        threads = compute_threads(self.threads) if self.device.type == "cpu" else contextlib.nullcontext()
+        with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed), threads:
             hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output)
         out = torch.stack(hist[self.output])
         trace = Trace(out=out)

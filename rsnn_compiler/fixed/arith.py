@@ -79,7 +79,13 @@ def loihi_weights_exact(w, num_weight_bits: int = 8) -> bool:
 def round_half_away(x) -> np.ndarray:
     """Round to nearest, ties away from zero, as int64."""
     x = np.asarray(x, dtype=np.float64)
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+    if x.ndim == 0:
+        return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+    a = np.abs(x)  # sign(x) * floor(|x| + 1/2), in place (one temporary for millions of weights)
+    a += 0.5
+    np.floor(a, out=a)
+    np.copysign(a, x, out=a)
+    return a.astype(np.int64)
 
 
 def choose_exponent(max_abs, mant_max: int, exp_lo: int = -64, exp_hi: int = 64) -> np.ndarray:

@@ -4,12 +4,15 @@ Timing is the one driver's (``interpreter.schedule``): per step t, nodes run in
 ``topology.evaluation_order``; a node's input is the exact integer sum of ``value[src][t - delay]``
 over its incoming edges (zero before step 0). Neurons are their families in
 ``rsnn_compiler.neurons.fixed_dynamics`` run with the numpy primitive set ``NumpyInt``.
-Everything is numpy int64; integer matmul/einsum in numpy is exact (no BLAS).
+Everything is numpy int64. Dense sums ``W x`` are exact integers: numpy's int64 matmul (no BLAS),
+or a float32 / float64 matmul when every partial sum is provably an integer below 2^24 / 2^53
+(``DenseSum``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from rsnn_compiler.errors import UserInputError
@@ -24,6 +27,8 @@ from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Op, Output, Pool, Poo
 from rsnn_compiler.neurons import NumpyInt
 
 I64 = np.int64
+FLOAT64_EXACT = 1 << 53  # integers below this add and multiply exactly in float64
+FLOAT32_EXACT = 1 << 24  # ... in float32
 
 
 # --------------------------------------------------------------------------------------
@@ -94,6 +99,39 @@ def _synapse_out(op, acc: np.ndarray, stats: dict | None = None, key: str = "") 
     return out
 
 
+class DenseSum:
+    """``x @ W.T`` exactly, for int64 ``x`` (batch, in) and integer ``W`` (out, in).
+
+    When ``max|x| * max_o sum_j |W[o, j]| < 2^53`` (``2^24``) every product and partial sum is an
+    integer float64 (float32) represents exactly, so a float64 (float32) matmul (torch's, under its
+    thread setting: ``rsnn_compiler.threads``; any summation order, fused multiply-adds included)
+    returns the exact sum; otherwise numpy's int64 matmul.
+    """
+
+    def __init__(self, weight: np.ndarray):
+        self.weight = np.asarray(weight, dtype=I64)
+        self.row_bound = int(np.abs(self.weight).sum(axis=1).max()) if self.weight.size else 0
+        self._wt: dict[type, torch.Tensor] = {}  # W.T as float32 / float64
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        bound = (int(np.abs(x).max()) if x.size else 0) * self.row_bound
+        if bound >= FLOAT64_EXACT:
+            return x @ self.weight.T
+        dtype = np.float32 if bound < FLOAT32_EXACT else np.float64
+        if dtype not in self._wt:
+            self._wt[dtype] = torch.from_numpy(np.ascontiguousarray(self.weight.T, dtype=dtype))
+        return (torch.from_numpy(x.astype(dtype)) @ self._wt[dtype]).numpy().astype(I64)
+
+
+def stateless_kernel(op: Op, stats: dict | None = None, name: str = ""):
+    """A callable ``x -> y`` evaluating a stateless op on int64 batches (``apply_stateless``),
+    with a dense layer's ``DenseSum`` prepared once."""
+    if isinstance(op, FixedDense):
+        dense = DenseSum(op.weight)
+        return lambda x: _synapse_out(op, dense(x), stats, f"acc/{name}")
+    return lambda x: apply_stateless(op, x, stats, name)
+
+
 def apply_stateless(op: Op, x: np.ndarray, stats: dict | None = None, name: str = "") -> np.ndarray:
     """Evaluate a stateless op on an int64 batch ``x`` shaped (batch, *in_shape).
 
@@ -104,7 +142,7 @@ def apply_stateless(op: Op, x: np.ndarray, stats: dict | None = None, name: str 
     if isinstance(op, Quantize):
         return quantize_input(op, x)
     if isinstance(op, FixedDense):
-        return _synapse_out(op, x @ op.weight.T, stats, f"acc/{name}")
+        return _synapse_out(op, DenseSum(op.weight)(x), stats, f"acc/{name}")
     if isinstance(op, _FixedConv):
         return _synapse_out(op, conv_int(x, op), stats, f"acc/{name}")
     if isinstance(op, Pool):
@@ -164,10 +202,7 @@ def run_fixed(graph: Graph, x: np.ndarray, record: bool = True, stats: dict | No
     def neuron(op, name):
         return _IntegerInput(population(NumpyInt(stats, name), op))
 
-    def stateless(op, name):
-        return lambda v: apply_stateless(op, v, stats, name)
-
-    slots = build_schedule(graph, neuron, stateless)
+    slots = build_schedule(graph, neuron, lambda op, name: stateless_kernel(op, stats, name))
     zeros = zero_inputs(slots, x.shape[1], lambda shape: np.zeros(shape, I64))
     output = output_index(slots, graph.output_name)
     hist, states = execute(slots, x, zeros, record, output)

@@ -32,49 +32,66 @@ from rsnn_compiler.ir.ops import (
 DTYPE = torch.float32
 
 
-def _t(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(arr, dtype=np.float32))
+def _t(arr: np.ndarray, device=None) -> torch.Tensor:
+    t = torch.from_numpy(np.array(arr, dtype=np.float32))
+    return t if device is None else t.to(device)
+
+
+def stateless_kernel(op: Op, device=None):
+    """A callable ``x -> y`` evaluating a stateless op on batches ``x`` shaped (batch, *in_shape),
+    with its parameters converted to tensors (on ``device``) once. The interpreter and the GPU
+    runtime use it, so both make the same torch calls with the same operands."""
+    if isinstance(op, (Output, Identity)) or (isinstance(op, Delay) and op.steps == 0):
+        return _identity
+    if isinstance(op, Affine):
+        w, b = _t(op.weight, device), None if op.bias is None else _t(op.bias, device)
+        return lambda x: F.linear(x, w, b)
+    if isinstance(op, Scale):
+        s = _t(op.scale, device)
+        return lambda x: x * s
+    if isinstance(op, (Conv1d, Conv2d)):
+        conv = F.conv1d if isinstance(op, Conv1d) else F.conv2d
+        w, b = _t(op.weight, device), None if op.bias is None else _t(op.bias, device)
+        return lambda x: conv(x, w, b, op.stride, op.padding, op.dilation, op.groups)
+    if isinstance(op, Pool):
+        return _pool_kernel(op, device)
+    if isinstance(op, Flatten):
+        n = len(op.input_shape)
+        s0, e0 = op.start_dim % n + 1, op.end_dim % n + 1
+        return lambda x: torch.flatten(x, s0, e0)
+    if isinstance(op, BatchNorm):
+        mean, var, gamma, beta = (_t(a, device) for a in (op.mean, op.var, op.gamma, op.beta))
+        return lambda x: F.batch_norm(x, mean, var, gamma, beta, False, 0.0, op.eps)
+    if isinstance(op, Threshold):
+        theta = _t(op.theta, device)
+        return lambda x: fires(x, theta, op.comparator)
+    raise UserInputError(f"the float interpreter cannot evaluate {type(op).__name__}")
 
 
 def apply_stateless(op: Op, x: torch.Tensor) -> torch.Tensor:
     """Evaluate a stateless op on a batch ``x`` shaped (batch, *in_shape)."""
-    if isinstance(op, (Output, Identity)) or (isinstance(op, Delay) and op.steps == 0):
-        return x
-    if isinstance(op, Affine):
-        return F.linear(x, _t(op.weight), None if op.bias is None else _t(op.bias))
-    if isinstance(op, Scale):
-        return x * _t(op.scale)
-    if isinstance(op, (Conv1d, Conv2d)):
-        conv = F.conv1d if isinstance(op, Conv1d) else F.conv2d
-        bias = None if op.bias is None else _t(op.bias)
-        return conv(x, _t(op.weight), bias, op.stride, op.padding, op.dilation, op.groups)
-    if isinstance(op, Pool):
-        return _pool(op, x)
-    if isinstance(op, Flatten):
-        n = len(op.input_shape)
-        return torch.flatten(x, op.start_dim % n + 1, op.end_dim % n + 1)
-    if isinstance(op, BatchNorm):
-        return F.batch_norm(x, _t(op.mean), _t(op.var), _t(op.gamma), _t(op.beta), False, 0.0, op.eps)
-    if isinstance(op, Threshold):
-        return fires(x, _t(op.theta), op.comparator)
-    raise UserInputError(f"the float interpreter cannot evaluate {type(op).__name__}")
+    return stateless_kernel(op)(x)
 
 
-def _pool(op: Pool, x: torch.Tensor) -> torch.Tensor:
+def _identity(x):
+    return x
+
+
+def _pool_kernel(op: Pool, device=None):
     two_d = op.spatial_dims == 2
     if op.mode is PoolMode.AVG:
         fn = F.avg_pool2d if two_d else F.avg_pool1d
-        return fn(x, op.kernel, op.stride, op.padding, count_include_pad=True)
+        return lambda x: fn(x, op.kernel, op.stride, op.padding, count_include_pad=True)
     if op.mode is PoolMode.MAX:
+        fn = F.max_pool2d if two_d else F.max_pool1d
         if op.padding and max(op.padding) > 0:
             pad = [p for p in reversed(op.padding) for _ in (0, 1)]
-            x = F.pad(x, pad, value=-math.inf)
-        fn = F.max_pool2d if two_d else F.max_pool1d
-        return fn(x, op.kernel, op.stride)
+            return lambda x: fn(F.pad(x, pad, value=-math.inf), op.kernel, op.stride)
+        return lambda x: fn(x, op.kernel, op.stride)
     channels = op.input_shape[0]
-    ones = torch.ones((channels, 1, *op.kernel), dtype=DTYPE)
+    ones = torch.ones((channels, 1, *op.kernel), dtype=DTYPE, device=device)
     conv = F.conv2d if two_d else F.conv1d
-    return conv(x, ones, None, op.stride, op.padding, 1, channels)
+    return lambda x: conv(x, ones, None, op.stride, op.padding, 1, channels)
 
 
 def check_inputs(graph: Graph, x: np.ndarray) -> np.ndarray:
@@ -97,14 +114,10 @@ def run_float(graph: Graph, x: np.ndarray, record: bool = True) -> RunResult:
     x = check_inputs(graph, x)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     prims = TorchFloat()
-    slots = build_schedule(graph, lambda op, _name: population(prims, op), _stateless_kernel)
+    slots = build_schedule(graph, lambda op, _name: population(prims, op), lambda op, _name: stateless_kernel(op))
     zeros = zero_inputs(slots, x.shape[1], lambda shape: torch.zeros(shape, dtype=DTYPE))
     output = output_index(slots, graph.output_name)
     with torch.no_grad():
         hist, states = execute(slots, xt, zeros, record, output)
 
     return collect(slots, hist, states, output, record, lambda seq: torch.stack(seq).numpy())
-
-
-def _stateless_kernel(op: Op, _name: str):
-    return lambda x: apply_stateless(op, x)

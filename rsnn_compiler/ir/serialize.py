@@ -2,6 +2,11 @@
 
 No pickle anywhere (arrays are read with ``allow_pickle=False``) and fixed zip timestamps, so
 saving the same graph twice gives identical bytes.
+
+Integer arrays are stored at the narrowest signed width holding their values (a node's
+``"widen"`` entry names the arrays to restore to their integer dtype on load; files without it
+load as before), and entries of at least ``STORE_BYTES`` are stored without deflate (compressing
+megabytes of weights cost seconds for little gain).
 """
 
 from __future__ import annotations
@@ -28,6 +33,20 @@ SCHEMA = "rsnn-graph"
 SCHEMA_VERSION = 1
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 ATTR_INT_LIMIT = (1 << 31) - 1  # integer attributes, shape entries and delays fit int32
+STORE_BYTES = 1 << 18  # entries this large are stored, smaller ones deflated
+_NARROW = (np.int8, np.int16, np.int32)
+
+
+def narrow_int(arr: np.ndarray) -> np.ndarray:
+    """``arr`` at the narrowest signed integer dtype holding its values (non-integers as they are)."""
+    if arr.dtype.kind not in "iu" or arr.size == 0:
+        return arr
+    lo, hi = int(arr.min()), int(arr.max())
+    for dt in _NARROW:
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return arr.astype(dt) if np.dtype(dt).itemsize < arr.dtype.itemsize else arr
+    return arr
 
 
 def graph_to_dict(graph: Graph) -> dict:
@@ -46,16 +65,24 @@ def graph_to_dict(graph: Graph) -> dict:
         "version": SCHEMA_VERSION,
         "attrs": attrs,
         "nodes": [
-            {"name": n, "kind": op.kind.value, "attributes": op.attributes(), "arrays": sorted(op.arrays())}
-            for n, op in graph.nodes.items()
+            _node_dict(n, op) for n, op in graph.nodes.items()
         ],
         "edges": [[e.src, e.dst, e.delay] for e in graph.edges],
     }
 
 
+def _node_dict(name: str, op) -> dict:
+    arrays = op.arrays()
+    entry = {"name": name, "kind": op.kind.value, "attributes": op.attributes(), "arrays": sorted(arrays)}
+    widen = {p: str(a.dtype) for p, a in sorted(arrays.items()) if narrow_int(np.asarray(a)).dtype != np.asarray(a).dtype}
+    if widen:  # written only when needed, so files of float graphs keep their bytes
+        entry["widen"] = widen
+    return entry
+
+
 def _write_entry(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = zipfile.ZIP_STORED if len(data) >= STORE_BYTES else zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     zf.writestr(info, data)
 
@@ -67,7 +94,7 @@ def save_graph(graph: Graph, path: str | Path) -> None:
         for name, op in graph.nodes.items():
             for pname, arr in op.arrays().items():
                 npy = io.BytesIO()
-                np.lib.format.write_array(npy, np.ascontiguousarray(arr), allow_pickle=False)
+                np.lib.format.write_array(npy, np.ascontiguousarray(narrow_int(np.asarray(arr))), allow_pickle=False)
                 _write_entry(zf, f"arrays/{name}/{pname}.npy", npy.getvalue())
     Path(path).write_bytes(buf.getvalue())
 
@@ -122,6 +149,12 @@ def _op(path: Path, entry, read_array) -> tuple[str, object]:
     _expect(isinstance(arrays, list) and all(isinstance(a, str) and a in cls.array_fields for a in arrays),
             path, f"{where}: 'arrays' must list {cls.__name__} parameters")
     params = {p: read_array(f"arrays/{name}/{p}.npy", f"{where} parameter '{p}'") for p in arrays}
+    widen = entry.get("widen", {})
+    _expect(isinstance(widen, dict), path, f"{where}: 'widen' is not an object")
+    for p, dtype in widen.items():
+        ok = p in params and dtype in ("int16", "int32", "int64") and params[p].dtype.kind == "i"
+        _expect(ok, path, f"{where}: 'widen' entry {str(p)[:40]!r}: {str(dtype)[:20]!r} is not a stored integer array's dtype")
+        params[p] = params[p].astype(np.dtype(dtype))
     try:
         return name, op_from_parts(kind, attributes, params)
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
