@@ -39,6 +39,7 @@ float rounding only. The fine-tune trains on the CPU, so its process group is ``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
@@ -86,6 +87,9 @@ class QatFinetuneReport(PassReport):
     changed_weights: int = 0  # mantissas that differ from the input graph
     logit_scale: float = 0.0
     sample_steps_per_second: float = 0.0
+    # sha256 of the trained float64 shadows (weights and biases, in parameter order) before they
+    # are rounded to mantissas: equal digests = the same training, bit for bit
+    parameters_sha256: str = ""
 
 
 def nonzero_weights(graph: Graph) -> int:
@@ -291,6 +295,7 @@ def _train(graph: Graph, options: QatOptions, progress, in_group: bool) -> tuple
     train_time = loop.train_seconds
     steps = x_all.shape[0]
     report.sample_steps_per_second = cfg.epochs * n * steps / train_time if train_time > 0 else 0.0
+    report.parameters_sha256 = _digest(params)
     tuned = module.export_fixed_graph()
     report.nonzero_weights_after = nonzero_weights(tuned)
     report.changed_weights = int(sum(np.count_nonzero(op.weight != graph.nodes[k].weight)
@@ -298,6 +303,13 @@ def _train(graph: Graph, options: QatOptions, progress, in_group: bool) -> tuple
     if report.accuracy_per_epoch:  # rank 0 of a group measures it, the others skip it
         report.accuracy_after = report.accuracy_per_epoch[-1]
     return tuned, report
+
+
+def _digest(params: list[torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for p in params:
+        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def shard_bounds(samples: int, shards: int) -> list[tuple[int, int]]:
