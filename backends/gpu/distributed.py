@@ -14,6 +14,9 @@ Two ways in:
 - ``run_data_parallel(build, manifest, key, x, processes)`` starts ``processes`` local
   processes with ``torch.multiprocessing.spawn`` and a ``file://`` rendezvous (``gloo`` on the
   CPU, ``nccl`` with one CUDA device per process), and returns the gathered result here.
+
+``spawned_group`` (start-up, rendezvous, group) is shared with the data-parallel fine-tune
+(``qat_finetune``, ``rsnnc finetune --gpu-processes``).
 """
 
 from __future__ import annotations
