@@ -41,15 +41,29 @@ class QatConfig:
     logit_scale: float | None = None  # None: 0.5 for spike counts, else from the first batch
     surrogate_slope: float = 25.0
     max_grad_norm: float = 1.0
+    grad_shards: int = 1  # gradient shards per batch, summed in shard order (qat_finetune docstring)
 
     def check(self) -> "QatConfig":
         if self.epochs < 1 or self.batch_size < 1:
             raise UserInputError("--epochs and --batch-size must be at least 1")
+        if not 1 <= self.grad_shards <= self.batch_size:
+            raise UserInputError(f"--grad-shards {self.grad_shards} must be between 1 and --batch-size"
+                                 f" {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise UserInputError(f"--lr {self.lr} must be a positive number")
         if not (math.isfinite(self.temperature) and self.temperature > 0 and 0 <= self.alpha <= 1):
             raise UserInputError("distillation needs a temperature > 0 and a weight alpha in [0, 1]")
         return self
+
+
+def check_processes(processes: int, config: QatConfig) -> None:
+    """``--gpu-processes``: between 1 and the batch size, each process with at least one gradient
+    shard of every batch."""
+    if not 1 <= processes <= max(config.batch_size, 1):
+        raise UserInputError(f"--gpu-processes {processes} must be between 1 and --batch-size {config.batch_size}")
+    if processes > config.grad_shards:
+        raise UserInputError(f"--gpu-processes {processes} needs at least as many --grad-shards (now"
+                             f" {config.grad_shards}); leave --grad-shards out to use one per process")
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,7 @@ class QatOptions:
     config: QatConfig = QatConfig()
     holdout: EvalData | None = None  # accuracy per epoch and before/after; never trains or selects
     teacher: Graph | None = None  # float graph for distillation
+    processes: int = 1  # local processes computing the gradient shards (torch.distributed, gloo)
 
 
 @dataclass
@@ -74,6 +89,7 @@ class FinetuneRequest:
     profile: str | None = None  # which fixed graph, when the build has several
     accuracy_tolerance: float = DEFAULT_TOLERANCE
     accept_accuracy_loss: bool = False
+    processes: int = 1  # --gpu-processes
 
 
 def _steps(manifest: dict, data: EvalData) -> EvalData:
@@ -102,6 +118,7 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
     if Path(request.out).resolve() == build.resolve():
         raise UserInputError("-o must name a new build folder, not the build being fine-tuned")
     check_output_folder(output_path(Path(request.out)), False)  # refuse before the training, not after
+    check_processes(request.processes, request.config)
     config = request.config.check()
     check_tolerance(request.accuracy_tolerance)
     manifest = read_manifest(build)
@@ -120,7 +137,8 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
                                  " accuracy must be measured on data the model is not tuned on")
     backends = [registry.get_backend(t) for t in manifest.get("targets", {})]
     target_options = [o for b in backends for o in b.configure(BuildOptions(board=_board(manifest)))]
-    options = QatOptions(train=train, config=config, holdout=holdout, teacher=float_graph)
+    options = QatOptions(train=train, config=config, holdout=holdout, teacher=float_graph,
+                         processes=request.processes)
     ctx = PassContext(profile=profile, options=[options, *target_options], progress=progress)
     from rsnn_compiler.pipeline import fixed_pipeline
 
@@ -183,4 +201,4 @@ def _merged(manifest: dict, build: Path) -> list[dict]:
     return merged_reports(manifest, read_timings(build))
 
 
-__all__ = ["FINETUNE_PASS", "FinetuneRequest", "QatConfig", "QatOptions", "finetune_build"]
+__all__ = ["FINETUNE_PASS", "FinetuneRequest", "QatConfig", "QatOptions", "check_processes", "finetune_build"]

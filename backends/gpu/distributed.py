@@ -14,12 +14,17 @@ Two ways in:
 - ``run_data_parallel(build, manifest, key, x, processes)`` starts ``processes`` local
   processes with ``torch.multiprocessing.spawn`` and a ``file://`` rendezvous (``gloo`` on the
   CPU, ``nccl`` with one CUDA device per process), and returns the gathered result here.
+
+``spawned_group`` (start-up, rendezvous, group) is shared with the data-parallel fine-tune
+(``qat_finetune``, ``rsnnc finetune --gpu-processes``).
 """
 
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -68,26 +73,52 @@ def run_in_group(runtime: GraphRuntime, x: np.ndarray, record: bool | None = Non
     return gathered.to_result()
 
 
-def _process(rank: int, world: int, rendezvous: str, build: str, manifest: dict, key: str, x: np.ndarray,
-             device: str | None, out_dir: str) -> None:
-    """One spawned process: join the group, run its slice, rank 0 writes the whole result."""
-    from rsnn_compiler.executors import load_build_graph
-
+def _member(rank: int, world: int, rendezvous: str, device: str | None, threads: int, work, args: tuple) -> None:
+    """One spawned process: pin its device and thread count, join the group, run ``work(rank,
+    device, *args)``, leave the group."""
+    torch.set_num_threads(threads)  # the parent's: CPU sums block alike in every process
     dev = resolve_device(device)
     if dev.type == "cuda":
         dev = torch.device("cuda", rank % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     dist.init_process_group(backend_for(dev), init_method=rendezvous, rank=rank, world_size=world)
     try:
-        runtime = GraphRuntime(load_build_graph(Path(build), manifest, key), device=dev)
-        result = run_in_group(runtime, x)
-        if rank == 0:
-            save_npz(Path(out_dir) / RESULT_FILE, {"out": result.out,
-                                                   **{f"values/{k}": v for k, v in result.values.items()},
-                                                   **{f"spikes/{k}": v for k, v in result.spikes.items()},
-                                                   **{f"states/{k}": v for k, v in result.states.items()}})
+        work(rank, dev, *args)
     finally:
         dist.destroy_process_group()
+
+
+@contextmanager
+def spawned_group(work, args: tuple, processes: int, device: str | None = None) -> Iterator[Path]:
+    """Run ``work(rank, device, *args, out_dir)`` in ``processes`` local processes joined in one
+    group (``torch.multiprocessing.spawn``, a ``file://`` rendezvous; ``gloo`` on the CPU,
+    ``nccl`` with one CUDA device each); yields ``out_dir``, a temporary folder the processes
+    write their results to. ``work`` must be a module-level function (it is pickled)."""
+    import torch.multiprocessing as mp
+
+    dev = resolve_device(device)
+    if dev.type == "cuda" and processes > torch.cuda.device_count():
+        raise UserInputError(f"--gpu-processes {processes} needs {processes} CUDA devices; this machine has"
+                             f" {torch.cuda.device_count()} (use at most that, or RSNNC_GPU_DEVICE=cpu for gloo)")
+    with tempfile.TemporaryDirectory(prefix="rsnnc-dp-") as tmp:
+        rendezvous = f"file://{Path(tmp) / 'rendezvous'}"
+        mp.spawn(_member, args=(processes, rendezvous, None if device is None else str(device),
+                                torch.get_num_threads(), work, (*args, tmp)), nprocs=processes, join=True)
+        yield Path(tmp)
+
+
+def _run_work(rank: int, dev: torch.device, build: str, manifest: dict, key: str, x: np.ndarray,
+              out_dir: str) -> None:
+    """One process of ``run_data_parallel``: run its slice; rank 0 writes the whole result."""
+    from rsnn_compiler.executors import load_build_graph
+
+    runtime = GraphRuntime(load_build_graph(Path(build), manifest, key), device=dev)
+    result = run_in_group(runtime, x)
+    if rank == 0:
+        save_npz(Path(out_dir) / RESULT_FILE, {"out": result.out,
+                                               **{f"values/{k}": v for k, v in result.values.items()},
+                                               **{f"spikes/{k}": v for k, v in result.spikes.items()},
+                                               **{f"states/{k}": v for k, v in result.states.items()}})
 
 
 def _read_result(path: Path) -> RunResult:
@@ -104,18 +135,8 @@ def run_data_parallel(build: Path, manifest: dict, key: str, x: np.ndarray, proc
                       device: str | None = None) -> RunResult:
     """Run graph ``key`` of a build on ``x`` in ``processes`` local processes (one CUDA device
     each when running on CUDA) and return the gathered result."""
-    import torch.multiprocessing as mp
-
     sample_slices(int(x.shape[1]), processes, "--gpu-processes")  # refuse before starting anything
-    dev = resolve_device(device)
-    if dev.type == "cuda" and processes > torch.cuda.device_count():
-        raise UserInputError(f"--gpu-processes {processes} needs {processes} CUDA devices; this machine has"
-                             f" {torch.cuda.device_count()} (use at most that, or RSNNC_GPU_DEVICE=cpu for gloo)")
-    with tempfile.TemporaryDirectory(prefix="rsnnc-dp-") as tmp:
-        rendezvous = f"file://{Path(tmp) / 'rendezvous'}"
-        mp.spawn(_process, args=(processes, rendezvous, str(Path(build).resolve()), manifest, key, x,
-                                 None if device is None else str(device), tmp), nprocs=processes, join=True)
-        return _read_result(Path(tmp) / RESULT_FILE)
+    with spawned_group(_run_work, (str(Path(build).resolve()), manifest, key, x), processes, device) as tmp:
+        return _read_result(tmp / RESULT_FILE)
 
-
-__all__ = ["backend_for", "gather_batch", "run_data_parallel", "run_in_group"]
+__all__ = ["backend_for", "gather_batch", "run_data_parallel", "run_in_group", "spawned_group"]

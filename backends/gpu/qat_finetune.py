@@ -20,11 +20,30 @@ is a fraction of the mantissa range, so 4-bit and 8-bit layers move alike); the 
 cosine-annealed to 0 and batches are drawn with a seeded generator by the loop every fine-tune
 shares (``rsnn_compiler.training``): deterministic on the CPU. The
 weights after the last epoch are exported (no selection on held-out data).
+
+Gradient shards (``QatConfig.grad_shards`` = S, recorded in the build's options). S = 1 (the
+default): one backward pass of the batch loss. S > 1: each (sorted) batch of n samples is cut into
+S consecutive shards (``data.sample_slices``; the first ``n mod S`` one sample longer, empty ones
+when n < S), shard s gets the gradient g_s of its part of the batch loss (its summed loss / n),
+and the update uses
+
+    g = (((g_0 + g_1) + g_2) + … + g_{S−1})        (float64, always this order)
+
+That is a function of S alone, not of how many processes compute it: with ``processes`` = P > 1
+(``rsnnc finetune --gpu-processes P``) rank r computes the consecutive run of shards
+``sample_slices(S, P)[r]``, the per-shard gradients are all-gathered, and every rank sums them in
+shard order, then takes the same clipped Adam step. So P processes give the one-process result of
+the same S bit for bit (the processes use the parent's thread count). S > 1 differs from S = 1 by
+float rounding only. The fine-tune trains on the CPU, so its process group is ``gloo``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -32,17 +51,18 @@ import torch
 import torch.nn.functional as F
 
 from rsnn_compiler.accuracy import EvalData
+from rsnn_compiler.data import sample_slices
 from rsnn_compiler.errors import UserInputError
-from rsnn_compiler.finetune_build import FINETUNE_PASS, QatOptions
+from rsnn_compiler.finetune_build import FINETUNE_PASS, QatOptions, check_processes
 from rsnn_compiler.ir.fixed_ops import FixedDense, _FixedConv
 from rsnn_compiler.ir.graph import Domain, Graph
+from rsnn_compiler.ir.serialize import load_graph, save_graph
 from rsnn_compiler.passes.finetune import float_logit_scale, spiking_output
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler.training import LoopConfig, train_loop
 
 from rsnn_compiler.backends.gpu.qat import FixedPointModule
 from rsnn_compiler.backends.gpu.runtime import GraphRuntime
-
 
 
 @dataclass
@@ -65,6 +85,9 @@ class QatFinetuneReport(PassReport):
     changed_weights: int = 0  # mantissas that differ from the input graph
     logit_scale: float = 0.0
     sample_steps_per_second: float = 0.0
+    # sha256 of the trained float64 shadows (weights and biases, in parameter order) before they
+    # are rounded to mantissas: equal digests = the same training, bit for bit
+    parameters_sha256: str = ""
 
 
 def nonzero_weights(graph: Graph) -> int:
@@ -140,16 +163,58 @@ def _units(module: FixedPointModule) -> tuple[list[torch.Tensor], list[torch.Ten
 
 
 def train_fixed(graph: Graph, options: QatOptions, progress=lambda msg: None) -> tuple[Graph, QatFinetuneReport]:
-    """Fine-tune ``graph`` (fixed point) on ``options.train``; returns the tuned graph and report."""
+    """Fine-tune ``graph`` (fixed point) on ``options.train``; returns the tuned graph and report
+    (computed in ``options.processes`` local processes when more than one: the same result)."""
     cfg = options.config
     if graph.attrs.domain is not Domain.FIXED:
         raise UserInputError("qat_finetune needs a fixed-point graph; quantize the model first")
     train = options.train
     if train.y is None:
         raise UserInputError(f"{train.label} has no labels 'y'; the fine-tune needs labelled data")
+    check_processes(options.processes, cfg)
     cfg.check()
     if cfg.distill and options.teacher is None:
         raise UserInputError("distillation needs the float model of the build (graph.float.rsnn)")
+    if options.processes > 1:
+        return _train_spawned(graph, options, progress)
+    return _train(graph, options, progress, in_group=False)
+
+
+TUNED_FILE, REPORT_FILE = "tuned.rsnn", "report.json"
+
+
+def _train_rank(rank: int, device, graph_file: str, teacher_file: str | None, options: QatOptions,
+                out_dir: str) -> None:
+    """One process of a data-parallel fine-tune: read the graphs the parent wrote, train in the
+    group; rank 0 writes the tuned graph and the report."""
+    teacher = load_graph(teacher_file) if teacher_file else None
+    tuned, report = _train(load_graph(graph_file), replace(options, teacher=teacher), lambda msg: None,
+                           in_group=True)
+    if rank == 0:
+        save_graph(tuned, Path(out_dir) / TUNED_FILE)
+        (Path(out_dir) / REPORT_FILE).write_text(json.dumps(asdict(report)))
+
+
+def _train_spawned(graph: Graph, options: QatOptions, progress) -> tuple[Graph, QatFinetuneReport]:
+    """``options.processes`` local processes (gloo): graphs travel as ``.rsnn`` files."""
+    from rsnn_compiler.backends.gpu.distributed import spawned_group
+
+    progress(f"qat_finetune: {options.processes} processes (gloo), {options.config.grad_shards} gradient shards"
+             " per batch")
+    with tempfile.TemporaryDirectory(prefix="rsnnc-qat-") as inputs:
+        graph_file, teacher_file = Path(inputs) / "graph.rsnn", None
+        save_graph(graph, graph_file)
+        if options.teacher is not None:
+            teacher_file = Path(inputs) / "teacher.rsnn"
+            save_graph(options.teacher, teacher_file)
+        args = (str(graph_file), teacher_file and str(teacher_file), replace(options, teacher=None))
+        with spawned_group(_train_rank, args, options.processes, "cpu") as out:
+            return load_graph(out / TUNED_FILE), QatFinetuneReport(**json.loads((out / REPORT_FILE).read_text()))
+
+
+def _train(graph: Graph, options: QatOptions, progress, in_group: bool) -> tuple[Graph, QatFinetuneReport]:
+    cfg = options.config
+    train = options.train
     report = QatFinetuneReport(
         name="qat_finetune", epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, distill=cfg.distill,
         train_data=train.label, train_samples=int(train.x.shape[1]),
@@ -182,26 +247,40 @@ def train_fixed(graph: Graph, options: QatOptions, progress=lambda msg: None) ->
             scale = 4.0 / p99 if p99 > 0 else 1.0
     report.logit_scale = float(scale)
 
-    def step(idx: np.ndarray, lr: float) -> float:
-        idx = np.sort(idx)
+    def batch_loss(idx: np.ndarray, n_batch: int) -> torch.Tensor:
+        """The loss of samples ``idx`` as their part of a batch of ``n_batch`` (the sum over a
+        batch's parts is the batch loss)."""
         logits = module(x_all[:, idx]).sum(0).reshape(len(idx), -1) * scale
-        loss = F.cross_entropy(logits, y_all[idx])
+        if n_batch == len(idx):  # the whole batch: the means (S = 1, unchanged)
+            loss = F.cross_entropy(logits, y_all[idx])
+        else:
+            loss = F.cross_entropy(logits, y_all[idx], reduction="sum") / n_batch
         if teacher is not None:
             tau = cfg.temperature
-            kd = F.kl_div(F.log_softmax(logits / tau, -1), F.log_softmax(teacher[idx] / tau, -1),
-                          log_target=True, reduction="batchmean") * tau * tau
+            kd = F.kl_div(F.log_softmax(logits / tau, -1), F.log_softmax(teacher[idx] / tau, -1), log_target=True,
+                          reduction="batchmean" if n_batch == len(idx) else "sum")
+            kd = (kd if n_batch == len(idx) else kd / n_batch) * tau * tau
             loss = (1 - cfg.alpha) * loss + cfg.alpha * kd
+        return loss
+
+    def step(idx: np.ndarray, lr: float) -> float:
+        idx = np.sort(idx)
         for p in params:
             p.grad = None
-        loss.backward()
+        if cfg.grad_shards == 1:
+            loss = batch_loss(idx, len(idx))
+            loss.backward()
+            value = float(loss.detach())
+        else:
+            value = _sharded_gradient(params, idx, cfg.grad_shards, batch_loss, in_group)
         if cfg.max_grad_norm:
             _clip_relative(params, units, cfg.max_grad_norm)
         opt.step(lr)
-        return float(loss.detach())
+        return value
 
     def after_epoch(epoch: int, loss: float) -> str:
         held = ""
-        if options.holdout is not None:
+        if options.holdout is not None and not (in_group and torch.distributed.get_rank() != 0):
             acc = accuracy_percent(module.export_fixed_graph(), options.holdout)
             report.accuracy_per_epoch.append(acc)
             held = f"  held-out {acc:.2f}%"
@@ -214,13 +293,64 @@ def train_fixed(graph: Graph, options: QatOptions, progress=lambda msg: None) ->
     train_time = loop.train_seconds
     steps = x_all.shape[0]
     report.sample_steps_per_second = cfg.epochs * n * steps / train_time if train_time > 0 else 0.0
+    report.parameters_sha256 = _digest(params)
     tuned = module.export_fixed_graph()
     report.nonzero_weights_after = nonzero_weights(tuned)
     report.changed_weights = int(sum(np.count_nonzero(op.weight != graph.nodes[k].weight)
                                      for k, op in tuned.nodes.items() if isinstance(op, (FixedDense, _FixedConv))))
-    if options.holdout is not None:
+    if report.accuracy_per_epoch:  # rank 0 of a group measures it, the others skip it
         report.accuracy_after = report.accuracy_per_epoch[-1]
     return tuned, report
+
+
+def _digest(params: list[torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for p in params:
+        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def shard_bounds(samples: int, shards: int) -> list[tuple[int, int]]:
+    """(first, end) of the ``shards`` consecutive gradient shards of a batch of ``samples``: as
+    ``data.sample_slices``, with empty shards at the end when the batch is shorter."""
+    if samples >= shards:
+        return sample_slices(samples, shards, "--grad-shards")
+    return [(i, i + 1) for i in range(samples)] + [(samples, samples)] * (shards - samples)
+
+
+def _sharded_gradient(params: list[torch.Tensor], idx: np.ndarray, shards: int, batch_loss, in_group: bool) -> float:
+    """Set ``p.grad`` to the shard-ordered sum of the per-shard gradients (module docstring);
+    returns the batch loss (the per-shard losses summed in the same order). In a process group
+    this rank computes its run of shards and the rows are all-gathered."""
+    import torch.distributed as dist
+
+    from rsnn_compiler.backends.gpu.distributed import gather_batch
+
+    rank, world = (dist.get_rank(), dist.get_world_size()) if in_group else (0, 1)
+    owned = sample_slices(shards, world, "--gpu-processes")
+    bounds = shard_bounds(len(idx), shards)
+    width = sum(p.numel() for p in params) + 1  # every gradient, then the loss
+    rows = []
+    for first, end in bounds[owned[rank][0]:owned[rank][1]]:
+        row = torch.zeros(width, dtype=torch.float64)
+        if end > first:
+            loss = batch_loss(idx[first:end], len(idx))
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            row = torch.cat([(torch.zeros(p.numel(), dtype=torch.float64) if g is None
+                              else g.detach().reshape(-1).to(torch.float64)) for p, g in zip(params, grads)]
+                            + [loss.detach().reshape(1).to(torch.float64)])
+        rows.append(row)
+    table = torch.stack(rows)
+    if in_group:
+        table = gather_batch(table.unsqueeze(0), [end - first for first, end in owned])[0]
+    total = table[0].clone()
+    for row in table[1:]:
+        total += row
+    offset = 0
+    for p in params:
+        p.grad = total[offset:offset + p.numel()].reshape(p.shape).to(p.dtype)
+        offset += p.numel()
+    return float(total[-1])
 
 
 def _clip_relative(params, units, max_norm: float) -> None:
@@ -258,5 +388,5 @@ class QatFinetune:
         return tuned, report
 
 
-__all__ = ["QatFinetune", "QatFinetuneReport", "accuracy_percent", "nonzero_weights", "predict",
+__all__ = ["QatFinetune", "QatFinetuneReport", "accuracy_percent", "nonzero_weights", "predict", "shard_bounds",
            "train_fixed"]

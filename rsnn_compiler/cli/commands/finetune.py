@@ -43,6 +43,12 @@ Exit 1 when the tuned accuracy is more than --accuracy-tolerance points below th
 @click.option("--batch-size", type=int, default=64, show_default=True, metavar="B", help="samples per update")
 @click.option("--distill", is_flag=True, help="also match the float model's outputs (knowledge distillation)")
 @click.option("--seed", type=int, default=0, show_default=True, help="shuffling seed (deterministic on the CPU)")
+@click.option("--gpu-processes", type=int, metavar="N",
+              help="data-parallel: N local processes (torch.distributed, gloo) share each batch's gradient"
+              " shards; the same weights as one process with the same --grad-shards")
+@click.option("--grad-shards", type=int, metavar="S",
+              help="cut each batch into S gradient shards summed in a fixed order  [default: N of"
+              " --gpu-processes, else 1 (one gradient of the whole batch)]")
 @click.option("--profile", metavar="PROFILE", help="which fixed-point graph, when BUILD has several")
 @click.option("--accuracy-tolerance", type=float, default=2.0, show_default=True, metavar="POINTS",
               help="exit 1 when the tuned accuracy on --holdout is more than POINTS below the float model")
@@ -59,8 +65,9 @@ def command(args, out, err) -> int:
     request = FinetuneRequest(
         build=args.build, out=args.out, data=args.data, holdout=args.holdout, profile=args.profile,
         config=QatConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, distill=args.distill,
-                         seed=args.seed),
+                         seed=args.seed, grad_shards=next((n for n in (args.grad_shards, args.gpu_processes) if n is not None), 1)),
         accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
+        processes=1 if args.gpu_processes is None else args.gpu_processes,
     )
     with warnings_after() as warn:
         result = finetune_build(request, progress=progress.step, warn=warn)
