@@ -248,6 +248,8 @@ def convert_and_report(ann: AnnGraph, options: ImportOptions, source: str, fmt: 
         errors = cr.error_split(conv.built, conv.plans, xs, opts.t)
         steps = sorted(set(REPORT_STEPS) | {opts.t}) if opts.method is not Method.SFN else sorted({1, opts.t})
         acc = cr.accuracies(conv.ann, graph, xs, ys, steps)
+        # measured on the calibration data the conversion was fitted to: say so (not a test accuracy)
+        acc["data"] = f"calibration data ({len(xs)} samples; the conversion was calibrated on it)"
         # ANN accuracy is the original ANN's (before any fine-tune)
         if ys is not None:
             with torch.no_grad():

@@ -12,7 +12,8 @@ biases of Affine / Conv layers; a 0/1 mask per layer multiplies the weight in th
 so pruned weights stay exactly zero (and the bias of a row with no weight left stays as it was).
 ``finetune`` minimises the cross-entropy of ``logits = scale * out.sum(0)`` (same argmax as the
 CLI's prediction ``argmax(out.sum(0))``; scale 1/T for a value readout, 0.5 for spike counts)
-with Adam, the learning rate cosine-annealed to 0; it is seeded and deterministic on the CPU.
+with Adam, the learning rate cosine-annealed to 0 (``rsnn_compiler.training``, the loop every
+fine-tune shares); it is seeded and deterministic on the CPU.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from rsnn_compiler.interpreter.float_interp import apply_stateless
 from rsnn_compiler.interpreter.float_prims import SurrogateFloat, spike
 from rsnn_compiler.interpreter.schedule import build_schedule, execute, output_index, zero_inputs
 from rsnn_compiler.ir.dynamics import population
-from rsnn_compiler import progress
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Affine, Conv1d, Conv2d, NeuronOp, Threshold
+from rsnn_compiler.training import LoopConfig, train_loop
 
 DTYPE = torch.float32
 
@@ -143,6 +144,11 @@ class FinetuneResult:
     loss_per_epoch: list[float] = field(default_factory=list)
 
 
+def float_logit_scale(graph: Graph, steps: int) -> float:
+    """The float fine-tune's logit scale: 0.5 for spike counts, 1/T for a value readout."""
+    return 0.5 if spiking_output(graph) else 1.0 / max(steps, 1)
+
+
 def finetune(
     graph: Graph,
     x: np.ndarray,
@@ -152,7 +158,8 @@ def finetune(
 ) -> tuple[Graph, FinetuneResult]:
     """Train the graph's synapse weights/biases on (x (T, N, *in), y (N,)); masked weights stay 0.
 
-    Also trains from scratch when ``masks`` is None (every weight trainable)."""
+    Also trains from scratch when ``masks`` is None (every weight trainable). The loop (batch
+    order, cosine schedule, progress) is ``rsnn_compiler.training.train_loop``."""
     config = config or FinetuneConfig()
     if y is None:
         raise UserInputError("fine-tuning needs labels y in the data")
@@ -161,32 +168,26 @@ def finetune(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    n = xt.shape[1]
-    scale = config.logit_scale
-    if scale is None:
-        scale = 0.5 if spiking_output(graph) else 1.0 / max(xt.shape[0], 1)
-    gen = torch.Generator().manual_seed(config.seed)
-    total_updates = config.epochs * ((n + config.batch_size - 1) // config.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total_updates, 1)) if config.cosine else None
-    result = FinetuneResult(epochs=config.epochs, updates=0, samples=int(n))
-    for _ in progress.track(range(config.epochs), "fine-tune", unit="epoch"):
-        perm = torch.randperm(n, generator=gen)
-        total = 0.0
-        for start in range(0, n, config.batch_size):
-            idx = perm[start : start + config.batch_size]
-            logits = model(xt[:, idx]).sum(0) * scale
-            loss = F.cross_entropy(logits.reshape(len(idx), -1), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            if config.max_grad_norm:
-                nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            opt.step()
-            if sched is not None:
-                sched.step()
-            total += float(loss.detach()) * len(idx)
-            result.updates += 1
-        result.loss_per_epoch.append(total / n)
+    scale = config.logit_scale if config.logit_scale is not None else float_logit_scale(graph, xt.shape[0])
+
+    def step(idx: np.ndarray, lr: float) -> float:
+        idx = torch.from_numpy(idx)
+        logits = model(xt[:, idx]).sum(0) * scale
+        loss = F.cross_entropy(logits.reshape(len(idx), -1), yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        if config.max_grad_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        return float(loss.detach())
+
+    loop = LoopConfig(config.epochs, config.batch_size, config.lr, config.seed, config.cosine)
+    run = train_loop(int(xt.shape[1]), loop, step, "fine-tune")
+    result = FinetuneResult(epochs=config.epochs, updates=run.updates, samples=int(xt.shape[1]),
+                            loss_per_epoch=run.loss_per_epoch)
     return model.to_graph(), result
 
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "TorchGraph", "finetune", "spike", "spiking_output"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "TorchGraph", "finetune", "float_logit_scale", "spike", "spiking_output"]

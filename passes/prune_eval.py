@@ -12,9 +12,28 @@ from typing import Any
 import numpy as np
 
 from rsnn_compiler.accounting import SynOpsAccount, account_float
-from rsnn_compiler.errors import UserInputError
+from rsnn_compiler.errors import PipelineError, UserInputError
 from rsnn_compiler.interpreter.float_interp import run_float
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
+from rsnn_compiler.passes_api import Prop
+
+
+def require_unquantized(graph: Graph, pass_name: str) -> None:
+    """Pruning runs on the float model, before any quantization (DESIGN §5: prune -> quantize).
+
+    Each pruning pass checks its own input graph, so calling it directly on a weight-quantized
+    or fixed-point graph is refused just like a pipeline in the wrong order."""
+    props = graph.attrs.properties
+    if graph.attrs.domain is not Domain.FLOAT or Prop.QUANTIZED in props:
+        state = "a fixed-point graph"
+    elif Prop.WEIGHTS_QUANTIZED in props:
+        state = "a graph whose weights are already quantized"
+    else:
+        return
+    raise PipelineError(
+        f"{pass_name} cannot run on {state}: prune the float model first, then quantize"
+        " (DESIGN §5: prune -> quantize_weights -> quantize_state)"
+    )
 
 
 def option(ctx, key: str, default: Any, kind=float):

@@ -223,6 +223,7 @@ class PruneSpatial:
     forbids: ClassVar[frozenset[str]] = frozenset({Prop.WEIGHTS_QUANTIZED, Prop.QUANTIZED})
 
     def run(self, graph: Graph, ctx: PassContext) -> tuple[Graph, PruneSpatialReport]:
+        ev.require_unquantized(graph, self.name)
         fraction = ev.option(ctx, "prune_fraction", None)
         structure = str(ctx.options.get("prune_structure", "unstructured"))
         report = PruneSpatialReport(name=self.name, structure=structure)

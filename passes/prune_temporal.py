@@ -118,6 +118,7 @@ class PruneTemporal:
     forbids: ClassVar[frozenset[str]] = frozenset({Prop.WEIGHTS_QUANTIZED, Prop.QUANTIZED})
 
     def run(self, graph: Graph, ctx: PassContext) -> tuple[Graph, PruneTemporalReport]:
+        ev.require_unquantized(graph, self.name)
         report = PruneTemporalReport(name=self.name)
         report.kl_tolerance = ev.option(ctx, "time_kl_tolerance", 0.05)
         report.accuracy_tolerance = ev.option(ctx, "time_accuracy_tolerance", 1.0)

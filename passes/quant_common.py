@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed import arith
 from rsnn_compiler.fixed.profiles import FpgaSpec, Loihi2Spec, get_profile
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.conversion_ops import DualThresholdIF, MultiThreshold
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.ops import (
-    ALIF, IF, LI, LIF, Affine, Conv1d, Conv2d, CubaLI, CubaLIF, _Conv,
+    ALIF, IF, LI, LIF, Affine, Conv1d, Conv2d, CubaLI, CubaLIF, NeuronOp, _Conv,
 )
+from rsnn_compiler.precision import PrecisionOptions, check_layer_names
 
 SYNAPSES = (Affine, Conv1d, Conv2d)
 FLOAT_NEURONS = (LIF, IF, CubaLIF, LI, CubaLI, ALIF, DualThresholdIF, MultiThreshold)
@@ -23,10 +25,23 @@ def profile_spec(profile: str | None) -> Loihi2Spec | FpgaSpec:
     return get_profile(profile or "fpga")
 
 
-def weight_bits(spec, options: dict) -> int:
+def weight_bits(spec, precision: PrecisionOptions, name: str) -> int:
+    """Mantissa width of synapse ``name``: its per-layer or global width, else the profile's
+    default (loihi2: 8; Lava's ``num_weight_bits`` allows 1..8)."""
+    bits = precision.layer(name).weight_bits
     if isinstance(spec, Loihi2Spec):
-        return 8
-    return int(options.get("weight_bits", spec.weight_bits_default))
+        if bits is not None and not 1 <= bits <= spec.weight_bits_max:
+            raise UserInputError(f"loihi2 weights have 1..{spec.weight_bits_max} bits (Lava num_weight_bits);"
+                                 f" '{name}' asks for {bits}: use --profile fpga for wider weights")
+        return 8 if bits is None else bits
+    return spec.weight_bits_default if bits is None else bits
+
+
+def check_precision_layers(graph: Graph, precision: PrecisionOptions) -> None:
+    """Every per-layer width names a synapse or neuron node of this (float) graph."""
+    synapses = [n for n, op in graph.nodes.items() if isinstance(op, SYNAPSES)]
+    neurons = [n for n, op in graph.nodes.items() if isinstance(op, NeuronOp)]
+    check_layer_names(precision, synapses, neurons)
 
 
 def is_conv(op) -> bool:
@@ -140,10 +155,16 @@ def spike_stats(a: RunResult, b: RunResult) -> dict:
 
 
 def accuracy(result: RunResult, y: np.ndarray | None) -> float | None:
+    """Top-1 accuracy in percent (None without labels)."""
     if y is None:
         return None
     pred = np.asarray(result.out, np.float64).sum(axis=0).argmax(axis=-1)
-    return float(np.mean(pred == np.asarray(y)))
+    return float(np.mean(pred == np.asarray(y)) * 100.0)
+
+
+def calibration_label(x: np.ndarray) -> str:
+    """What the quantization passes' accuracy numbers are measured on."""
+    return f"calibration data ({x.shape[1]} samples)"
 
 
 def prediction_agreement(a: RunResult, b: RunResult) -> float:
@@ -174,7 +195,7 @@ def grid_weights(w: np.ndarray, spec, bits: int, calib_in: np.ndarray | None, co
     """
     w = np.asarray(w, np.float64)
     loihi = isinstance(spec, Loihi2Spec)
-    lim = 254 if loihi else (1 << (bits - 1)) - 1
+    lim = 254 if loihi else (1 << (bits - 1)) - 1  # loihi2: encode_loihi_weights narrows it for bits < 8
     shape = (-1,) + (1,) * (w.ndim - 1)
     if loihi:
         e0 = int(arith.choose_exponent(np.abs(w).max() if w.size else 0.0, lim))
@@ -186,7 +207,7 @@ def grid_weights(w: np.ndarray, spec, bits: int, calib_in: np.ndarray | None, co
 
     def encode(offset: int):
         if loihi:
-            m, e, clipped = arith.encode_loihi_weights(w, 8, -64, e0 - offset)
+            m, e, clipped = arith.encode_loihi_weights(w, bits, -64, e0 - offset)
             return m * 2.0**e, np.asarray(e), clipped
         e = e0 - offset
         raw = arith.round_half_away(w / np.exp2(e.reshape(shape)))

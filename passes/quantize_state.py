@@ -44,8 +44,8 @@ from rsnn_compiler.ir.fixed_ops import (
 )
 from rsnn_compiler.ir.graph import Domain, Edge, Graph
 from rsnn_compiler.ir.ops import (
-    ALIF, IF, LI, LIF, Affine, Conv1d, CubaLI, CubaLIF, Delay, Flatten, Identity, Input, NeuronOp,
-    Output, Pool, PoolMode,
+    ALIF, IF, LI, LIF, Affine, Comparator, Conv1d, CubaLI, CubaLIF, Delay, Flatten, Identity, Input,
+    NeuronOp, Output, Pool, PoolMode,
 )
 from rsnn_compiler.ir.catalogue import neuron_op_class
 from rsnn_compiler.ir.dynamics import op_values
@@ -53,6 +53,7 @@ from rsnn_compiler.ir.verify import verify
 from rsnn_compiler.neurons import EXTENSION_OF, FIXED_FAMILIES, QUANTIZE_RULES, REWRITES
 from rsnn_compiler.passes import quant_common as Q
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
+from rsnn_compiler.precision import PrecisionOptions
 
 STRUCTURAL = (Input, Output, Identity, Flatten, Delay, Pool)
 
@@ -70,8 +71,10 @@ class QuantizeStateReport(PassReport):
     spikes_float: float | None = None
     spikes_fixed: float | None = None
     prediction_agreement: float | None = None
-    accuracy_float: float | None = None
+    accuracy_float: float | None = None  # percent, on accuracy_data
     accuracy_fixed: float | None = None
+    accuracy_data: str = ""
+    scale_calibration: list[dict] = field(default_factory=list)  # few-bit membranes: chosen log2 S
 
 
 def _r(x) -> np.ndarray:
@@ -84,20 +87,53 @@ def _decay(f: np.ndarray, offset: int = 0) -> np.ndarray:
 
 
 class _Builder:
-    def __init__(self, graph: Graph, ctx: PassContext, report: QuantizeStateReport, float_run):
+    def __init__(self, graph: Graph, ctx: PassContext, report: QuantizeStateReport, float_run,
+                 precision: PrecisionOptions, scale_override: dict[str, int] | None = None,
+                 bias_correction: dict[str, np.ndarray] | None = None):
         self.g, self.ctx, self.report, self.float_run = graph, ctx, report, float_run
         self.spec = ctx.options.get("fixed_spec") or Q.profile_spec(ctx.profile)  # a subset of it
         self.loihi = isinstance(self.spec, Loihi2Spec)
-        opts = ctx.options
-        self.bits = Q.weight_bits(self.spec, opts)
-        self.state_bits = 24 if self.loihi else int(opts.get("state_bits", self.spec.state_bits_default))
-        self.acc_bits = int(opts.get("acc_bits", getattr(self.spec, "acc_bits_default", 32)))
-        self.overflow = Overflow(opts.get("state_overflow", "saturate"))
+        self.precision = precision
+        if self.loihi:
+            wide = [k for k in ("state_bits", "current_bits", "acc_bits", "state_overflow")
+                    if getattr(precision.default, k) is not None
+                    or any(getattr(lp, k) is not None for _n, lp in precision.layers)]
+            if wide:
+                raise UserInputError(f"the loihi2 profile fixes {wide[0]} (Lava's 24-bit states, int32"
+                                     " accumulators); use --profile fpga to choose it")
+        self.state_bits = self.layer_state_bits("")  # the global width (reports)
+        self.overflow = precision.default.state_overflow or Overflow.SATURATE
+        self.acc_overflow = Overflow.WRAP if self.overflow is Overflow.WRAP else Overflow.SATURATE
         self.input_shift = 6 if self.loihi else 0
         self.vth_shift = 6 if self.loihi else 0
         self.nodes: dict = {}
         self.sigma: dict[str, float] = {}  # scale of each node's output
         self.scale: dict[str, int] = {}  # log2 S per neuron layer
+        self.scale_rule: dict[str, int] = {}  # what the threshold rule alone gives
+        self.scale_max: dict[str, float] = {}  # largest log2 S the synapse exponents allow
+        self.scale_override = dict(scale_override or {})
+        self.bias_correction = dict(bias_correction or {})  # v units per step, added to a layer's bias
+
+    # --- widths ---------------------------------------------------------------------
+    def wbits(self, syn: str) -> int:
+        return Q.weight_bits(self.spec, self.precision, syn)
+
+    def acc_bits(self, syn: str) -> int:
+        bits = self.precision.layer(syn).acc_bits
+        return getattr(self.spec, "acc_bits_default", 32) if bits is None else bits
+
+    def layer_state_bits(self, neuron: str) -> int:
+        if self.loihi:
+            return 24
+        bits = self.precision.layer(neuron).state_bits
+        return self.spec.state_bits_default if bits is None else bits
+
+    def layer_current_bits(self, neuron: str) -> int:
+        bits = self.precision.layer(neuron).current_bits
+        return self.layer_state_bits(neuron) if bits is None else bits
+
+    def layer_overflow(self, neuron: str) -> Overflow:
+        return self.precision.layer(neuron).state_overflow or self.overflow
 
     # --- scales ---------------------------------------------------------------------
     def sigma_of(self, name: str) -> float:
@@ -114,11 +150,13 @@ class _Builder:
         raise UserInputError(f"cannot quantize: the scale of node '{name}' is needed before it is known"
                              " (a non-spiking node inside a loop)")
 
-    def theta_budget(self) -> float:
-        return float(1 << 21) if self.loihi else float(1 << (self.state_bits - 3))
+    def theta_budget(self, state_bits: int) -> float:
+        """theta * S <= this: a quarter of the positive v range (loihi2: 2^21 of 24 bits)."""
+        return float(1 << 21) if self.loihi else 2.0 ** (state_bits - 3)
 
-    def synapse_limit(self, syn, sigma_in: float) -> float:
+    def synapse_limit(self, name: str, sigma_in: float) -> float:
         """Largest S keeping this synapse's exponent in range."""
+        syn = self.g.nodes[name]
         wmax = float(np.abs(syn.weight).max()) if syn.weight.size else 0.0
         if wmax == 0.0:
             return float("inf")
@@ -127,7 +165,7 @@ class _Builder:
         elif self.loihi:
             mant, e_hi = 254.0, self.spec.weight_exp_range[1]
         else:
-            mant, e_hi = float((1 << (self.bits - 1)) - 1), self.spec.weight_exp_range[1]
+            mant, e_hi = float((1 << (self.wbits(name) - 1)) - 1), self.spec.weight_exp_range[1]
         return mant * 2.0**e_hi * sigma_in * 2.0**self.input_shift / wmax
 
     # --- synapses -------------------------------------------------------------------
@@ -146,16 +184,18 @@ class _Builder:
             e = np.zeros(w.shape[0], np.int64)
             kw = dict(weight_bits=8, acc_bits=self.spec.conv_acc_bits, acc_overflow=self.spec.conv_acc_overflow)
         elif self.loihi:
-            m, e0, _ = arith.encode_loihi_weights(w, 8, *self.spec.weight_exp_range)
+            bits = self.wbits(name)
+            m, e0, _ = arith.encode_loihi_weights(w, bits, *self.spec.weight_exp_range)
             e = np.full(w.shape[0], e0)
-            kw = dict(weight_bits=8, acc_bits=self.spec.dense_acc_bits, acc_overflow=self.spec.dense_acc_overflow)
+            kw = dict(weight_bits=bits, acc_bits=self.spec.dense_acc_bits, acc_overflow=self.spec.dense_acc_overflow)
         else:
             axis = 0 if Q.per_channel(self.spec, self.ctx.options) else None
-            m, e = arith.encode_mant_exp(w, self.bits, *self.spec.weight_exp_range, axis=axis)
+            bits, acc_bits = self.wbits(name), self.acc_bits(name)
+            m, e = arith.encode_mant_exp(w, bits, *self.spec.weight_exp_range, axis=axis)
             e = np.broadcast_to(e, (w.shape[0],)).copy()
-            kw = dict(weight_bits=self.bits, acc_bits=self.acc_bits, acc_overflow=self.overflow)
+            kw = dict(weight_bits=bits, acc_bits=acc_bits, acc_overflow=self.acc_overflow)
             if cuba_bias is not None:
-                lo, hi = arith.signed_range(self.acc_bits)
+                lo, hi = arith.signed_range(acc_bits)
                 bias = np.clip(_r(cuba_bias * S / 2.0**self.input_shift), lo, hi)
         self.nodes[name] = cls(weight=m, weight_exp=e, bias=bias, **kw, **geo)
 
@@ -186,15 +226,17 @@ class _Builder:
                     weight=syn.weight * g.reshape(shape).astype(np.float32),
                     bias=None if syn.bias is None else syn.bias * g.astype(np.float32)))
         sig = {s: self._sigma_in(s) for s in syns}
-        limits = [self.synapse_limit(self.g.nodes[s], sig[s]) for s in syns]
-        v_budget = float(1 << (self.state_bits - 2))
+        limits = [self.synapse_limit(s, sig[s]) for s in syns]
+        state_bits = self.layer_state_bits(name)
+        v_budget = 2.0 ** (state_bits - 2)
+        hard = min(limits) if limits else float("inf")
         if op.spiking:
             theta = float(np.max(op.theta)) if op.theta.size else 1.0
             if isinstance(op, MultiThreshold):  # m reaches (levels + 1) * theta before firing
                 theta *= op.levels + 1
             elif hasattr(op, "levels"):  # a multi-spike family: as far as the calibration run reached
                 theta = self._graded_bound(name, op, theta)
-            limits.append(self.theta_budget() / max(theta, 1e-30))
+            limits.append(self.theta_budget(state_bits) / max(theta, 1e-30))
             ext = EXTENSION_OF.get(op.family)
             for state in (ext.bound_states if ext is not None and self.float_run is not None else ()):
                 reached = float(np.max(np.abs(self.float_run.states.get(f"{state}/{name}", 0.0)), initial=0.0))
@@ -205,6 +247,10 @@ class _Builder:
         k = Q.floor_pow2(min(limits))
         if self.loihi:
             k = max(k, 0)
+        self.scale_rule[name] = k
+        self.scale_max[name] = Q.floor_pow2(hard) if np.isfinite(hard) else float("inf")
+        if name in self.scale_override:  # calibrated scale (QuantizeState._calibrate_scales)
+            k = self.scale_override[name]
         S = 2.0**k
         self.scale[name] = k
         cuba = isinstance(op, (CubaLIF, CubaLI))
@@ -229,9 +275,14 @@ class _Builder:
                 else:
                     v_bias = v_bias + b * S
             self.synapse(s, S, sig[s], cb)
-        self.nodes[name] = self._fixed_neuron(op, S, v_bias, cuba)
+        if name in self.bias_correction:  # calibrated rounding-bias correction (few-bit membranes)
+            v_bias = v_bias + self.bias_correction[name].reshape(op.shape)
+        self.nodes[name] = self._fixed_neuron(name, op, S, v_bias, cuba)
         self.sigma[name] = 1.0 if op.spiking else S
-        info = {"node": name, "kind": type(self.nodes[name]).__name__, "log2_scale": k}
+        info = {"node": name, "kind": type(self.nodes[name]).__name__, "log2_scale": k,
+                "state_bits": state_bits}
+        if k != self.scale_rule[name]:
+            info["log2_scale_rule"] = self.scale_rule[name]
         fop = self.nodes[name]
         for p in ("vth", "du", "dv"):
             if hasattr(fop, p):
@@ -298,26 +349,40 @@ class _Builder:
         beta = float(np.max(op.beta))
         return total / max(1.0 - beta, 1.0 / 64) / 4
 
-    def _fixed_neuron(self, op, S: float, v_bias: np.ndarray, cuba: bool):
+    def _fixed_neuron(self, name: str, op, S: float, v_bias: np.ndarray, cuba: bool):
         spec = self.spec
+        state_bits, overflow = self.layer_state_bits(name), self.layer_overflow(name)
         if self.loihi:
             bm, be = arith.encode_mant_exp(v_bias.reshape(-1), 13, *spec.bias_exp_range, axis=0)
         else:
-            bm, be = arith.encode_mant_exp(v_bias.reshape(-1), spec.bias_mant_bits, *spec.bias_exp_range, axis=0)
+            # the bias is added as the integer shift(bias_mant, bias_exp) every step: a negative
+            # exponent would floor it each time, so encode the nearest integer (exponent >= 0)
+            bm, be = arith.encode_mant_exp(_r(v_bias.reshape(-1)), spec.bias_mant_bits,
+                                           max(spec.bias_exp_range[0], 0), spec.bias_exp_range[1], axis=0)
         bm, be = bm.reshape(op.shape), np.broadcast_to(be.reshape(-1), (bm.size,)).reshape(op.shape)
-        lo, hi = arith.signed_range(self.state_bits, Overflow.SATURATE_SYM)
-        common = dict(bias_mant=bm, bias_exp=be, input_shift=self.input_shift, v_bits=self.state_bits)
+        lo, hi = arith.signed_range(state_bits, Overflow.SATURATE_SYM)
+        common = dict(bias_mant=bm, bias_exp=be, input_shift=self.input_shift, v_bits=state_bits)
         if self.loihi:
             common["v_overflow"] = spec.v_overflow
             cur = dict(u_bits=spec.u_bits, u_overflow=spec.u_overflow, du_offset=1)
         else:
-            common["v_overflow"] = self.overflow
-            cur = dict(u_bits=self.state_bits, u_overflow=self.overflow, du_offset=1)
+            common["v_overflow"] = overflow
+            cur = dict(u_bits=self.layer_current_bits(name), u_overflow=overflow, du_offset=1)
         vth_hi = spec.vth_range[1] if self.loihi else (1 << spec.vth_bits) - 1
+        v_top = arith.signed_range(state_bits, overflow)[1]  # the largest membrane value
 
         def vth(theta):
             return np.clip(_r(theta.astype(np.float64) * S / 2.0**self.vth_shift), 1, vth_hi)
 
+        comparator = getattr(op, "comparator", None)
+        if (comparator is Comparator.GT and not self.loihi and op.spiking
+                and int(vth(op.theta).max()) >= v_top):
+            # a few-bit membrane whose threshold sits at its top level could never exceed it:
+            # fire on reaching it (>=), the one integer reading of "v > theta" that can fire
+            comparator = Comparator.GE
+            self.report.notes.append(
+                f"{name}: {state_bits}-bit membrane with the threshold at its top level {v_top}:"
+                " spikes when v reaches it (comparator ge; gt could never fire)")
         def v(arr):
             return np.clip(_r(arr.astype(np.float64) * S), lo, hi)
 
@@ -330,7 +395,7 @@ class _Builder:
             if isinstance(op, DualThresholdIF):
                 neg = np.clip(_r(op.theta_neg.astype(np.float64) * S / 2.0**self.vth_shift), -vth_hi, vth_hi)
                 return FixedDualIF(**common, vth=vth(op.theta), vth_neg=neg, v_init=v(op.v_init),
-                                   comparator=op.comparator, vth_shift=self.vth_shift)
+                                   comparator=comparator, vth_shift=self.vth_shift)
             return FixedMultiThreshold(**common, vth=vth(op.theta), v_init=v(op.v_init), levels=op.levels,
                                        reset=op.reset, vth_shift=self.vth_shift)
         du = _decay(op.alpha, 1) if cuba else np.full(op.shape, 4095)
@@ -338,7 +403,7 @@ class _Builder:
         if isinstance(op, (LI, CubaLI)):
             return FixedLI(**common, **cur, du=du, dv=dv, v_init=v(op.v_init))
         kw = dict(**common, **cur, du=du, dv=dv, vth=vth(op.theta), v_reset=v(op.v_reset),
-                  v_init=v(op.v_init), reset=op.reset, comparator=op.comparator, vth_shift=self.vth_shift)
+                  v_init=v(op.v_init), reset=op.reset, comparator=comparator, vth_shift=self.vth_shift)
         if isinstance(op, ALIF):
             return FixedALIF(**kw, da=_decay(op.rho), a_inc=np.clip(_r(op.kappa.astype(np.float64) * S), 0, hi))
         return FixedLIF(**kw)
@@ -347,12 +412,11 @@ class _Builder:
     def input_quantizer(self, name: str) -> Quantize:
         op = self.g.nodes[name]
         x = self.ctx.calib_x
-        opts = self.ctx.options
         if x is not None and np.isin(np.unique(x), (0.0, 1.0)).all():
             q = Quantize(shape=op.shape, shift=0, bits=1, signed=False)
             source = "calibration (binary spikes)"
         else:
-            bits = int(opts.get("input_bits", 8))
+            bits = self.precision.input_bits or 8
             if x is not None:
                 signed = bool(np.min(x) < 0)
                 mx = float(np.abs(x).max()) or 1.0
@@ -405,7 +469,7 @@ class _Builder:
         sigma_in = self._sigma_in(name)
         w = syn.weight.astype(np.float64) / sigma_in
         wmax = float(np.abs(w).max()) or 1.0
-        mant = 254.0 if self.loihi else float((1 << (self.bits - 1)) - 1)
+        mant = 254.0 if self.loihi else float((1 << (self.wbits(name) - 1)) - 1)
         S = 2.0 ** Q.floor_pow2(mant / wmax)
         saved = self.input_shift
         self.input_shift = 0
@@ -416,7 +480,69 @@ class _Builder:
         self.sigma[name] = S
 
 
+CALIBRATION_SAMPLES = 256  # samples of the calibration data the scale search runs on
+SCALE_STEPS = (-1, 1, 2, 3)  # log2 S candidates around the threshold rule's
+
+
+def _f1(a: np.ndarray, b: np.ndarray) -> float:
+    """Spike-count overlap 2·Σmin(|a|,|b|) / (Σ|a| + Σ|b|) (1 when both are silent)."""
+    a, b = np.abs(np.asarray(a, np.float64)), np.abs(np.asarray(b, np.float64))
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2.0 * np.minimum(a, b).sum() / total)
+
+
+def _edge_input(graph: Graph, run, name: str) -> np.ndarray:
+    """The summed integer input of node ``name`` at every recorded step (float64)."""
+    total = None
+    for e in graph.in_edges(name):
+        v = run.values[e.src].astype(np.float64)
+        if e.delay:
+            v = np.concatenate([np.zeros_like(v[: e.delay]), v[: -e.delay]])[: len(v)]
+        total = v if total is None else total + v
+    return total
+
+
+def drive_rounding_error(graph: Graph, run, name: str) -> np.ndarray | None:
+    """Per neuron of ``name``: the mean over steps and samples of what its integer synapses deliver
+    minus the exact value of their sums (``acc · 2^e + bias``), in v units — the bias that the
+    floor of a right shift adds every step (about -1/2 per active synapse). None when a synapse
+    is not a FixedDense."""
+    total = 0.0
+    for e in graph.in_edges(name):
+        syn = graph.nodes[e.src]
+        if not isinstance(syn, FixedDense):
+            return None
+        x = _edge_input(graph, run, e.src)
+        exact = (x @ syn.weight.T.astype(np.float64)) * np.exp2(syn.weight_exp.astype(np.float64))
+        if syn.bias is not None:
+            exact = exact + syn.bias
+        err = run.values[e.src].astype(np.float64) - exact
+        total = total + err.reshape(-1, err.shape[-1]).mean(axis=0)
+    return None if np.isscalar(total) else total
+
+
+def _sqnr(ref: np.ndarray, got: np.ndarray) -> float:
+    err = float(np.sum((ref - got) ** 2))
+    return float("inf") if err == 0 else 10.0 * np.log10(max(float(np.sum(ref**2)), 1e-300) / err)
+
+
 class QuantizeState:
+    """Float graph -> fixed graph; the module docstring has the equations.
+
+    Few-bit membranes (``state_scale``: "calibrate", or "auto" for states of at most 8 bits
+    when calibration data exists) are calibrated per neuron layer in evaluation order, on the
+    first 256 calibration samples:
+    - bias correction: a synapse's right shift floors its output every step (about -1/2 of a
+      membrane step per active synapse, which at a few bits is a large share of the threshold);
+      the mean rounding error per neuron (``drive_rounding_error``) is measured and its rounded
+      negative added to the neuron's bias;
+    - scale: log2 S is chosen among the threshold rule's k and k-1, k+1, k+2, k+3 (within the
+      synapse exponent range, threshold inside the membrane range), each with its own bias
+      correction, to maximise the agreement with the float graph: spike-count overlap
+      2·Σmin/(Σ+Σ) of that layer's spikes, or the SQNR of a LI readout's v. Ties keep the rule's k.
+    Deterministic.
+    """
+
     name: ClassVar[str] = "quantize_state"
     requires: ClassVar[frozenset[str]] = frozenset({Prop.PRUNED, Prop.WEIGHTS_QUANTIZED})
     establishes: ClassVar[frozenset[str]] = frozenset({Prop.QUANTIZED})
@@ -434,10 +560,19 @@ class QuantizeState:
         if graph.attrs.domain is not Domain.FLOAT:
             raise UserInputError("quantize_state runs on a float graph; this one is already fixed")
         spec = Q.profile_spec(ctx.profile)
+        precision = PrecisionOptions.from_options(ctx.options)
+        Q.check_precision_layers(graph, precision)
         report = QuantizeStateReport(name=self.name, profile=spec.name)
         float_run = run_float(graph, ctx.calib_x) if ctx.calib_x is not None else None
-        builder = _Builder(graph, ctx, report, float_run)
+        builder = _Builder(graph, ctx, report, float_run, precision)
         fixed = builder.build()
+        calibrate = self._layers_to_calibrate(builder, precision, float_run)
+        if calibrate:
+            overrides, corrections = self._calibrate_scales(graph, ctx, float_run, precision, calibrate)
+            report = QuantizeStateReport(name=self.name, profile=spec.name)
+            builder = _Builder(graph, ctx, report, float_run, precision, overrides, corrections)
+            fixed = builder.build()
+            report.scale_calibration = self.calibration
         report.state_bits = builder.state_bits
         problems = verify(fixed)
         if problems:
@@ -456,8 +591,82 @@ class QuantizeState:
             report.prediction_agreement = Q.prediction_agreement(float_run, fixed_run)
             report.accuracy_float = Q.accuracy(float_run, ctx.calib_y)
             report.accuracy_fixed = Q.accuracy(fixed_run, ctx.calib_y)
+            if ctx.calib_y is not None:
+                report.accuracy_data = Q.calibration_label(ctx.calib_x)
         report.reason = (
             f"{spec.name}: {len(report.layers)} neuron layers, {builder.state_bits}-bit states"
             + (f", spike agreement {report.spike_agreement:.3f}" if report.spike_agreement is not None else "")
         )
         return fixed, report
+
+    # --- calibrated scales of few-bit membranes -------------------------------------------
+    calibration: list[dict]
+
+    @staticmethod
+    def _layers_to_calibrate(builder: _Builder, precision: PrecisionOptions, float_run) -> list[str]:
+        if builder.loihi or float_run is None or precision.state_scale == "threshold":
+            return []
+        layers = list(builder.scale_rule)
+        if precision.state_scale == "auto":
+            layers = [n for n in layers if builder.layer_state_bits(n) <= 8]
+        return layers
+
+    def _calibrate_scales(self, graph: Graph, ctx: PassContext, float_run, precision: PrecisionOptions,
+                          layers: list[str]) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+        x = ctx.calib_x[:, :CALIBRATION_SAMPLES]
+        ref = run_float(graph, x) if x.shape[1] != ctx.calib_x.shape[1] else float_run
+        overrides: dict[str, int] = {}
+        corrections: dict[str, np.ndarray] = {}
+        self.calibration = []
+
+        def trial(k_over: dict, corr: dict):
+            b = _Builder(graph, ctx, QuantizeStateReport(name=self.name), float_run, precision, k_over, corr)
+            fixed = b.build()
+            return fixed, run_fixed(fixed, x)
+
+        for name in layers:
+            base = _Builder(graph, ctx, QuantizeStateReport(name=self.name), float_run, precision, overrides,
+                            corrections)
+            base.build()
+            rule, top = base.scale_rule[name], base.scale_max[name]
+            scores: dict[int, float] = {}
+            fixes: dict[int, np.ndarray] = {}
+            for k in [rule, *(rule + d for d in SCALE_STEPS)]:
+                if k > top:
+                    continue
+                try:
+                    fixed, run = trial({**overrides, name: k}, corrections)
+                except UserInputError:
+                    continue
+                op = fixed.nodes[name]
+                if k != rule and verify(fixed):
+                    continue
+                if k != rule and getattr(op, "vth", None) is not None and op.spiking:
+                    v_top = arith.signed_range(op.v_bits, op.v_overflow)[1]
+                    if int(op.vth.max()) > v_top - (getattr(op, "comparator", None) is Comparator.GT):
+                        continue  # the threshold would leave the membrane range
+                err = drive_rounding_error(fixed, run, name)
+                fix = None if err is None else _r(-err)
+                if fix is not None and np.any(fix):
+                    try:
+                        fixed, run = trial({**overrides, name: k}, {**corrections, name: fix})
+                    except UserInputError:
+                        fix = None
+                        fixed, run = trial({**overrides, name: k}, corrections)
+                fixes[k] = fix
+                if op.spiking:
+                    scores[k] = _f1(ref.spikes[name], run.spikes[name])
+                else:
+                    scores[k] = _sqnr(ref.states[f"v/{name}"], run.states[f"v/{name}"] / 2.0**k)
+            best = max(scores, key=lambda k: (scores[k], k == rule, -abs(k - rule)))
+            overrides[name] = best
+            if fixes.get(best) is not None and np.any(fixes[best]):
+                corrections[name] = fixes[best]
+            self.calibration.append({
+                "node": name, "log2_scale_rule": rule, "log2_scale": best,
+                "metric": "spike overlap" if graph.nodes[name].spiking else "v SQNR (dB)",
+                "scores": {str(k): round(v, 4) for k, v in sorted(scores.items())},
+                "bias_correction": None if name not in corrections else
+                [int(corrections[name].min()), int(corrections[name].max())],
+            })
+        return overrides, corrections

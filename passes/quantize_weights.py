@@ -8,7 +8,9 @@ The graph stays float (so the float interpreter measures the effect); weights be
   [-254, 254]; single-sign: [0, 255] / [-255, 0]), so quantize_state maps them to Lava Dense
   weights without rounding again;
 - ``fpga``: one exponent per output channel (``options["per_channel"] = False``: per layer),
-  signed ``weight_bits`` mantissas (option, default 8) in a symmetric range.
+  signed ``weight_bits`` mantissas (default 8) in a symmetric range.
+Widths come from ``PrecisionOptions`` (``rsnn_compiler/precision.py``: global and per layer;
+loihi2 accepts 1..8-bit weights, Lava's ``num_weight_bits``).
 With calibration data (``ctx.calib_x``) each dense layer also tries one exponent finer (clipping
 outlier weights) and keeps the one with the smaller output error on the layer's calibration
 inputs; the report gives per-layer SQNR and clipped fraction and the spike agreement / accuracy
@@ -27,6 +29,7 @@ from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.passes import quant_common as Q
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
+from rsnn_compiler.precision import PrecisionOptions
 
 
 @dataclass
@@ -41,8 +44,9 @@ class QuantizeWeightsReport(PassReport):
     spike_agreement: float | None = None  # float graph before vs after, on calibration data
     spike_recall: float | None = None
     prediction_agreement: float | None = None
-    accuracy_before: float | None = None
+    accuracy_before: float | None = None  # percent, on accuracy_data
     accuracy_after: float | None = None
+    accuracy_data: str = ""
 
 
 class QuantizeWeights:
@@ -60,7 +64,9 @@ class QuantizeWeights:
         if graph.attrs.domain is not Domain.FLOAT:
             raise UserInputError("quantize_weights runs on a float graph; this one is already fixed")
         spec = Q.profile_spec(ctx.profile)
-        bits = Q.weight_bits(spec, ctx.options)
+        precision = PrecisionOptions.from_options(ctx.options)
+        Q.check_precision_layers(graph, precision)
+        bits = Q.weight_bits(spec, precision, "")  # the global width (per-layer entries below)
         report = QuantizeWeightsReport(name=self.name, profile=spec.name, weight_bits=bits)
         graph, report.gains_folded = Q.fold_gains(graph)
 
@@ -72,7 +78,8 @@ class QuantizeWeights:
             if not isinstance(op, Q.SYNAPSES):
                 continue
             calib_in = Q.layer_inputs(graph, before, name) if before is not None else None
-            wq, exp, clipped = Q.grid_weights(op.weight, spec, bits, calib_in, Q.is_conv(op),
+            layer_bits = Q.weight_bits(spec, precision, name)
+            wq, exp, clipped = Q.grid_weights(op.weight, spec, layer_bits, calib_in, Q.is_conv(op),
                                               Q.per_channel(spec, ctx.options))
             graph = graph.with_node(name, op.replace(weight=wq.astype(np.float32)))
             s = Q.sqnr_db(op.weight, wq)
@@ -81,6 +88,7 @@ class QuantizeWeights:
             count += op.weight.size
             report.layers.append({
                 "node": name,
+                "weight_bits": layer_bits,
                 "exponent": exp.tolist() if np.ndim(exp) else int(exp),
                 "sqnr_db": round(s, 2) if np.isfinite(s) else s,
                 "clipped_fraction": clipped,
@@ -99,8 +107,12 @@ class QuantizeWeights:
             report.prediction_agreement = Q.prediction_agreement(before, after)
             report.accuracy_before = Q.accuracy(before, ctx.calib_y)
             report.accuracy_after = Q.accuracy(after, ctx.calib_y)
+            if ctx.calib_y is not None:
+                report.accuracy_data = Q.calibration_label(ctx.calib_x)
+        widths = sorted({layer["weight_bits"] for layer in report.layers}) or [bits]
         report.reason = (
-            f"{len(report.layers)} synapse layers on the {spec.name} grid, {bits}-bit mantissas,"
+            f"{len(report.layers)} synapse layers on the {spec.name} grid,"
+            f" {'/'.join(map(str, widths))}-bit mantissas,"
             f" mean SQNR {report.mean_sqnr_db:.1f} dB"
         )
         return graph, report

@@ -19,8 +19,11 @@ Lava's stock ``LIF`` (and lava-dl netx's CUBA layers) compute a zero-reset CUBA 
 
 Then the synapse weights and biases are fine-tuned (``passes/finetune.py``, surrogate
 gradients) for ``--stock-finetune`` epochs (default 20) on ``--stock-data`` (labels needed),
-and the report gives the accuracy on the ``--calib`` data of the original float model, the
-retargeted one before and after the fine-tune, and the cost in points. Without
+and the report gives the accuracy (percent, with the data it was measured on) on the ``--calib``
+data of the original float model, the retargeted one before and after the fine-tune, and the
+cost in points. The build's accuracy check then treats the retargeting like pruning: more than
+``--accuracy-tolerance`` points below the float model stops the build unless
+``--accept-accuracy-loss``. Without
 ``--stock-data`` the calibration set is split: every 4th sample is held out for the report, the
 rest trains. Neurons without a stock
 counterpart (ALIF, LI readouts, conversion neurons) stay as they are and are listed.
@@ -54,9 +57,10 @@ class RetargetStockReport(PassReport):
     epochs: int = 0
     train_samples: int = 0
     holdout_samples: int = 0
-    accuracy_original: float | None = None  # held-out, float model before this pass
-    accuracy_retargeted: float | None = None  # held-out, stock neurons before the fine-tune
-    accuracy_finetuned: float | None = None  # held-out, after the fine-tune
+    report_data: str = ""  # what the accuracies below are measured on
+    accuracy_original: float | None = None  # percent, float model before this pass
+    accuracy_retargeted: float | None = None  # percent, stock neurons before the fine-tune
+    accuracy_finetuned: float | None = None  # percent, after the fine-tune
     accuracy_cost_points: float | None = None  # original - finetuned, in percentage points
     loss_per_epoch: list[float] = field(default_factory=list)
 
@@ -139,11 +143,12 @@ def pick_shared_decays(graph: Graph, nodes: list[str], x: np.ndarray, y: np.ndar
                     best = (acc, c, trial)
             if best is not None:
                 graph = best[2]
-                notes.append(f"{name}.{p} = {best[1]:.4g} (best shared candidate, {100 * best[0]:.1f}% on training data)")
+                notes.append(f"{name}.{p} = {best[1]:.4g} (best shared candidate, {best[0]:.1f}% on training data)")
     return graph, notes
 
 
 def accuracy(graph: Graph, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of the float graph on (x, y), in percent."""
     return float(Q.accuracy(run_float(graph, x), y))
 
 
@@ -179,7 +184,7 @@ class RetargetStock:
                                 " model's accuracy is unmeasured")
             report.reason = self._reason(report)
             return graph, report
-        (xt, yt), (xh, yh) = split
+        (xt, yt), (xh, yh), report.report_data = split
         report.train_samples, report.holdout_samples = int(xt.shape[1]), int(xh.shape[1])
         if netx:
             nodes = [r["node"] for r in report.retargeted]
@@ -193,13 +198,14 @@ class RetargetStock:
             graph, result = finetune(graph, xt, yt, None, FinetuneConfig(epochs=epochs, lr=3e-3))
             report.loss_per_epoch = [round(v, 5) for v in result.loss_per_epoch]
         report.accuracy_finetuned = accuracy(graph, xh, yh)
-        report.accuracy_cost_points = round(100 * (report.accuracy_original - report.accuracy_finetuned), 2)
+        report.accuracy_cost_points = round(report.accuracy_original - report.accuracy_finetuned, 2)
         report.reason = self._reason(report)
         return graph, report
 
     @staticmethod
     def _data(ctx: PassContext):
-        """((x, y) to train on, (x, y) to report on), or None without labelled data."""
+        """((x, y) to train on, (x, y) to report on, the name of the report data), or None
+        without labelled data."""
         x, y = ctx.calib_x, ctx.calib_y
         path = ctx.options.get("stock_data")
         if path:
@@ -209,14 +215,15 @@ class RetargetStock:
             if yt is None:
                 raise UserInputError(f"--stock-data {path} has no labels y")
             if x is None or y is None:
-                return (xt, yt), (xt, yt)
-            return (xt, yt), (x, y)
+                return (xt, yt), (xt, yt), f"the training data ({xt.shape[1]} samples of --stock-data)"
+            return (xt, yt), (x, y), f"--calib ({x.shape[1]} samples)"
         if x is None or y is None:
             return None
         hold = np.arange(x.shape[1]) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
         if hold.all() or not hold.any():
-            return (x, y), (x, y)
-        return (x[:, ~hold], y[~hold]), (x[:, hold], y[hold])
+            return (x, y), (x, y), f"the training data ({x.shape[1]} samples of --calib)"
+        return (x[:, ~hold], y[~hold]), (x[:, hold], y[hold]), \
+            f"--calib's held-out quarter ({int(hold.sum())} samples)"
 
     @staticmethod
     def _reason(r: RetargetStockReport) -> str:
@@ -224,7 +231,7 @@ class RetargetStock:
         if r.left_custom:
             text += f", {len(r.left_custom)} left custom"
         if r.accuracy_finetuned is not None:
-            text += (f"; accuracy {100 * r.accuracy_original:.2f}% -> {100 * r.accuracy_retargeted:.2f}%"
-                     f" retargeted -> {100 * r.accuracy_finetuned:.2f}% fine-tuned"
+            text += (f"; accuracy on {r.report_data} {r.accuracy_original:.2f}% -> {r.accuracy_retargeted:.2f}%"
+                     f" retargeted -> {r.accuracy_finetuned:.2f}% fine-tuned"
                      f" (cost {r.accuracy_cost_points:+.2f} points)")
         return text

@@ -1,9 +1,13 @@
-"""``rsnnc build``: import -> float passes -> per-profile quantization -> target check/emit.
+"""``rsnnc build``: import -> float passes -> per-profile quantization -> accuracy check -> emit.
 
 The resolved pipeline is explicit and recorded in the manifest. Float pipeline:
 ``canonicalize -> prune``; when a target runs integers, the build's one fixed-point profile
-(see ``resolve_profile``) then gets ``quantize_weights -> quantize_state``. Pruning that is off (or not available) is recorded as
-skipped. Everything is written atomically into the build directory.
+(see ``resolve_profile``) then gets ``quantize_weights -> quantize_state``. Pruning that is off
+(or not available) is recorded as skipped. A fixed-point input (a ``graph.<profile>.rsnn``, e.g.
+from ``rsnnc finetune``) is built as it is: no float passes, no re-quantization, only the
+targets' lowering passes. With labelled data (``holdout``, else the calibration data) the
+accuracy of every step is measured and checked (``rsnn_compiler/accuracy.py``). Everything is
+written atomically into the build directory (``write_build``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Callable
 import numpy as np
 
 from rsnn_compiler import __version__
+from rsnn_compiler.accuracy import AccuracyRecord, EvalData, accuracy_percent, check_tolerance, enforce
+from rsnn_compiler.accuracy import DEFAULT_TOLERANCE
 from rsnn_compiler.artifact import (
     MANIFEST, TIMINGS, atomic_directory, check_output_folder, file_hashes, output_path, sha256_file, write_json,
 )
@@ -25,13 +31,15 @@ from rsnn_compiler.data import load_data
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.profiles import LOIHI2_NETX
 from rsnn_compiler.frontend_api import ImportOptions, ImportResult, parse_factory_args
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Comparator, ResetMode
 from rsnn_compiler.ir.serialize import save_graph
 from rsnn_compiler.ir.text import structural_hash, to_text
 from rsnn_compiler.pass_manager import SkippedStep, run_pipeline
 from rsnn_compiler.pipeline import PRUNE_STEP, fixed_pipeline, float_pipeline_names
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
+from rsnn_compiler.precision import OPTION as PRECISION_OPTION
+from rsnn_compiler.precision import PrecisionOptions
 from rsnn_compiler import registry
 from rsnn_compiler.target_api import TargetCheckError
 from rsnn_compiler.user_code import guard
@@ -56,6 +64,10 @@ class BuildOptions:
     prune: float | None = None
     profile: str | None = None  # fixed-point profile; default: what a target requires, else fpga
     board: str | None = None  # Loihi 2 board for targets that map onto one (lava); None: its default
+    precision: PrecisionOptions | None = None  # bit widths (None: the profile's defaults)
+    holdout: str | None = None  # labelled held-out data: accuracy is reported and checked on it
+    accuracy_tolerance: float = DEFAULT_TOLERANCE  # points below the float model before the build stops
+    accept_accuracy_loss: bool = False  # record and warn instead of stopping
     verify_each: bool = False
     force: bool = False  # -o may replace a folder that is not an rsnnc build
     max_accuracy_drop: float | None = None  # points, float -> fixed on --calib (exit 1 beyond)
@@ -197,6 +209,68 @@ def _step_name(step) -> str:
     return step if isinstance(step, str) else step.name
 
 
+def _accuracy_data(options: BuildOptions, calib_x, calib_y) -> EvalData | None:
+    """Labelled data the build's accuracy is measured on: ``holdout``, else labelled calibration
+    data (named as training data when a fine-tune trained on it). Refuses a held-out file that is
+    also a fine-tune's training data."""
+    tune_path = options.extra.get("prune_finetune_data")
+    tunes_on_calib = options.prune is not None and int(options.extra.get("prune_finetune_epochs") or 0) > 0 \
+        and not tune_path and options.extra.get("finetune_x") is None
+    stock_path = options.extra.get("stock_data")
+    stock = options.extra.get("stock_neurons")
+    stock_on_calib = bool(stock) and not stock_path \
+        and (int(options.extra.get("stock_finetune_epochs", 1) or 0) > 0 or stock == "netx")  # netx picks decays
+    if options.holdout:
+        data = EvalData.load(options.holdout, "held out")
+        sources = [(tune_path, "pruning"), (options.calib if tunes_on_calib else None, "pruning"),
+                   (stock_path, "stock-neuron"), (options.calib if stock_on_calib else None, "stock-neuron")]
+        trained = [who for p, who in sources
+                   if p and Path(p).is_file() and sha256_file(Path(p)) == data.sha256]
+        if trained:
+            raise UserInputError(f"--holdout {options.holdout} is also the {trained[0]} fine-tune's training data;"
+                                 " give a held-out file the model is not tuned on")
+        return data
+    if calib_y is None:
+        return None
+    tuners = [name for name, on in (("pruning", tunes_on_calib), ("stock-neuron", stock_on_calib)) if on]
+    role = f"calibration data, also the {' and '.join(tuners)} fine-tune's training data" if tuners \
+        else "calibration data"
+    return EvalData(calib_x, calib_y, f"{Path(options.calib).name} ({calib_x.shape[1]} samples, {role})")
+
+
+def _describe_widths(graph: Graph) -> str:
+    from rsnn_compiler.ir.fixed_ops import FixedDense, FixedNeuron, _FixedConv
+
+    w = sorted({op.weight_bits for op in graph.nodes.values() if isinstance(op, (FixedDense, _FixedConv))})
+    v = sorted({op.v_bits for op in graph.nodes.values() if isinstance(op, FixedNeuron)})
+    fmt = lambda xs: "/".join(map(str, xs)) or "-"  # noqa: E731
+    return f"{fmt(w)}-bit weights, {fmt(v)}-bit states"
+
+
+def measure_accuracy(data: EvalData | None, options: BuildOptions, source_graph: Graph, float_graph: Graph | None,
+                     fixed: dict[str, Graph], progress) -> AccuracyRecord | None:
+    """Accuracy (%) of the imported model and of each step after it, on ``data``."""
+    if data is None:
+        return None
+    progress(f"measuring accuracy on {data.label}")
+    record = AccuracyRecord(data=data.label, float_model=accuracy_percent(source_graph, data),
+                            tolerance=check_tolerance(options.accuracy_tolerance),
+                            accepted_loss=options.accept_accuracy_loss)
+    stock = options.extra.get("stock_neurons")
+    if float_graph is not None and (stock or options.prune is not None):
+        step = " + ".join(([f"stock neurons ({stock})"] if stock else [])
+                          + (["pruning"] if options.prune is not None else []))
+        fixes = (["fine-tune longer on more data (--stock-finetune EPOCHS --stock-data TRAIN.npz)"] if stock else []) \
+            + (["fine-tune after pruning (--prune-finetune 5 --finetune-data TRAIN.npz) or prune less"]
+               if options.prune is not None else [])
+        record.add(step, accuracy_percent(float_graph, data), "; ".join(fixes))
+    for profile, graph in fixed.items():
+        record.add(f"quantization ({profile}: {_describe_widths(graph)})", accuracy_percent(graph, data),
+                   "use wider widths (--weight-bits/--state-bits; `rsnnc sensitivity` shows which layers"
+                   " need them) or recover it with `rsnnc finetune` on a build made with --accept-accuracy-loss")
+    return record
+
+
 def build(
     source: str,
     outdir: str | Path,
@@ -233,9 +307,11 @@ def _build(
         raise UserInputError(f"--prune {options.prune} must be a fraction in [0, 1)")
     if options.dt is not None and not (np.isfinite(options.dt) and options.dt > 0):
         raise UserInputError(f"--dt {options.dt} must be a positive number of seconds")
+    check_tolerance(options.accuracy_tolerance)
     calib_x = calib_y = None
     if options.calib:
         calib_x, calib_y = load_data(options.calib)
+    eval_data = _accuracy_data(options, calib_x, calib_y)
     quant_checks = registry.module(registry.QUANT_CHECKS)
     quant_checks.check_limits(options.max_accuracy_drop, options.min_spike_agreement, calib_y is not None)
     import_options = ImportOptions(
@@ -261,6 +337,10 @@ def _build(
         calib_x=calib_x, calib_y=calib_y, options={**options.extra, **target_pass_options},
         verify_each=options.verify_each, progress=progress,
     )
+    if options.precision is not None:
+        ctx.options[PRECISION_OPTION] = options.precision
+    if result.graph.attrs.domain is Domain.FIXED:
+        return _build_fixed_input(source, outdir, options, backends, result, ctx, eval_data, progress, warn)
     if options.prune is not None:
         ctx.options["prune_fraction"] = options.prune
     steps = float_pipeline(options)
@@ -301,13 +381,117 @@ def _build(
         graphs[profile] = fixed
         all_reports.extend(fixed_reports)
         pipeline[profile] = [*steps, check.name]
-    for r in all_reports:  # notes marked WARNING: join the pass's warnings
-        r.warnings += [n[len(WARNING_NOTE):].strip() for n in r.notes if n.upper().startswith(WARNING_NOTE)]
-    warnings = [w for r in all_reports for w in r.warnings]
-    for w in warnings:
-        warn(w)
+    warnings = pass_warnings(all_reports, warn)
     if profile is not None:
         quant_checks.gate(check, options.max_accuracy_drop, options.min_spike_agreement)
+
+    record = measure_accuracy(eval_data, options, result.graph, float_graph,
+                              {p: g for p, g in graphs.items() if p is not None}, progress)
+    if record is not None:
+        enforce(record, kept(warnings, warn))
+    return write_build(
+        outdir, backends, graphs, profile, all_reports, pipeline, progress,
+        source_entry(source, options, result.report.source_format), build_options_json(options, profile),
+        accuracy=record, warnings=warnings, force=options.force,
+    )
+
+
+def pass_warnings(reports: list[PassReport], warn: Callable[[str], None]) -> list[str]:
+    """The passes' warnings (notes marked ``WARNING:`` join them), each also given to ``warn``."""
+    for r in reports:
+        r.warnings += [n[len(WARNING_NOTE):].strip() for n in r.notes if n.upper().startswith(WARNING_NOTE)]
+    warnings = [w for r in reports for w in r.warnings]
+    for w in warnings:
+        warn(w)
+    return warnings
+
+
+def kept(warnings: list[str], warn: Callable[[str], None]) -> Callable[[str], None]:
+    """A ``warn`` that also records the message in ``warnings`` (the manifest's list)."""
+    def both(message: str) -> None:
+        warnings.append(message)
+        warn(message)
+    return both
+
+
+def source_entry(source: str, options: BuildOptions, source_format: str) -> dict:
+    return {
+        "source": source_label(source),
+        "sha256": _input_digest(source, options),
+        "format": source_format,
+    }
+
+
+def build_options_json(options: BuildOptions, profile: str | None) -> dict:
+    data = {
+        "targets": list(options.targets),
+        "dt": options.dt,
+        "reset": options.reset,
+        "comparator": options.comparator,
+        "nir_source": options.nir_source,
+        "factory_args": options.factory_args,
+        "initial_weights": options.initial_weights,
+        "prune": options.prune,
+        "profile": profile,
+        "calib": os.path.basename(options.calib) if options.calib else None,
+    }
+    if options.precision is not None:
+        data["precision"] = options.precision.to_json()
+    if options.holdout:
+        data["holdout"] = os.path.basename(options.holdout)
+    return data
+
+
+def _build_fixed_input(source, outdir, options: BuildOptions, backends, result: ImportResult, ctx: PassContext,
+                       eval_data: EvalData | None, progress, warn) -> BuildResult:
+    """A fixed-point graph is built as it is: its profile, its integers, the targets' lowering
+    passes only (no float passes, no re-quantization)."""
+    graph = result.graph
+    name = Path(source).name
+    float_only = [b.name for b in backends if not b.uses_fixed]
+    if float_only:
+        raise UserInputError(f"target '{float_only[0]}' needs a float graph, but {name} is a fixed-point"
+                             f" ({graph.attrs.profile}) graph; use integer targets (c, gpu, lava)")
+    given = [flag for flag, value in (("--prune", options.prune), ("--convert", options.extra.get("convert")),
+                                      ("--weight-bits/--state-bits/--precision", options.precision))
+             if value is not None]
+    if given:
+        raise UserInputError(f"{given[0]} applies to float models; {name} is already fixed-point"
+                             f" ({graph.attrs.profile}) and is built without re-quantizing")
+    needs = sorted({b.requires_profile for b in backends if b.requires_profile} | {options.profile} - {None})
+    if any(p != graph.attrs.profile for p in needs):
+        raise UserInputError(f"{name} is a {graph.attrs.profile} graph but the targets or --profile need"
+                             f" {', '.join(needs)}; build it for targets of its profile")
+    profile = resolve_profile(backends, graph.attrs.profile)
+    ctx.profile = profile
+    steps = fixed_pipeline(profile, backends)[2:]  # lowering only: the graph is already quantized
+    fixed, reports = run_pipeline(graph, steps, ctx)
+    result.report.notes.append(f"fixed-point ({profile}) input: built as it is, without re-quantizing")
+    warnings = pass_warnings([result.report, *reports], warn)
+    record = None
+    if eval_data is not None:
+        progress(f"measuring accuracy on {eval_data.label}")
+        record = AccuracyRecord(data=eval_data.label, float_model=None)
+        record.add(f"fixed point ({profile}: {_describe_widths(fixed)})", accuracy_percent(fixed, eval_data))
+        record.notes.append("no float model in a fixed-point input: nothing to compare against")
+    return write_build(
+        outdir, backends, {profile: fixed}, profile, [result.report, *reports],
+        {profile: ["import", *steps]}, progress,
+        source_entry(source, options, result.report.source_format), build_options_json(options, profile),
+        accuracy=record, warnings=warnings, force=options.force,
+    )
+
+
+def write_build(outdir: Path, backends, graphs: dict, profile: str | None, all_reports: list[PassReport],
+                pipeline: dict, progress, input_entry: dict, options_json: dict,
+                accuracy: AccuracyRecord | None = None, extra_manifest: dict | None = None,
+                warnings: list[str] | None = None, force: bool = False) -> BuildResult:
+    """Check every target, then write graphs, target folders, timings and the manifest atomically.
+
+    ``graphs`` maps None (the float graph; may be absent) and the profile to graphs; ``warnings``
+    are the build's warning lines (manifest ``warnings``); ``force`` lets ``outdir`` replace a
+    folder that is not an rsnnc build."""
+    float_graph = graphs.get(None)
 
     def graph_for(backend) -> Graph:
         return graphs[profile] if backend.uses_fixed else float_graph
@@ -316,8 +500,9 @@ def _build(
         diagnostics = backend.check(graph_for(backend))
         if diagnostics:
             raise TargetCheckError(backend.name, diagnostics)
+    steps_graph = float_graph if float_graph is not None else graphs[profile]
 
-    with atomic_directory(outdir, force=options.force) as tmp:
+    with atomic_directory(outdir, force=force) as tmp:
         graph_entries = {}
         for key, graph in graphs.items():
             fname = graph_file(key)
@@ -338,36 +523,24 @@ def _build(
                 "summary": artifact.summary,
                 **({"details": list(artifact.details)} if artifact.details else {}),
             }
-        reports_json = [r.to_json() for r in all_reports]
-        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s"), **_nested_wall_times(r)}
+        # reports: PassReport objects, or JSON dicts carried over from an earlier build (finetune)
+        reports_json = [r.to_json() if isinstance(r, PassReport) else dict(r) for r in all_reports]
+        timings = {"passes": [{"name": r["name"], "wall_time_s": r.pop("wall_time_s", None), **_nested_wall_times(r)}
                               for r in reports_json]}
         manifest = {
             "format": "rsnnc-build/1",
             "compiler": {"name": "rsnnc", "version": __version__},
-            "input": {
-                "source": source_label(source),
-                "sha256": _input_digest(source, options),
-                "format": result.report.source_format,
-            },
-            "options": {
-                "targets": list(options.targets),
-                "dt": options.dt,
-                "reset": options.reset,
-                "comparator": options.comparator,
-                "nir_source": options.nir_source,
-                "factory_args": options.factory_args,
-                "initial_weights": options.initial_weights,
-                "prune": options.prune,
-                "profile": profile,
-                "calib": os.path.basename(options.calib) if options.calib else None,
-            },
-            "dt": float_graph.attrs.dt,
-            "steps": float_graph.attrs.steps,  # time steps chosen by temporal pruning (None: all)
+            "input": input_entry,
+            "options": options_json,
+            "dt": steps_graph.attrs.dt,
+            "steps": steps_graph.attrs.steps,  # time steps chosen by temporal pruning (None: all)
             "pipeline": pipeline,
-            "warnings": warnings,
+            "warnings": list(warnings or []),
             "passes": reports_json,
             "graphs": graph_entries,
             "targets": artifacts,
+            "accuracy": None if accuracy is None else accuracy.to_json(),
+            **(extra_manifest or {}),
         }
         write_json(tmp / TIMINGS, timings)
         manifest["files"] = file_hashes(tmp)

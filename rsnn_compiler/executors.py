@@ -62,8 +62,10 @@ def load_build_graph(build: Path, manifest: dict, key: str) -> Graph:
 
 def check_run_budget(build: Path, manifest: dict, x: np.ndarray) -> None:
     """Refuse (exit 2, before anything runs) inputs whose recorded run would exceed the memory
-    budget (``budget.run_bytes`` of the build's float graph; the fixed graph records as much)."""
-    graph = load_build_graph(build, manifest, "float")
+    budget (``budget.run_bytes`` of the build's float graph; the fixed graph records as much, and
+    stands in for it in a build made from a fixed-point graph, which has no float graph)."""
+    key = "float" if "float" in manifest.get("graphs", {}) else next(iter(fixed_profiles(manifest)), "float")
+    graph = load_build_graph(build, manifest, key)
     require_run_within_budget(graph, x.shape[0], x.shape[1])
 
 

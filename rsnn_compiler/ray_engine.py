@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -68,15 +70,31 @@ def ray_session(options: RayOptions = RayOptions()) -> Iterator[None]:
         kwargs["num_cpus"] = options.num_cpus or machine_cpus()
     else:
         kwargs["address"] = options.address
+    handlers = _signal_handlers()  # ray.init installs its own SIGTERM handler in this process
     try:
         ray.init(**kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
+        _restore(handlers)
         where = f"the Ray cluster at {options.address}" if options.address else "a local Ray"
         raise UserInputError(f"could not start {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     try:
         yield
     finally:
         ray.shutdown()
+        _restore(handlers)
+
+
+def _signal_handlers() -> dict:
+    """The process's SIGTERM/SIGINT handlers (main thread only: elsewhere they cannot change)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 def cluster_cpus() -> int:

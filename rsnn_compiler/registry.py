@@ -21,6 +21,7 @@ PASSES: dict[str, str] = {
     "quantize_state": "rsnn_compiler.passes.quantize_state:QuantizeState",
     "retime": "rsnn_compiler.backends.lava.retime:Retime",
     "map_loihi2": "rsnn_compiler.backends.lava.map_loihi2:MapLoihi2",
+    "qat_finetune": "rsnn_compiler.backends.gpu.qat_finetune:QatFinetune",
 }
 
 # the check after the fixed-point pipeline (clamps, saturation, silenced layers, accuracy gates)

@@ -75,7 +75,8 @@ def detail_tables(reports: list[dict[str, Any]]) -> list[Table]:
             per_t = acc.get("snn") or acc.get("agreement")
             what = "accuracy" if acc.get("snn") else "agreement with the ANN"
             ann = f"ANN {acc['ann']}%, " if acc.get("ann") is not None else ""
-            title += f"  ({ann}SNN {what} by T: " + ", ".join(f"T={t} {v}%" for t, v in per_t.items()) + ")"
+            title += f"  ({ann}SNN {what} by T: " + ", ".join(f"T={t} {v}%" for t, v in per_t.items())
+            title += f"; on {acc['data']})" if acc.get("data") else ")"
         table = Table(title=title, title_justify="left", expand=False)
         cols = m.get("layer_columns") or [
             k for k in layers[0] if k not in ("site", "where")
@@ -112,6 +113,26 @@ def print_build_summary(console: Console, manifest: dict, timings: dict, outdir:
         for line in art.get("details", []):
             console.print(f"    {line}")
     console.print(passes_table(merged_reports(manifest, timings)))
+    for line in accuracy_lines(manifest.get("accuracy")):
+        console.print(line)
     if manifest.get("warnings"):
         console.print(f"  {len(manifest['warnings'])} warning(s), printed above and in `rsnnc report {outdir}`",
                       highlight=False, markup=False)
+
+
+def accuracy_lines(record: dict | None) -> list[str]:
+    """The manifest's ``accuracy`` block as text: every number a percentage, with its data."""
+    if not record:
+        return ["  accuracy: not measured (no labelled data; give --holdout TEST.npz or labels in --calib)"]
+    lines = [f"  accuracy on {record['data']}:"]
+    if record.get("float_model") is not None:
+        lines.append(f"    float model {record['float_model']:.2f}%")
+    for step in record.get("steps", []):
+        drop = "" if step.get("drop") is None else f" ({-step['drop']:+.2f} points)"
+        flag = "" if step.get("within_tolerance", True) else "  beyond tolerance"
+        lines.append(f"    {step['step']}: {step['accuracy']:.2f}%{drop}{flag}")
+    if record.get("float_model") is not None:
+        lines.append(f"    tolerance {record['tolerance']:g} points below the float model"
+                     + ("; loss accepted (--accept-accuracy-loss)" if record.get("accepted_loss") else ""))
+    lines += [f"    note: {n}" for n in record.get("notes", [])]
+    return lines

@@ -37,7 +37,7 @@ def _validate_slice(build: str, manifest: dict, x: np.ndarray, y: np.ndarray | N
 def validate_sharded(
     build: Path, manifest: dict, x: np.ndarray, y: np.ndarray | None, shards: int,
     ray_options: RayOptions = RayOptions(), allow_missing: bool = False, max_accuracy_drop: float | None = None,
-    executor_options: dict[str, dict] | None = None,
+    executor_options: dict[str, dict] | None = None, data_label: str = "",
 ) -> ValidationReport:
     """``validate.validate`` with the samples split over ``shards`` Ray tasks."""
     import ray
@@ -51,7 +51,7 @@ def validate_sharded(
         tallies = run_tasks(_validate_slice, [(str(Path(build).resolve()), manifest, x_ref, y_ref, a, b, executor_options) for a, b in bounds],
                             on_done=lambda i, tally: bar.advance())
         bar.close()
-    return merge_shards(build, manifest, tallies, allow_missing, max_accuracy_drop)
+    return merge_shards(build, manifest, tallies, allow_missing, max_accuracy_drop, data_label)
 
 
 __all__ = ["validate_sharded"]

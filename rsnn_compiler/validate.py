@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rsnn_compiler import registry
+from rsnn_compiler.accuracy import predictions
 from rsnn_compiler.errors import RsnncError, UserInputError
 from rsnn_compiler.executors import check_run_budget, fixed_profiles
 from rsnn_compiler.interpreter.result import RunResult
@@ -90,24 +91,15 @@ class ValidationReport:
     steps: int
     executors: list[ExecutorCheck] = field(default_factory=list)
     layers: list[LayerAgreement] = field(default_factory=list)
-    float_accuracy: float | None = None
+    float_accuracy: float | None = None  # percent, on accuracy_data
     fixed_accuracy: float | None = None
+    accuracy_data: str = ""  # what the accuracies were measured on (file, samples)
     ok: bool = True
     problems: list[str] = field(default_factory=list)  # each one makes validation fail
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def predictions(out: np.ndarray) -> np.ndarray:
-    """argmax over outputs of the output summed over time (docs/design.md §1)."""
-    summed = out.reshape(out.shape[0], out.shape[1], -1).sum(axis=0)
-    return np.argmax(summed, axis=-1)
-
-
-def accuracy(out: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(predictions(out) == y))
 
 
 def _flat_results(result: RunResult) -> dict[str, np.ndarray]:
@@ -332,15 +324,19 @@ def validate_shard(
     interp = registry.get_executor(REFERENCE)
     tally = ShardTally(offset=offset, samples=int(x.shape[1]), steps=int(x.shape[0]))
     bar = Task("validate: executors", 2 + len(integer_executors(manifest)), "run")
-    progress("running the float model (reference interpreter)")
-    float_run = interp.run(build, manifest, Domain.FLOAT, None, x)
+    float_run = None
+    if "float" in manifest.get("graphs", {}):  # a build made from a fixed-point graph has none
+        progress("running the float model (reference interpreter)")
+        float_run = interp.run(build, manifest, Domain.FLOAT, None, x)
     bar.advance()
     progress(f"running the fixed-point interpreter ({profile})")
     fixed_run = interp.run(build, manifest, Domain.FIXED, profile, x)
     bar.advance()
-    tally.layers = layer_tallies(float_run, fixed_run)
+    if float_run is not None:
+        tally.layers = layer_tallies(float_run, fixed_run)
     if y is not None:
-        tally.float_correct = int(np.count_nonzero(predictions(float_run.out) == y))
+        if float_run is not None:
+            tally.float_correct = int(np.count_nonzero(predictions(float_run.out) == y))
         tally.fixed_correct = int(np.count_nonzero(predictions(fixed_run.out) == y))
     for name in integer_executors(manifest):
         progress(f"running {name}")
@@ -365,18 +361,23 @@ def validate_shard(
 
 def merge_shards(
     build: Path, manifest: dict, tallies: list[ShardTally],
-    allow_missing: bool = False, max_accuracy_drop: float | None = None,
+    allow_missing: bool = False, max_accuracy_drop: float | None = None, data_label: str = "",
 ) -> ValidationReport:
     """The validation report of the tallies of consecutive slices of one data set (in order).
-    Counts add up exactly; each executor's wall time is the sum over the slices."""
+    Counts add up exactly; each executor's wall time is the sum over the slices; accuracies are
+    percentages on ``data_label`` (default: the sample count)."""
     tallies = sorted(tallies, key=lambda t: t.offset)
     samples = sum(t.samples for t in tallies)
     report = ValidationReport(build=str(build), profile=validated_profile(build, manifest), samples=samples,
                               steps=tallies[0].steps if tallies else 0)
     report.layers = merge_layers([t.layers for t in tallies])
-    if tallies and all(t.float_correct is not None for t in tallies):
-        report.float_accuracy = sum(t.float_correct for t in tallies) / samples
-        report.fixed_accuracy = sum(t.fixed_correct for t in tallies) / samples
+    if "float" not in manifest.get("graphs", {}):
+        report.notes.append("the build has no float graph (built from a fixed-point graph): no float comparison")
+    if tallies and all(t.fixed_correct is not None for t in tallies):
+        report.accuracy_data = data_label or f"{samples} samples"
+        report.fixed_accuracy = 100.0 * sum(t.fixed_correct for t in tallies) / samples
+        if all(t.float_correct is not None for t in tallies):
+            report.float_accuracy = 100.0 * sum(t.float_correct for t in tallies) / samples
     names = list(dict.fromkeys(e.executor for t in tallies for e in t.executors))
     for name in names:
         parts = [e for t in tallies for e in t.executors if e.executor == name]
@@ -401,12 +402,12 @@ def merge_shards(
     if not report.executors:
         report.notes.append("no integer executor was built besides the interpreter (targets: c, gpu, lava)")
     if max_accuracy_drop is not None and report.float_accuracy is not None:
-        drop = 100.0 * (report.float_accuracy - report.fixed_accuracy)
+        drop = report.float_accuracy - report.fixed_accuracy
         if drop > max_accuracy_drop:
             report.ok = False
             report.problems.append(
-                f"fixed-point accuracy {100 * report.fixed_accuracy:.2f}% is {drop:.2f} points below float"
-                f" {100 * report.float_accuracy:.2f}% (allowed {max_accuracy_drop})"
+                f"fixed-point accuracy {report.fixed_accuracy:.2f}% is {drop:.2f} points below float"
+                f" {report.float_accuracy:.2f}% on {report.accuracy_data} (allowed {max_accuracy_drop})"
             )
     return report
 
@@ -425,10 +426,10 @@ def write_report(build: Path, report: ValidationReport) -> dict:
 def validate(
     build: Path, manifest: dict, x: np.ndarray, y: np.ndarray | None,
     allow_missing: bool = False, max_accuracy_drop: float | None = None,
-    progress=lambda msg: None, executor_options: dict[str, dict] | None = None,
+    progress=lambda msg: None, executor_options: dict[str, dict] | None = None, data_label: str = "",
 ) -> ValidationReport:
     """Validate in this process: one shard holding all of ``x`` (``rsnnc validate --shards N``
     runs ``validate_shard`` on N slices as Ray tasks and merges them the same way)."""
     check_max_accuracy_drop(max_accuracy_drop, y is not None)
     tally = validate_shard(build, manifest, x, y, 0, progress, executor_options)
-    return merge_shards(build, manifest, [tally], allow_missing, max_accuracy_drop)
+    return merge_shards(build, manifest, [tally], allow_missing, max_accuracy_drop, data_label)

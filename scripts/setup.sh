@@ -41,6 +41,12 @@ fi
     | grep -v "WARNING: Location" || true
 .venv/bin/python -c 'import rsnn_compiler, torch; assert torch.__version__.startswith("2.13.0"), torch.__version__'
 echo "rsnnc setup: .venv ready ($(.venv/bin/rsnnc --version))"
+# The training split of the bundled mnist1d model (fine-tuning and calibration data; ~2 MB, so it
+# is generated locally instead of committed). Deterministic, about 10 s.
+if [ ! -f models/rleaky_mnist1d/train.npz ]; then
+    echo "rsnnc setup: writing models/rleaky_mnist1d/train.npz (mnist1d training split, generated locally)"
+    .venv/bin/python -m models.rleaky_mnist1d.make_train_set >/dev/null
+fi
 
 # optional_env SKIP_VARIABLE SCRIPT WHAT: run a setup script for a side environment; its failure
 # is fatal only in CI (locally the tests that need it skip and say why).

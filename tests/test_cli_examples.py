@@ -21,7 +21,8 @@ from rsnn_compiler.cli.main import BUILTIN_COMMANDS, main
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # builds first: the other commands' examples use them
-ORDER = ("build", "inspect", "run", "validate", "sweep", "report", "export", "plot", "passes", "targets")
+ORDER = ("build", "inspect", "run", "validate", "sweep", "finetune", "sensitivity", "report", "export", "plot",
+         "passes", "targets")
 
 
 def command_examples(name: str) -> tuple[Example, ...]:

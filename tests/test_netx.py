@@ -274,7 +274,7 @@ def test_bundled_model_on_stock_neurons_exports_to_netx(tmp_path, netx_python):
     out = tmp_path / "stock"
     result = build("models.rleaky_mnist1d.model:build", out, BuildOptions(
         targets=("lava",), weights=str(model / "weights.pt"), calib=str(tmp_path / "calib.npz"),
-        extra={"stock_neurons": "netx", "stock_finetune_epochs": 0}))
+        extra={"stock_neurons": "netx", "stock_finetune_epochs": 0}, accept_accuracy_loss=True))
     art = result.manifest["targets"]["lava"]
     assert "0 custom" in art["summary"] and all("stock Lava LIF" in line for line in art["details"])
     report = validate(out, result.manifest, x, y)
@@ -284,3 +284,35 @@ def test_bundled_model_on_stock_neurons_exports_to_netx(tmp_path, netx_python):
     assert parts["stock Lava processes"].status == "equal" and not parts["custom processes"].nodes
     g = load_build_graph(out, result.manifest, "loihi2")
     assert compare_with_netx([("rleaky_stock", g, x)], tmp_path, netx_python) > 50
+
+
+@pytest.mark.lava
+def test_netx_weight_widths_and_integer_finetune_run_in_netx(tmp_path, netx_python):
+    """--stock-neurons netx with --weight-bits 6 (Lava num_weight_bits on integer weights), then
+    `rsnnc finetune` on separate training samples: the widths and netx's integer weights survive
+    the fine-tune, and the tuned export runs in the real netx exactly like the interpreter."""
+    from rsnn_compiler.build import BuildOptions, build
+    from rsnn_compiler.cli.main import main
+    from rsnn_compiler.ir.fixed_ops import FixedDense
+    from rsnn_compiler.ir import load_graph
+    from rsnn_compiler.precision import PrecisionOptions
+
+    model = REPO / "models" / "rleaky_mnist1d"
+    with np.load(model / "data.npz") as z:
+        x = z["x"][:, :3]
+        np.savez(tmp_path / "calib.npz", x=z["x"][:, :32], y=z["y"][:32])
+        np.savez(tmp_path / "train.npz", x=z["x"][:, 32:96], y=z["y"][32:96])
+    out, tuned = tmp_path / "stock6", tmp_path / "stock6-tuned"
+    build("models.rleaky_mnist1d.model:build", out, BuildOptions(
+        targets=("lava",), weights=str(model / "weights.pt"), calib=str(tmp_path / "calib.npz"),
+        extra={"stock_neurons": "netx", "stock_finetune_epochs": 0},
+        precision=PrecisionOptions.from_options({"weight_bits": 6}), accept_accuracy_loss=True))
+    assert main(["finetune", str(out), "--data", str(tmp_path / "train.npz"), "--epochs", "1", "--lr", "0.05",
+                 "--accept-accuracy-loss", "-o", str(tuned), "-q"]) == 0
+    before = load_graph(out / "graph.loihi2.rsnn")
+    g = load_graph(tuned / "graph.loihi2.rsnn")
+    dense = {n: op for n, op in g.nodes.items() if isinstance(op, FixedDense)}
+    assert dense and all(op.weight_bits == 6 and arith.loihi_weights_exact(op.weight, 6)
+                         and not np.any(op.weight_exp) for op in dense.values())
+    assert any(np.any(op.weight != before.nodes[n].weight) for n, op in dense.items())  # it did train
+    assert compare_with_netx([("rleaky_stock6", g, x)], tmp_path, netx_python) > 50

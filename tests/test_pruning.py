@@ -315,6 +315,22 @@ def test_real_quantize_then_prune_is_refused():
 
 
 # ------------------------------------------------------------------------------------------
+
+def test_each_pruning_pass_refuses_a_quantized_input_graph_when_called_directly():
+    """The order is enforced by the passes themselves, not only by the pipeline check."""
+    graph = recurrent_example()
+    ctx = PassContext(calib_x=example_inputs(steps=8, batch=4), profile="fpga",
+                      options={"prune_fraction": 0.5})
+    pruned_skip, _ = run_pipeline(graph, float_pipeline(BuildOptions()), ctx)  # canonical, prune skipped
+    weights_q, _ = run_pipeline(pruned_skip, ["quantize_weights"], ctx)
+    fixed, _ = run_pipeline(weights_q, ["quantize_state"], ctx)
+    for name in ("prune_spatial", "prune_temporal"):
+        p = registry.get_pass(name)
+        with pytest.raises(PipelineError, match="already quantized"):
+            p.run(weights_q, ctx)
+        with pytest.raises(PipelineError, match="fixed-point graph"):
+            p.run(fixed, ctx)
+        p.run(pruned_skip, ctx)  # the float graph is fine
 # Temporal pruning
 # ------------------------------------------------------------------------------------------
 def test_runs_are_causal_so_a_prefix_run_is_a_prefix():

@@ -193,8 +193,9 @@ def test_trained_ish_lif_classifier_keeps_accuracy():
         assert acc_fixed >= acc_float - 0.05, (profile, acc_float, acc_fixed)
         stats = spike_stats(ref, got)
         assert stats["spike_recall"] > 0.85 and stats["spike_agreement"] > 0.9, (profile, stats)
-        assert srep.accuracy_fixed == pytest.approx(acc_fixed)
-        assert wrep.accuracy_before == pytest.approx(acc_float)
+        assert srep.accuracy_fixed == pytest.approx(100 * acc_fixed)  # percent
+        assert wrep.accuracy_before == pytest.approx(100 * acc_float)
+        assert srep.accuracy_data == wrep.accuracy_data == f"calibration data ({x.shape[1]} samples)"
 
 
 def test_without_calibration_data_and_bad_inputs():

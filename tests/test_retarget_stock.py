@@ -63,15 +63,35 @@ def test_pass_reports_accuracy_cost_and_lowers_to_stock_lifs(tmp_path):
         np.savez(tmp_path / "calib.npz", x=z["x"][:, :40], y=z["y"][:40])
     result = build("models.rleaky_mnist1d.model:build", tmp_path / "b", BuildOptions(
         targets=("lava",), weights=str(model / "weights.pt"), calib=str(tmp_path / "calib.npz"),
-        extra={"stock_neurons": "lava", "stock_finetune_epochs": 1}))
+        extra={"stock_neurons": "lava", "stock_finetune_epochs": 1}, accept_accuracy_loss=True))
+    acc = result.manifest["accuracy"]
+    assert acc["data"] == "calib.npz (40 samples, calibration data, also the stock-neuron fine-tune's training data)"
+    stock = acc["steps"][0]
+    assert stock["step"] == "stock neurons (lava)" and stock["checked"] and "--stock-finetune" in stock["fix"]
     rep = next(p for p in result.manifest["passes"] if p["name"] == "retarget_stock")
     m = rep["metrics"]
     assert m["train_samples"] == 30 and m["holdout_samples"] == 10 and len(m["loss_per_epoch"]) == 1
-    assert m["accuracy_cost_points"] == pytest.approx(100 * (m["accuracy_original"] - m["accuracy_finetuned"]), abs=0.01)
-    assert "cost" in rep["reason"]
+    assert m["accuracy_cost_points"] == pytest.approx(m["accuracy_original"] - m["accuracy_finetuned"], abs=0.01)
+    assert "cost" in rep["reason"] and m["report_data"] == "--calib's held-out quarter (10 samples)"
     art = result.manifest["targets"]["lava"]
     assert "0 custom" in art["summary"], art["summary"]
     assert result.manifest["pipeline"]["float"][:3] == ["import", "canonicalize", "retarget_stock"]
+
+
+def test_a_lossy_retarget_stops_the_build_unless_the_loss_is_accepted(tmp_path, capsys):
+    from rsnn_compiler.cli.main import main
+
+    model = REPO / "models" / "rleaky_mnist1d"
+    with np.load(model / "data.npz") as z:
+        np.savez(tmp_path / "calib.npz", x=z["x"][:, :24], y=z["y"][:24])
+    argv = ["build", "models.rleaky_mnist1d.model:build", "--weights", str(model / "weights.pt"),
+            "--calib", str(tmp_path / "calib.npz"), "--stock-neurons", "lava", "--stock-finetune", "0",
+            "--target", "ir", "-o", str(tmp_path / "b"), "-q", "--accuracy-tolerance", "0"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "stock neurons (lava) takes accuracy" in err and "--accept-accuracy-loss" in err
+    assert main([*argv, "--accept-accuracy-loss"]) == 0
+    assert "accuracy loss accepted" in capsys.readouterr().err
 
 
 def test_cli_refuses_stock_options_without_stock_neurons(capsys):

@@ -288,7 +288,8 @@ def test_tutorial_models_build_and_validate_from_the_cli(name, tmp_path, capsys)
     targets = _targets() if name == "recurrent" else "c,gpu"  # one Lava run is enough
     out = tmp_path / name
     code = main(["build", f"models.snntorch_tutorial.model:{name}", "--weights", str(TUTORIAL / f"{name}.pt"),
-                 "--calib", str(TUTORIAL / "data.npz"), "--target", targets, "-o", str(out), "-q"])
+                 "--calib", str(TUTORIAL / "data.npz"), "--target", targets, "-o", str(out), "-q",
+                 "--accept-accuracy-loss"])  # recurrent: 60.55 % float, 55.47 % (fpga) / 49.61 % (loihi2)
     assert code == 0, capsys.readouterr().err
     assert main(["validate", str(out), "--data", str(TUTORIAL / "data.npz"), "-q"]) == 0
     report = json.loads((out / "validate.json").read_text())

@@ -14,8 +14,11 @@ the exact value (``g``'s value is ``q``) with a straight-through derivative:
 Sums and products stay exact on ``q`` (int64) and are ordinary float ops on ``g``. Trainable
 parameters are float64 "shadow" weights (and dense biases) in integer units: the shadow of
 mantissa m with exponent e starts at m·2^e, so the untrained module equals the graph exactly.
-``export_fixed_graph()`` re-quantizes the shadows with the same rule into a graph of the same
+```export_fixed_graph()`` re-quantizes the shadows with the same rule into a graph of the same
 structure (same nodes, edges, exponents); ``run_fixed`` on it equals the module's forward.
+With ``keep_zeros`` (the default) every weight whose mantissa is zero in the input graph (pruned,
+or quantized to zero) is masked out of the forward pass: it gets no gradient and stays zero, so a
+pruned graph keeps its sparsity through fine-tuning.
 """
 
 from __future__ import annotations
@@ -264,7 +267,7 @@ class _DualSynapse:
 
     def __call__(self, x: Dual) -> Dual:
         op, m = self.op, self.module
-        shadow = m.shadow_weights[self.key]
+        shadow = m.shadow(self.key)
         mant = requantize(op, shadow, m.profile)
         e = torch.as_tensor(np.asarray(op.weight_exp, np.float64), device=shadow.device)
         w = Dual(mant, anchor(shadow, mant, torch.exp2(-e).reshape((-1,) + (1,) * (shadow.ndim - 1))))
@@ -330,7 +333,7 @@ class FixedPointModule(torch.nn.Module):
     """
 
     def __init__(self, graph: Graph, device: str | torch.device | None = None,
-                 int_matmul: str = "auto", surrogate_slope: float = 25.0):
+                 int_matmul: str = "auto", surrogate_slope: float = 25.0, keep_zeros: bool = True):
         super().__init__()
         if graph.attrs.domain is not Domain.FIXED:
             raise UserInputError("FixedPointModule needs a fixed-point graph; quantize it first"
@@ -344,6 +347,7 @@ class FixedPointModule(torch.nn.Module):
         self.shadow_weights = torch.nn.ParameterDict()
         self.shadow_biases = torch.nn.ParameterDict()
         self.synapse_keys: dict[str, str] = {}
+        self.masks: dict[str, torch.Tensor] = {}  # key -> 0/1 float64, where a mantissa may be nonzero
         for i, (name, op) in enumerate(graph.nodes.items()):
             if isinstance(op, (FixedDense, _FixedConv)):
                 key = _key(i, name)
@@ -351,6 +355,8 @@ class FixedPointModule(torch.nn.Module):
                 e = np.asarray(op.weight_exp, np.float64).reshape((-1,) + (1,) * (op.weight.ndim - 1))
                 w = torch.from_numpy(op.weight.astype(np.float64) * np.exp2(e))
                 self.shadow_weights[key] = torch.nn.Parameter(w.to(self.device))
+                if keep_zeros:  # pruned (and quantized-to-zero) weights stay exactly zero
+                    self.masks[key] = torch.from_numpy((op.weight != 0).astype(np.float64)).to(self.device)
                 if op.bias is not None:
                     b = torch.from_numpy(op.bias.astype(np.float64))
                     self.shadow_biases[key] = torch.nn.Parameter(b.to(self.device))
@@ -370,6 +376,13 @@ class FixedPointModule(torch.nn.Module):
         steps = float_pipeline(BuildOptions()) + fixed_pipeline()  # canonicalize, prune (off), quantize
         fixed, _reports = run_pipeline(graph, steps, ctx)
         return cls(fixed, **kwargs)
+
+    def shadow(self, key: str) -> torch.Tensor:
+        """The shadow weights of one synapse as the forward uses them: masked when
+        ``keep_zeros`` (a zero mantissa of the input graph gets no gradient and stays zero)."""
+        w = self.shadow_weights[key]
+        mask = self.masks.get(key)
+        return w if mask is None else w * mask
 
     def _stateless(self, op, name: str):
         if isinstance(op, (FixedDense, _FixedConv)):
@@ -420,7 +433,7 @@ class FixedPointModule(torch.nn.Module):
         graph = self.graph
         for name, key in self.synapse_keys.items():
             op = graph.nodes[name]
-            changes = {"weight": requantize(op, self.shadow_weights[key], self.profile).cpu().numpy()}
+            changes = {"weight": requantize(op, self.shadow(key), self.profile).cpu().numpy()}
             if key in self.shadow_biases:
                 lo, hi = arith.signed_range(op.acc_bits)
                 b = _round_half_away(self.shadow_biases[key].detach())

@@ -9,11 +9,12 @@ inside the handler, so every ``--help`` and usage error answers at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Callable
+from typing import Callable, Iterator
 
 import rich_click as click
 
@@ -200,6 +201,18 @@ def one_line(text: object) -> str:
 def warning(message: str) -> None:
     """A result-changing warning: always shown (also with --quiet), one line of its own."""
     print(f"rsnnc: warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def warnings_after() -> Iterator[Callable[[str], None]]:
+    """A ``warn`` for a long command (build, finetune): its warnings are printed with
+    ``warning`` after it, after the progress display and also when a check stops it."""
+    shown: list[str] = []
+    try:
+        yield shown.append
+    finally:
+        for message in shown:
+            warning(message)
 
 
 def trim_to_build_steps(manifest: dict, x, err, quiet: bool):

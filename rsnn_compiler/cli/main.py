@@ -22,6 +22,8 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 
 BUILTIN_COMMANDS: dict[str, str] = {
     "build": "rsnn_compiler.cli.commands.build:command",
     "validate": "rsnn_compiler.cli.commands.validate:command",
+    "finetune": "rsnn_compiler.cli.commands.finetune:command",
+    "sensitivity": "rsnn_compiler.cli.commands.sensitivity:command",
     "sweep": "rsnn_compiler.cli.commands.sweep:command",
     "run": "rsnn_compiler.cli.commands.run:command",
     "report": "rsnn_compiler.cli.commands.report:command",

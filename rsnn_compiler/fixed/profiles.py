@@ -74,7 +74,7 @@ class FpgaSpec:
     bias_mant_bits: int = 16
     bias_exp_range: tuple[int, int] = (-16, 16)
     state_bits_default: int = 16
-    state_bits_range: tuple[int, int] = (4, 48)
+    state_bits_range: tuple[int, int] = (2, 48)  # 2: ternary membranes {-1, 0, 1} (saturate_sym)
     state_overflow_default: Overflow = Overflow.SATURATE
     input_bits_range: tuple[int, int] = (1, 24)
 

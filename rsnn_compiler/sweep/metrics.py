@@ -56,10 +56,6 @@ class PointMetrics:
         return {**asdict(self), "c_memory_bytes": self.c_memory_bytes}
 
 
-def _percent(fraction: float | None) -> float | None:
-    return None if fraction is None else 100.0 * fraction
-
-
 def synops(build: Path, manifest: dict, profile: str, x: np.ndarray) -> tuple[float, int, int, int]:
     """(effective synaptic ops per sample, samples counted, weights kept, weights total) of the
     fixed-point graph on the first ``SYNOPS_SAMPLES`` samples of ``x``."""
@@ -75,8 +71,8 @@ def synops(build: Path, manifest: dict, profile: str, x: np.ndarray) -> tuple[fl
 
 def point_metrics(build: Path, manifest: dict, report, x: np.ndarray) -> PointMetrics:
     """The metrics of a built and validated point (``report``: its ValidationReport)."""
-    m = PointMetrics(samples=report.samples, steps=report.steps, float_accuracy=_percent(report.float_accuracy),
-                     fixed_accuracy=_percent(report.fixed_accuracy),
+    m = PointMetrics(samples=report.samples, steps=report.steps, float_accuracy=report.float_accuracy,
+                     fixed_accuracy=report.fixed_accuracy,  # percent in the ValidationReport already
                      executors={c.executor: c.status for c in report.executors})
     m.synops_per_sample, m.synops_samples, m.weights_kept, m.weights_total = synops(build, manifest, report.profile, x)
     from rsnn_compiler.mapping_report import mapping_metrics

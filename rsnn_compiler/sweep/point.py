@@ -125,7 +125,8 @@ def _validated(task: PointTask, result: PointResult) -> None:
     manifest = read_manifest(out)
     x, y = load_point_data(task.data, task.time_steps, manifest.get("steps"))
     report = validate(out, manifest, x, y, allow_missing=task.data.allow_missing,
-                      max_accuracy_drop=task.data.max_accuracy_drop)
+                      max_accuracy_drop=task.data.max_accuracy_drop,
+                      data_label=f"{Path(task.data.path).name} ({x.shape[1]} samples)")
     write_report(out, report)
     result.metrics = point_metrics(out, manifest, report, x)
     result.message = "; ".join(report.problems)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import rich_click as click
 
-from rsnn_compiler.cli.common import Example, common_options, epilog, handler, import_options, json_option, warning
+from rsnn_compiler.cli.common import Example, common_options, epilog, handler, import_options, json_option, warnings_after
 from rsnn_compiler.errors import UserInputError
 
 EXAMPLES = (
@@ -17,17 +16,20 @@ EXAMPLES = (
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
             " --calib models/rleaky_mnist1d/data.npz --target c,gpu -o build/rnn"),
     Example("rsnnc build models.snntorch_tutorial.model:recurrent --weights models/snntorch_tutorial/recurrent.pt"
-            " --calib models/snntorch_tutorial/data.npz --target c -o build/tutorial",
-            "an snnTorch class looping over time; weights from a training checkpoint"),
+            " --calib models/snntorch_tutorial/data.npz --accept-accuracy-loss --target c -o build/tutorial",
+            "an snnTorch class looping over time; weights from a training checkpoint (it loses 5 points"
+            " in fixed point)"),
     Example("rsnnc build models/snntorch_tutorial/model.py:feedforward --factory-args '{\"hidden\": 64}'"
             " --weights models/snntorch_tutorial/feedforward.pt -o build/ff",
             "a model file by path, with factory arguments as JSON"),
     Example("rsnnc build models/mlp_digits/model.onnx --convert sfn --calib models/mlp_digits/data.npz"
             " --target c,gpu -o build/ann", "ReLU ANN -> SNN"),
     Example("rsnnc build models.rleaky_mnist1d.model:build --weights models/rleaky_mnist1d/weights.pt"
-            " --calib models/rleaky_mnist1d/data.npz --stock-neurons netx --stock-finetune 1 --target lava"
-            " -o build/stock",
-            "zero-reset LIFs with shared decays, fine-tuned: stock Lava processes only, exports to netx"),
+            " --calib models/rleaky_mnist1d/data.npz --stock-neurons netx --stock-finetune 1"
+            " --stock-data models/rleaky_mnist1d/train.npz --holdout models/rleaky_mnist1d/test.npz"
+            " --accept-accuracy-loss --target lava -o build/stock",
+            "zero-reset LIFs with shared decays, fine-tuned: stock Lava processes only, exports to netx"
+            " (the accuracy it costs is accepted explicitly)"),
 )
 
 TEXT = """INPUT is a .nir file, an .onnx ANN, an .rsnn graph, or pkg.module:factory (or
@@ -103,11 +105,74 @@ def build_options(args):
         weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
         board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)}, force=args.force,
+        precision=precision_from_args(args), holdout=args.holdout,
+        accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
         max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
     )
 
 
 PRUNING = "pruning (with --prune; measured on --calib data)"
+PRECISION = "precision (fpga profile; docs/precision.md)"
+ACCURACY = "accuracy"
+
+
+def precision_from_args(args):
+    """``--precision FILE`` and the width flags as PrecisionOptions (None when none is given);
+    a flag overrides the file's top-level value, the file's [layers] entries override both."""
+    from rsnn_compiler.precision import load_precision_file, parse_precision
+
+    overrides = {
+        "weight_bits": args.weight_bits, "state_bits": args.state_bits, "current_bits": args.current_bits,
+        "acc_bits": args.acc_bits, "input_bits": args.input_bits, "state_overflow": args.state_overflow,
+        "state_scale": args.state_scale,
+    }
+    if args.precision:
+        return load_precision_file(args.precision, overrides)
+    if any(v is not None for v in overrides.values()):
+        return parse_precision({}, "command line", overrides)
+    return None
+
+
+def precision_options(fn):
+    """The width flags of ``rsnnc build`` (rsnn_compiler/precision.py)."""
+    decorators = [
+        click.option("--weight-bits", type=int, metavar="BITS",
+                     help=f"{PRECISION}: signed weight mantissa width, 2..16 (default 8); loihi2: 1..8"),
+        click.option("--state-bits", metavar="BITS",
+                     help=f"{PRECISION}: membrane (and adaptation) width, 2..48 (default 16), or 'ternary'"
+                     " (2 bits, values -1, 0, 1)"),
+        click.option("--current-bits", type=int, metavar="BITS",
+                     help=f"{PRECISION}: synaptic current width, 2..48 (default: --state-bits)"),
+        click.option("--acc-bits", type=int, metavar="BITS", help=f"{PRECISION}: accumulator width, 8..48 (default 32)"),
+        click.option("--input-bits", type=int, metavar="BITS", help=f"{PRECISION}: analog input width, 1..24 (default 8)"),
+        click.option("--state-overflow", type=click.Choice(["saturate", "saturate_sym", "wrap"]),
+                     help=f"{PRECISION}: what a state does beyond its width (default saturate)"),
+        click.option("--state-scale", type=click.Choice(["auto", "threshold", "calibrate"]),
+                     help=f"{PRECISION}: membrane scale per layer: threshold rule, or calibrated on --calib data"
+                     " (default auto: calibrated for states of at most 8 bits)"),
+        click.option("--precision", "precision", type=click.Path(dir_okay=False), metavar="FILE.toml",
+                     help=f"{PRECISION}: per-layer widths from a TOML or JSON file (`rsnnc sensitivity` writes"
+                     " one; docs/precision.md)"),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
+
+
+def accuracy_options(fn):
+    decorators = [
+        click.option("--holdout", type=click.Path(dir_okay=False), metavar="TEST.npz",
+                     help=f"{ACCURACY}: labelled held-out data the build's accuracy is measured and checked on"
+                     " (default: --calib when it has labels)"),
+        click.option("--accuracy-tolerance", type=float, default=2.0, show_default=True, metavar="POINTS",
+                     help=f"{ACCURACY}: stop the build (exit 1) when pruning or quantization takes accuracy more"
+                     " than POINTS below the float model"),
+        click.option("--accept-accuracy-loss", is_flag=True,
+                     help=f"{ACCURACY}: build anyway beyond the tolerance (a warning and a manifest entry)"),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
 
 
 @click.command("build", help="Compile a model into a build directory.", short_help="compile a model into a build directory",
@@ -133,7 +198,8 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
               " temperature, ce, search, compensate, readout, report_samples, seed (docs/conversion.md)")
 @click.option("--stock-neurons", type=click.Choice(["lava", "netx"]),
               help="retarget spiking neurons to what Loihi 2 runs without custom microcode (zero reset,"
-              " one decay per population), fine-tune on --calib and report the accuracy cost; netx: also"
+              " one decay per population), fine-tune on --calib and report the accuracy cost (checked like"
+              " pruning against --accuracy-tolerance); netx: also"
               " weights and biases a lava-dl netx file holds (see docs/lava-backend.md)")
 @click.option("--stock-finetune", type=int, metavar="EPOCHS",
               help="fine-tune epochs after --stock-neurons (default 20; 0: none)")
@@ -150,6 +216,8 @@ PRUNING = "pruning (with --prune; measured on --calib data)"
 @click.option("--no-prune-time", is_flag=True, help=f"{PRUNING}: keep every time step (no temporal pruning)")
 @click.option("--time-tolerance", type=float, metavar="POINTS", help=f"{PRUNING}: accuracy drop allowed when shortening T (default 1.0)")
 @click.option("--time-kl", type=float, metavar="NATS", help=f"{PRUNING}: KL divergence of outputs allowed when shortening T (default 0.05)")
+@precision_options
+@accuracy_options
 @click.option("--max-accuracy-drop", type=float, metavar="POINTS",
               help="fail (exit 1) when quantization costs more than POINTS of accuracy on --calib (needs labels y)")
 @click.option("--min-spike-agreement", type=float, metavar="FRACTION",
@@ -166,12 +234,8 @@ def command(args, out, err) -> int:
     from rsnn_compiler.build import build
     from rsnn_compiler.reports import print_build_summary
 
-    shown: list[str] = []
-    try:
-        result = build(args.input, args.out, build_options(args), progress=progress.step, warn=shown.append)
-    finally:  # their own lines, even with --quiet/--json, also when a gate fails the build
-        for message in shown:
-            warning(message)
+    with warnings_after() as warn:  # their own lines, even with --quiet/--json, also when a gate fails
+        result = build(args.input, args.out, build_options(args), progress=progress.step, warn=warn)
     if args.json:
         print(json.dumps(result.manifest, indent=2, sort_keys=True))
     else:

@@ -27,7 +27,7 @@ def command(args, out, err) -> int:
     from rsnn_compiler.artifact import read_manifest, read_timings
     from rsnn_compiler.errors import UserInputError
     from rsnn_compiler.mapping_report import mapping_metrics, mapping_tables
-    from rsnn_compiler.reports import detail_tables, merged_reports, passes_table, warning_lines
+    from rsnn_compiler.reports import accuracy_lines, detail_tables, merged_reports, passes_table, warning_lines
 
     manifest = read_manifest(Path(args.build))
     reports = merged_reports(manifest, read_timings(Path(args.build)))
@@ -39,11 +39,14 @@ def command(args, out, err) -> int:
             "pipeline": manifest.get("pipeline"),
             "warnings": manifest.get("warnings", []),
             "passes": reports,
+            "accuracy": manifest.get("accuracy"),
         }, indent=2, sort_keys=True))
         return plots(args, manifest, out, err)
     for key, steps in manifest.get("pipeline", {}).items():
         out.print(f"pipeline \\[{key}]: {' -> '.join(steps)}")
     out.print(passes_table(reports))
+    for line in accuracy_lines(manifest.get("accuracy")):
+        out.print(line)
     for name, art in manifest.get("targets", {}).items():
         if art.get("details"):
             out.print(f"target {name}: {art['summary']}")

@@ -62,16 +62,17 @@ def command(args, out, err) -> int:
     manifest = read_manifest(build)
     x, y = load_data(args.data)
     x = trim_to_build_steps(manifest, x, err, args.quiet)
+    label = f"{Path(args.data).name} ({x.shape[1]} samples)"
     if args.shards is None:
         report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
                           max_accuracy_drop=args.max_accuracy_drop, progress=progress.step,
-                          executor_options=executor_options_from(args))
+                          executor_options=executor_options_from(args), data_label=label)
     else:
         from rsnn_compiler.sharded_validate import validate_sharded
 
         report = validate_sharded(build, manifest, x, y, args.shards, ray_options_from(args),
                                   allow_missing=args.allow_missing, max_accuracy_drop=args.max_accuracy_drop,
-                                  executor_options=executor_options_from(args))
+                                  executor_options=executor_options_from(args), data_label=label)
     data = write_report(build, report)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
@@ -94,9 +95,9 @@ def command(args, out, err) -> int:
             for layer in report.layers:
                 layers.add_row(layer.node, f"{100 * layer.spike_agreement:.2f}%", str(layer.float_spikes), str(layer.fixed_spikes))
             out.print(layers)
-        if report.float_accuracy is not None:
-            fixed = "-" if report.fixed_accuracy is None else f"{100 * report.fixed_accuracy:.2f}%"
-            out.print(f"accuracy: float {100 * report.float_accuracy:.2f}%, fixed-point {fixed}")
+        if report.fixed_accuracy is not None:
+            flt = "-" if report.float_accuracy is None else f"{report.float_accuracy:.2f}%"
+            out.print(f"accuracy on {report.accuracy_data}: float {flt}, fixed-point {report.fixed_accuracy:.2f}%")
         for note in report.notes:
             out.print(f"note: {note}")
         out.print("validate: OK — every integer executor equals the interpreter" if report.ok else "validate: FAILED")
