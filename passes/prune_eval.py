@@ -1,4 +1,4 @@
-"""Shared helpers of the pruning passes: option reading, calibration runs, accuracy.
+"""Shared helpers of the pruning passes: calibration runs, accuracy.
 
 Accuracy is in percent. With labels it is the usual top-1 accuracy of ``argmax(out.sum(0))``;
 without labels it is the agreement (percent) with the predictions of a reference graph (the
@@ -6,8 +6,6 @@ unpruned one), so the tolerance checks also work on unlabelled calibration data.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
@@ -34,17 +32,6 @@ def require_unquantized(graph: Graph, pass_name: str) -> None:
         f"{pass_name} cannot run on {state}: prune the float model first, then quantize"
         " (DESIGN §5: prune -> quantize_weights -> quantize_state)"
     )
-
-
-def option(ctx, key: str, default: Any, kind=float):
-    """Read ``ctx.options[key]`` converted with ``kind``; a bad value is a one-line UserInputError."""
-    value = ctx.options.get(key, default)
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"option {key}={value!r} is not a valid {kind.__name__}") from None
 
 
 def graph_steps(graph: Graph, x: np.ndarray) -> np.ndarray:

@@ -21,12 +21,11 @@ spikes from actual runs (``rsnn_compiler.accounting``). An optional masked fine-
 (``prune_finetune_epochs`` > 0, ``passes/finetune.py``) retrains the kept weights; an optional
 ``prune_tolerance`` (accuracy points) backs off to the sparsest curve point within tolerance.
 
-Options (``ctx.options``): prune_fraction, prune_structure, prune_exclude (list of node names),
-prune_curve (list of sparsities), prune_tolerance, prune_finetune_epochs, prune_finetune_lr,
-prune_finetune_batch, prune_finetune_control (bool: also fine-tune the unpruned graph with the same
-budget and report its accuracy), prune_rounds (gradual pruning: R rounds of prune-to-s_k then fine-tune,
-s_k = s (1 - (1 - k/R)^3)), prune_curve_finetune (bool: also fine-tune every curve point),
-finetune_x / finetune_y (arrays) or prune_finetune_data (.npz path) — default: the calibration data.
+Options: ``PruneSpatialOptions`` (rsnn_compiler/pass_options.py; ``ctx.options.of(...)``):
+fraction, structure, exclude, curve, tolerance, finetune_epochs/lr/batch/logit_scale, rounds
+(gradual pruning: R rounds of prune-to-s_k then fine-tune, s_k = s (1 - (1 - k/R)^3)),
+finetune_control, curve_finetune, and the fine-tune data (finetune_arrays or finetune_data; default:
+the calibration data).
 """
 
 from __future__ import annotations
@@ -42,11 +41,12 @@ from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler import progress
 from rsnn_compiler.ir.ops import Affine, Conv1d, Conv2d, NeuronOp, Output
+from rsnn_compiler.pass_options import PruneSpatialOptions, PruneStructure
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 
 from rsnn_compiler.passes import prune_eval as ev
 
-STRUCTURES = ("unstructured", "neurons", "channels")
+STRUCTURES = tuple(s.value for s in PruneStructure)
 DEFAULT_CURVE = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
 
 
@@ -202,21 +202,23 @@ def global_sparsity(graph: Graph) -> float:
 # ------------------------------------------------------------------------------------------
 # The pass
 # ------------------------------------------------------------------------------------------
-def _finetune_data(ctx: PassContext):
-    if ctx.options.get("finetune_x") is not None:
-        return np.asarray(ctx.options["finetune_x"]), np.asarray(ctx.options.get("finetune_y")), "options"
-    path = ctx.options.get("prune_finetune_data")
+def _finetune_data(ctx: PassContext, opts: PruneSpatialOptions):
+    if opts.finetune_arrays is not None:
+        x, y = opts.finetune_arrays
+        return np.asarray(x), np.asarray(y), "options"
+    path = opts.finetune_data
     if path:
         x, y = load_data(path, need_labels=True)
         return x, y, str(path)
     if ctx.calib_x is None or ctx.calib_y is None:
         raise UserInputError("the pruning fine-tune needs labelled data: pass --calib with labels 'y'"
-                             " or set prune_finetune_data")
+                             " or give --finetune-data")
     return ctx.calib_x, ctx.calib_y, "calibration data"
 
 
 class PruneSpatial:
     name: ClassVar[str] = "prune_spatial"
+    option_types: ClassVar[tuple[type, ...]] = (PruneSpatialOptions,)
     requires: ClassVar[frozenset[str]] = frozenset()
     establishes: ClassVar[frozenset[str]] = frozenset({Prop.PRUNED})
     invalidates: ClassVar[frozenset[str]] = frozenset()
@@ -224,18 +226,16 @@ class PruneSpatial:
 
     def run(self, graph: Graph, ctx: PassContext) -> tuple[Graph, PruneSpatialReport]:
         ev.require_unquantized(graph, self.name)
-        fraction = ev.option(ctx, "prune_fraction", None)
-        structure = str(ctx.options.get("prune_structure", "unstructured"))
+        opts = ctx.options.of(PruneSpatialOptions)
+        fraction, structure = opts.fraction, opts.structure.value
         report = PruneSpatialReport(name=self.name, structure=structure)
         if fraction is None:
-            report.skipped, report.reason = True, "no prune_fraction given"
+            report.skipped, report.reason = True, "no pruning fraction given"
             return graph, report
-        if not 0.0 <= fraction < 1.0:
-            raise UserInputError(f"prune fraction {fraction} must be in [0, 1)")
-        exclude = frozenset(ctx.options.get("prune_exclude", ()) or ())
+        exclude = frozenset(opts.exclude)
         report.fraction_requested = fraction
-        report.tolerance = ev.option(ctx, "prune_tolerance", None)
-        epochs = ev.option(ctx, "prune_finetune_epochs", 0, int)
+        report.tolerance = opts.tolerance
+        epochs = opts.finetune_epochs
 
         x, y = ctx.calib_x, ctx.calib_y
         labels = None
@@ -246,16 +246,15 @@ class PruneSpatial:
             acc_before = ev.account(graph, x)
             report.synops_before = ev.summary(acc_before)
 
-        rounds = max(1, ev.option(ctx, "prune_rounds", 1, int))
+        rounds = opts.rounds
 
         def finetuned(pruned: Graph, masks, tag: str, n_epochs: int = epochs) -> Graph:
             from rsnn_compiler.passes.finetune import FinetuneConfig, finetune
 
-            fx, fy, source = _finetune_data(ctx)
+            fx, fy, source = _finetune_data(ctx, opts)
             cfg = FinetuneConfig(
-                epochs=n_epochs, lr=ev.option(ctx, "prune_finetune_lr", 5e-3),
-                batch_size=ev.option(ctx, "prune_finetune_batch", 64, int), seed=ctx.seed,
-                logit_scale=ev.option(ctx, "prune_finetune_logit_scale", None),
+                epochs=n_epochs, lr=opts.finetune_lr, batch_size=opts.finetune_batch, seed=ctx.seed,
+                logit_scale=opts.finetune_logit_scale,
             )
             ctx.progress(f"prune_spatial: fine-tuning ({tag}, {n_epochs} epochs on {source})")
             # every zero stays zero: the new ones and those the layer already had
@@ -269,16 +268,16 @@ class PruneSpatial:
 
         # accuracy-vs-sparsity curve (and the tolerance back-off uses it)
         if x is not None:
-            grid = ctx.options.get("prune_curve", DEFAULT_CURVE)
+            grid = DEFAULT_CURVE if opts.curve is None else opts.curve
             points = sorted({round(float(s), 4) for s in grid} | {round(fraction, 4)})
             for s in progress.track(points, "prune_spatial: accuracy vs sparsity", unit="point"):
                 g_s, m_s = prune_to(graph, s, structure, exclude)
                 reached = round(float(global_sparsity(g_s)), 4)
                 report.curve.append((reached, ev.accuracy(g_s, x, labels)))
-                if epochs > 0 and ctx.options.get("prune_curve_finetune") and s > 0:
+                if epochs > 0 and opts.curve_finetune and s > 0:
                     report.curve_finetuned.append((reached, ev.accuracy(finetuned(g_s, m_s, f"curve {s}"), x, labels)))
 
-        if epochs > 0 and x is not None and ctx.options.get("prune_finetune_control"):
+        if epochs > 0 and x is not None and opts.finetune_control:
             # control: the unpruned graph fine-tuned with the same budget (is the gain pruning's?)
             control = finetuned(graph, {}, "unpruned control", epochs * rounds)
             report.accuracy_unpruned_finetuned = ev.accuracy(control, x, labels)

@@ -18,8 +18,8 @@ with any activity on the calibration data (empirical), ``last_needed = T' - 1 - 
 smallest total edge delay from the node to the output (structural: later values cannot reach the
 output within ``T'`` steps).
 
-Options (``ctx.options``): prune_time (bool, default True), time_kl_tolerance (default 0.05 nats),
-time_accuracy_tolerance (points, default 1.0), time_min_steps (default 1).
+Options: ``PruneTemporalOptions`` (rsnn_compiler/pass_options.py): enabled (default True),
+kl_tolerance (default 0.05 nats), accuracy_tolerance (points, default 1.0), min_steps (default 1).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.ir import topology
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.ops import NeuronOp
+from rsnn_compiler.pass_options import PruneTemporalOptions
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 
 from rsnn_compiler.accounting import count_synops, is_synapse
@@ -112,6 +113,7 @@ def delays_to_output(graph: Graph) -> dict[str, int]:
 
 class PruneTemporal:
     name: ClassVar[str] = "prune_temporal"
+    option_types: ClassVar[tuple[type, ...]] = (PruneTemporalOptions,)
     requires: ClassVar[frozenset[str]] = frozenset()
     establishes: ClassVar[frozenset[str]] = frozenset({Prop.PRUNED})
     invalidates: ClassVar[frozenset[str]] = frozenset()
@@ -120,11 +122,12 @@ class PruneTemporal:
     def run(self, graph: Graph, ctx: PassContext) -> tuple[Graph, PruneTemporalReport]:
         ev.require_unquantized(graph, self.name)
         report = PruneTemporalReport(name=self.name)
-        report.kl_tolerance = ev.option(ctx, "time_kl_tolerance", 0.05)
-        report.accuracy_tolerance = ev.option(ctx, "time_accuracy_tolerance", 1.0)
-        min_steps = max(1, ev.option(ctx, "time_min_steps", 1, int))
-        if not bool(ctx.options.get("prune_time", True)):
-            report.skipped, report.reason = True, "temporal pruning is off (prune_time=False)"
+        opts = ctx.options.of(PruneTemporalOptions)
+        report.kl_tolerance = opts.kl_tolerance
+        report.accuracy_tolerance = opts.accuracy_tolerance
+        min_steps = opts.min_steps
+        if not opts.enabled:
+            report.skipped, report.reason = True, "temporal pruning is off (--no-prune-time)"
             return graph, report
         if ctx.calib_x is None:
             report.skipped, report.reason = True, "no calibration data (--calib) to choose T on"

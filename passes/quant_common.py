@@ -178,9 +178,9 @@ def floor_pow2(x: float) -> int:
     return int(np.floor(np.log2(x)))
 
 
-def per_channel(spec, options: dict) -> bool:
-    """fpga: one exponent per output channel unless ``options["per_channel"]`` is False."""
-    return spec.per_channel_weight_exp and bool(options.get("per_channel", True))
+def per_channel(spec, options) -> bool:
+    """fpga: one exponent per output channel unless ``QuantizeOptions.per_channel`` is False."""
+    return spec.per_channel_weight_exp and options.per_channel
 
 
 def grid_weights(w: np.ndarray, spec, bits: int, calib_in: np.ndarray | None, conv: bool,

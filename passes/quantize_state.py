@@ -52,6 +52,7 @@ from rsnn_compiler.ir.dynamics import op_values
 from rsnn_compiler.ir.verify import verify
 from rsnn_compiler.neurons import EXTENSION_OF, FIXED_FAMILIES, QUANTIZE_RULES, REWRITES
 from rsnn_compiler.passes import quant_common as Q
+from rsnn_compiler.pass_options import QuantizeOptions
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler.precision import PrecisionOptions
 
@@ -91,7 +92,7 @@ class _Builder:
                  precision: PrecisionOptions, scale_override: dict[str, int] | None = None,
                  bias_correction: dict[str, np.ndarray] | None = None):
         self.g, self.ctx, self.report, self.float_run = graph, ctx, report, float_run
-        self.spec = ctx.options.get("fixed_spec") or Q.profile_spec(ctx.profile)  # a subset of it
+        self.spec = ctx.options.of(QuantizeOptions).spec or Q.profile_spec(ctx.profile)  # a subset of it
         self.loihi = isinstance(self.spec, Loihi2Spec)
         self.precision = precision
         if self.loihi:
@@ -189,7 +190,7 @@ class _Builder:
             e = np.full(w.shape[0], e0)
             kw = dict(weight_bits=bits, acc_bits=self.spec.dense_acc_bits, acc_overflow=self.spec.dense_acc_overflow)
         else:
-            axis = 0 if Q.per_channel(self.spec, self.ctx.options) else None
+            axis = 0 if Q.per_channel(self.spec, self.ctx.options.of(QuantizeOptions)) else None
             bits, acc_bits = self.wbits(name), self.acc_bits(name)
             m, e = arith.encode_mant_exp(w, bits, *self.spec.weight_exp_range, axis=axis)
             e = np.broadcast_to(e, (w.shape[0],)).copy()
@@ -544,6 +545,7 @@ class QuantizeState:
     """
 
     name: ClassVar[str] = "quantize_state"
+    option_types: ClassVar[tuple[type, ...]] = (PrecisionOptions, QuantizeOptions)
     requires: ClassVar[frozenset[str]] = frozenset({Prop.PRUNED, Prop.WEIGHTS_QUANTIZED})
     establishes: ClassVar[frozenset[str]] = frozenset({Prop.QUANTIZED})
     invalidates: ClassVar[frozenset[str]] = frozenset()
@@ -560,7 +562,7 @@ class QuantizeState:
         if graph.attrs.domain is not Domain.FLOAT:
             raise UserInputError("quantize_state runs on a float graph; this one is already fixed")
         spec = Q.profile_spec(ctx.profile)
-        precision = PrecisionOptions.from_options(ctx.options)
+        precision = ctx.options.of(PrecisionOptions)
         Q.check_precision_layers(graph, precision)
         report = QuantizeStateReport(name=self.name, profile=spec.name)
         float_run = run_float(graph, ctx.calib_x) if ctx.calib_x is not None else None

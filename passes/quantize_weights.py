@@ -7,7 +7,7 @@ The graph stays float (so the float interpreter measures the effect); weights be
 - ``loihi2``: one exponent per matrix and Lava's weight rules (mixed-sign: even mantissas in
   [-254, 254]; single-sign: [0, 255] / [-255, 0]), so quantize_state maps them to Lava Dense
   weights without rounding again;
-- ``fpga``: one exponent per output channel (``options["per_channel"] = False``: per layer),
+- ``fpga``: one exponent per output channel (``QuantizeOptions(per_channel=False)``: per layer),
   signed ``weight_bits`` mantissas (default 8) in a symmetric range.
 Widths come from ``PrecisionOptions`` (``rsnn_compiler/precision.py``: global and per layer;
 loihi2 accepts 1..8-bit weights, Lava's ``num_weight_bits``).
@@ -28,6 +28,7 @@ from rsnn_compiler.errors import PipelineError, UserInputError
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.passes import quant_common as Q
+from rsnn_compiler.pass_options import QuantizeOptions
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 from rsnn_compiler.precision import PrecisionOptions
 
@@ -51,6 +52,7 @@ class QuantizeWeightsReport(PassReport):
 
 class QuantizeWeights:
     name: ClassVar[str] = "quantize_weights"
+    option_types: ClassVar[tuple[type, ...]] = (PrecisionOptions, QuantizeOptions)
     requires: ClassVar[frozenset[str]] = frozenset({Prop.PRUNED})
     establishes: ClassVar[frozenset[str]] = frozenset({Prop.WEIGHTS_QUANTIZED})
     invalidates: ClassVar[frozenset[str]] = frozenset()
@@ -64,7 +66,7 @@ class QuantizeWeights:
         if graph.attrs.domain is not Domain.FLOAT:
             raise UserInputError("quantize_weights runs on a float graph; this one is already fixed")
         spec = Q.profile_spec(ctx.profile)
-        precision = PrecisionOptions.from_options(ctx.options)
+        precision = ctx.options.of(PrecisionOptions)
         Q.check_precision_layers(graph, precision)
         bits = Q.weight_bits(spec, precision, "")  # the global width (per-layer entries below)
         report = QuantizeWeightsReport(name=self.name, profile=spec.name, weight_bits=bits)
@@ -80,7 +82,7 @@ class QuantizeWeights:
             calib_in = Q.layer_inputs(graph, before, name) if before is not None else None
             layer_bits = Q.weight_bits(spec, precision, name)
             wq, exp, clipped = Q.grid_weights(op.weight, spec, layer_bits, calib_in, Q.is_conv(op),
-                                              Q.per_channel(spec, ctx.options))
+                                              Q.per_channel(spec, ctx.options.of(QuantizeOptions)))
             graph = graph.with_node(name, op.replace(weight=wq.astype(np.float32)))
             s = Q.sqnr_db(op.weight, wq)
             sqnrs.append(s)

@@ -42,10 +42,9 @@ from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import IF, LIF, Comparator, CubaLIF, NeuronOp, ResetMode
 from rsnn_compiler.passes import quant_common as Q
 from rsnn_compiler.passes.finetune import FinetuneConfig, finetune
+from rsnn_compiler.pass_options import RetargetStockOptions
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
 
-MODES = ("lava", "netx")
-DEFAULT_EPOCHS = 20
 HOLDOUT_EVERY = 4  # every 4th calibration sample is held out for the accuracy report
 
 
@@ -154,18 +153,18 @@ def accuracy(graph: Graph, x: np.ndarray, y: np.ndarray) -> float:
 
 class RetargetStock:
     name: ClassVar[str] = "retarget_stock"
+    option_types: ClassVar[tuple[type, ...]] = (RetargetStockOptions,)
     requires: ClassVar[frozenset[str]] = frozenset({Prop.CANONICAL})
     establishes: ClassVar[frozenset[str]] = frozenset()
     invalidates: ClassVar[frozenset[str]] = frozenset()
     forbids: ClassVar[frozenset[str]] = frozenset({Prop.QUANTIZED, Prop.WEIGHTS_QUANTIZED})
 
     def run(self, graph: Graph, ctx: PassContext) -> tuple[Graph, RetargetStockReport]:
-        mode = str(ctx.options.get("stock_neurons", "lava"))
-        if mode not in MODES:
-            raise UserInputError(f"--stock-neurons {mode}: choose one of {', '.join(MODES)}")
+        opts = ctx.options.of(RetargetStockOptions)
+        mode = opts.mode.value
         if graph.attrs.domain is not Domain.FLOAT:
             raise UserInputError("retarget_stock runs on the float graph")
-        epochs = int(ctx.options.get("stock_finetune_epochs", DEFAULT_EPOCHS))
+        epochs = opts.finetune_epochs
         report = RetargetStockReport(name=self.name, mode=mode, epochs=epochs)
         original = graph
         netx = mode == "netx"
@@ -178,7 +177,7 @@ class RetargetStock:
                 report.left_custom.append({"node": name, "kind": type(op).__name__,
                                            "why": "no stock Loihi 2 process computes it"})
         report.changed = True
-        split = self._data(ctx)
+        split = self._data(ctx, opts.data)
         if split is None:
             report.notes.append("not fine-tuned (no labelled --calib or --stock-data): the retargeted"
                                 " model's accuracy is unmeasured")
@@ -203,11 +202,10 @@ class RetargetStock:
         return graph, report
 
     @staticmethod
-    def _data(ctx: PassContext):
+    def _data(ctx: PassContext, path: str | None):
         """((x, y) to train on, (x, y) to report on, the name of the report data), or None
-        without labelled data."""
+        without labelled data (``path``: --stock-data)."""
         x, y = ctx.calib_x, ctx.calib_y
-        path = ctx.options.get("stock_data")
         if path:
             from rsnn_compiler.data import load_data
 

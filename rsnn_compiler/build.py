@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +38,9 @@ from rsnn_compiler.ir.text import structural_hash, to_text
 from rsnn_compiler.pass_manager import SkippedStep, run_pipeline
 from rsnn_compiler.pipeline import PRUNE_STEP, fixed_pipeline, float_pipeline_names
 from rsnn_compiler.passes_api import PassContext, PassReport, Prop
-from rsnn_compiler.precision import OPTION as PRECISION_OPTION
+from rsnn_compiler.pass_options import (
+    PruneSpatialOptions, PruneTemporalOptions, QuantizeOptions, RetargetStockOptions, StockNeurons,
+)
 from rsnn_compiler.precision import PrecisionOptions
 from rsnn_compiler import registry
 from rsnn_compiler.target_api import TargetCheckError
@@ -72,7 +74,14 @@ class BuildOptions:
     force: bool = False  # -o may replace a folder that is not an rsnnc build
     max_accuracy_drop: float | None = None  # points, float -> fixed on --calib (exit 1 beyond)
     min_spike_agreement: float | None = None  # fraction, float vs fixed spikes (exit 1 below)
-    extra: dict = field(default_factory=dict)
+    convert: dict | None = None  # ANN conversion (--convert/--steps/--levels/--convert-opt; frontends/ann_convert.py)
+    pruning: PruneSpatialOptions = PruneSpatialOptions()  # prune_spatial's settings; its fraction is ``prune``
+    time_pruning: PruneTemporalOptions = PruneTemporalOptions()  # prune_temporal (runs with --prune)
+    stock: RetargetStockOptions | None = None  # --stock-neurons: retarget_stock runs
+
+    def pass_options(self) -> list:
+        """The typed options the build's float and fixed pipelines read (targets add theirs)."""
+        return [replace(self.pruning, fraction=self.prune), self.time_pruning, self.stock, self.precision]
 
 
 @dataclass
@@ -150,7 +159,7 @@ def _enum_option(value: str | None, enum_cls, flag: str):
 
 def float_pipeline(options: BuildOptions) -> list:
     steps: list = []
-    for name in float_pipeline_names(options.prune is not None, bool(options.extra.get("stock_neurons"))):
+    for name in float_pipeline_names(options.prune is not None, options.stock is not None):
         if name != PRUNE_STEP:
             steps.append(name)
             continue
@@ -213,13 +222,10 @@ def _accuracy_data(options: BuildOptions, calib_x, calib_y) -> EvalData | None:
     """Labelled data the build's accuracy is measured on: ``holdout``, else labelled calibration
     data (named as training data when a fine-tune trained on it). Refuses a held-out file that is
     also a fine-tune's training data."""
-    tune_path = options.extra.get("prune_finetune_data")
-    tunes_on_calib = options.prune is not None and int(options.extra.get("prune_finetune_epochs") or 0) > 0 \
-        and not tune_path and options.extra.get("finetune_x") is None
-    stock_path = options.extra.get("stock_data")
-    stock = options.extra.get("stock_neurons")
-    stock_on_calib = bool(stock) and not stock_path \
-        and (int(options.extra.get("stock_finetune_epochs", 1) or 0) > 0 or stock == "netx")  # netx picks decays
+    tune_path = options.pruning.finetune_data
+    tunes_on_calib = replace(options.pruning, fraction=options.prune).tunes_on_calib
+    stock_path = options.stock.data if options.stock is not None else None
+    stock_on_calib = options.stock is not None and options.stock.tunes_on_calib
     if options.holdout:
         data = EvalData.load(options.holdout, "held out")
         sources = [(tune_path, "pruning"), (options.calib if tunes_on_calib else None, "pruning"),
@@ -256,7 +262,7 @@ def measure_accuracy(data: EvalData | None, options: BuildOptions, source_graph:
     record = AccuracyRecord(data=data.label, float_model=accuracy_percent(source_graph, data),
                             tolerance=check_tolerance(options.accuracy_tolerance),
                             accepted_loss=options.accept_accuracy_loss)
-    stock = options.extra.get("stock_neurons")
+    stock = options.stock.mode.value if options.stock is not None else None
     if float_graph is not None and (stock or options.prune is not None):
         step = " + ".join(([f"stock neurons ({stock})"] if stock else [])
                           + (["pruning"] if options.prune is not None else []))
@@ -300,9 +306,9 @@ def _build(
     outdir = Path(outdir)
     check_output_folder(output_path(outdir), options.force)  # refuse before the work, not after
     backends = [registry.get_backend(t) for t in options.targets]
-    target_pass_options: dict = {}
+    target_pass_options: list = []
     for backend in backends:  # each target applies its options (e.g. the Loihi 2 board)
-        target_pass_options.update(backend.configure(options))
+        target_pass_options.extend(backend.configure(options))
     if options.prune is not None and not (0.0 <= options.prune < 1.0):
         raise UserInputError(f"--prune {options.prune} must be a fraction in [0, 1)")
     if options.dt is not None and not (np.isfinite(options.dt) and options.dt > 0):
@@ -325,7 +331,7 @@ def _build(
         trust_checkpoint=options.trust_checkpoint,
         calib_x=calib_x,
         calib_y=calib_y,
-        extra={"convert": options.extra["convert"]} if options.extra.get("convert") else {},
+        extra={"convert": options.convert} if options.convert else {},
     )
 
     progress(f"importing {source}")
@@ -334,15 +340,11 @@ def _build(
     if calib_x is not None:  # passes run the model on the calibration data (float and fixed)
         require_run_within_budget(result.graph, 2 * calib_x.shape[0], calib_x.shape[1], "calibration")
     ctx = PassContext(
-        calib_x=calib_x, calib_y=calib_y, options={**options.extra, **target_pass_options},
+        calib_x=calib_x, calib_y=calib_y, options=[*options.pass_options(), *target_pass_options],
         verify_each=options.verify_each, progress=progress,
     )
-    if options.precision is not None:
-        ctx.options[PRECISION_OPTION] = options.precision
     if result.graph.attrs.domain is Domain.FIXED:
         return _build_fixed_input(source, outdir, options, backends, result, ctx, eval_data, progress, warn)
-    if options.prune is not None:
-        ctx.options["prune_fraction"] = options.prune
     steps = float_pipeline(options)
     float_graph, reports = run_pipeline(result.graph, steps, ctx)
     all_reports: list[PassReport] = [result.report, *reports]
@@ -351,7 +353,7 @@ def _build(
     graphs: dict[str | None, Graph] = {None: float_graph}
     source_profile = next(iter(result.fixed), None) if any(b.uses_fixed for b in backends) else None
     profile = resolve_profile(backends, options.profile or source_profile)
-    changed = options.prune is not None or bool(options.extra.get("stock_neurons"))
+    changed = options.prune is not None or options.stock is not None
     exact = result.fixed.get(profile) if profile is not None and not changed else None
     if result.fixed and profile is not None and exact is None:
         result.report.notes.append(
@@ -362,8 +364,8 @@ def _build(
         ctx.calib_x = ctx.calib_x[: float_graph.attrs.steps]  # temporal pruning chose T
     if profile is not None:
         ctx.profile = profile
-        if profile == "loihi2" and options.extra.get("stock_neurons") == "netx":
-            ctx.options["fixed_spec"] = LOIHI2_NETX  # integer weights, biases on netx's bias_exp 6
+        if profile == "loihi2" and options.stock is not None and options.stock.mode is StockNeurons.NETX:
+            ctx.options = ctx.options.with_(QuantizeOptions(spec=LOIHI2_NETX))  # integer weights, bias_exp 6
         steps = fixed_pipeline(profile, backends)
         start = float_graph
         if exact is not None:  # the source is this integer graph: lower it, do not requantize
@@ -452,7 +454,7 @@ def _build_fixed_input(source, outdir, options: BuildOptions, backends, result: 
     if float_only:
         raise UserInputError(f"target '{float_only[0]}' needs a float graph, but {name} is a fixed-point"
                              f" ({graph.attrs.profile}) graph; use integer targets (c, gpu, lava)")
-    given = [flag for flag, value in (("--prune", options.prune), ("--convert", options.extra.get("convert")),
+    given = [flag for flag, value in (("--prune", options.prune), ("--convert", options.convert),
                                       ("--weight-bits/--state-bits/--precision", options.precision))
              if value is not None]
     if given:

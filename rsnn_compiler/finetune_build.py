@@ -54,7 +54,7 @@ class QatConfig:
 
 @dataclass(frozen=True)
 class QatOptions:
-    """What the ``qat_finetune`` pass reads (``ctx.options["qat_finetune"]``)."""
+    """What the ``qat_finetune`` pass reads (``ctx.options.of(QatOptions)``)."""
 
     train: EvalData
     config: QatConfig = QatConfig()
@@ -83,17 +83,18 @@ def _steps(manifest: dict, data: EvalData) -> EvalData:
     return data
 
 
-def _board(manifest: dict) -> dict:
+def _board(manifest: dict) -> str | None:
+    """The Loihi 2 board BUILD was mapped onto (its map_loihi2 report names it), or None."""
     for rep in manifest.get("passes", []):
         board = rep.get("metrics", {}).get("board") if rep.get("name") == "map_loihi2" else None
         if board:
-            return {"loihi2_board": board}
-    return {}
+            return str(board)
+    return None
 
 
 def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lambda msg: None):
     """Fine-tune BUILD's fixed-point graph; write the new build to ``request.out``."""
-    from rsnn_compiler.build import kept, write_build
+    from rsnn_compiler.build import BuildOptions, kept, write_build
 
     build = Path(request.build)
     if not (build / MANIFEST).is_file():
@@ -118,8 +119,9 @@ def finetune_build(request: FinetuneRequest, progress=lambda msg: None, warn=lam
             raise UserInputError(f"--holdout {request.holdout} holds the same data as --data {request.data};"
                                  " accuracy must be measured on data the model is not tuned on")
     backends = [registry.get_backend(t) for t in manifest.get("targets", {})]
+    target_options = [o for b in backends for o in b.configure(BuildOptions(board=_board(manifest)))]
     options = QatOptions(train=train, config=config, holdout=holdout, teacher=float_graph)
-    ctx = PassContext(profile=profile, options={FINETUNE_PASS: options, **_board(manifest)}, progress=progress)
+    ctx = PassContext(profile=profile, options=[options, *target_options], progress=progress)
     from rsnn_compiler.pipeline import fixed_pipeline
 
     lowering = fixed_pipeline(profile, backends)[2:]

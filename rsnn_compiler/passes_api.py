@@ -14,6 +14,7 @@ import numpy as np
 
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.neurons.enums import StrChoice
+from rsnn_compiler.pass_options import PassOptions
 
 
 class Prop(StrChoice):
@@ -30,16 +31,20 @@ class Prop(StrChoice):
 
 @dataclass
 class PassContext:
-    """Everything a pass may read besides the graph: calibration data, options, progress."""
+    """Everything a pass may read besides the graph: calibration data, typed options
+    (``options.of(PruneSpatialOptions)``; a list of option objects is accepted), progress."""
 
     calib_x: np.ndarray | None = None  # (time, batch, *features)
     calib_y: np.ndarray | None = None  # (batch,)
     target: str | None = None
     profile: str | None = None  # fixed-point profile: "loihi2" or "fpga"
-    options: dict[str, Any] = field(default_factory=dict)
+    options: PassOptions = field(default_factory=PassOptions)  # typed, one object per pass (pass_options.py)
     seed: int = 0
     verify_each: bool = False  # verify the IR after every pass (always on in tests)
     progress: Callable[[str], None] = lambda message: None
+
+    def __post_init__(self):
+        self.options = PassOptions.of_items(self.options)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Bit widths of a fixed-point build: global defaults and per-layer overrides (typed options).
 
-``PrecisionOptions`` is what the quantization passes read (``ctx.options["precision"]``); the
+``PrecisionOptions`` is what the quantization passes read (``ctx.options.of(PrecisionOptions)``); the
 CLI fills it from ``--weight-bits``, ``--state-bits``, ``--current-bits``, ``--acc-bits``,
 ``--input-bits``, ``--state-overflow``, ``--state-scale`` and a ``--precision FILE`` (TOML or
 JSON). Resolution for one layer, first match wins: the file's ``[layers."<node>"]`` entry, the
@@ -30,7 +30,6 @@ from typing import Any, Mapping
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed.arith import Overflow
 
-OPTION = "precision"  # ctx.options key
 TERNARY = "ternary"
 STATE_SCALES = ("auto", "threshold", "calibrate")
 
@@ -106,18 +105,6 @@ class PrecisionOptions:
             data["layers"] = {n: lp_json(lp) for n, lp in self.layers}
         return data
 
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "PrecisionOptions":
-        """From ``ctx.options``: a PrecisionOptions under ``"precision"``, else the loose keys
-        ``weight_bits``, ``state_bits``, ``acc_bits``, ``input_bits``, ``state_overflow``,
-        ``state_scale`` (the older dict form; still accepted)."""
-        value = options.get(OPTION)
-        if isinstance(value, PrecisionOptions):
-            return value
-        if value is not None:
-            raise UserInputError(f"option '{OPTION}' must be a PrecisionOptions, not {type(value).__name__}")
-        loose = {k: options[k] for k in GLOBAL_KEYS if options.get(k) is not None}
-        return parse_precision(loose, "options")
 
 
 def _width(key: str, value: Any, where: str) -> int:
@@ -236,5 +223,5 @@ def check_layer_names(precision: PrecisionOptions, synapses: list[str], neurons:
             )
 
 
-__all__ = ["LayerPrecision", "OPTION", "PrecisionOptions", "check_layer_names", "load_precision_file",
+__all__ = ["LayerPrecision", "PrecisionOptions", "check_layer_names", "load_precision_file",
            "parse_precision"]

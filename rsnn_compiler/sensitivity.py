@@ -40,7 +40,7 @@ from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.text import structural_hash
 from rsnn_compiler.pass_manager import run_pipeline
 from rsnn_compiler.passes_api import PassContext
-from rsnn_compiler.precision import OPTION, PrecisionOptions, parse_precision
+from rsnn_compiler.precision import PrecisionOptions, parse_precision
 
 WEIGHT_WIDTHS = (8, 6, 5, 4, 3, 2)
 STATE_WIDTHS = (16, 12, 10, 8, 6, 5, 4, 3, 2)
@@ -123,7 +123,7 @@ class _Quantizer:
 
     def __call__(self, precision: PrecisionOptions) -> Graph:
         ctx = PassContext(calib_x=self.calib_x, calib_y=self.calib_y, profile=self.profile,
-                          options={OPTION: precision})
+                          options=[precision])
         fixed, reports = run_pipeline(self.float_graph, ["quantize_weights", "quantize_state"], ctx)
         self.reports = {r.name: r for r in reports}
         return fixed

@@ -48,9 +48,9 @@ class Backend(Protocol):
     requires_profile: ClassVar[str | None]
     lowering_passes: ClassVar[tuple[str, ...]]
 
-    def configure(self, options) -> dict:
+    def configure(self, options) -> tuple:
         """Apply the build options that concern this target (``BuildOptions``); return the
-        options its lowering passes read (merged into ``PassContext.options``)."""
+        typed options its lowering passes read (added to ``PassContext.options``)."""
 
     def check(self, graph: Graph) -> list[Diagnostic]:
         """Everything the target cannot represent in ``graph`` (the fixed graph if uses_fixed)."""
@@ -62,8 +62,8 @@ class Backend(Protocol):
 class BackendDefaults:
     """Default ``configure`` for a target without options of its own (subclass it)."""
 
-    def configure(self, options) -> dict:
-        return {}
+    def configure(self, options) -> tuple:
+        return ()
 
 
 class TargetCheckError(UserInputError):

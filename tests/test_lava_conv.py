@@ -152,7 +152,7 @@ def test_converted_mnist1d_cnn_builds_for_lava_and_validates(tmp_path, lava_pyth
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=x[:, :64], y=y[:64])
     out = tmp_path / "build"
-    build(str(model / "model.onnx"), out, BuildOptions(targets=("lava",), calib=str(calib), extra={"convert": {"method": "sfn", "steps": None, "levels": None, "opts": {}}}))
+    build(str(model / "model.onnx"), out, BuildOptions(targets=("lava",), calib=str(calib), convert={"method": "sfn", "steps": None, "levels": None, "opts": {}}))
     manifest = json.loads((out / "manifest.json").read_text())
     report = validate(out, manifest, x[:, :8], y[:8])
     checks = {c.executor: c.status for c in report.executors}

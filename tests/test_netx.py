@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
+from rsnn_compiler.pass_options import RetargetStockOptions
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.fixed import arith
 from rsnn_compiler.fixed.arith import Overflow
@@ -274,7 +275,7 @@ def test_bundled_model_on_stock_neurons_exports_to_netx(tmp_path, netx_python):
     out = tmp_path / "stock"
     result = build("models.rleaky_mnist1d.model:build", out, BuildOptions(
         targets=("lava",), weights=str(model / "weights.pt"), calib=str(tmp_path / "calib.npz"),
-        extra={"stock_neurons": "netx", "stock_finetune_epochs": 0}, accept_accuracy_loss=True))
+        stock=RetargetStockOptions(mode="netx", finetune_epochs=0), accept_accuracy_loss=True))
     art = result.manifest["targets"]["lava"]
     assert "0 custom" in art["summary"] and all("stock Lava LIF" in line for line in art["details"])
     report = validate(out, result.manifest, x, y)
@@ -295,7 +296,7 @@ def test_netx_weight_widths_and_integer_finetune_run_in_netx(tmp_path, netx_pyth
     from rsnn_compiler.cli.main import main
     from rsnn_compiler.ir.fixed_ops import FixedDense
     from rsnn_compiler.ir import load_graph
-    from rsnn_compiler.precision import PrecisionOptions
+    from rsnn_compiler.precision import parse_precision
 
     model = REPO / "models" / "rleaky_mnist1d"
     with np.load(model / "data.npz") as z:
@@ -305,8 +306,8 @@ def test_netx_weight_widths_and_integer_finetune_run_in_netx(tmp_path, netx_pyth
     out, tuned = tmp_path / "stock6", tmp_path / "stock6-tuned"
     build("models.rleaky_mnist1d.model:build", out, BuildOptions(
         targets=("lava",), weights=str(model / "weights.pt"), calib=str(tmp_path / "calib.npz"),
-        extra={"stock_neurons": "netx", "stock_finetune_epochs": 0},
-        precision=PrecisionOptions.from_options({"weight_bits": 6}), accept_accuracy_loss=True))
+        stock=RetargetStockOptions(mode="netx", finetune_epochs=0),
+        precision=parse_precision({"weight_bits": 6}, "test"), accept_accuracy_loss=True))
     assert main(["finetune", str(out), "--data", str(tmp_path / "train.npz"), "--epochs", "1", "--lr", "0.05",
                  "--accept-accuracy-loss", "-o", str(tuned), "-q"]) == 0
     before = load_graph(out / "graph.loihi2.rsnn")

@@ -110,7 +110,6 @@ def test_precision_files_toml_and_json_agree_and_flags_override_the_top_level(tm
     c = load_precision_file(toml, {"weight_bits": 7, "state_bits": None})
     assert c.default.weight_bits == 7 and c.layer("w_rec").weight_bits == 3  # [layers] win over flags
     assert parse_precision(a.to_json(), "round trip") == PrecisionOptions(**{**a.__dict__, "source": "round trip"})
-    assert PrecisionOptions.from_options({"weight_bits": 4}).default.weight_bits == 4  # the older loose keys
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -194,7 +193,7 @@ def test_state_scale_calibrate_searches_scales_and_corrects_rounding_bias(data):
     reports = {}
     for scale in ("threshold", "calibrate"):
         ctx = PassContext(calib_x=calib["x"], profile="fpga",
-                          options={"precision": parse_precision({"state_bits": 5, "state_scale": scale}, "test")})
+                          options=[parse_precision({"state_bits": 5, "state_scale": scale}, "test")])
         fixed, reps = run_pipeline(graph.with_attrs(properties=graph.attrs.properties | {Prop.PRUNED}),
                                    ["quantize_weights", "quantize_state"], ctx)
         assert verify(fixed) == []

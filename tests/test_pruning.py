@@ -14,6 +14,7 @@ from rsnn_compiler import registry
 from rsnn_compiler.accounting import account_float, count_synops, node_input, weight_sparsity
 from rsnn_compiler.build import BuildOptions, build, float_pipeline
 from rsnn_compiler.errors import PipelineError, UserInputError
+from rsnn_compiler.pass_options import PruneSpatialOptions, PruneTemporalOptions
 from rsnn_compiler.examples import example_inputs, recurrent_example
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.ir.graph import GraphBuilder
@@ -255,7 +256,7 @@ def test_structured_pruning_removes_whole_neurons_but_not_classes():
 def test_pass_reports_accounting_and_curve_without_mutating_its_input():
     g, x = recurrent_example(), example_inputs(batch=32)
     before = structural_hash(g)
-    ctx = PassContext(calib_x=x, options={"prune_fraction": 0.8}, verify_each=True)
+    ctx = PassContext(calib_x=x, options=[PruneSpatialOptions(fraction=0.8)], verify_each=True)
     new, (report,) = run_pipeline(g, ["prune_spatial"], ctx)
     assert structural_hash(g) == before
     assert Prop.PRUNED in new.attrs.properties and report.changed
@@ -270,14 +271,14 @@ def test_pass_reports_accounting_and_curve_without_mutating_its_input():
 
 
 def test_pass_without_calibration_data_prunes_and_says_so():
-    new, report = PruneSpatial().run(recurrent_example(), PassContext(options={"prune_fraction": 0.5}))
+    new, report = PruneSpatial().run(recurrent_example(), PassContext(options=[PruneSpatialOptions(fraction=0.5)]))
     assert report.fraction_reached >= 0.5 and report.curve == [] and report.accuracy_before is None
     assert any("no calibration data" in n for n in report.notes)
 
 
 def test_tolerance_backs_off_to_a_sparsity_within_it(trained_digits):
     g, (_, _, xte, yte) = trained_digits
-    ctx = PassContext(calib_x=xte, calib_y=yte, options={"prune_fraction": 0.95, "prune_tolerance": 2.0})
+    ctx = PassContext(calib_x=xte, calib_y=yte, options=[PruneSpatialOptions(fraction=0.95, tolerance=2.0)])
     new, report = PruneSpatial().run(g, ctx)
     assert report.within_tolerance and report.fraction_reached < 0.95
     assert report.accuracy_after >= report.accuracy_before - 2.0
@@ -320,7 +321,7 @@ def test_each_pruning_pass_refuses_a_quantized_input_graph_when_called_directly(
     """The order is enforced by the passes themselves, not only by the pipeline check."""
     graph = recurrent_example()
     ctx = PassContext(calib_x=example_inputs(steps=8, batch=4), profile="fpga",
-                      options={"prune_fraction": 0.5})
+                      options=[PruneSpatialOptions(fraction=0.5)])
     pruned_skip, _ = run_pipeline(graph, float_pipeline(BuildOptions()), ctx)  # canonical, prune skipped
     weights_q, _ = run_pipeline(pruned_skip, ["quantize_weights"], ctx)
     fixed, _ = run_pipeline(weights_q, ["quantize_state"], ctx)
@@ -352,7 +353,7 @@ def test_kl_and_distributions():
 
 def test_temporal_pruning_records_the_chosen_steps():
     g, x = recurrent_example(), example_inputs(batch=32)
-    ctx = PassContext(calib_x=x, options={"time_kl_tolerance": 0.05}, verify_each=True)
+    ctx = PassContext(calib_x=x, options=[PruneTemporalOptions(kl_tolerance=0.05)], verify_each=True)
     new, (report,) = run_pipeline(g, ["prune_temporal"], ctx)
     assert report.steps_before == 50 and 1 <= report.steps_after < 50
     assert new.attrs.steps == report.steps_after and g.attrs.steps is None
@@ -363,7 +364,7 @@ def test_temporal_pruning_records_the_chosen_steps():
     assert report.active_windows["readout"].last_needed == report.steps_after - 1
     assert report.active_windows["lif"].last_needed == report.steps_after - 1
     # a tolerance of zero keeps every step
-    _, same = PruneTemporal().run(g, PassContext(calib_x=x, options={"time_kl_tolerance": 0.0}))
+    _, same = PruneTemporal().run(g, PassContext(calib_x=x, options=[PruneTemporalOptions(kl_tolerance=0.0)]))
     assert same.steps_after == 50
 
 
@@ -371,7 +372,7 @@ def test_temporal_pruning_is_skipped_without_data_or_when_off():
     g = recurrent_example()
     _, r = PruneTemporal().run(g, PassContext())
     assert r.skipped and "calibration" in r.reason
-    _, r = PruneTemporal().run(g, PassContext(calib_x=example_inputs(), options={"prune_time": False}))
+    _, r = PruneTemporal().run(g, PassContext(calib_x=example_inputs(), options=[PruneTemporalOptions(enabled=False)]))
     assert r.skipped
 
 
@@ -394,7 +395,7 @@ def test_graph_steps_round_trip_and_hash(tmp_path):
 
 def test_temporal_pruning_lowers_T_on_a_converted_model():
     g, x, y, ann_acc = converted_mlp(steps=48)
-    ctx = PassContext(calib_x=x, calib_y=y, options={"time_kl_tolerance": 0.05, "time_accuracy_tolerance": 1.0})
+    ctx = PassContext(calib_x=x, calib_y=y, options=[PruneTemporalOptions(kl_tolerance=0.05, accuracy_tolerance=1.0)])
     new, report = PruneTemporal().run(g, ctx)
     assert report.accuracy_before >= ann_acc - 3.0  # a working conversion
     assert report.steps_after < report.steps_before
@@ -458,8 +459,7 @@ def test_trained_recurrent_net_pruned_80_percent_within_one_point(trained_digits
     assert dense_acc > 70.0
     ctx = PassContext(
         calib_x=xte, calib_y=yte,
-        options={"prune_fraction": 0.8, "prune_rounds": 2, "prune_finetune_epochs": 5,
-                 "prune_finetune_lr": 1e-2, "finetune_x": xtr, "finetune_y": ytr},
+        options=[PruneSpatialOptions(fraction=0.8, rounds=2, finetune_epochs=5, finetune_lr=1e-2, finetune_arrays=(xtr, ytr))],
     )
     new, report = PruneSpatial().run(g, ctx)
     assert report.fraction_reached >= 0.8
@@ -527,7 +527,7 @@ def test_pass_on_a_graph_without_synapses_is_a_no_op():
     b.add("output", Output(shape=(3,)))
     b.chain("input", "lif", "output")
     g = b.build()
-    new, report = PruneSpatial().run(g, PassContext(options={"prune_fraction": 0.5}))
+    new, report = PruneSpatial().run(g, PassContext(options=[PruneSpatialOptions(fraction=0.5)]))
     assert structural_hash(new) == structural_hash(g)
     assert report.weights_total == 0 and report.fraction_reached == 0.0
 
@@ -572,8 +572,7 @@ def test_acceptance_recurrent_mnist1d_80_percent_within_one_point():
     g, (xtr, ytr, xte, yte), source = _mnist1d_example()
     ctx = PassContext(
         calib_x=xte, calib_y=yte,
-        options={"prune_fraction": 0.8, "prune_rounds": 2, "prune_finetune_epochs": 5,
-                 "finetune_x": xtr, "finetune_y": ytr, "prune_finetune_control": True},
+        options=[PruneSpatialOptions(fraction=0.8, rounds=2, finetune_epochs=5, finetune_control=True, finetune_arrays=(xtr, ytr))],
     )
     new, report = PruneSpatial().run(g, ctx)
     print(f"\n{source}: sparsity {report.fraction_reached:.3f}, accuracy {report.accuracy_before:.1f}"
@@ -638,7 +637,7 @@ def test_runner_and_pruning_on_an_imported_snntorch_rleaky():
     with torch.no_grad():
         assert np.array_equal(TorchGraph(g)(torch.from_numpy(x)).numpy(), run_float(g, x).out)
     ctx = PassContext(calib_x=x, calib_y=np.arange(6) % 3,
-                      options={"prune_fraction": 0.5, "prune_finetune_epochs": 1, "prune_finetune_batch": 3})
+                      options=[PruneSpatialOptions(fraction=0.5, finetune_epochs=1, finetune_batch=3)])
     new, report = PruneSpatial().run(g, ctx)
     assert report.fraction_reached >= 0.5 and report.finetune["updates"] == 2
 
@@ -660,7 +659,7 @@ def test_shipped_rleaky_mnist1d_prunes_and_accounts_on_its_calibration_data():
     x, y = load_data(folder / "data.npz")
     new, (spatial, temporal) = run_pipeline(
         g, ["prune_spatial", "prune_temporal"],
-        PassContext(calib_x=x, calib_y=y, options={"prune_fraction": 0.8, "prune_curve": [0.0, 0.8]}, verify_each=True),
+        PassContext(calib_x=x, calib_y=y, options=[PruneSpatialOptions(fraction=0.8, curve=(0.0, 0.8))], verify_each=True),
     )
     assert spatial.accuracy_before == pytest.approx(meta["data_accuracy"], abs=0.01)
     assert spatial.fraction_reached >= 0.8 and len(spatial.layers) == 3

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rsnn_compiler.pass_options import QuantizeOptions
+from rsnn_compiler.precision import parse_precision
 from rsnn_compiler.errors import PipelineError, UserInputError
 from rsnn_compiler.examples import example_inputs, recurrent_example
 from rsnn_compiler.fixed import arith
@@ -35,7 +37,9 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-def quantize(graph, profile, calib_x=None, calib_y=None, **options):
+def quantize(graph, profile, calib_x=None, calib_y=None, per_channel=True, **widths):
+    """``widths``: PrecisionOptions keys (weight_bits, state_bits, ...)."""
+    options = [QuantizeOptions(per_channel=per_channel), parse_precision(widths, "test")]
     ctx = PassContext(calib_x=calib_x, calib_y=calib_y, profile=profile, options=options, verify_each=True)
     fixed, reports = run_pipeline(graph, [PRUNE_SKIPPED, "quantize_weights", "quantize_state"], ctx)
     return fixed, reports[1], reports[2]

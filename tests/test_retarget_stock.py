@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rsnn_compiler.pass_options import RetargetStockOptions
 from rsnn_compiler.interpreter.float_interp import run_float
 from rsnn_compiler.ir import GraphBuilder, Input, Output
 from rsnn_compiler.ir.ops import LIF, Affine, Comparator, CubaLIF, ResetMode
@@ -63,7 +64,7 @@ def test_pass_reports_accuracy_cost_and_lowers_to_stock_lifs(tmp_path):
         np.savez(tmp_path / "calib.npz", x=z["x"][:, :40], y=z["y"][:40])
     result = build("models.rleaky_mnist1d.model:build", tmp_path / "b", BuildOptions(
         targets=("lava",), weights=str(model / "weights.pt"), calib=str(tmp_path / "calib.npz"),
-        extra={"stock_neurons": "lava", "stock_finetune_epochs": 1}, accept_accuracy_loss=True))
+        stock=RetargetStockOptions(mode="lava", finetune_epochs=1), accept_accuracy_loss=True))
     acc = result.manifest["accuracy"]
     assert acc["data"] == "calib.npz (40 samples, calibration data, also the stock-neuron fine-tune's training data)"
     stock = acc["steps"][0]
@@ -106,6 +107,6 @@ def test_pass_without_labels_notes_it():
     from rsnn_compiler.passes_api import Prop
 
     g = g.with_attrs(properties=frozenset({Prop.CANONICAL}))
-    out, rep = RetargetStock().run(g, PassContext(calib_x=x, options={"stock_neurons": "lava"}))
+    out, rep = RetargetStock().run(g, PassContext(calib_x=x, options=[RetargetStockOptions(mode="lava")]))
     assert out.nodes["h"].reset is ResetMode.ZERO and rep.accuracy_finetuned is None
     assert any("not fine-tuned" in n for n in rep.notes)

@@ -43,7 +43,6 @@ from rsnn_compiler.training import LoopConfig, train_loop
 from rsnn_compiler.backends.gpu.qat import FixedPointModule
 from rsnn_compiler.backends.gpu.runtime import GraphRuntime
 
-OPTION = FINETUNE_PASS  # ctx.options key holding a QatOptions
 
 
 @dataclass
@@ -237,18 +236,19 @@ def _clip_relative(params, units, max_norm: float) -> None:
 
 
 class QatFinetune:
-    """Pass wrapper: ``ctx.options["qat_finetune"]`` is a ``QatOptions``."""
+    """Pass wrapper: reads ``ctx.options.of(QatOptions)`` (required: it holds the training data)."""
 
-    name: ClassVar[str] = "qat_finetune"
+    name: ClassVar[str] = FINETUNE_PASS
+    option_types: ClassVar[tuple[type, ...]] = (QatOptions,)
     requires: ClassVar[frozenset[str]] = frozenset({Prop.QUANTIZED})
     establishes: ClassVar[frozenset[str]] = frozenset()
     invalidates: ClassVar[frozenset[str]] = frozenset()
     forbids: ClassVar[frozenset[str]] = frozenset()
 
     def run(self, graph: Graph, ctx: PassContext) -> tuple[Graph, QatFinetuneReport]:
-        options = ctx.options.get(OPTION)
-        if not isinstance(options, QatOptions):
-            raise UserInputError("qat_finetune needs training data: ctx.options['qat_finetune'] = QatOptions(...)")
+        if not ctx.options.given(QatOptions):
+            raise UserInputError("qat_finetune needs training data: PassContext(options=[QatOptions(...)])")
+        options = ctx.options.of(QatOptions)
         tuned, report = train_fixed(graph, options, ctx.progress)
         where = f" on {report.holdout_data}" if report.holdout_data else ""
         acc = (f"; accuracy {report.accuracy_before:.2f}% -> {report.accuracy_after:.2f}%{where}"
@@ -258,5 +258,5 @@ class QatFinetune:
         return tuned, report
 
 
-__all__ = ["OPTION", "QatFinetune", "QatFinetuneReport", "accuracy_percent", "nonzero_weights", "predict",
+__all__ = ["QatFinetune", "QatFinetuneReport", "accuracy_percent", "nonzero_weights", "predict",
            "train_fixed"]

@@ -20,7 +20,7 @@ from rsnn_compiler.target_api import Artifact, Diagnostic, TargetCheckError
 
 from rsnn_compiler.backends.lava.emit import LavaProgram, lower, to_network
 from rsnn_compiler.backends.lava.env import lava_status, write_network_dir
-from rsnn_compiler.backends.lava.loihi2_resources import DEFAULT_BOARD
+from rsnn_compiler.backends.lava.loihi2_resources import DEFAULT_BOARD, Loihi2MapOptions
 from rsnn_compiler.backends.lava.spec import LAVA_SPEC, LavaSpec
 
 HERE = Path(__file__).resolve().parent
@@ -114,11 +114,11 @@ class LavaBackend:
     spec: LavaSpec = LAVA_SPEC
     board: str = DEFAULT_BOARD  # Loihi 2 board the mapping must fit (backends/lava/map_loihi2.py)
 
-    def configure(self, options) -> dict:
+    def configure(self, options) -> tuple:
         """``options.board`` (``--board``) chooses the board ``map_loihi2`` must fit."""
         if getattr(options, "board", None):
             self.board = options.board
-        return {"loihi2_board": self.board}
+        return (Loihi2MapOptions(board=self.board),)
 
     def status(self) -> str:
         st = lava_status()

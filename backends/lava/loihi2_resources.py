@@ -90,3 +90,13 @@ def get_board(name: str) -> Board:
     if name not in BOARDS:
         raise UserInputError(f"unknown Loihi 2 board '{name}'; choose one of {', '.join(BOARDS)}")
     return BOARDS[name]
+
+
+@dataclass(frozen=True)
+class Loihi2MapOptions:
+    """``map_loihi2``'s options (``--board``): the board whose chips the mapping must fit."""
+
+    board: str = DEFAULT_BOARD
+
+    def __post_init__(self):
+        get_board(self.board)  # an unknown board is a one-line error here, before any pass runs

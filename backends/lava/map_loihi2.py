@@ -27,7 +27,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from rsnn_compiler.backends.lava.loihi2_resources import DEFAULT_BOARD, LOIHI2_RESOURCES, Loihi2Resources, get_board
+from rsnn_compiler.backends.lava.loihi2_resources import (
+    DEFAULT_BOARD, LOIHI2_RESOURCES, Loihi2MapOptions, Loihi2Resources, get_board,
+)
 from rsnn_compiler.backends.lava.fold import ConvGeometry, FoldError, fold_path
 from rsnn_compiler.ir.fixed_ops import FixedNeuron
 from rsnn_compiler.ir.graph import Domain, Graph
@@ -441,6 +443,7 @@ class MapLoihi2:
     """Report-only pass: the graph is unchanged; the report holds the mapping and energy."""
 
     name: ClassVar[str] = "map_loihi2"
+    option_types: ClassVar[tuple[type, ...]] = (Loihi2MapOptions,)
     requires: ClassVar[frozenset[str]] = frozenset({Prop.QUANTIZED})
     establishes: ClassVar[frozenset[str]] = frozenset()
     invalidates: ClassVar[frozenset[str]] = frozenset()
@@ -449,7 +452,7 @@ class MapLoihi2:
     def run(self, graph: Graph, ctx: PassContext) -> tuple[Graph, PassReport]:
         from rsnn_compiler.energy import energy_report
 
-        board = str(ctx.options.get("loihi2_board", DEFAULT_BOARD))
+        board = ctx.options.of(Loihi2MapOptions).board
         if graph.attrs.domain is not Domain.FIXED or graph.attrs.profile != "loihi2":
             return graph, MappingReport(name=self.name, skipped=True,
                                         reason="needs a loihi2 fixed-point graph")

@@ -39,8 +39,8 @@ hashes), the float graph (graph.float.rsnn/.txt), one fixed-point graph per prof
 needs, and one folder per target. It is written atomically."""
 
 
-def convert_extra(args) -> dict:
-    """``--convert/--steps/--levels/--convert-opt`` as BuildOptions.extra["convert"]."""
+def convert_options(args) -> dict | None:
+    """``--convert/--steps/--levels/--convert-opt`` as BuildOptions.convert (None: no conversion)."""
     opts = {}
     for item in args.convert_opt:
         key, sep, value = item.partition("=")
@@ -51,45 +51,37 @@ def convert_extra(args) -> dict:
         if not str(args.input).endswith(".onnx"):
             raise UserInputError("--steps, --levels and --convert-opt need --convert (ANN inputs only)")
     if not (args.convert or args.steps or args.levels or opts):
-        return {}
-    return {"convert": {"method": args.convert or "sfn", "steps": args.steps, "levels": args.levels, "opts": opts}}
+        return None
+    return {"method": args.convert or "sfn", "steps": args.steps, "levels": args.levels, "opts": opts}
 
 
-def stock_extra(args) -> dict:
-    """``--stock-neurons`` / ``--stock-finetune`` as pass options (``passes/retarget_stock.py``)."""
+def stock_options(args):
+    """``--stock-neurons`` / ``--stock-finetune`` / ``--stock-data`` as RetargetStockOptions."""
+    from rsnn_compiler.pass_options import RetargetStockOptions
+
     if args.stock_neurons is None:
         if args.stock_finetune is not None or args.stock_data:
             raise UserInputError("--stock-finetune and --stock-data need --stock-neurons (lava or netx)")
-        return {}
-    extra = {"stock_neurons": args.stock_neurons}
-    if args.stock_finetune is not None:
-        if args.stock_finetune < 0:
-            raise UserInputError("--stock-finetune EPOCHS must be >= 0")
-        extra["stock_finetune_epochs"] = args.stock_finetune
-    if args.stock_data:
-        extra["stock_data"] = args.stock_data
-    return extra
+        return None
+    if args.stock_finetune is not None and args.stock_finetune < 0:
+        raise UserInputError("--stock-finetune EPOCHS must be >= 0")
+    given = {"finetune_epochs": args.stock_finetune, "data": args.stock_data or None}
+    return RetargetStockOptions(mode=args.stock_neurons, **{k: v for k, v in given.items() if v is not None})
 
 
-def prune_extra(args) -> dict:
-    """Pruning flags as pass options (``passes/prune_spatial.py``, ``prune_temporal.py``)."""
-    extra = {
-        key: value
-        for key, value in {
-            "prune_structure": args.prune_structure,
-            "prune_finetune_epochs": args.prune_finetune,
-            "prune_rounds": args.prune_rounds,
-            "prune_tolerance": args.prune_tolerance,
-            "prune_finetune_data": args.finetune_data,
-            "prune_time": False if args.no_prune_time else None,
-            "time_accuracy_tolerance": args.time_tolerance,
-            "time_kl_tolerance": args.time_kl,
-        }.items()
-        if value is not None
-    }
-    if extra and args.prune is None:
+def prune_options(args):
+    """Pruning flags as (PruneSpatialOptions, PruneTemporalOptions); the fraction is --prune."""
+    from rsnn_compiler.pass_options import PruneSpatialOptions, PruneTemporalOptions
+
+    spatial = {"structure": args.prune_structure, "finetune_epochs": args.prune_finetune,
+               "rounds": args.prune_rounds, "tolerance": args.prune_tolerance, "finetune_data": args.finetune_data}
+    temporal = {"enabled": False if args.no_prune_time else None, "accuracy_tolerance": args.time_tolerance,
+                "kl_tolerance": args.time_kl}
+    spatial = {k: v for k, v in spatial.items() if v is not None}
+    temporal = {k: v for k, v in temporal.items() if v is not None}
+    if (spatial or temporal) and args.prune is None:
         raise UserInputError("pruning options need --prune FRACTION (e.g. --prune 0.8)")
-    return extra
+    return PruneSpatialOptions(**spatial), PruneTemporalOptions(**temporal)
 
 
 def build_options(args):
@@ -100,11 +92,13 @@ def build_options(args):
     targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
     if not targets:
         raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
+    pruning, time_pruning = prune_options(args)
     return BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
         weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
-        board=args.board, extra={**convert_extra(args), **prune_extra(args), **stock_extra(args)}, force=args.force,
+        board=args.board, convert=convert_options(args), pruning=pruning, time_pruning=time_pruning,
+        stock=stock_options(args), force=args.force,
         precision=precision_from_args(args), holdout=args.holdout,
         accuracy_tolerance=args.accuracy_tolerance, accept_accuracy_loss=args.accept_accuracy_loss,
         max_accuracy_drop=args.max_accuracy_drop, min_spike_agreement=args.min_spike_agreement,
