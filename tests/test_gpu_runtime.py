@@ -87,6 +87,44 @@ def test_fixed_random_graphs_match_run_fixed(profile, start):
     assert spiking >= CHUNK // 2  # the comparison is not vacuous
 
 
+def _uniform_neurons(g, du=None):
+    """``g`` with every per-neuron array of its neurons set to its first element (and ``du``
+    where given): the runtime binds such parameters as Python ints and takes its shortcuts."""
+    import dataclasses
+
+    from rsnn_compiler.ir.fixed_ops import FixedNeuron
+    from rsnn_compiler.ir.graph import Graph
+
+    def flat(op):
+        ch = {f.name: np.full_like(v, v.flat[0]) for f in dataclasses.fields(op)
+              if isinstance(v := getattr(op, f.name), np.ndarray) and v.size > 1 and v.dtype.kind in "iu"}
+        if du is not None and "du" in ch:
+            ch["du"] = np.full_like(ch["du"], du)
+        return dataclasses.replace(op, **ch)
+
+    return Graph({n: flat(op) if isinstance(op, FixedNeuron) else op for n, op in g.nodes.items()},
+                 g.edges, g.attrs)
+
+
+@pytest.mark.parametrize("profile", ["loihi2", "fpga"])
+def test_fixed_shortcuts_uniform_parameters_and_proven_accumulators(profile):
+    """Uniform parameters (scalar binding, decay by 4096 -> 0) and synapses whose accumulator
+    rule is proven the identity (one shift) give run_fixed's values, and the shortcuts are taken."""
+    scalar = in_range = 0
+    for seed in range(30):
+        g, x = _fixed_case(seed, profile)
+        for du in (None, arith.DECAY_ONE - 1):
+            gu = _uniform_neurons(g, du)
+            rt = GraphRuntime(gu)
+            assert_same(run_fixed(gu, x), rt.run(x), (profile, seed, du))
+            for s in rt.slots:
+                k = s.kernel
+                scalar += sum(isinstance(v, int) for v in vars(getattr(k, "p", None) or {}).values()) \
+                    if hasattr(k, "p") else 0
+                in_range += bool(getattr(k, "in_range", False) and k.exp is not None and k.bias is None)
+    assert scalar and in_range  # the shortcuts ran (the comparison covers them)
+
+
 @pytest.mark.parametrize("policy", CUDA_POLICIES)
 def test_fixed_cuda_sum_strategies_are_exact_on_random_graphs(policy):
     """The float32 / float64 / limb strategies CUDA uses (and int64 kernels), on the CPU."""

@@ -41,17 +41,28 @@ def _i64(arr, device) -> torch.Tensor:
 # Primitives
 # --------------------------------------------------------------------------------------
 class TorchInt:
-    """The integer primitive set of ``neurons.family`` on int64 torch tensors of ``device``."""
+    """The integer primitive set of ``neurons.family`` on int64 torch tensors of ``device``.
 
-    def __init__(self, device=None):
+    With ``scalars=True`` (the runtime's neuron kernels) a parameter whose value is the same for
+    every neuron is bound as a Python int: torch broadcasts it without a parameter tensor and the
+    primitives skip work it makes trivial (the same int64 results, fewer kernel calls per step).
+    """
+
+    def __init__(self, device=None, scalars: bool = False):
         self.device = torch.device("cpu") if device is None else device
+        self.scalars = scalars
 
-    def param(self, name: str, value: np.ndarray) -> torch.Tensor:
-        return _i64(value, self.device)
+    def param(self, name: str, value: np.ndarray) -> torch.Tensor | int:
+        arr = np.asarray(value, dtype=np.int64)
+        if self.scalars and arr.size and (arr == arr.flat[0]).all():
+            return int(arr.flat[0])
+        return _i64(arr, self.device)
 
     def initial(self, value, batch: int, shape: tuple[int, ...]) -> torch.Tensor:
         if value is None:
             return torch.zeros((batch, *shape), dtype=I64, device=self.device)
+        if isinstance(value, int):
+            return torch.full((batch, *shape), value, dtype=I64, device=self.device)
         return value.expand((batch, *shape)).clone()
 
     @staticmethod
@@ -60,11 +71,13 @@ class TorchInt:
 
     @staticmethod
     def trunc_shift(x: torch.Tensor, n: int) -> torch.Tensor:
-        mag = x.abs() >> n
-        return torch.where(x < 0, -mag, mag)
+        """sign(x)·(|x| >> n) = x / 2^n rounded toward zero: one integer division (C truncation)."""
+        return torch.div(x, 1 << n, rounding_mode="trunc") if n else x
 
     @staticmethod
-    def decay(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    def decay(x: torch.Tensor, d) -> torch.Tensor:
+        if isinstance(d, int) and d == DECAY_ONE:  # x·0: a state with no memory (e.g. du = 4095)
+            return torch.zeros_like(x)
         return TorchInt.trunc_shift(x * (DECAY_ONE - d), DECAY_SHIFT)
 
     @staticmethod
@@ -114,7 +127,9 @@ class TorchInt:
         return torch.clamp(x, lo, hi)
 
     @staticmethod
-    def full_like(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    def full_like(value, like: torch.Tensor) -> torch.Tensor:
+        if isinstance(value, int):
+            return torch.full_like(like, value)
         return value.expand_as(like).clone()
 
 
@@ -140,7 +155,7 @@ def overflow(x: torch.Tensor, bits: int, mode: Overflow) -> torch.Tensor:
 
 def neuron_kernel(op: FixedNeuron, device):
     """Runtime kernel of one fixed population (int64): its family run with ``TorchInt``."""
-    return population(TorchInt(device), op)
+    return population(TorchInt(device, scalars=True), op)
 
 
 # --------------------------------------------------------------------------------------
@@ -183,6 +198,18 @@ class SynapseKernel:
         self.mul, self.rsh = _shift_tensors(op.weight_exp, tail, device)
         self.bias = None if op.bias is None else _i64(op.bias, device).reshape(self.mul.shape)
         self.plan = LinearPlan("int64")
+        e = np.asarray(op.weight_exp, dtype=np.int64).reshape(-1)
+        self.exp = int(e[0]) if e.size and (e == e[0]).all() else None  # one exponent: one shift
+        self.bias_bound = int(np.abs(np.asarray(op.bias, dtype=np.int64)).max()) if op.bias is not None and np.size(op.bias) else 0
+        self.in_range = False  # set by ``set_bound``: the accumulator rule is the identity
+
+    def set_bound(self, plan: LinearPlan, sum_bound: int) -> None:
+        """The plan, and whether ``|shift(W ⊛ x, e) + bias| <= 2^(acc_bits-1) - 1`` is proven for
+        ``|W ⊛ x| <= sum_bound`` (then every overflow mode leaves the value unchanged)."""
+        self.plan = plan
+        e_max = int(np.max(self.op.weight_exp)) if np.size(self.op.weight_exp) else 0
+        shifted = sum_bound << e_max if e_max >= 0 else -((-sum_bound) >> -e_max)  # ceil for e < 0
+        self.in_range = shifted + self.bias_bound <= (1 << (self.op.acc_bits - 1)) - 1
 
     def out(self, ops, acc):
         y = ops.shift(acc, self.mul, self.rsh)
@@ -191,7 +218,11 @@ class SynapseKernel:
         return ops.ovf(y, self.op.acc_bits, self.op.acc_overflow)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(TorchInt, self.linear.apply(x, self.plan))
+        acc = self.linear.apply(x, self.plan)
+        if self.exp is None or self.bias is not None or not self.in_range:
+            return self.out(TorchInt, acc)
+        # one exponent, no bias, proven in range: shift(acc, e) is the whole rule
+        return acc << self.exp if self.exp > 0 else (acc >> -self.exp if self.exp < 0 else acc)
 
 
 def pool_int(op: Pool, x: torch.Tensor) -> torch.Tensor:

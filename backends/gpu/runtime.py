@@ -183,7 +183,8 @@ class GraphRuntime:
         for s in self.slots:
             if isinstance(s.kernel, fx.SynapseKernel):
                 xb = cap(sum(bounds[self.slots[src].name] for src, _d in s.edges))
-                s.kernel.plan = choose_plan(self.int_matmul, self.device, s.kernel.linear.row_bound, xb)
+                s.kernel.set_bound(choose_plan(self.int_matmul, self.device, s.kernel.linear.row_bound, xb),
+                                   cap(s.kernel.linear.row_bound * xb))
                 plans[s.name] = s.kernel.plan.describe()
         self._plans_for = input_bound
         return plans

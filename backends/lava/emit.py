@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from rsnn_compiler.fixed import arith
 from rsnn_compiler.ir.dynamics import family_of
@@ -379,6 +378,8 @@ def _store(value: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
 def _store_csr(w, key: str, arrays: dict[str, np.ndarray]) -> dict:
     """A CSR reference ``{"csr": KEY, "shape": [rows, cols]}`` to ``KEY.data`` /
     ``KEY.indices`` / ``KEY.indptr`` in arrays.npz (row = destination neuron)."""
+    import scipy.sparse as sp  # here, not at module level: importing it costs 0.25 s of every build
+
     m = sp.csr_matrix(w)
     m.eliminate_zeros()
     m.sort_indices()
@@ -391,6 +392,8 @@ def _store_csr(w, key: str, arrays: dict[str, np.ndarray]) -> dict:
 def _load(ref: Any, arrays: dict[str, np.ndarray]) -> Any:
     """Inverse of ``_store`` / ``_store_csr`` (a CSR reference gives a scipy CSR matrix)."""
     if isinstance(ref, dict) and "csr" in ref:
+        import scipy.sparse as sp
+
         k = ref["csr"]
         return sp.csr_matrix((arrays[f"{k}.data"], arrays[f"{k}.indices"], arrays[f"{k}.indptr"]),
                              shape=tuple(ref["shape"]))
@@ -450,6 +453,8 @@ def merge_networks(parts: list[tuple[dict, dict[str, np.ndarray]]]) -> tuple[dic
     columns ``meta.parts[i].input_offset`` onwards). Input connections get zero columns
     elsewhere (their explicit sign modes keep Lava's quantization unchanged).
     """
+    import scipy.sparse as sp
+
     total = sum(doc["input"]["size"] for doc, _ in parts)
     pops, conns, metas, arrays = [], [], [], {}
     offset = 0

@@ -21,6 +21,7 @@ synthetic network); ``mapping_diagnostics`` is what the Lava backend's ``check``
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -188,6 +189,11 @@ def _in_axons(conns: list[Connection], a: int, b: int, marks: dict[str, np.ndarr
             if fanout is not None and conn.src in fanout:
                 fanout[conn.src] += 1  # implicit structure: every source may reach this core
             continue
+        if b > a and int(conn.fanin[a:b].max()) == conn.n_src:  # a full row: every source feeds the block
+            total += conn.n_src
+            if fanout is not None and conn.src in fanout:
+                fanout[conn.src] += 1
+            continue
         idx = conn.indices[conn.indptr[a]:conn.indptr[b]]
         mark = marks[conn.name]
         mark[:] = False
@@ -196,6 +202,13 @@ def _in_axons(conns: list[Connection], a: int, b: int, marks: dict[str, np.ndarr
         if fanout is not None and conn.src in fanout:
             fanout[conn.src] += mark
     return total
+
+
+def _in_axons_bound(conns: list[Connection], a: int, b: int) -> int:
+    """Upper bound on ``_in_axons`` (sum over connections of min(sources, synapses)), O(1) each:
+    a block under the in-axon limit by this bound needs no exact count."""
+    return sum(int(min(c.n_src, c.indptr[b] - c.indptr[a] if c.indptr is not None else c.fanin[a:b].sum()))
+               for c in conns)
 
 
 def _pack(cum_mem: np.ndarray, cum_out: np.ndarray, cap: int, mem_budget: int, out_budget: int
@@ -228,7 +241,8 @@ def _partition(net: Network, res: Loihi2Resources, out_cost: dict[str, np.ndarra
                      res.out_axons_per_core.value)
         while todo:  # halve blocks over the in-axon limit
             a, b = todo.pop(0)
-            if b - a > 1 and _in_axons(in_conns[pop.name], a, b, marks, None) > res.in_axons_per_core.value:
+            if (b - a > 1 and _in_axons_bound(in_conns[pop.name], a, b) > res.in_axons_per_core.value
+                    and _in_axons(in_conns[pop.name], a, b, marks, None) > res.in_axons_per_core.value):
                 mid = (a + b) // 2
                 todo[:0] = [(a, mid), (mid, b)]
             else:
@@ -382,10 +396,20 @@ def _conv_fanin(conv: ConvGeometry) -> np.ndarray:
     return out.numpy().reshape(-1).round().astype(np.int64)
 
 
+_MAPPED: "weakref.WeakKeyDictionary[Graph, dict]" = weakref.WeakKeyDictionary()
+
+
 def map_graph(graph: Graph, board: str = DEFAULT_BOARD, res: Loihi2Resources = LOIHI2_RESOURCES
               ) -> tuple[Mapping, Network, list[str]]:
-    net, notes = network_from_graph(graph, res)
-    return map_network(net, board, res), net, notes
+    """The mapping of ``graph`` onto ``board``. Graphs are immutable, so the result is kept while
+    the graph lives: the map_loihi2 pass and the Lava backend's check map the same graph once
+    (callers read the result, never change it)."""
+    done = _MAPPED.setdefault(graph, {})
+    hit = done.get((board, id(res)))
+    if hit is None or hit[0] is not res:  # the resources object kept alongside: its id stays its own
+        net, notes = network_from_graph(graph, res)
+        hit = done[(board, id(res))] = (res, (map_network(net, board, res), net, notes))
+    return hit[1]
 
 
 def mapping_diagnostics(graph: Graph, board: str = DEFAULT_BOARD) -> list:
