@@ -22,7 +22,7 @@ from rsnn_compiler.errors import RsnncError, UserInputError
 from rsnn_compiler.executors import check_run_budget, fixed_profiles
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir.graph import Domain
-from rsnn_compiler.progress import Task
+from rsnn_compiler.progress import Task, track
 
 REFERENCE = "interp"
 
@@ -423,13 +423,33 @@ def write_report(build: Path, report: ValidationReport) -> dict:
     return data
 
 
+DEFAULT_BATCH = 1024  # samples per validation batch (rsnnc validate --batch)
+
+
+def batch_bounds(samples: int, batch: int | None) -> list[tuple[int, int]]:
+    """(first, end) of consecutive batches of at most ``batch`` samples (None: one batch)."""
+    if batch is not None and (isinstance(batch, bool) or int(batch) < 1):
+        raise UserInputError(f"--batch {batch} must be at least 1 sample")
+    size = max(1, samples if batch is None else min(int(batch), samples))
+    return [(a, min(a + size, samples)) for a in range(0, max(samples, 1), size)]
+
+
 def validate(
     build: Path, manifest: dict, x: np.ndarray, y: np.ndarray | None,
     allow_missing: bool = False, max_accuracy_drop: float | None = None,
     progress=lambda msg: None, executor_options: dict[str, dict] | None = None, data_label: str = "",
+    batch: int | None = DEFAULT_BATCH,
 ) -> ValidationReport:
-    """Validate in this process: one shard holding all of ``x`` (``rsnnc validate --shards N``
-    runs ``validate_shard`` on N slices as Ray tasks and merges them the same way)."""
+    """Validate in this process, ``batch`` samples at a time (progress per batch; memory for one
+    batch's records). Each batch is one ``validate_shard`` and the tallies merge exactly as
+    ``rsnnc validate --shards N`` merges its Ray tasks' slices: the report does not depend on the
+    batch size, except the executors' times, which are summed."""
     check_max_accuracy_drop(max_accuracy_drop, y is not None)
-    tally = validate_shard(build, manifest, x, y, 0, progress, executor_options)
-    return merge_shards(build, manifest, [tally], allow_missing, max_accuracy_drop, data_label)
+    bounds = batch_bounds(int(x.shape[1]), batch)
+    tallies = []
+    for index, (a, b) in enumerate(track(bounds, "validate: batches", unit="batch") if len(bounds) > 1 else bounds):
+        if len(bounds) > 1:
+            progress(f"batch {index + 1}/{len(bounds)}: samples {a}..{b - 1}")
+        tallies.append(validate_shard(build, manifest, x[:, a:b], None if y is None else y[a:b], a,
+                                      progress, executor_options))
+    return merge_shards(build, manifest, tallies, allow_missing, max_accuracy_drop, data_label)

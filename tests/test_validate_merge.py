@@ -96,6 +96,8 @@ def test_slices_merge_to_the_report_of_one_run(build, monkeypatch):
     assert whole.float_accuracy is not None and whole.layers
     for parts in (2, 3, 9):
         same(whole, in_slices(build, manifest, x, y, parts, max_accuracy_drop=50.0))
+    for batch in (1, 4, 9, 100):  # rsnnc validate --batch: the same merge, in this process
+        same(whole, validate(build, manifest, x, y, max_accuracy_drop=50.0, batch=batch))
 
 
 def test_shape_problems_and_missing_executors_merge(build, monkeypatch):
@@ -122,3 +124,22 @@ def test_sample_slices():
         sample_slices(3, 4, "--shards")
     with pytest.raises(UserInputError, match="at least 1"):
         sample_slices(3, 0, "--shards")
+
+
+def test_batch_bounds_and_the_batch_option(build, capsys):
+    from rsnn_compiler.validate import batch_bounds
+
+    assert batch_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert batch_bounds(3, None) == batch_bounds(3, 100) == [(0, 3)]
+    with pytest.raises(UserInputError, match="--batch 0 must be at least 1"):
+        batch_bounds(3, 0)
+    assert main(["validate", str(build), "--data", str(DATA), "--batch", "0"]) == 2
+    assert "--batch 0 must be at least 1" in capsys.readouterr().err
+    assert main(["validate", str(build), "--data", str(DATA), "--batch", "3", "--json"]) == 0
+    batched = json.loads(capsys.readouterr().out)
+    assert main(["validate", str(build), "--data", str(DATA), "--json"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    for report in (batched, whole):
+        for e in report["executors"]:
+            e.pop("wall_time_s")
+    assert batched == whole and whole["ok"]

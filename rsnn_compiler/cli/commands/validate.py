@@ -17,6 +17,8 @@ EXAMPLES = (
     Example("rsnnc build models/example/recurrent.rsnn --target c,gpu -o build/demo"),
     Example("rsnnc validate build/demo --data models/example/data.npz"),
     Example("rsnnc validate build/rnn --data models/rleaky_mnist1d/data.npz --max-accuracy-drop 5 --json"),
+    Example("rsnnc validate build/demo --data models/example/data.npz --batch 4",
+            "4 samples at a time: progress per batch, the same report"),
     Example("rsnnc validate build/demo --data models/example/data.npz --shards 2 --num-cpus 2",
             "the samples split over 2 Ray tasks: the same report as one process"),
 )
@@ -26,6 +28,9 @@ gpu, lava). Exit 1 when any integer executor differs from the interpreter in any
 at any step (the first difference is printed), when an executor cannot run (unless
 --allow-missing), or when accuracy drops more than --max-accuracy-drop points. Writes
 BUILD/validate.json.
+
+--batch SAMPLES (default 1024) validates that many samples at a time, with progress per batch;
+the batches' results merge exactly, so the report does not depend on the batch size.
 
 --shards N cuts the samples into N consecutive slices validated as Ray tasks (a local Ray, or
 the cluster at --address) and merges them: the report equals a run in one process, except the
@@ -40,6 +45,9 @@ executors' times, which are summed over the slices."""
 @click.option("--allow-missing", is_flag=True, help="do not fail when an executor cannot run here (e.g. no Lava environment)")
 @click.option("--max-accuracy-drop", type=float, metavar="POINTS",
               help="fail when fixed-point accuracy is more than POINTS below float")
+@click.option("--batch", type=int, metavar="SAMPLES", default=1024, show_default=True,
+              help="validate this many samples at a time (progress per batch, memory for one batch's records);"
+                   " the report is the same for any batch size")
 @click.option("--shards", type=int, metavar="N",
               help="split the samples into N slices validated in parallel as Ray tasks (default: one process, no Ray)")
 @ray_options
@@ -66,7 +74,7 @@ def command(args, out, err) -> int:
     if args.shards is None:
         report = validate(build, manifest, x, y, allow_missing=args.allow_missing,
                           max_accuracy_drop=args.max_accuracy_drop, progress=progress.step,
-                          executor_options=executor_options_from(args), data_label=label)
+                          executor_options=executor_options_from(args), data_label=label, batch=args.batch)
     else:
         from rsnn_compiler.sharded_validate import validate_sharded
 
