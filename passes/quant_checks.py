@@ -245,7 +245,7 @@ def check_quantization(float_graph: Graph, fixed: Graph, reports, calib_x, calib
     if y is not None:
         report.accuracy_float = Q.accuracy(float_run, y)
         report.accuracy_fixed = Q.accuracy(fixed_run, y)
-        report.accuracy_drop = 100.0 * (report.accuracy_float - report.accuracy_fixed)
+        report.accuracy_drop = report.accuracy_float - report.accuracy_fixed  # both in percent
     parts = [f"{len(report.warnings)} warning(s)", f"checked on {report.data}"]
     if report.spike_agreement is not None:
         parts.append(f"spike agreement {report.spike_agreement:.3f}")
@@ -265,8 +265,8 @@ def gate(report: QuantCheckReport, max_accuracy_drop: float | None, min_spike_ag
     report.max_accuracy_drop, report.min_spike_agreement = max_accuracy_drop, min_spike_agreement
     if max_accuracy_drop is not None and report.accuracy_drop is not None and report.accuracy_drop > max_accuracy_drop:
         raise CheckFailed(
-            f"quantization drops accuracy {report.accuracy_drop:.2f} points ({100 * report.accuracy_float:.2f}% ->"
-            f" {100 * report.accuracy_fixed:.2f}% on {report.data}), more than --max-accuracy-drop {max_accuracy_drop}"
+            f"quantization drops accuracy {report.accuracy_drop:.2f} points ({report.accuracy_float:.2f}% ->"
+            f" {report.accuracy_fixed:.2f}% on {report.data}), more than --max-accuracy-drop {max_accuracy_drop}"
         )
     agreement = report.spike_agreement  # None: no spiking layer, nothing to agree on
     if min_spike_agreement is not None and agreement is not None and agreement < min_spike_agreement:

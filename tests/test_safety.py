@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -212,6 +213,11 @@ def test_wide_weight_range_warns_and_gates_fail_the_build(quant_files, tmp_path,
     assert any("lif: keeps only" in w and "random inputs" in w for w in ws), err
     code, _, err = cli_run(*base, "-o", tmp_path / "b", "--calib", quant_files / "calib.npz", "--max-accuracy-drop", "0")
     assert code == 1 and "drops accuracy" in err and not (tmp_path / "b").exists()
+    drop, before, after = map(float, re.search(r"drops accuracy (\S+) points \((\S+)% -> (\S+)%", err).groups())
+    assert 0 < drop <= 100 and abs(drop - (before - after)) < 0.011, err  # points of percentages
+    code, _, err = cli_run(*base, "-o", tmp_path / "e", "--calib", quant_files / "calib.npz", "--max-accuracy-drop", "100",
+                           "--accept-accuracy-loss")
+    assert code == 0, err  # no drop exceeds 100 points
     code, _, err = cli_run(*base, "-o", tmp_path / "c", "--min-spike-agreement", "0.95")
     assert code == 1 and "below --min-spike-agreement 0.95" in err and not (tmp_path / "c").exists()
     for bad in ("nan", "inf"):
