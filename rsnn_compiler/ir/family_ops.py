@@ -29,10 +29,7 @@ def _post_init(self) -> None:
     for q in family.params:
         value = getattr(self, q.name)
         if q.choices is not None:
-            value = q.choices(getattr(value, "value", value))
-            if value not in q.options():
-                raise ValueError(f"{type(self).__name__}: {q.name} must be one of"
-                                 f" {', '.join(m.value for m in q.options())}, not {value.value}")
+            value = q.choose(value, type(self).__name__)
         elif q.per_neuron:
             if value is None:
                 if q.default is None:

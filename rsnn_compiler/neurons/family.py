@@ -48,6 +48,14 @@ class Param:
         """The choice's supported members."""
         return self.allowed or tuple(self.choices)
 
+    def choose(self, value: Any, owner: str) -> enum.Enum:
+        """``value`` (a member or its string) as a supported member; ValueError naming ``owner``."""
+        member = self.choices(getattr(value, "value", value))
+        if member not in self.options():
+            raise ValueError(f"{owner}: {self.name} must be one of"
+                             f" {', '.join(m.value for m in self.options())}, not {member.value}")
+        return member
+
 
 class Namespace:
     """Attribute bag for derived parameters and states (``p.theta``, ``st.v``)."""
@@ -106,10 +114,7 @@ class Family:
             if value is None:
                 raise ValueError(f"{self.name}: parameter '{q.name}' is required")
             if q.choices is not None:
-                value = q.choices(getattr(value, "value", value))
-                if value not in q.options():
-                    raise ValueError(f"{self.name}: {q.name} must be one of"
-                                     f" {', '.join(m.value for m in q.options())}, not {value.value}")
+                value = q.choose(value, self.name)
             elif q.per_neuron:
                 dtype = np.int64 if self.domain is Domain.FIXED else np.float32
                 value = np.broadcast_to(np.asarray(value, dtype=dtype), shape)
