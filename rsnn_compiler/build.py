@@ -79,9 +79,14 @@ class BuildOptions:
     time_pruning: PruneTemporalOptions = PruneTemporalOptions()  # prune_temporal (runs with --prune)
     stock: RetargetStockOptions | None = None  # --stock-neurons: retarget_stock runs
 
+    @property
+    def spatial_pruning(self) -> PruneSpatialOptions:
+        """``pruning`` with its fraction from ``prune`` (--prune)."""
+        return replace(self.pruning, fraction=self.prune)
+
     def pass_options(self) -> list:
         """The typed options the build's float and fixed pipelines read (targets add theirs)."""
-        return [replace(self.pruning, fraction=self.prune), self.time_pruning, self.stock, self.precision]
+        return [self.spatial_pruning, self.time_pruning, self.stock, self.precision]
 
 
 @dataclass
@@ -223,7 +228,7 @@ def _accuracy_data(options: BuildOptions, calib_x, calib_y) -> EvalData | None:
     data (named as training data when a fine-tune trained on it). Refuses a held-out file that is
     also a fine-tune's training data."""
     tune_path = options.pruning.finetune_data
-    tunes_on_calib = replace(options.pruning, fraction=options.prune).tunes_on_calib
+    tunes_on_calib = options.spatial_pruning.tunes_on_calib
     stock_path = options.stock.data if options.stock is not None else None
     stock_on_calib = options.stock is not None and options.stock.tunes_on_calib
     if options.holdout:
