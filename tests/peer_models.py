@@ -60,8 +60,11 @@ def _scaled(net: nn.Sequential, scale: float, bias: float = 0.0) -> nn.Sequentia
     return net
 
 
-def _chain(cells, scale: float, bias: float = 0.0, linear=nn.Linear) -> nn.Sequential:
+def _chain(make_cells, scale: float, bias: float = 0.0, linear=nn.Linear) -> nn.Sequential:
+    """Linear -> cell -> Linear -> cell; ``make_cells()`` runs after the seed, so cells with their own
+    weights (recurrent cells) are the same whatever ran before in the process."""
     torch.manual_seed(0)
+    cells = make_cells()
     return _scaled(nn.Sequential(linear(N_IN, 16), cells[0], linear(16, 4), cells[1]), scale, bias)
 
 
@@ -91,10 +94,10 @@ def _sj(mode="s"):
     from spikingjelly.activation_based import neuron as sjn
 
     def make():
-        net = _chain([sjn.LIFNode(tau=2.0, surrogate_function=surrogate.ATan()),
+        net = _chain(lambda: [sjn.LIFNode(tau=2.0, surrogate_function=surrogate.ATan()),
                       sjn.ParametricLIFNode(init_tau=3.0, decay_input=False, v_reset=None)], 3.0, linear=layer.Linear)
         if mode == "m":
-            net = _chain([sjn.ParametricLIFNode(init_tau=2.5, v_reset=-0.1),
+            net = _chain(lambda: [sjn.ParametricLIFNode(init_tau=2.5, v_reset=-0.1),
                           sjn.LIFNode(tau=4.0, decay_input=False, v_reset=None)], 3.0, 0.3, linear=layer.Linear)
         functional.set_step_mode(net, mode)
         return net
@@ -110,12 +113,12 @@ def _norse_cases():
     box_sub = nt.LIFBoxParameters(tau_mem_inv=torch.tensor(300.0), v_th=torch.tensor(0.2), reset_method=reset_subtract)
     lsnn = nt.LSNNParameters(tau_adapt_inv=torch.tensor(50.0), beta=torch.tensor(0.3), v_th=torch.tensor(0.3))
     return {
-        "norse LIFCell + LICell": lambda: _chain([nt.LIFCell(lif), nt.LICell()], 12.0, 0.5),
-        "norse LIFBoxCell zero + subtract": lambda: _chain([nt.LIFBoxCell(box), nt.LIFBoxCell(box_sub)], 3.0, 0.2),
+        "norse LIFCell + LICell": lambda: _chain(lambda: [nt.LIFCell(lif), nt.LICell()], 12.0, 0.5),
+        "norse LIFBoxCell zero + subtract": lambda: _chain(lambda: [nt.LIFBoxCell(box), nt.LIFBoxCell(box_sub)], 3.0, 0.2),
         "norse LIFRecurrentCell + IAFCell": lambda: _chain(
-            [nt.LIFRecurrentCell(16, 16, lif), nt.IAFCell(nt.IAFParameters(v_th=torch.tensor(0.5)))], 4.0, 0.5),
+            lambda: [nt.LIFRecurrentCell(16, 16, lif), nt.IAFCell(nt.IAFParameters(v_th=torch.tensor(0.5)))], 4.0, 0.5),
         "norse LSNNCell + LSNNRecurrentCell": lambda: _chain(
-            [nt.LSNNCell(lsnn), nt.LSNNRecurrentCell(4, 4, lsnn)], 12.0, 0.5),
+            lambda: [nt.LSNNCell(lsnn), nt.LSNNRecurrentCell(4, 4, lsnn)], 12.0, 0.5),
     }
 
 
@@ -123,14 +126,14 @@ def _sinabs_cases():
     from sinabs.activation import MaxSpike, MultiSpike
 
     return {
-        "sinabs IAF + LIF multi spike": lambda: _chain([sl.IAF(), sl.LIF(tau_mem=torch.rand(4) * 6 + 2)], 3.0, 0.5),
+        "sinabs IAF + LIF multi spike": lambda: _chain(lambda: [sl.IAF(), sl.LIF(tau_mem=torch.rand(4) * 6 + 2)], 3.0, 0.5),
         "sinabs LIF tau_syn MaxSpike(2) + IAF MembraneReset(0.5)": lambda: _chain(
-            [sl.LIF(tau_mem=5.0, tau_syn=3.0, spike_fn=MaxSpike(2), norm_input=False),
+            lambda: [sl.LIF(tau_mem=5.0, tau_syn=3.0, spike_fn=MaxSpike(2), norm_input=False),
              sl.IAF(spike_fn=SingleSpike, reset_fn=MembraneReset(reset_value=0.5))], 2.0, 0.2),
         "sinabs IAFRecurrent + LIFRecurrent": lambda: _chain(
-            [sl.IAFRecurrent(rec_connect=nn.Linear(16, 16, bias=False)),
+            lambda: [sl.IAFRecurrent(rec_connect=nn.Linear(16, 16, bias=False)),
              sl.LIFRecurrent(tau_mem=4.0, rec_connect=nn.Linear(4, 4), spike_fn=MultiSpike, norm_input=False)], 1.5),
-        "sinabs LIF + ExpLeak": lambda: _chain([sl.LIF(tau_mem=3.0, norm_input=False), sl.ExpLeak(tau_mem=4.0)], 2.0),
+        "sinabs LIF + ExpLeak": lambda: _chain(lambda: [sl.LIF(tau_mem=3.0, norm_input=False), sl.ExpLeak(tau_mem=4.0)], 2.0),
     }
 
 
@@ -138,13 +141,13 @@ def _snntorch_cases():
     snn = pytest.importorskip("snntorch")
     return {
         "snntorch Alpha subtract + zero": lambda: _chain(
-            [snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True, reset_mechanism="subtract"),
+            lambda: [snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True, reset_mechanism="subtract"),
              snn.Alpha(alpha=0.8, beta=0.5, init_hidden=True, threshold=0.5)], 2.0, 0.3),
         "snntorch Alpha none + Lapicque zero": lambda: _chain(
-            [snn.Alpha(alpha=0.7, beta=0.6, init_hidden=True, reset_mechanism="none", threshold=0.8),
+            lambda: [snn.Alpha(alpha=0.7, beta=0.6, init_hidden=True, reset_mechanism="none", threshold=0.8),
              snn.Lapicque(beta=0.8, init_hidden=True, reset_mechanism="zero", threshold=0.5)], 3.0, 0.3),
         "snntorch Lapicque R C subtract": lambda: _chain(
-            [snn.Lapicque(R=2.0, C=3.0, time_step=0.5, init_hidden=True, threshold=0.5),
+            lambda: [snn.Lapicque(R=2.0, C=3.0, time_step=0.5, init_hidden=True, threshold=0.5),
              snn.Lapicque(beta=0.7, init_hidden=True, threshold=0.3)], 3.0, 0.3),
     }
 
