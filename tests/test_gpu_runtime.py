@@ -87,6 +87,39 @@ def test_fixed_random_graphs_match_run_fixed(profile, start):
     assert spiking >= CHUNK // 2  # the comparison is not vacuous
 
 
+@pytest.mark.parametrize("chunk_steps", [1, 3, 100])
+def test_fixed_input_layers_batched_over_time_are_exact(chunk_steps, monkeypatch):
+    """The fixed runtime runs the input-fed stateless prefix (quantizer, first dense/conv, pool)
+    for a chunk of steps per call; any chunk length (1, one not dividing T = 8 or 10, longer than
+    T) gives run_fixed's values, and the prefix is not empty (the test is not vacuous)."""
+    from rsnn_compiler.interpreter import schedule
+
+    monkeypatch.setattr(schedule, "_chunk_steps", lambda *_a, **_k: chunk_steps)
+    cases = [_fixed_case(seed, profile) for seed in range(12) for profile in ("loihi2", "fpga")]
+    cases += [_extra_fixed_graph(seed) for seed in range(4)]
+    batched = 0
+    for k, (g, x) in enumerate(cases):
+        rt = GraphRuntime(g)
+        assert rt.whole_time
+        batched += bool(schedule.time_batched_prefix(rt.slots))
+        assert_same(run_fixed(g, x), rt.run(x), (chunk_steps, k))
+        assert np.array_equal(run_fixed(g, x, record=False).out, GraphRuntime(g, record=False).run(x).out)
+    assert batched >= len(cases) // 2, batched
+
+
+def test_time_batched_prefix_stops_at_neurons_and_delays():
+    """Only stateless slots fed (delay 0) by the input or by other prefix slots are batched."""
+    from rsnn_compiler.interpreter import schedule
+
+    g, _ = _extra_fixed_graph(0)
+    rt = GraphRuntime(g)
+    prefix = set(schedule.time_batched_prefix(rt.slots))
+    free = {s.index for s in rt.slots if s.kind is schedule.INPUT} | prefix
+    for s in rt.slots:
+        fed_now = bool(s.edges) and all(d == 0 and src in free for src, d in s.edges)
+        assert (s.index in prefix) == (s.kind is schedule.STATELESS and fed_now), s.name
+
+
 def _uniform_neurons(g, du=None):
     """``g`` with every per-neuron array of its neurons set to its first element (and ``du``
     where given): the runtime binds such parameters as Python ints and takes its shortcuts."""

@@ -14,7 +14,9 @@ Exactness (docs/gpu-runtime.md):
   device. Dense/conv sums use float64 BLAS (CPU) or float32 / float64 / float64 limbs (CUDA),
   chosen from static value bounds so that every partial sum is exactly representable, and int64
   kernels on the CPU beyond 2^53 (``gpu_exact.choose_plan``). Bit-identical to ``run_fixed``
-  on every device.
+  on every device. The stateless layers fed only by the input (input quantizer, first
+  dense/conv layer) run for a chunk of steps in one call (``schedule.execute(whole_time=True)``):
+  exact by construction, since an integer sum does not depend on the rows computed beside it.
 """
 
 from __future__ import annotations
@@ -103,6 +105,9 @@ class GraphRuntime:
         self.int_matmul = int_matmul
         self.threads = threads  # CPU torch threads per run; None: rsnn_compiler.threads decides
         self.fixed = graph.attrs.domain is Domain.FIXED
+        # fixed graphs: the input-fed stateless layers run for many steps per call (exact:
+        # integer sums do not depend on the rows beside them); float graphs step by step
+        self.whole_time = self.fixed
         if self.fixed:
             self.slots = build_schedule(
                 graph, lambda op, _name: fx.neuron_kernel(op, self.device),
@@ -211,7 +216,8 @@ class GraphRuntime:
                 self.plan_synapses(max(bound, 1))
         threads = compute_threads(self.threads) if self.device.type == "cpu" else contextlib.nullcontext()
         with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed), threads:
-            hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output)
+            hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output,
+                                whole_time=self.whole_time)
         out = torch.stack(hist[self.output])
         trace = Trace(out=out)
         if record:
