@@ -107,6 +107,56 @@ def test_fixed_input_layers_batched_over_time_are_exact(chunk_steps, monkeypatch
     assert batched >= len(cases) // 2, batched
 
 
+def test_event_driven_products_are_exact(monkeypatch):
+    """Dense layers given CSR copies of their inputs (forced here for every dense layer and any
+    density) give run_fixed's values on the random fixed graphs, for every CPU plan dtype."""
+    from rsnn_compiler.backends.gpu import exact
+
+    monkeypatch.setattr(exact, "EVENT_MIN_FEATURES", 0)
+    monkeypatch.setattr(exact, "EVENT_MAX_DENSITY", 1.0)
+    used = []
+    real = exact.ExactLinear._event_product
+    monkeypatch.setattr(exact.ExactLinear, "_event_product",
+                        lambda self, x, dtype: used.append(dtype) or real(self, x, dtype))
+    for policy in ("auto", "float32", "float64"):
+        for seed in range(16):
+            g, x = _fixed_case(seed, ("loihi2", "fpga")[seed % 2])
+            assert_same(run_fixed(g, x), GraphRuntime(g, int_matmul=policy).run(x), (policy, seed))
+    assert {torch.float32, torch.float64} <= set(used), set(used)
+
+
+def test_event_driven_products_on_a_wide_sparse_layer():
+    """A 300 -> 400 -> 300 spiking network at ~2 % input activity takes the CSR path by default
+    (wide enough, sparse enough) and stays exact; a dense input of the same layer does not."""
+    from rsnn_compiler.backends.gpu import exact
+
+    r = np.random.default_rng(0)
+    b = GraphBuilder("wide")
+    b.add("input", Input(shape=(300,)))
+    b.add("fc1", FixedDense(weight=r.integers(-60, 61, (400, 300)), weight_exp=np.full(400, 4), weight_bits=8))
+    b.add("lif1", make_neuron(FixedLIF, (400,), vth=300, dv=200))
+    b.add("fc2", FixedDense(weight=r.integers(-60, 61, (300, 400)), weight_exp=np.full(300, 4), weight_bits=8))
+    b.add("lif2", make_neuron(FixedLIF, (300,), vth=300, dv=200))
+    b.add("output", Output(shape=(300,)))
+    b.chain("input", "fc1", "lif1", "fc2", "lif2", "output")
+    g = b.build().with_attrs(domain=Domain.FIXED, profile="fpga")
+    assert verify(g) == [], verify(g)
+    x = (r.random((12, 4, 300)) < 0.02).astype(np.int64)
+    calls = []
+    real = exact.ExactLinear._event_product
+    try:
+        exact.ExactLinear._event_product = lambda self, xx, dtype: calls.append(xx.shape) or real(self, xx, dtype)
+        rt = GraphRuntime(g)
+        assert_same(run_fixed(g, x), rt.run(x))
+        assert calls, "the sparse input did not take the event path"
+        calls.clear()
+        dense = np.ones_like(x)
+        assert_same(run_fixed(g, dense), rt.run(dense))
+        assert all(shape[-1] != 300 for shape in calls), calls  # fc1's input was dense
+    finally:
+        exact.ExactLinear._event_product = real
+
+
 def test_time_batched_prefix_stops_at_neurons_and_delays():
     """Only stateless slots fed (delay 0) by the input or by other prefix slots are batched."""
     from rsnn_compiler.interpreter import schedule

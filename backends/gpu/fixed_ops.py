@@ -194,7 +194,7 @@ class SynapseKernel:
         self.op = op
         tail = 0 if isinstance(op, FixedDense) else op.spatial_dims
         fn = _dense_fn if isinstance(op, FixedDense) else _conv_fn(op)
-        self.linear = ExactLinear(_i64(op.weight, device), fn)
+        self.linear = ExactLinear(_i64(op.weight, device), fn, events=isinstance(op, FixedDense))
         self.mul, self.rsh = _shift_tensors(op.weight_exp, tail, device)
         self.bias = None if op.bias is None else _i64(op.bias, device).reshape(self.mul.shape)
         self.plan = LinearPlan("int64")
