@@ -15,6 +15,8 @@ Rows (all in one process, one run):
     the loop's is the **per-core fraction** (goal >= 50 %);
   * GPU runtime float / fixed (CPU here, ``GraphRuntime(record=False)``), snnTorch (the module
     stepped under ``no_grad``): wall time, 1 torch thread and 2;
+  * the fixed runtime's two schedule choices on and off (input layers batched over time,
+    event-driven CSR products), 1 thread, CPU time, at the bench's 10 % input rate and at 3 %;
   * Lava fixed_pt (the emitted program, in-Lava run time): at ``--lava-batch`` samples (it is
     ~100x slower); compared per sample-step.
 Synaptic events = effective synaptic ops counted from the actual spikes of that domain's run
@@ -233,6 +235,7 @@ def main() -> None:
                                "peak_mb_self": peak_mb()})
             print(f"{name} {threads} thread(s): {pr.a_s:.3f} s, snnTorch {pr.b_s:.3f} s, x{pr.ratio:.2f}", flush=True)
     torch.set_num_threads(threads0)
+    schedule_rows = fixed_schedule_rows(qgraph, args)
 
     lava_row = None
     status = lava_status()
@@ -265,7 +268,8 @@ def main() -> None:
                     "spike_rate_per_node": {k: v / (args.steps * int(np.prod(qgraph.nodes[k].shape)))
                                             for k, v in rate.items()},
                     "build_s": build_s},
-        "syn_events": events, "c_rows": rows, "limit_loop": lim, "torch_rows": torch_rows, "lava": lava_row,
+        "syn_events": events, "c_rows": rows, "limit_loop": lim, "torch_rows": torch_rows,
+        "fixed_schedule_rows": schedule_rows, "lava": lava_row,
         "builds": build_rows, "peak_mb_self": peak_mb(),
     }
     write_json(args.out / "c_simulator.json", data)
@@ -273,6 +277,48 @@ def main() -> None:
                    report(data))
     print(report(data))
     tmpdir.cleanup()
+
+
+def fixed_schedule_rows(qgraph, args) -> list[dict]:
+    """The fixed runtime (1 thread, CPU time, best of ``repeats``, alternating) with and without
+    its two schedule choices, at the bench's input rate and at 3 %: input layers batched over
+    time (``GraphRuntime.whole_time``) and event-driven (CSR) products (``exact.EVENT_MAX_DENSITY``)."""
+    from rsnn_compiler.backends.gpu import exact
+    from rsnn_compiler.backends.gpu.runtime import GraphRuntime
+    from rsnn_compiler.interpreter import run_fixed
+
+    threads0 = torch.get_num_threads()
+    torch.set_num_threads(1)
+    density0 = exact.EVENT_MAX_DENSITY
+    variants = {"per step, dense": (False, 0.0), "input layers over time": (True, 0.0),
+                "event-driven products": (False, density0), "both (default)": (True, density0)}
+    rows = []
+    try:
+        for rate in (lr.INPUT_RATE, 0.03):
+            x = lr.inputs(args.steps, args.batch, rate=rate)
+            ref = run_fixed(qgraph, x, record=False).out
+            times: dict[str, list[float]] = {k: [] for k in variants}
+            runtimes = {}
+            for name, (whole, _d) in variants.items():
+                runtimes[name] = GraphRuntime(qgraph, device="cpu", record=False, threads=1)
+                runtimes[name].whole_time = whole
+            for _ in range(args.repeats):
+                for name, (_w, density) in variants.items():
+                    exact.EVENT_MAX_DENSITY = density
+                    t0 = time.process_time()
+                    out = runtimes[name].run(x).out
+                    times[name].append(time.process_time() - t0)
+                    assert np.array_equal(out, ref), name
+            base = min(times["per step, dense"])
+            for name in variants:
+                rows.append({"input_rate": rate, "variant": name, "cpu_s": min(times[name]),
+                             "vs_per_step_dense": min(times[name]) / base, "out_matches_fixed_interp": True})
+            print(f"fixed runtime schedule, input rate {rate}: " + ", ".join(
+                f"{r['variant']} {r['vs_per_step_dense']:.2f}x" for r in rows[-len(variants):]), flush=True)
+    finally:
+        exact.EVENT_MAX_DENSITY = density0
+        torch.set_num_threads(threads0)
+    return rows
 
 
 def _goal(ok: bool) -> str:
@@ -304,6 +350,13 @@ def report(d: dict) -> str:
     fx = {r["threads"]: r["wall_s"] for r in d["torch_rows"] if "fixed" in r["row"]}
     out.append("\nFixed over float wall time: " + ", ".join(f"{t} thread(s) {fx[t] / fl[t]:.2f}x" for t in fl)
                + f" (goal within 2x: {_goal(all(fx[t] / fl[t] <= 2.0 for t in fl))}).\n")
+    if d.get("fixed_schedule_rows"):
+        out.append("\n## Fixed runtime schedule choices (1 thread, CPU s, best of the repeats; all bit-exact)\n\n"
+                   "Input layers over time: the input-fed stateless layers run for a chunk of steps per call."
+                   " Event-driven products: CSR inputs for wide dense layers at <= 5 % nonzeros.\n\n")
+        out.append(markdown_table(["input rate", "variant", "CPU s", "vs per step, dense"],
+                                  [[r["input_rate"], r["variant"], r["cpu_s"], r["vs_per_step_dense"]]
+                                   for r in d["fixed_schedule_rows"]]))
     if d["lava"]:
         lv = d["lava"]
         out.append(f"\n## Lava fixed_pt (B={lv['batch']}, per sample-step)\n\n{lv['in_lava_s']:.1f} s in Lava "
