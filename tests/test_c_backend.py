@@ -219,6 +219,29 @@ def test_fuzz_random_graphs_match_reference(tmp_path):
     assert differential(graphs, tmp_path, steps=16, batch=3) == N_FUZZ + N_STRUCTURAL
 
 
+def test_fuzz_with_the_simulator_flags(tmp_path):
+    """The flags ``rsnn_run`` is built with (-O2 plus the host's vector unit and gcc's cheap
+    vectorizer cost model where accepted) give the reference values: vectorized integer code."""
+    from rsnn_compiler.backends.c.toolchain import simulator_flags
+
+    graphs = fuzz_graphs(40, seed0=50_000) + [structural_graph(900 + s) for s in range(8)]
+    assert differential(graphs, tmp_path, steps=24, batch=5, flags=("-O2", *simulator_flags())) == 48
+
+
+def test_simulator_flags_are_detected_not_assumed(monkeypatch):
+    """Each flag group is probed with -Werror (a compiler that only warns about a flag would fail
+    the -Werror build); RSNNC_C_NATIVE=0 drops them all."""
+    from rsnn_compiler.backends.c import toolchain
+
+    cmd = tuple(toolchain.compiler())
+    assert not toolchain._accepts(cmd, ("-fno-such-flag-rsnnc",))
+    flags = toolchain.simulator_flags()
+    assert all(toolchain._accepts(cmd, (f,)) for f in flags)
+    assert set(flags) <= set(toolchain.HOST_VECTOR_FLAGS + toolchain.HOST_VECTORIZE_FLAGS)
+    monkeypatch.setenv(toolchain.NATIVE_ENV, "0")
+    assert toolchain.simulator_flags() == ()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(4))
 def test_fuzz_sweep_slow(tmp_path, chunk):
