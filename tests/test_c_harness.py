@@ -139,3 +139,30 @@ def test_weights_bin_loads_refuses_other_files_and_converts_to_const_arrays(tmp_
     const_dir.mkdir()
     shutil.copy(cdir / "rsnn_run_const", const_dir / "rsnn_run")
     assert np.array_equal(run_records(const_dir / "rsnn_run", x, L, 256), recs)
+
+
+def test_weights_bin_checksum_spans_many_blocks(tmp_path):
+    """The loader's Adler-32 reduces every 5552 bytes; on a 40,000-byte blob (8 blocks) it accepts
+    the file the compiler wrote (the run equals the reference) and refuses one changed in the
+    last block (exit 9)."""
+    r = np.random.default_rng(3)
+    b = GraphBuilder("blocks")
+    b.add("in", Input(shape=(200,)))
+    b.add("fc", FixedDense(weight=r.integers(-120, 121, (200, 200)), weight_exp=np.zeros(200), weight_bits=8))
+    b.add("lif", make_neuron(FixedLIF, (200,), vth=200, dv=100))
+    b.add("out", Output(shape=(200,)))
+    b.chain("in", "fc", "lif", "out")
+    g = b.build().with_attrs(domain=Domain.FIXED, profile="fpga")
+    assert verify(g) == [], verify(g)
+    cdir = tmp_path / "c"
+    CBackend().emit(g, cdir)
+    blob = bytearray((cdir / "weights.bin").read_bytes())
+    assert len(blob) >= 40_000
+    layout = __import__("json").loads((cdir / "layout.json").read_text())
+    x = r.integers(0, 2, (6, 3, 200))
+    assert np.array_equal(run_c(cdir / "rsnn_run", layout, g, x).out, run_fixed(g, x).out)
+    blob[-3] ^= 4
+    (tmp_path / "other.bin").write_bytes(bytes(blob))
+    res = subprocess.run([str(cdir / "rsnn_run"), "-w", "4", "-W", str(tmp_path / "other.bin"), "6", "3"],
+                         input=np.ascontiguousarray(x.astype("<i4")).tobytes(), capture_output=True)
+    assert res.returncode == 9 and b"not this model's weights" in res.stderr

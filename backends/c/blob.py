@@ -117,13 +117,18 @@ static int64_t {p}_blob_int(const unsigned char *p, int bytes, int is_signed)
     return 0;
 #else
     uint32_t a = 1, b = 0;
-    long i;
+    long i, end;
     if (n != {m}_WEIGHTS_BYTES) {{
         return -1;
     }}
-    for (i = 0; i < n; ++i) {{ /* Adler-32 */
-        a = (a + blob[i]) % 65521u;
-        b = (b + a) % 65521u;
+    for (i = 0; i < n;) {{ /* Adler-32, reduced every 5552 bytes (the most that cannot overflow b) */
+        end = n - i > 5552 ? i + 5552 : n;
+        for (; i < end; ++i) {{
+            a += blob[i];
+            b += a;
+        }}
+        a %= 65521u;
+        b %= 65521u;
     }}
     if (((b << 16) | a) != UINT32_C({self.checksum()})) {{
         return -1;
