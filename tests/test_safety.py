@@ -674,3 +674,38 @@ def test_exports_write_whole_files_or_nothing(netx_file, tmp_path, cli_run):
         code, _, err = cli_run("export", b, "--format", fmt, "-o", out / f"m.{fmt}", "-q")
         assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["m.netx", "m.nir"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 4b: parameters a neuron divides by
+# ---------------------------------------------------------------------------------------------
+def test_divisor_parameters_must_be_positive(tmp_path, cli_run):
+    """A family parameter the step divides by (multi-spike theta / vth, SpikingJelly's k ...) is
+    declared ``positive``; the verifier refuses 0 or a negative value, so a hostile .rsnn file
+    cannot make an executor divide by zero (the C simulator would die of SIGFPE)."""
+    from rsnn_compiler.ir import verify
+    from rsnn_compiler.ir.catalogue import neuron_op_class
+    from rsnn_compiler.neurons import FAMILIES, Domain as FamilyDomain
+
+    positive = {(f.domain.value, f.name, q.name) for f in FAMILIES.values() for q in f.params if q.positive}
+    assert {("float", "lif_multi", "theta"), ("fixed", "lif_multi", "vth"), ("float", "mtn", "theta"),
+            ("fixed", "mtn", "vth")} <= positive, positive
+
+    def graph(theta):
+        cls = neuron_op_class(FamilyDomain.FLOAT, "lif_multi")
+        n = 4
+        b = GraphBuilder("div", dt=1e-3)
+        b.add("input", Input(shape=(3,)))
+        b.add("fc", Affine(weight=np.ones((n, 3))))
+        b.add("lm", cls(alpha=np.full(n, 0.5), beta=np.full(n, 0.9), gain_i=np.ones(n), gain_v=np.ones(n),
+                        bias=np.zeros(n), theta=theta, v_reset=np.zeros(n), v_init=np.zeros(n), levels=3))
+        b.add("output", Output(shape=(n,)))
+        b.chain("input", "fc", "lm", "output")
+        return b.build()
+
+    assert verify(graph(np.ones(4))) == []
+    problems = verify(graph(np.array([1.0, 0.0, 1.0, 1.0])))
+    assert len(problems) == 1 and "'theta' = 0 at index (1,) must be > 0" in problems[0], problems
+    save_graph(graph(np.array([1.0, 1.0, 1.0, -2.0])), tmp_path / "bad.rsnn")
+    code, _, err = cli_run("inspect", tmp_path / "bad.rsnn")
+    assert code == 2 and "must be > 0" in one_error(err)

@@ -9,6 +9,7 @@ import numpy as np
 
 from rsnn_compiler.errors import VerificationError
 from rsnn_compiler.ir import topology
+from rsnn_compiler.ir.dynamics import family_of, has_family
 from rsnn_compiler.ir.graph import Graph
 from rsnn_compiler.ir.verify_fixed import verify_domain
 from rsnn_compiler.ir.ops import (
@@ -51,6 +52,17 @@ def _check_params(name: str, op: Op) -> list[str]:
                 problems.append(
                     f"{where}: parameter '{pname}' = {value:g} at index {_index(arr, bad)} is"
                     " outside [0, 1]; decay factors must lie in [0, 1] (clamp it, as snnTorch does)"
+                )
+    if has_family(op):
+        for q in family_of(op).params:
+            value = getattr(op, q.name, None)
+            if q.positive and value is not None and not (np.asarray(value) > 0).all():
+                arr = np.asarray(value)
+                bad = ~(arr > 0)
+                first = arr[tuple(np.argwhere(bad)[0])] if arr.ndim else arr
+                problems.append(
+                    f"{where}: parameter '{q.name}' = {first.item():g} at index {_index(arr, bad)} must be > 0"
+                    " (the neuron divides by it); fix or re-export the model"
                 )
     shape_problems = op.shape_problems()  # normally refused at construction already
     problems += [f"{where}: {msg}" for msg in shape_problems]

@@ -35,7 +35,9 @@ class Param:
 
     ``per_neuron``: an array with the population's shape (else a static scalar or choice);
     ``default``: the value when omitted (None: required); ``choices``: the enum of a choice;
-    ``allowed``: the members the family supports (empty: all).
+    ``allowed``: the members the family supports (empty: all); ``positive``: every value must be
+    > 0 because the step divides by it (the IR verifier refuses other values, so a hostile file
+    cannot make an executor divide by zero).
     """
 
     name: str
@@ -43,6 +45,7 @@ class Param:
     per_neuron: bool = True
     choices: type[enum.Enum] | None = None
     allowed: tuple = ()
+    positive: bool = False
 
     def options(self) -> tuple:
         """The choice's supported members."""

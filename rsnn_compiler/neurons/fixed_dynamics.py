@@ -44,6 +44,7 @@ CURRENT = (
     Param("u_overflow", Overflow.WRAP_ONCE, per_neuron=False, choices=Overflow),
 )
 THRESHOLD = (Param("vth"), Param("vth_shift", 6, per_neuron=False))
+DIVIDING_THRESHOLD = (Param("vth", positive=True),) + THRESHOLD[1:]  # families that divide by theta
 RESET = (
     Param("v_reset", 0),
     Param("reset", ResetMode.ZERO, per_neuron=False, choices=ResetMode),
@@ -159,7 +160,7 @@ BASE_FIXED_FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("dual_if", FIXED, MEMBRANE + THRESHOLD + (
         Param("vth_neg", 0), Param("comparator", Comparator.GE, per_neuron=False, choices=Comparator)),
         ("v", "c"), dual_if_step, derive, initial=_V0, doc="dual-threshold IF (signed spikes)"),
-    Family("mtn", FIXED, MEMBRANE + THRESHOLD + (
+    Family("mtn", FIXED, MEMBRANE + DIVIDING_THRESHOLD + (
         Param("levels", 1, per_neuron=False),
         Param("reset", ResetMode.SUBTRACT, per_neuron=False, choices=ResetMode,
               allowed=(ResetMode.SUBTRACT, ResetMode.ZERO))),

@@ -180,7 +180,7 @@ BASE_FLOAT_FAMILIES: dict[str, Family] = {f.name: f for f in (
     _family("dual_if", _P("bias", "theta", "theta_neg", "v_init")
             + (Param("comparator", Comparator.GE, per_neuron=False, choices=Comparator),),
             ("v", "c"), dual_if_step),
-    _family("mtn", _P("bias", "theta", "v_init") + (
+    _family("mtn", _P("bias") + (Param("theta", positive=True),) + _P("v_init") + (
         Param("levels", 1, per_neuron=False),
         Param("reset", ResetMode.ZERO, per_neuron=False, choices=ResetMode,
               allowed=(ResetMode.SUBTRACT, ResetMode.ZERO))), ("v",), mtn_step),

@@ -95,14 +95,15 @@ def linear(values: dict) -> LinearForm:
 
 FLOAT = Family(
     "lif_multi", Domain.FLOAT,
-    tuple(Param(n) for n in ("alpha", "beta", "gain_i", "gain_v", "bias", "theta", "v_reset", "v_init"))
+    tuple(Param(n) for n in ("alpha", "beta", "gain_i", "gain_v", "bias")) + (Param("theta", positive=True),)
+    + tuple(Param(n) for n in ("v_reset", "v_init"))
     + (_LEVELS, _RESET),
     ("i", "v"), float_step, fl.derive, initial={"v": "v_init"}, takes_terms=True,
     doc="multi-spike CUBA LIF (emits spike counts)")
 
 FIXED = Family(
     "lif_multi", Domain.FIXED,
-    fx.MEMBRANE + fx.CURRENT + fx.THRESHOLD + (Param("v_reset", 0), _LEVELS, _RESET),
+    fx.MEMBRANE + fx.CURRENT + fx.DIVIDING_THRESHOLD + (Param("v_reset", 0), _LEVELS, _RESET),
     ("i", "v"), fixed_step, fx.derive, initial={"v": "v_init"},
     doc="multi-spike CUBA LIF (emits spike counts)")
 

@@ -45,7 +45,7 @@ def rewrite(values: dict) -> tuple[str, dict]:
 
 FLOAT = Family(
     "rockpool", Domain.FLOAT,
-    tuple(Param(n) for n in ("alpha", "beta", "bias", "theta", "v_init")) + (Param("levels", 1 << 16, per_neuron=False),),
+    tuple(Param(n) for n in ("alpha", "beta", "bias")) + (Param("theta", positive=True), Param("v_init")) + (Param("levels", 1 << 16, per_neuron=False),),
     ("i", "v"), float_step, fl.derive, initial={"v": "v_init"}, takes_terms=True,
     doc="Rockpool LIFTorch (exact decays, spike counts)")
 

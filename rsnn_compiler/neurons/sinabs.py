@@ -84,7 +84,8 @@ def rewrite(values: dict) -> tuple[str, dict]:
 
 FLOAT = Family(
     "sinabs", Domain.FLOAT,
-    tuple(Param(n) for n in ("a_syn", "beta", "gain", "theta", "v_reset", "v_init")) + (
+    tuple(Param(n) for n in ("a_syn", "beta", "gain")) + (Param("theta", positive=True),)
+    + tuple(Param(n) for n in ("v_reset", "v_init")) + (
         Param("synapse", Synapse.NONE, per_neuron=False, choices=Synapse),
         Param("spikes", Spikes.MULTI, per_neuron=False, choices=Spikes),
         Param("levels", 0, per_neuron=False),

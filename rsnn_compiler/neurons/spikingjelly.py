@@ -70,7 +70,7 @@ def rewrite(values: dict) -> tuple[str, dict]:
 
 FLOAT = Family(
     "sj_lif", Domain.FLOAT,
-    tuple(Param(n) for n in ("k", "theta", "v_reset", "v_init")) + (
+    (Param("k", positive=True),) + tuple(Param(n) for n in ("theta", "v_reset", "v_init")) + (
         Param("charge", Charge.TAU_INPUT, per_neuron=False, choices=Charge),
         Param("reset", ResetMode.ZERO, per_neuron=False, choices=ResetMode, allowed=RESETS),
         Param("comparator", Comparator.GE, per_neuron=False, choices=Comparator)),
