@@ -709,3 +709,24 @@ def test_divisor_parameters_must_be_positive(tmp_path, cli_run):
     save_graph(graph(np.array([1.0, 1.0, 1.0, -2.0])), tmp_path / "bad.rsnn")
     code, _, err = cli_run("inspect", tmp_path / "bad.rsnn")
     assert code == 2 and "must be > 0" in one_error(err)
+
+
+def test_missing_data_files_are_refused_before_the_build_starts(tmp_path, cli_run, monkeypatch):
+    """Each data-file option is checked before the build starts (``build()`` is never called):
+    one line naming the option, exit 2, no output folder (--stock-data used to fail only after
+    import and canonicalisation)."""
+    import rsnn_compiler.build as build_module
+
+    def never(*_a, **_k):
+        raise AssertionError("build() ran although a data file is missing")
+
+    monkeypatch.setattr(build_module, "build", never)
+    cases = [("--calib", []), ("--holdout", ["--calib", str(DATA)]),
+             ("--stock-data", ["--stock-neurons", "netx"]), ("--finetune-data", ["--prune", "0.5", "--calib", str(DATA)])]
+    for flag, extra in cases:
+        out = tmp_path / flag.strip("-")
+        code, _, err = cli_run("build", EXAMPLE, "--target", "ir", "-o", out, *extra, flag, tmp_path / "absent.npz")
+        assert code == 2 and f"{flag} " in one_error(err) and "not found (no such file)" in err, (flag, err)
+        assert not out.exists()
+    code, _, err = cli_run("build", EXAMPLE, "--target", "ir", "-o", tmp_path / "d", "--calib", tmp_path)
+    assert code == 2 and "is a directory" in one_error(err)

@@ -84,6 +84,23 @@ def prune_options(args):
     return PruneSpatialOptions(**spatial), PruneTemporalOptions(**temporal)
 
 
+#: data-file options of ``rsnnc build``, checked before the (slow) import
+DATA_FILE_OPTIONS = ("calib", "holdout", "stock_data", "finetune_data")
+
+
+def check_data_files(args) -> None:
+    """Every data file named on the command line exists, before any work starts (the passes that
+    read some of them run minutes into a build)."""
+    from pathlib import Path
+
+    for name in DATA_FILE_OPTIONS:
+        path = getattr(args, name, None)
+        if path and not Path(path).is_file():
+            flag = "--" + name.replace("_", "-")
+            why = "it is a directory" if Path(path).is_dir() else "no such file"
+            raise UserInputError(f"{flag} {path} not found ({why}); check the path")
+
+
 def build_options(args):
     """The BuildOptions of parsed ``rsnnc build`` options (``args``: the options by name); also
     what ``rsnnc sweep`` builds each point with."""
@@ -92,6 +109,7 @@ def build_options(args):
     targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
     if not targets:
         raise UserInputError("--target is empty; give at least one target (see `rsnnc targets`)")
+    check_data_files(args)
     pruning, time_pruning = prune_options(args)
     return BuildOptions(
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
