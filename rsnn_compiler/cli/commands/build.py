@@ -98,7 +98,7 @@ def check_data_files(args) -> None:
         if path and not Path(path).is_file():
             flag = "--" + name.replace("_", "-")
             why = "it is a directory" if Path(path).is_dir() else "no such file"
-            raise UserInputError(f"{flag} {path} not found ({why}); check the path")
+            raise UserInputError(f"data file {path} not found ({why}; given to {flag}); check the path")
 
 
 def build_options(args):
