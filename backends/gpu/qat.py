@@ -14,7 +14,7 @@ the exact value (``g``'s value is ``q``) with a straight-through derivative:
 Sums and products stay exact on ``q`` (int64) and are ordinary float ops on ``g``. Trainable
 parameters are float64 "shadow" weights (and dense biases) in integer units: the shadow of
 mantissa m with exponent e starts at m·2^e, so the untrained module equals the graph exactly.
-```export_fixed_graph()`` re-quantizes the shadows with the same rule into a graph of the same
+``export_fixed_graph()`` re-quantizes the shadows with the same rule into a graph of the same
 structure (same nodes, edges, exponents); ``run_fixed`` on it equals the module's forward.
 With ``keep_zeros`` (the default) every weight whose mantissa is zero in the input graph (pruned,
 or quantized to zero) is masked out of the forward pass: it gets no gradient and stays zero, so a
