@@ -20,6 +20,8 @@ import contextlib
 import time
 from typing import Iterable, Iterator, Protocol, TypeVar
 
+from rsnn_compiler.sanitize import terminal_text
+
 T = TypeVar("T")
 
 
@@ -58,7 +60,9 @@ class Plain(Silent):
         self.console = console
 
     def _line(self, text: str) -> None:
-        self.console.print(f"[dim]rsnnc:[/dim] {text}", highlight=False, markup=True, soft_wrap=True)
+        from rich.markup import escape
+
+        self.console.print(f"[dim]rsnnc:[/dim] {escape(terminal_text(text))}", highlight=False, markup=True, soft_wrap=True)
 
     def step(self, message: str) -> None:
         self._line(message)
@@ -88,9 +92,9 @@ class Live:
                 return self.column(task) if task.total is not None else Text("")
 
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("[progress.description]{task.description}"),
+            SpinnerColumn(), TextColumn("{task.description}", style="progress.description", markup=False),
             Sized(BarColumn(bar_width=30)), TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
-            Sized(TextColumn("eta")), Sized(TimeRemainingColumn()), TextColumn("[dim]{task.fields[detail]}"),
+            Sized(TextColumn("eta")), Sized(TimeRemainingColumn()), TextColumn("{task.fields[detail]}", style="dim", markup=False),
             console=console, transient=True,
         )
         self._step = None
@@ -104,6 +108,7 @@ class Live:
         self.progress.stop()
 
     def step(self, message: str) -> None:
+        message = terminal_text(message)
         if self._step is None:
             self._step = self.progress.add_task(message, total=None, count="", detail="")
         else:
@@ -114,15 +119,15 @@ class Live:
         return f"{int(done)}/{int(task.total)} {self._units[handle]}{'s' if task.total != 1 else ''}"
 
     def start(self, description: str, total: int | None, unit: str) -> object:
-        handle = self.progress.add_task(description, total=total, count="", detail="")
-        self._units[handle] = unit
+        handle = self.progress.add_task(terminal_text(description), total=total, count="", detail="")
+        self._units[handle] = terminal_text(unit)
         if total is not None:
             self.progress.update(handle, count=self._count(handle, 0))
         return handle
 
     def advance(self, handle: object, n: int, detail: str | None) -> None:
         task = self.progress._tasks[handle]
-        fields = {"detail": detail} if detail is not None else {}
+        fields = {"detail": terminal_text(detail)} if detail is not None else {}
         if task.total is not None:
             fields["count"] = self._count(handle, task.completed + n)
         self.progress.update(handle, advance=n, **fields)

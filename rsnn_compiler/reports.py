@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -98,7 +99,8 @@ def warning_lines(manifest: dict) -> list[str]:
 
 
 def print_build_summary(console: Console, manifest: dict, timings: dict, outdir: str) -> None:
-    console.print(f"[bold]rsnnc build[/bold] {manifest['input']['source']} -> {outdir}")
+    console.print(f"[bold]rsnnc build[/bold] {escape(str(manifest['input']['source']))} -> {escape(str(outdir))}",
+                  markup=True)
     for rep in manifest.get("passes", [])[:1]:
         m = rep.get("metrics", {})
         if "dt" in m:
@@ -106,7 +108,7 @@ def print_build_summary(console: Console, manifest: dict, timings: dict, outdir:
                           f" reset {m.get('reset')} ({m.get('reset_origin')})")
     console.print(f"  targets: {', '.join(manifest['options']['targets'])}    dt: {manifest.get('dt')}")
     for name, g in manifest.get("graphs", {}).items():
-        console.print(f"  graph \\[{name}]: {g['file']}  hash {g['hash'][:16]}")
+        console.print(f"  graph [{name}]: {g['file']}  hash {g['hash'][:16]}")
     for name, art in manifest.get("targets", {}).items():
         files = ", ".join(art["files"]) if art["files"] else "-"
         console.print(f"  target {name}: {art['summary']}  files: {files}")

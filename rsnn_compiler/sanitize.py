@@ -59,3 +59,9 @@ def unique_safe_names(names, max_len: int = MAX_LEN) -> dict[str, str]:
         taken.add(cand)
         out[name] = cand
     return out
+
+
+def terminal_text(text: object) -> str:
+    """``text`` without terminal control: every control character other than newline and tab
+    (escape sequences from names in model, data or manifest files) written as a Python escape."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in str(text))

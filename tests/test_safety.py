@@ -730,3 +730,42 @@ def test_missing_data_files_are_refused_before_the_build_starts(tmp_path, cli_ru
         assert not out.exists()
     code, _, err = cli_run("build", EXAMPLE, "--target", "ir", "-o", tmp_path / "d", "--calib", tmp_path)
     assert code == 2 and "is a directory" in one_error(err)
+
+
+def test_terminal_output_is_safe_for_text_from_files(tmp_path, cli_run):
+    """Text from files and paths reaches the terminal as text: a '[/]' in a path or a manifest
+    field is printed literally (rich markup would raise MarkupError: exit 3), and an escape
+    sequence in a manifest field is written as '\\x1b', never emitted."""
+    out = tmp_path / "o[" / "]x"  # the path reads ".../o[/]x"
+    code, stdout, err = cli_run("build", EXAMPLE, "--target", "ir", "-o", out, "-q")
+    assert code == 0, err
+    assert f"-> {out}" in stdout and "o[/]x" in stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["passes"][0]["name"] = "canon\x1b[2J[/]icalize[bold]"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    code, stdout, err = cli_run("report", out)
+    assert code == 0 and "\x1b" not in stdout + err, (code, stdout, err)
+    assert "\\x1b[2J[/]" in stdout
+    from rsnn_compiler.sanitize import terminal_text
+
+    assert terminal_text("a\x1b[31mb\tc\nd\x07") == "a\\x1b[31mb\tc\nd\\x07"
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_lines_are_safe_for_text_from_files(terminal):
+    """Progress messages (live bars on a terminal, plain lines otherwise) carry names from files:
+    '[/]' is printed literally and escape sequences as text."""
+    import io
+
+    from rsnn_compiler import progress
+    from rsnn_compiler.cli.common import _safe_console_class
+
+    console = _safe_console_class()(file=io.StringIO(), force_terminal=terminal, markup=False, width=200)
+    with progress.reporting(progress.for_console(console, False)):
+        progress.step("c: compiling [/] evil\x1b[2J")
+        for _ in progress.track(range(2), "validate [/]\x1b[5m", unit="batch"):
+            pass
+    text = console.file.getvalue()
+    assert "\x1b[2J" not in text and "\x1b[5m" not in text
+    if not terminal:
+        assert "c: compiling [/] evil\\x1b[2J" in text

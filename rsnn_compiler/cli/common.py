@@ -86,14 +86,31 @@ def epilog(examples: tuple[Example, ...] = (), text: str = ""):
     return epi
 
 
-def consoles():
-    """(stdout console, stderr console); a fixed width when stdout is not a terminal."""
+def _safe_console_class():
     from rich.console import Console
 
-    out = Console(highlight=False, soft_wrap=False)
+    from rsnn_compiler.sanitize import terminal_text
+
+    class SafeConsole(Console):
+        """A Console for text that may come from files: markup is off unless a call asks for it
+        (a name holding ``[/]`` would raise MarkupError, ``[link=...]`` would restyle), and every
+        string it renders, table cells included, goes through ``terminal_text``."""
+
+        def render_str(self, text: str, **kwargs):
+            return super().render_str(terminal_text(text), **kwargs)
+
+    return SafeConsole
+
+
+def consoles():
+    """(stdout console, stderr console); a fixed width when stdout is not a terminal. Both are
+    safe for text from files (``_safe_console_class``); literal markup needs ``markup=True`` and
+    ``rich.markup.escape`` around the data in it."""
+    console = _safe_console_class()
+    out = console(highlight=False, soft_wrap=False, markup=False)
     if not out.is_terminal:
-        out = Console(highlight=False, soft_wrap=False, width=120)
-    return out, Console(stderr=True, highlight=False)
+        out = console(highlight=False, soft_wrap=False, width=120, markup=False)
+    return out, console(stderr=True, highlight=False, markup=False)
 
 
 def _set_debug(ctx: click.Context, _param, value: bool) -> bool:
@@ -220,6 +237,7 @@ def trim_to_build_steps(manifest: dict, x, err, quiet: bool):
     steps = manifest.get("steps")
     if steps and x.shape[0] > steps:
         if not quiet:
-            err.print(f"[dim]rsnnc:[/dim] the build runs {steps} of the {x.shape[0]} input steps (temporal pruning)", highlight=False)
+            err.print(f"[dim]rsnnc:[/dim] the build runs {steps} of the {x.shape[0]} input steps (temporal pruning)",
+                      highlight=False, markup=True)
         return x[:steps]
     return x

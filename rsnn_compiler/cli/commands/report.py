@@ -43,7 +43,7 @@ def command(args, out, err) -> int:
         }, indent=2, sort_keys=True))
         return plots(args, manifest, out, err)
     for key, steps in manifest.get("pipeline", {}).items():
-        out.print(f"pipeline \\[{key}]: {' -> '.join(steps)}")
+        out.print(f"pipeline [{key}]: {' -> '.join(steps)}")
     out.print(passes_table(reports))
     for line in accuracy_lines(manifest.get("accuracy")):
         out.print(line)
