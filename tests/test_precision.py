@@ -457,3 +457,36 @@ def test_loihi2_weight_bits_and_finetune_validate_on_lava(tmp_path, capsys, data
     assert code == 0 and "lava" in stdout, err
     code, _, err = cli(capsys, "build", data["model"], "--target", "lava", "--state-bits", 8, "-o", tmp_path / "x", "-q")
     assert code == 2 and "loihi2 profile fixes state_bits" in _error_lines(err)[0]
+
+
+def test_calibration_uses_the_first_calib_samples(tmp_path, capsys):
+    """Quantization calibrates on the first --calib-samples samples (default 1024) and says so in
+    its reports; the fixed graph is the one a calibration file of just those samples gives (6-bit
+    membranes: their scales are calibrated, so the samples matter)."""
+    from rsnn_compiler.build import CALIB_SAMPLES, BuildOptions, build
+    from rsnn_compiler.precision import LayerPrecision
+
+    example = ROOT / "models" / "example" / "recurrent.rsnn"
+    x = np.load(ROOT / "models" / "example" / "data.npz")["x"]
+    np.savez(tmp_path / "all.npz", x=x)
+    np.savez(tmp_path / "first.npz", x=x[:, :6])
+
+    def fixed(calib: str, n: int, name: str):
+        options = BuildOptions(targets=("c",), calib=str(tmp_path / calib), calib_samples=n, accept_accuracy_loss=True,
+                               precision=PrecisionOptions(default=LayerPrecision(state_bits=6)))
+        out = build(str(example), tmp_path / name, options)
+        g = load_graph(out.outdir / "graph.fpga.rsnn")
+        notes = [note for rep in out.manifest["passes"] for note in rep.get("notes", [])]
+        return structural_hash(g), notes
+
+    capped, notes = fixed("all.npz", 6, "capped")
+    assert "quantization calibrated on the first 6 of the 16 samples of --calib (--calib-samples;" \
+           " 0 uses every sample)" in notes
+    first, first_notes = fixed("first.npz", 0, "first")
+    assert capped == first and not any("calibrated on the first" in n for n in first_notes)
+    every, every_notes = fixed("all.npz", 0, "every")
+    assert not any("calibrated on the first" in n for n in every_notes) and every != capped  # the cut mattered
+    assert CALIB_SAMPLES == 1024 and fixed("all.npz", CALIB_SAMPLES, "default")[0] == every  # 16 < 1024
+    code = main(["build", str(example), "-o", str(tmp_path / "neg"), "--calib", str(tmp_path / "all.npz"),
+                 "--calib-samples", "-1"])
+    assert code == 2 and "--calib-samples -1 must be a whole number >= 0" in capsys.readouterr().err

@@ -101,6 +101,13 @@ def check_data_files(args) -> None:
             raise UserInputError(f"data file {path} not found ({why}; given to {flag}); check the path")
 
 
+def _calib_samples(args) -> int:
+    from rsnn_compiler.build import CALIB_SAMPLES
+
+    value = getattr(args, "calib_samples", None)
+    return CALIB_SAMPLES if value is None else value
+
+
 def build_options(args):
     """The BuildOptions of parsed ``rsnnc build`` options (``args``: the options by name); also
     what ``rsnnc sweep`` builds each point with."""
@@ -115,6 +122,7 @@ def build_options(args):
         targets=targets, dt=args.dt, reset=args.reset, comparator=args.comparator, nir_source=args.nir_source,
         weights=args.weights, factory_args=args.factory_args, initial_weights=args.initial_weights,
         trust_checkpoint=args.trust_checkpoint, calib=args.calib, prune=args.prune, profile=args.profile,
+        calib_samples=_calib_samples(args),
         board=args.board, convert=convert_options(args), pruning=pruning, time_pruning=time_pruning,
         stock=stock_options(args), force=args.force,
         precision=precision_from_args(args), holdout=args.holdout,
@@ -197,6 +205,10 @@ def accuracy_options(fn):
 @import_options
 @click.option("--calib", type=click.Path(dir_okay=False), metavar="FILE.npz",
               help="calibration data (x, optional y) for quantization, pruning and fidelity reports")
+@click.option("--calib-samples", type=int, metavar="N",
+              help="quantization calibrates on the first N samples of --calib (default 1024; 0: every sample);"
+              " its time and memory grow with N, its ranges rarely move after a thousand samples. Pruning"
+              " and the accuracy check use every sample")
 @click.option("--profile", metavar="PROFILE",
               help="fixed-point profile for every integer target: loihi2 or fpga (default: loihi2 when building for lava, else fpga)")
 @click.option("--board", type=click.Choice(["oheo_gulch", "kapoho_point", "hala_point"]),
