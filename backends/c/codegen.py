@@ -601,14 +601,30 @@ def _contract_doc(plan: Plan, m: str) -> str:
 
 
 def _record_body(em: _Emitter) -> str:
+    """``<p>_record`` (int64 values) and ``<p>_record32`` (the same values narrowed to int32 with
+    one range flag: the harness' ``-r 4`` records written straight into its output buffer)."""
+    return _record_fn(em, narrow=False) + "\n" + _record_fn(em, narrow=True)
+
+
+def _record_fn(em: _Emitter, narrow: bool) -> str:
     p, plan = em.p, em.plan
-    lines = [f"void {p}_record(const {p}_state_t *s, int64_t *rec)", "{", "    long k;"]
+    if narrow:
+        lines = [f"int {p}_record32(const {p}_state_t *s, int32_t *rec)", "{", "    long k;", "    int bad = 0;"]
+    else:
+        lines = [f"void {p}_record(const {p}_state_t *s, int64_t *rec)", "{", "    long k;"]
     for f in plan.fields:
         kind, name = f.key.split("/", 1)
         n = plan.nodes[name]
         src = em.cur(n) if kind == "values" else f"s->{kind}_{n.cid}"
+        if narrow:
+            store = (f"const int64_t v = {src}[k];\n        bad |= (v < INT32_MIN) | (v > INT32_MAX);\n"
+                     f"        rec[{f.offset} + k] = (int32_t)v;")
+        else:
+            store = f"rec[{f.offset} + k] = {src}[k];"
         lines.append(f"    for (k = 0; k < {f.size}; ++k) {{ /* {_comment(f.key.split('/', 1)[0] + '/' + safe_name(f.key.split('/', 1)[1]))} */\n"
-                     f"        rec[{f.offset} + k] = {src}[k];\n    }}")
+                     f"        {store}\n    }}")
+    if narrow:
+        lines.append("    return bad;")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -672,6 +688,9 @@ def generate(graph: Graph, prefix: str = "rsnn", spec: CSpec = C_SPEC, blob: boo
         f"/* Copy every node's current value and every neuron state into rec[{m}_RECORD_LEN]\n"
         f" * (offsets in layout.json). */\n"
         f"void {prefix}_record(const {prefix}_state_t *s, int64_t *rec);\n"
+        f"/* The same values as int32 into rec[{m}_RECORD_LEN]; returns nonzero when one does not fit\n"
+        f" * (rec then holds truncated values). */\n"
+        f"int {prefix}_record32(const {prefix}_state_t *s, int32_t *rec);\n"
         + ("" if weights is None else weights.header_text()) + "\n#endif\n"
     )
     source = (

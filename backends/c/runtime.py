@@ -236,6 +236,14 @@ static void *{p}_job(void *arg)
         }}
         if (j->out_only) {{
             {p}_step(&j->state[b], x, j->rec);
+        }} else if (j->rwidth == 4 && rsnn_io_little_endian()) {{
+            /* int32 records straight into the output buffer (4-byte aligned: malloc, offsets of
+             * 4 * n_rec * b bytes), no int64 staging */
+            {p}_step(&j->state[b], x, 0);
+            if ({p}_record32(&j->state[b], (int32_t *)(void *)(j->obuf + (size_t)4 * (size_t)j->n_rec * (size_t)b)) != 0) {{
+                j->rc = 6;
+            }}
+            continue;
         }} else {{
             {p}_step(&j->state[b], x, 0);
             {p}_record(&j->state[b], j->rec);
