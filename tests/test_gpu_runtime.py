@@ -588,3 +588,46 @@ def test_slow_extra_fixed_graphs_and_qat():
         ref = run_fixed(g, x)
         assert_same(ref, GraphRuntime(g).run(x), seed)
         assert_same(ref, FixedPointModule(g).trace(x), ("qat", seed))
+
+
+@pytest.mark.parametrize("mode", [Overflow.WRAP, Overflow.WRAP_ONCE, Overflow.SATURATE, Overflow.SATURATE_SYM])
+def test_runtime_overflow_shortcuts_equal_the_rule(mode):
+    """RuntimeInt.ovf (the runtime's neuron primitive) against the integer rule on tensors whose
+    values are all in range (identity), at most one wrap out (modular form), and further out
+    (the full rule), including every boundary value."""
+    from rsnn_compiler.backends.gpu.fixed_ops import RuntimeInt, overflow
+
+    bits = 8
+    half, full = 1 << (bits - 1), 1 << bits
+    edges = [-half - 1, -half, -half + 1, -1, 0, 1, half - 1, half, half + 1]
+    cases = {
+        "in range": np.array([-half + 1, 0, half - 1, half if mode is Overflow.WRAP_ONCE else 3]),
+        "one wrap": np.array(edges + [3 * half, -3 * half + 1, full, -full + 1]),
+        "far out": np.array(edges + [3 * half + 1, -3 * half, 10 * full + 5, -10 * full - 5]),
+    }
+    rng = np.random.default_rng(0)
+    for name, vals in cases.items():
+        x = torch.from_numpy(np.concatenate([vals, rng.choice(vals, 44 - len(vals))]).astype(np.int64).reshape(4, -1))
+        want = overflow(x, bits, mode)
+        assert torch.equal(RuntimeInt.ovf(x, bits, mode), want), (mode, name)
+        ref = np.vectorize(lambda v: arith.overflow(int(v), bits, mode))(x.numpy())
+        assert np.array_equal(want.numpy(), ref), (mode, name)
+
+
+def test_runtime_decay_forms_equal_the_rule():
+    """RuntimeInt.decay: per-neuron factors cached per parameter tensor, and decay(x, 4096) as the
+    additive zero (``NO_MEMORY + y is y``, ``NO_MEMORY - y == -y``), against TorchInt.decay."""
+    from rsnn_compiler.backends.gpu.fixed_ops import NO_MEMORY, RuntimeInt, TorchInt
+
+    P = RuntimeInt()
+    x = torch.randint(-(1 << 23), 1 << 23, (5, 7))
+    d = torch.randint(0, 4097, (7,))
+    assert torch.equal(P.decay(x, d), TorchInt.decay(x, d)) and torch.equal(P.decay(x, d), TorchInt.decay(x, d))
+    d2 = d.clone()
+    d2[0] = 0 if int(d[0]) else 1  # another tensor: its own factor, not the cached one
+    assert torch.equal(P.decay(x, d2), TorchInt.decay(x, d2))
+    for dd in (0, 1, 2048, 4095):
+        assert torch.equal(P.decay(x, dd), TorchInt.decay(x, dd))
+    y = torch.arange(7)
+    assert P.decay(x, 4096) is NO_MEMORY and (P.decay(x, 4096) + y) is y
+    assert torch.equal(P.decay(x, 4096) - y, -y) and torch.equal(y + P.decay(x, 4096), y)

@@ -153,9 +153,73 @@ def overflow(x: torch.Tensor, bits: int, mode: Overflow) -> torch.Tensor:
     return torch.clamp(x, -(half - 1), half - 1)
 
 
+class _NoMemory:
+    """``decay(x, 4096)`` in the runtime: a state with no memory is the additive zero, so the
+    definition's ``decay(i, du) + y`` is ``y`` itself and ``decay(a, d) - y`` is ``-y`` (every
+    use of ``decay`` in the neuron definitions adds or subtracts it)."""
+
+    def __add__(self, other):
+        return other
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return -other
+
+    def __rsub__(self, other):
+        return other
+
+
+NO_MEMORY = _NoMemory()
+
+
+class RuntimeInt(TorchInt):
+    """``TorchInt`` for the runtime's neuron kernels: the same int64 values with fewer kernel
+    calls per step.
+
+    - ``decay(x, d)`` with a per-neuron ``d`` multiplies by ``4096 - d`` computed once per
+      parameter tensor, not once per step; ``decay(x, 4096)`` is ``NO_MEMORY`` (no zero tensor,
+      no addition of it);
+    - on the CPU, ``ovf`` under a wrapping rule (wrap, wrap_once) first reads the tensor's min and
+      max (one call): when every value is already in the rule's range the rule is the identity;
+      when no value of a wrap_once state is more than one wrap out, wrap_once is the modular wrap
+      (three calls instead of six). (Not on CUDA, where reading the bounds would synchronise
+      every step.)
+    """
+
+    def __init__(self, device=None, scalars: bool = True):
+        super().__init__(device, scalars)
+        self._keep: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def decay(self, x: torch.Tensor, d) -> torch.Tensor:
+        if isinstance(d, torch.Tensor):
+            cached = self._keep.get(id(d))
+            if cached is None or cached[0] is not d:
+                cached = self._keep[id(d)] = (d, DECAY_ONE - d)
+            return TorchInt.trunc_shift(x * cached[1], DECAY_SHIFT)
+        if d == DECAY_ONE:
+            return NO_MEMORY
+        return TorchInt.decay(x, d)
+
+    @staticmethod
+    def ovf(x: torch.Tensor, bits: int, mode: Overflow, state: str = "") -> torch.Tensor:
+        if mode in (Overflow.WRAP, Overflow.WRAP_ONCE) and bits < 64 and x.device.type == "cpu" and x.numel():
+            lo, hi = (int(v) for v in torch.aminmax(x))
+            half = 1 << (bits - 1)
+            if mode is Overflow.WRAP and -half <= lo and hi <= half - 1:
+                return x  # wrap: [-2^(b-1), 2^(b-1)) is left as it is
+            if mode is Overflow.WRAP_ONCE and -half < lo and hi <= half:
+                return x  # wrap_once: (-2^(b-1), 2^(b-1)] is left as it is
+            if mode is Overflow.WRAP_ONCE and -3 * half < lo and hi <= 3 * half:
+                # at most one wrap is needed anywhere: then wrap_once is the modular wrap into
+                # (-2^(b-1), 2^(b-1)]: ((x + 2^(b-1) - 1) mod 2^b) - (2^(b-1) - 1), three calls
+                return ((x + (half - 1)) & ((half << 1) - 1)) - (half - 1)
+        return overflow(x, bits, mode)
+
+
 def neuron_kernel(op: FixedNeuron, device):
-    """Runtime kernel of one fixed population (int64): its family run with ``TorchInt``."""
-    return population(TorchInt(device, scalars=True), op)
+    """Runtime kernel of one fixed population (int64): its family run with ``RuntimeInt``."""
+    return population(RuntimeInt(device, scalars=True), op)
 
 
 # --------------------------------------------------------------------------------------
