@@ -193,7 +193,7 @@ def _uniform_neurons(g, du=None):
 def test_fixed_shortcuts_uniform_parameters_and_proven_accumulators(profile):
     """Uniform parameters (scalar binding, decay by 4096 -> 0) and synapses whose accumulator
     rule is proven the identity (one shift) give run_fixed's values, and the shortcuts are taken."""
-    scalar = in_range = 0
+    scalar = in_range = scaled = 0
     for seed in range(30):
         g, x = _fixed_case(seed, profile)
         for du in (None, arith.DECAY_ONE - 1):
@@ -205,7 +205,8 @@ def test_fixed_shortcuts_uniform_parameters_and_proven_accumulators(profile):
                 scalar += sum(isinstance(v, int) for v in vars(getattr(k, "p", None) or {}).values()) \
                     if hasattr(k, "p") else 0
                 in_range += bool(getattr(k, "in_range", False) and k.exp is not None and k.bias is None)
-    assert scalar and in_range  # the shortcuts ran (the comparison covers them)
+                scaled += getattr(k, "scaled", None) is not None  # weights pre-scaled by 2^e > 0
+    assert scalar and in_range and scaled  # the shortcuts ran (the comparison covers them)
 
 
 @pytest.mark.parametrize("policy", CUDA_POLICIES)

@@ -266,6 +266,7 @@ class SynapseKernel:
         self.exp = int(e[0]) if e.size and (e == e[0]).all() else None  # one exponent: one shift
         self.bias_bound = int(np.abs(np.asarray(op.bias, dtype=np.int64)).max()) if op.bias is not None and np.size(op.bias) else 0
         self.in_range = False  # set by ``set_bound``: the accumulator rule is the identity
+        self.scaled: ExactLinear | None = None  # W·2^e when the whole rule is one left shift (set_bound)
 
     def set_bound(self, plan: LinearPlan, sum_bound: int) -> None:
         """The plan, and whether ``|shift(W ⊛ x, e) + bias| <= 2^(acc_bits-1) - 1`` is proven for
@@ -274,6 +275,14 @@ class SynapseKernel:
         e_max = int(np.max(self.op.weight_exp)) if np.size(self.op.weight_exp) else 0
         shifted = sum_bound << e_max if e_max >= 0 else -((-sum_bound) >> -e_max)  # ceil for e < 0
         self.in_range = shifted + self.bias_bound <= (1 << (self.op.acc_bits - 1)) - 1
+        # one exponent e > 0, no bias, in range: y = (W·x)·2^e = (W·2^e)·x. With the weights
+        # scaled once, every partial sum is k·2^e with the same integers k the plan bounds, which
+        # float32 / float64 hold exactly (a power of two only moves the exponent): no shift call.
+        fold = self.exp is not None and self.exp > 0 and self.bias is None and self.in_range and plan.limbs == 1
+        if fold and self.scaled is None:
+            self.scaled = ExactLinear(self.linear.weight << self.exp, self.linear.fn, events=self.linear.events)
+        elif not fold:
+            self.scaled = None
 
     def out(self, ops, acc):
         y = ops.shift(acc, self.mul, self.rsh)
@@ -282,6 +291,8 @@ class SynapseKernel:
         return ops.ovf(y, self.op.acc_bits, self.op.acc_overflow)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scaled is not None:
+            return self.scaled.apply(x, self.plan)
         acc = self.linear.apply(x, self.plan)
         if self.exp is None or self.bias is not None or not self.in_range:
             return self.out(TorchInt, acc)
