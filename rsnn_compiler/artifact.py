@@ -325,11 +325,30 @@ def _manifest_problem(m) -> str | None:
     for key in ("pipeline", "options", "input", "compiler"):
         if key in m and not isinstance(m[key], dict):
             return f"'{key}' is not an object"
+    if not all(isinstance(v, list) and all(isinstance(t, str) for t in v) for v in m.get("pipeline", {}).values()):
+        return "'pipeline' must map each graph key to a list of step names"
+    if m.get("accuracy") is not None and not _accuracy_ok(m["accuracy"]):
+        return "'accuracy' is not an accuracy record ({data, float_model, steps, tolerance, notes})"
     if "passes" in m and not (isinstance(m["passes"], list) and all(_report_ok(p) for p in m["passes"])):
         return "'passes' is not a list of reports ({name, reason, notes, warnings, metrics})"
     if not (isinstance(m.get("warnings", []), list) and all(isinstance(w, str) for w in m.get("warnings", []))):
         return "'warnings' is not a list of texts"
     return None
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _accuracy_ok(rec) -> bool:
+    """The manifest's accuracy block as ``reports.accuracy_lines`` reads it."""
+    if not (isinstance(rec, dict) and isinstance(rec.get("data"), str) and _number(rec.get("tolerance", 0))
+            and (rec.get("float_model") is None or _number(rec["float_model"]))
+            and isinstance(rec.get("steps", []), list) and isinstance(rec.get("notes", []), list)
+            and all(isinstance(n, str) for n in rec.get("notes", []))):
+        return False
+    return all(isinstance(st, dict) and isinstance(st.get("step"), str) and _number(st.get("accuracy"))
+               and (st.get("drop") is None or _number(st["drop"])) for st in rec.get("steps", []))
 
 
 def _report_ok(rep) -> bool:

@@ -113,6 +113,20 @@ def test_replaced_graph_and_bad_manifests_are_refused(c_build, tmp_path, cli_run
         code, _, err = cli_run("run", b2, "--inputs", DATA, "--out", tmp_path / "y.npz", "-q")
         assert code == 2, err
         one_error(err)
+    # the parts `rsnnc report` renders: a malformed accuracy block or pipeline is bad input, not a bug
+    record = {"data": "d", "float_model": 80.0, "steps": [{"step": "fpga", "accuracy": 79.5, "drop": 0.5}],
+              "tolerance": 2, "notes": []}
+    for broken in ({**manifest, "accuracy": "x"}, {**manifest, "accuracy": {"a": 1}},
+                   {**manifest, "accuracy": {**record, "steps": [{"step": "s", "accuracy": "high"}]}},
+                   {**manifest, "accuracy": {**record, "float_model": "80"}}, {**manifest, "pipeline": {"float": 1}}):
+        b2 = copy_build(c_build, tmp_path / f"r{len(list(tmp_path.iterdir()))}")
+        (b2 / "manifest.json").write_text(json.dumps(broken))
+        code, _, err = cli_run("report", b2)
+        assert code == 2 and "not a valid rsnnc manifest" in one_error(err), (broken.get("accuracy"), err)
+    b3 = copy_build(c_build, tmp_path / "good-accuracy")
+    (b3 / "manifest.json").write_text(json.dumps({**manifest, "accuracy": record}))
+    code, out, err = cli_run("report", b3)
+    assert code == 0 and "fpga: 79.50%" in out, err
 
 
 def test_files_written_later_do_not_break_verification(c_build, tmp_path, cli_run):
