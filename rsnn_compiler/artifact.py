@@ -317,8 +317,10 @@ def _manifest_problem(m) -> str | None:
     targets = m.get("targets", {})
     if not isinstance(targets, dict) or not all(
             isinstance(v, dict) and (v.get("profile") is None or isinstance(v.get("profile"), str))
+            and isinstance(v.get("details", []), list) and all(isinstance(t, str) for t in v.get("details", []))
+            and isinstance(v.get("files", []), list) and all(isinstance(t, str) for t in v.get("files", []))
             for v in targets.values()):
-        return "'targets' must map each target to {profile, files, summary}"
+        return "'targets' must map each target to {profile, files, summary, details}"
     steps = m.get("steps")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         return f"'steps' is {str(steps)[:20]!r}, not a positive integer"

@@ -118,7 +118,8 @@ def test_replaced_graph_and_bad_manifests_are_refused(c_build, tmp_path, cli_run
               "tolerance": 2, "notes": []}
     for broken in ({**manifest, "accuracy": "x"}, {**manifest, "accuracy": {"a": 1}},
                    {**manifest, "accuracy": {**record, "steps": [{"step": "s", "accuracy": "high"}]}},
-                   {**manifest, "accuracy": {**record, "float_model": "80"}}, {**manifest, "pipeline": {"float": 1}}):
+                   {**manifest, "accuracy": {**record, "float_model": "80"}}, {**manifest, "pipeline": {"float": 1}},
+                   {**manifest, "targets": {t: {**v, "details": 5} for t, v in manifest["targets"].items()}}):
         b2 = copy_build(c_build, tmp_path / f"r{len(list(tmp_path.iterdir()))}")
         (b2 / "manifest.json").write_text(json.dumps(broken))
         code, _, err = cli_run("report", b2)
