@@ -15,6 +15,7 @@ import ctypes
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -431,4 +432,8 @@ def read_timings(build: Path) -> dict:
     passes = data.get("passes") if isinstance(data, dict) else None
     if not (isinstance(passes, list) and all(isinstance(p, dict) for p in passes)):
         return {}
+    for p in passes:  # the wall times are shown as numbers: anything else is dropped, not printed
+        w = p.get("wall_time_s")
+        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0):
+            p["wall_time_s"] = None
     return data

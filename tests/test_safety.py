@@ -124,6 +124,12 @@ def test_replaced_graph_and_bad_manifests_are_refused(c_build, tmp_path, cli_run
         (b2 / "manifest.json").write_text(json.dumps(broken))
         code, _, err = cli_run("report", b2)
         assert code == 2 and "not a valid rsnnc manifest" in one_error(err), (broken.get("accuracy"), err)
+    b4 = copy_build(c_build, tmp_path / "bad-timings")  # timings.json is not hashed: shown only when sound
+    timings = json.loads((b4 / "timings.json").read_text())
+    timings["passes"][0]["wall_time_s"] = "slow"
+    (b4 / "timings.json").write_text(json.dumps(timings))
+    code, _, err = cli_run("report", b4)
+    assert code == 0, err
     b3 = copy_build(c_build, tmp_path / "good-accuracy")
     (b3 / "manifest.json").write_text(json.dumps({**manifest, "accuracy": record}))
     code, out, err = cli_run("report", b3)
