@@ -434,6 +434,6 @@ def read_timings(build: Path) -> dict:
         return {}
     for p in passes:  # the wall times are shown as numbers: anything else is dropped, not printed
         w = p.get("wall_time_s")
-        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0):
+        if w is not None and not (_number(w) and math.isfinite(w) and w >= 0):
             p["wall_time_s"] = None
     return data

@@ -17,12 +17,21 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 INT32 = np.iinfo(np.int32)
 
 
+def require_data_file(path: str | Path, given_to: str | None = None) -> Path:
+    """``path`` as a Path when it is a file; else one UserInputError naming the option it was
+    ``given_to`` (the command line checks every data file this way before any work starts)."""
+    path = Path(path)
+    if not path.is_file():
+        why = "it is a directory" if path.is_dir() else "no such file"
+        where = f"; given to {given_to}); check the path" if given_to else ")"
+        raise UserInputError(f"data file {path} not found ({why}{where}")
+    return path
+
+
 def load_data(path: str | Path, need_labels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """``x`` (time >= 1, batch >= 1, *features, real and finite) and optional integer labels
     ``y`` (batch,), read under the memory budget (``rsnn_compiler.npyio``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"data file {path} not found" + (" (it is a directory)" if path.is_dir() else ""))
+    path = require_data_file(path)
     with NpzReader(path, "data file") as z:
         keys = set(z.members())
         if "x" not in keys:

@@ -61,7 +61,7 @@ def unique_safe_names(names, max_len: int = MAX_LEN) -> dict[str, str]:
     return out
 
 
-def terminal_text(text: object) -> str:
-    """``text`` without terminal control: every control character other than newline and tab
-    (escape sequences from names in model, data or manifest files) written as a Python escape."""
-    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in str(text))
+def terminal_text(text: object, keep: str = "\n\t") -> str:
+    """``text`` without terminal control: every control character not in ``keep`` (escape
+    sequences from names in model, data or manifest files) written as a Python escape."""
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in str(text))

@@ -211,8 +211,10 @@ def handler(fn: Callable) -> Callable:
 
 
 def one_line(text: object) -> str:
-    """``text`` as one line: control characters (newlines from names or messages) escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    """``text`` as one line: every control character (newlines from names or messages too) escaped."""
+    from rsnn_compiler.sanitize import terminal_text
+
+    return terminal_text(text, keep="")
 
 
 def warning(message: str) -> None:

@@ -53,12 +53,11 @@ def _check_params(name: str, op: Op) -> list[str]:
                     f"{where}: parameter '{pname}' = {value:g} at index {_index(arr, bad)} is"
                     " outside [0, 1]; decay factors must lie in [0, 1] (clamp it, as snnTorch does)"
                 )
-    if has_family(op):
-        for q in family_of(op).params:
-            value = getattr(op, q.name, None)
-            if q.positive and value is not None and not (np.asarray(value) > 0).all():
-                arr = np.asarray(value)
-                bad = ~(arr > 0)
+    for q in family_of(op).params if has_family(op) else ():
+        if q.positive and getattr(op, q.name, None) is not None:
+            arr = np.asarray(getattr(op, q.name))
+            bad = ~(arr > 0)
+            if bad.any():
                 first = arr[tuple(np.argwhere(bad)[0])] if arr.ndim else arr
                 problems.append(
                     f"{where}: parameter '{q.name}' = {first.item():g} at index {_index(arr, bad)} must be > 0"

@@ -91,14 +91,12 @@ DATA_FILE_OPTIONS = ("calib", "holdout", "stock_data", "finetune_data")
 def check_data_files(args) -> None:
     """Every data file named on the command line exists, before any work starts (the passes that
     read some of them run minutes into a build)."""
-    from pathlib import Path
+    from rsnn_compiler.data import require_data_file
 
     for name in DATA_FILE_OPTIONS:
         path = getattr(args, name, None)
-        if path and not Path(path).is_file():
-            flag = "--" + name.replace("_", "-")
-            why = "it is a directory" if Path(path).is_dir() else "no such file"
-            raise UserInputError(f"data file {path} not found ({why}; given to {flag}); check the path")
+        if path:
+            require_data_file(path, given_to="--" + name.replace("_", "-"))
 
 
 def _calib_samples(args) -> int:
