@@ -6,9 +6,11 @@ Every framework runs the SAME model on the SAME inputs: the mnist1d windows of d
 (T=17, B=256) tiled ``--reps`` times along time (default 4: T=68), batch ``--batch``.
 
 Rows:
-  * C simulator         - the emitted ``c/rsnn_run`` binary (fixed point), timed as the executor
-                          calls it (process start + file I/O included; records every field),
-                          and with ``-q`` (only the output node's values leave the simulator);
+  * C simulator         - the emitted C model (fixed point) as the executor runs it: loaded into
+                          this process (``backends/c/library.py``), records of every field
+                          written into numpy arrays, and output only (only the output node's
+                          values leave the simulator); and the emitted ``c/rsnn_run`` binary,
+                          the same way (process start + file I/O included; ``-q`` for output only);
   * GPU runtime float   - ``GraphRuntime(float graph, record=False)`` (CPU here, CUDA if present);
   * GPU runtime fixed   - ``GraphRuntime(loihi2 graph, record=False)``, bit-exact to C;
   * Lava fixed_pt       - the emitted Lava program through backends/lava/lava_runner.py (Python 3.10 env,
@@ -143,7 +145,8 @@ def main() -> None:
     sweep_batches = [int(b) for b in args.sweep_batches.split(",") if b.strip()]
 
     from rsnn_compiler.accounting import account_float, count_synops
-    from rsnn_compiler.backends.c.executor import encode_inputs, ensure_binary, run_records
+    from rsnn_compiler.backends.c.executor import default_threads, encode_inputs, ensure_binary, run_records
+    from rsnn_compiler.backends.c.library import ensure_library, open_library, run_records_inprocess
     from rsnn_compiler.backends.gpu.runtime import GraphRuntime
     from rsnn_compiler.backends.lava.env import lava_status
     from rsnn_compiler.interpreter import run_fixed
@@ -181,15 +184,25 @@ def main() -> None:
     layout = json.loads((bdir / "c" / "layout.json").read_text())
     binary = ensure_binary(bdir / "c")
 
-    def c_run(xx):
+    library = open_library(ensure_library(bdir / "c"))
+    L, n_out, max_batch = layout["record"]["length"], layout["output"]["size"], layout["max_batch"]
 
-        recs = run_records(binary, encode_inputs(qgraph, layout, xx), layout["record"]["length"], layout["max_batch"])
-        return recs  # decoded (untimed) below: the Python-side decode is not simulation
+    def c_run(xx):
+        """The executor's path: the model in this process, every record into a numpy array."""
+        return run_records_inprocess(library, encode_inputs(qgraph, layout, xx), L, n_out, max_batch,
+                                     threads=default_threads(min(xx.shape[1], max_batch)))
 
     def c_run_outputs(xx):
-        """The same binary with -q: only the output node's values leave the simulator."""
-        return run_records(binary, encode_inputs(qgraph, layout, xx), layout["record"]["length"],
-                           layout["max_batch"], out_only=True)
+        """The same with only the output node's values leaving the simulator."""
+        return run_records_inprocess(library, encode_inputs(qgraph, layout, xx), L, n_out, max_batch,
+                                     out_only=True, threads=default_threads(min(xx.shape[1], max_batch)))
+
+    def c_binary(xx):
+        return run_records(binary, encode_inputs(qgraph, layout, xx), L, max_batch)
+
+    def c_binary_outputs(xx):
+        """The binary with -q: only the output node's values leave the simulator."""
+        return run_records(binary, encode_inputs(qgraph, layout, xx), L, max_batch, out_only=True)
 
     rt_f = GraphRuntime(fgraph, device=device, record=False, threads=args.threads)
     rt_q = GraphRuntime(qgraph, device=device, record=False, threads=args.threads)
@@ -213,6 +226,8 @@ def main() -> None:
     runners = {
         "C simulator (fixed)": ("fixed", c_run),
         "C simulator (fixed, output only)": ("fixed", c_run_outputs),
+        "C simulator binary (fixed)": ("fixed", c_binary),
+        "C simulator binary (fixed, output only)": ("fixed", c_binary_outputs),
         f"GPU runtime float ({device})": ("float", rt(rt_f)),
         f"GPU runtime fixed ({device})": ("fixed", rt(rt_q)),
         "snnTorch (float)": ("float", snn_run),
@@ -233,7 +248,7 @@ def main() -> None:
         t_long, samples, out = median_time(lambda: fn(x), args.repeats)
         t_short, _, _ = median_time(lambda: fn(x_short), args.repeats)
         t_fixed, _, _ = median_time(lambda: fn(x_one), args.repeats)
-        if name == "C simulator (fixed)":  # full records: decode the output node (untimed)
+        if name in ("C simulator (fixed)", "C simulator binary (fixed)"):  # full records: decode (untimed)
             from rsnn_compiler.backends.c.executor import decode
 
             out = decode(qgraph, layout, out, x).out
@@ -338,6 +353,8 @@ def main() -> None:
         "runtime_vs_snntorch_by_batch": sweep,
         "notes": ["C and Lava rows record every population's state (as their executors do) unless marked "
                   "output only; the runtime and snnTorch return output spikes only",
+                  "C simulator rows run the model in this process as `rsnnc run`/`validate` do (backends/c/library.py);"
+                  " the binary rows run rsnn_run in a subprocess with files (RSNNC_C_INPROCESS=0); same records",
                   "fixed_overhead_s = wall of a B=1, T=1 run (process start, I/O, Lava compile)",
                   "marginal = extra sample-steps / extra wall between T=17 and T=17*reps (same batch)"],
     }
@@ -374,7 +391,7 @@ def main() -> None:
                      f"{ratios['c_vs_lava_marginal']:.0f}x marginal per step (goal >= {GOAL_C_VS_LAVA:g}x): "
                      f"{'met' if ratios['goal_c_vs_lava_met'] else 'NOT met'}")
         lines.append(f"* C simulator vs Lava fixed_pt, both recording only what the Output reads "
-                     f"(`rsnn_run -q`; Lava program with the other probes removed): "
+                     f"(Lava program with the other probes removed): "
                      f"**{ratios['c_output_only_vs_lava_output_only_in_lava']:.0f}x** against in-Lava run time, "
                      f"{ratios['c_output_only_vs_lava_output_only_end_to_end']:.0f}x end to end: "
                      f"{'met' if ratios['goal_c_output_only_vs_lava_met'] else 'NOT met'}")

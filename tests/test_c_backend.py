@@ -440,8 +440,12 @@ def test_executor_runs_build_and_batches_in_chunks(tmp_path, monkeypatch):
     assert_same(ref, run_c(build / "c" / "rsnn_run", layout, g, x), "chunked")
 
 
-def test_executor_rebuilds_a_stale_binary_outside_the_build(tmp_path, monkeypatch):
+@pytest.mark.parametrize("inprocess", ["0", "1"])
+def test_executor_rebuilds_a_stale_binary_outside_the_build(tmp_path, monkeypatch, inprocess):
+    """The executor runs a binary (RSNNC_C_INPROCESS=0) or shared library (default) built in the
+    cache from the build's sources, never the build's own stale binary, and writes nothing there."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("RSNNC_C_INPROCESS", inprocess)
     g = random_fixed_graph(6, "loihi2", recurrent=True)
     build, manifest = _build_dir(tmp_path, g)
     (build / "c" / "rsnn_run").write_bytes(b"not a binary")  # e.g. built on another machine
@@ -449,7 +453,8 @@ def test_executor_rebuilds_a_stale_binary_outside_the_build(tmp_path, monkeypatc
     manifest["files"] = file_hashes(build)  # ... whose manifest lists that binary
     x = random_input(g, 6, 2, seed=1)
     assert_same(run_fixed(g, x), CExecutor().run(build, manifest, "fixed", None, x), "rebuilt")
-    assert list((tmp_path / "cache" / "rsnnc" / "c").glob("*/rsnn_run"))
+    product = "librsnn_run.so" if inprocess == "1" else "rsnn_run"
+    assert [p.name for p in (tmp_path / "cache" / "rsnnc" / "c").glob("*/*") if p.name in ("rsnn_run", "librsnn_run.so")] == [product]
     assert (build / "c" / "rsnn_run").read_bytes() == b"not a binary"  # the build is untouched
     assert all((build / "c" / s).is_file() for s in SOURCES)
 

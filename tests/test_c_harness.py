@@ -1,5 +1,6 @@
 """The C harness's record I/O: int32 records (``-r 4``) when every value fits, and the
-executor's fallback to int64 records when one does not (exit status 6)."""
+executor's fallback to int64 records when one does not (exit status 6); the executor's in-process
+path (the same sources as a shared library) against the binary."""
 
 from __future__ import annotations
 
@@ -166,3 +167,108 @@ def test_weights_bin_checksum_spans_many_blocks(tmp_path):
     res = subprocess.run([str(cdir / "rsnn_run"), "-w", "4", "-W", str(tmp_path / "other.bin"), "6", "3"],
                          input=np.ascontiguousarray(x.astype("<i4")).tobytes(), capture_output=True)
     assert res.returncode == 9 and b"not this model's weights" in res.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# the executor's in-process path (backends/c/library.py): the same records as the binary's
+# ---------------------------------------------------------------------------------------------
+def _inprocess_case(name: str) -> Graph:
+    from rsnn_compiler.testing.random_graphs import random_fixed_graph
+
+    if name.startswith("wide"):
+        return wide_graph(int(name[4:]))
+    if name == "graded":
+        return random_fixed_graph(0, "fpga", quantize_input=True, graded=True)
+    return random_fixed_graph(7, "loihi2", recurrent=True, delays=True, max_delay=3)
+
+
+@pytest.mark.parametrize("case", ["wide0", "wide20", "recurrent", "graded"])
+def test_inprocess_library_records_equal_the_binarys(tmp_path, monkeypatch, case):
+    """The shared library (built into the cache from the build's sources) returns the binary's
+    records value for value: int32 records where they fit and int64 where the binary needs -r 8
+    (wide20), every thread count, output-only records, batch chunks; and the binary streaming
+    its files one step per chunk (-DRSNN_CHUNK_BYTES=1) writes the same bytes as in one chunk."""
+    import json
+    from dataclasses import replace
+
+    from rsnn_compiler.backends.c.library import ensure_library, open_library, run_records_inprocess
+    from rsnn_compiler.backends.c.spec import C_SPEC
+    from rsnn_compiler.backends.c.toolchain import compile_c
+    from rsnn_compiler.testing.random_graphs import random_input
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    g = _inprocess_case(case)
+    cdir = tmp_path / "c"
+    CBackend(spec=replace(C_SPEC, blob_min_values=0)).emit(g, cdir)  # weights through weights.bin
+    layout = json.loads((cdir / "layout.json").read_text())
+    L, n_out = layout["record"]["length"], layout["output"]["size"]
+    if case.startswith("wide"):
+        x = np.random.default_rng(0).integers(-1000, 1000, (6, 5, 2))
+    else:
+        from rsnn_compiler.backends.c.executor import encode_inputs
+
+        x = encode_inputs(g, layout, random_input(g, 9, 5, seed=4))
+    binary = cdir / "rsnn_run"
+    want = run_records(binary, x, L, 256, threads=1)
+    assert want.dtype == (np.int64 if case == "wide20" else np.int32)
+    library = ensure_library(cdir)
+    assert library.parent.parent == tmp_path / "cache" / "rsnnc" / "c"
+    lib = open_library(library)
+    for threads in (1, 2, 3, 8):
+        got = run_records_inprocess(lib, x, L, n_out, 256, threads=threads)
+        assert got.dtype == want.dtype and np.array_equal(got, want), threads
+    assert np.array_equal(run_records_inprocess(lib, x, L, n_out, 2, threads=2), want)  # 3 batch chunks
+    outs = run_records_inprocess(lib, x, L, n_out, 256, out_only=True, threads=2)
+    assert outs.dtype == np.int64
+    assert np.array_equal(outs, run_records(binary, x, L, 256, out_only=True).astype(np.int64))
+    assert np.array_equal(outs, want[:, :, layout["output"]["offset"]:layout["output"]["offset"] + n_out])
+
+    compile_c(["harness.c", "model.c"], "rsnn_run_steps", cdir, extra_flags=("-DRSNN_CHUNK_BYTES=1",))
+    part = np.ascontiguousarray(x.astype("<i4")).tobytes()
+    for args in (["-r", "8"], ["-r", "8", "-q", "-j", "2"], ["-r", "4", "-q"]):
+        one = subprocess.run([str(binary), "-w", "4", *args, str(x.shape[0]), "5"], input=part, capture_output=True)
+        steps = subprocess.run([str(cdir / "rsnn_run_steps"), "-w", "4", *args, str(x.shape[0]), "5"], input=part,
+                               capture_output=True)
+        assert one.returncode == steps.returncode and one.stdout == steps.stdout, args
+
+
+def test_inprocess_run_refuses_like_the_binary(tmp_path, monkeypatch):
+    """Through the library: an input outside the model's input contract is refused (the binary's
+    exit 8, as one line), weights.bin that is not the model's is refused on loading (exit 9), and
+    ``rsnnc``'s executor (CExecutor) uses the library unless RSNNC_C_INPROCESS=0."""
+    import json
+    from dataclasses import replace
+
+    from rsnn_compiler.backends.c import library
+    from rsnn_compiler.backends.c.executor import run_build_c
+    from rsnn_compiler.backends.c.spec import C_SPEC
+    from rsnn_compiler.errors import UserInputError
+    from rsnn_compiler.testing.random_graphs import random_fixed_graph, random_input
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    g = random_fixed_graph(0, "fpga", quantize_input=True, graded=True)
+    cdir = tmp_path / "c"
+    CBackend(spec=replace(C_SPEC, blob_min_values=0)).emit(g, cdir)
+    layout = json.loads((cdir / "layout.json").read_text())
+    lib = library.open_library(library.ensure_library(cdir))
+    x = np.full((2, 1, layout["input"]["size"]), 1 << 30, dtype=np.int32)
+    with pytest.raises(UserInputError, match="outside the range the model was compiled for"):
+        library.run_records_inprocess(lib, x, layout["record"]["length"], layout["output"]["size"], 256)
+
+    calls = []
+    real = library.run_records_inprocess
+    monkeypatch.setattr("rsnn_compiler.backends.c.executor.run_records_inprocess",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    xf = random_input(g, 5, 3, seed=1)
+    got = run_build_c(cdir, layout, g, xf)
+    assert calls and np.array_equal(got.out, run_fixed(g, xf).out)
+    monkeypatch.setenv("RSNNC_C_INPROCESS", "0")
+    assert np.array_equal(run_build_c(cdir, layout, g, xf).out, got.out) and len(calls) == 1
+
+    other = tmp_path / "other"
+    shutil.copytree(cdir, other)
+    blob = bytearray((other / "weights.bin").read_bytes())
+    blob[len(blob) // 2] ^= 1
+    (other / "weights.bin").write_bytes(bytes(blob))
+    with pytest.raises(UserInputError, match="not this model's"):
+        library.open_library(library.ensure_library(other))

@@ -17,10 +17,11 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 
+from rsnn_compiler import progress
 from rsnn_compiler.errors import UserInputError
 from rsnn_compiler.executors import load_build_graph, target_program
 from rsnn_compiler.interpreter.fixed_interp import quantize_input
@@ -30,16 +31,13 @@ from rsnn_compiler.ir.fixed_ops import FixedNeuron
 from rsnn_compiler.ir.graph import Domain, Graph
 
 from rsnn_compiler.backends.c.backend import STAMP_SUFFIX, build_binary, present_sources
+from rsnn_compiler.backends.c.cache import cached_build
 from rsnn_compiler.backends.c.plan import HOST_QUANTIZE
 from rsnn_compiler.backends.c.spec import C_SPEC
-from rsnn_compiler.backends.c.toolchain import sources_digest
+from rsnn_compiler.backends.c.library import ensure_library, inprocess_enabled, open_library, run_records_inprocess
+from rsnn_compiler.backends.c.toolchain import CCompileError, sources_digest
 
 INT32 = np.iinfo(np.int32)
-
-
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "rsnnc" / "c"
 
 
 def ensure_binary(cdir: Path) -> Path:
@@ -50,24 +48,7 @@ def ensure_binary(cdir: Path) -> Path:
     stamp = cdir / (C_SPEC.binary + STAMP_SUFFIX)
     if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
         return binary
-    for root in (_cache_root(), Path(tempfile.gettempdir()) / "rsnnc-c"):
-        cached = root / digest[:32] / C_SPEC.binary
-        if cached.is_file():
-            return cached
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
-        except OSError:
-            continue
-        for name in names:  # weights.bin too: the binary reads it from its own folder
-            shutil.copyfile(cdir / name, work / name)
-        build_binary(work)
-        try:
-            os.replace(work, cached.parent)
-        except OSError:  # another process won the race (or the folder exists): use theirs
-            shutil.rmtree(work, ignore_errors=True)
-        return cached
-    raise UserInputError("cannot find a writable folder to rebuild the C model; set XDG_CACHE_HOME")
+    return cached_build(cdir, names, digest, C_SPEC.binary, build_binary)
 
 
 def encode_inputs(graph: Graph, layout: dict, x: np.ndarray) -> np.ndarray:
@@ -163,6 +144,28 @@ def run_c(binary: Path, layout: dict, graph: Graph, x: np.ndarray) -> RunResult:
     return decode(graph, layout, records, x)
 
 
+def run_c_inprocess(library: Path, layout: dict, graph: Graph, x: np.ndarray) -> RunResult:
+    """``run_c`` through the shared library built from the same sources (library.py)."""
+    ints = encode_inputs(graph, layout, x)
+    records = run_records_inprocess(open_library(library), ints, layout["record"]["length"],
+                                    layout["output"]["size"], layout["max_batch"],
+                                    threads=default_threads(min(ints.shape[1], layout["max_batch"])))
+    return decode(graph, layout, records, x)
+
+
+def run_build_c(cdir: Path, layout: dict, graph: Graph, x: np.ndarray) -> RunResult:
+    """Run a build's C model in this process (library.py), or as the binary in a subprocess
+    with ``RSNNC_C_INPROCESS=0`` or where the toolchain cannot make a shared library."""
+    if inprocess_enabled():
+        try:
+            library = ensure_library(cdir)
+        except CCompileError as exc:
+            progress.step(f"c: no shared library ({exc}); running the binary instead")
+        else:
+            return run_c_inprocess(library, layout, graph, x)
+    return run_c(ensure_binary(cdir), layout, graph, x)
+
+
 class CExecutor:
     name: ClassVar[str] = "c"
     domains: ClassVar[tuple[str, ...]] = ("fixed",)  # rsnnc run picks fixed without --domain
@@ -171,4 +174,4 @@ class CExecutor:
         cdir, key = target_program(build, manifest, domain, profile, "c", "C", "layout.json")
         graph = load_build_graph(build, manifest, key)
         layout = json.loads((cdir / "layout.json").read_text())
-        return run_c(ensure_binary(cdir), layout, graph, x)
+        return run_build_c(cdir, layout, graph, x)

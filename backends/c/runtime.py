@@ -206,133 +206,171 @@ HARNESS_INCLUDES = (
 
 
 def harness_core(prefix: str) -> str:
-    """``static int <prefix>_run(...)``: stream (T, B, N_IN) integers in, records out."""
+    """``<prefix>_run_memory`` (run samples held in memory, split over threads) and
+    ``static int <prefix>_run(...)`` (stream (T, B, N_IN) integers in, records out, in chunks of
+    steps through ``<prefix>_run_memory``)."""
     p, m = prefix, prefix.upper()
-    return f"""typedef struct {{
+    return f"""#ifndef RSNN_CHUNK_BYTES
+#define RSNN_CHUNK_BYTES (4L << 20) /* the harness streams about this many bytes of records per chunk */
+#endif
+
+typedef struct {{
     {p}_state_t *state;
-    const unsigned char *ibuf;
-    unsigned char *obuf;
-    int64_t *rec;
-    long b0, b1, n_rec;
-    int width, rwidth, rc, out_only;
+    const int32_t *x;
+    void *out;
+    long steps, batch, b0, b1;
+    int out_only, rwidth, rc;
 }} {p}_job_t;
 
-/* Samples b0..b1-1 of one step: decode their inputs, step, record (with out_only: only the
- * output node's values, which the step writes itself), encode. */
+/* Samples b0..b1-1 of every step, in step order: check the input row, step, record. */
 static void *{p}_job(void *arg)
 {{
     {p}_job_t *j = ({p}_job_t *)arg;
-    int32_t x[{m}_N_IN + 1];
-    long b;
-    for (b = j->b0; b < j->b1 && j->rc == 0; ++b) {{
-        const unsigned char *row = j->ibuf + (size_t)j->width * {m}_N_IN * (size_t)b;
-        if (rsnn_io_decode_row(row, j->width, {m}_N_IN, x) != 0) {{
-            j->rc = 4;
-        }} else if (!{p}_input_ok(x)) {{
-            j->rc = 8; /* outside the input contract (model.h) */
-        }}
-        if (j->rc != 0) {{
-            break;
-        }}
-        if (j->out_only) {{
-            {p}_step(&j->state[b], x, j->rec);
-        }} else if (j->rwidth == 4 && rsnn_io_little_endian()) {{
-            /* int32 records straight into the output buffer (4-byte aligned: malloc, offsets of
-             * 4 * n_rec * b bytes), no int64 staging */
-            {p}_step(&j->state[b], x, 0);
-            if ({p}_record32(&j->state[b], (int32_t *)(void *)(j->obuf + (size_t)4 * (size_t)j->n_rec * (size_t)b)) != 0) {{
-                j->rc = 6;
+    const long n_rec = j->out_only ? {m}_N_OUT : {m}_RECORD_LEN;
+    long t, b;
+    for (t = 0; t < j->steps && j->rc == 0; ++t) {{
+        for (b = j->b0; b < j->b1; ++b) {{
+            const size_t at = (size_t)t * (size_t)j->batch + (size_t)b;
+            const int32_t *x = j->x + at * {m}_N_IN;
+            if (!{p}_input_ok(x)) {{
+                j->rc = 8; /* outside the input contract (model.h) */
+                break;
             }}
-            continue;
-        }} else {{
-            {p}_step(&j->state[b], x, 0);
-            {p}_record(&j->state[b], j->rec);
-        }}
-        if (rsnn_io_encode(j->rec, j->n_rec, j->rwidth,
-                           j->obuf + (size_t)j->rwidth * (size_t)j->n_rec * (size_t)b) != 0) {{
-            j->rc = 6;
+            if (j->out_only) {{
+                {p}_step(&j->state[b], x, (int64_t *)j->out + at * (size_t)n_rec);
+            }} else if (j->rwidth == 4) {{
+                {p}_step(&j->state[b], x, 0);
+                if ({p}_record32(&j->state[b], (int32_t *)j->out + at * (size_t)n_rec) != 0) {{
+                    j->rc = 6;
+                    break;
+                }}
+            }} else {{
+                {p}_step(&j->state[b], x, 0);
+                {p}_record(&j->state[b], (int64_t *)j->out + at * (size_t)n_rec);
+            }}
         }}
     }}
     return 0;
 }}
 
+/* {p}_run_memory: run STEPS x BATCH samples held in memory. x: (steps, batch, {m}_N_IN) int32_t,
+ * time-major, host byte order; state[b]: sample b's state (reset by the caller, or carried over
+ * from earlier steps). out, per step and sample: with out_only the output node's {m}_N_OUT values
+ * as int64_t, else {m}_RECORD_LEN values (layout.json) as int32_t (rwidth 4) or int64_t (8).
+ * The samples are split over `threads` POSIX threads, each running every step of its samples
+ * (samples are independent, so the results do not depend on threads). Returns 0, 6 a record
+ * value does not fit int32_t, 7 no thread, 8 an input outside the model's input contract. */
+int {p}_run_memory({p}_state_t *state, const int32_t *x, void *out, long steps, long batch,
+                   int out_only, int rwidth, int threads)
+{{
+    {p}_job_t jobs[RSNN_MAX_THREADS];
+    pthread_t tids[RSNN_MAX_THREADS];
+    int rc = 0, n_jobs, i;
+    n_jobs = threads < 1 ? 1 : threads > RSNN_MAX_THREADS ? RSNN_MAX_THREADS : threads;
+    n_jobs = n_jobs < batch ? n_jobs : (int)(batch > 0 ? batch : 1);
+    for (i = 0; i < n_jobs; ++i) {{
+        jobs[i].state = state;
+        jobs[i].x = x;
+        jobs[i].out = out;
+        jobs[i].steps = steps;
+        jobs[i].batch = batch;
+        jobs[i].b0 = batch * i / n_jobs;
+        jobs[i].b1 = batch * (i + 1) / n_jobs;
+        jobs[i].out_only = out_only;
+        jobs[i].rwidth = rwidth;
+        jobs[i].rc = 0;
+    }}
+    for (i = 1; i < n_jobs; ++i) {{  /* jobs 1.. on new threads, job 0 on this one */
+        if (pthread_create(&tids[i], 0, {p}_job, &jobs[i]) != 0) {{
+            jobs[i].rc = 7;
+        }}
+    }}
+    {p}_job(&jobs[0]);
+    for (i = 1; i < n_jobs; ++i) {{
+        if (jobs[i].rc != 7) {{
+            pthread_join(tids[i], 0);
+        }}
+    }}
+    for (i = 0; i < n_jobs && rc == 0; ++i) {{
+        rc = jobs[i].rc;
+    }}
+    return rc;
+}}
+
 /* {p}_run: read STEPS x BATCH input rows (little-endian ints of `width` bytes, time-major),
  * call {p}_step once per sample and step, and write one record per sample and step
  * ({m}_RECORD_LEN little-endian ints of `rwidth` bytes, layout in layout.json; with out_only,
- * only the output node's {m}_N_OUT values). One read and one write per step (all samples);
- * with threads > 1 the samples of a step are split over that many POSIX threads (samples are
- * independent, so the records do not depend on it). Returns 0, 2 bad arguments, 3 short input,
- * 4 input out of int32 range, 5 write error, 6 a record value does not fit rwidth = 4 bytes,
- * 7 out of memory or no thread, 8 an input outside the model's input contract (model.h). */
+ * only the output node's {m}_N_OUT values). Streams chunks of steps (about RSNN_CHUNK_BYTES of
+ * records each) through {p}_run_memory: one read, one run over `threads` threads and one write
+ * per chunk. Returns 0, 2 bad arguments, 3 short input, 4 input out of int32 range, 5 write
+ * error, 6 a record value does not fit rwidth = 4 bytes, 7 out of memory or no thread, 8 an
+ * input outside the model's input contract (model.h). */
 static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int out_only, int rwidth,
                    int threads)
 {{
     static {p}_state_t state[{m}_MAX_BATCH];
     const long n_rec = out_only ? {m}_N_OUT : {m}_RECORD_LEN;
-    unsigned char *ibuf, *obuf;
-    int64_t *recs;
-    {p}_job_t jobs[RSNN_MAX_THREADS];
-    pthread_t tids[RSNN_MAX_THREADS];
-    long t, b;
-    int rc = 0, n_jobs, i;
+    /* records in memory: int32_t only for full records at -r 4 on a little-endian host (written
+     * as they are); otherwise int64_t, encoded to rwidth bytes before the write */
+    const int direct32 = !out_only && rwidth == 4 && rsnn_io_little_endian();
+    const int direct64 = rwidth == 8 && rsnn_io_little_endian();
+    const int mwidth = direct32 ? 4 : 8;
+    const int same_input = width == 4 && rsnn_io_little_endian(); /* the file's bytes are int32_t */
+    unsigned char *ibuf = 0, *obuf = 0, *ebuf = 0;
+    int32_t *xbuf = 0;
+    size_t step_bytes;
+    long t, b, chunk, k;
+    int rc = 0;
     if (batch < 1 || batch > {m}_MAX_BATCH || steps < 0 || (width != 4 && width != 8)
         || (rwidth != 4 && rwidth != 8) || threads < 1 || threads > RSNN_MAX_THREADS) {{
         return 2;
     }}
-    n_jobs = threads < batch ? threads : (int)batch;
-    ibuf = (unsigned char *)malloc((size_t)width * (size_t)batch * ({m}_N_IN + 1));
-    obuf = (unsigned char *)malloc((size_t)rwidth * (size_t)batch * (size_t)n_rec + 1);
-    recs = (int64_t *)malloc(sizeof(int64_t) * (size_t)n_jobs * ({m}_RECORD_LEN + 1));
-    if (ibuf == 0 || obuf == 0 || recs == 0) {{
-        free(ibuf);
-        free(obuf);
-        free(recs);
-        return 7;
+    step_bytes = (size_t)batch * ((size_t)mwidth * (size_t)n_rec + (size_t)width * {m}_N_IN);
+    chunk = (long)((size_t)RSNN_CHUNK_BYTES / (step_bytes + 1));
+    chunk = chunk < 1 ? 1 : chunk > steps ? (steps > 0 ? steps : 1) : chunk;
+    ibuf = (unsigned char *)malloc((size_t)width * (size_t)chunk * (size_t)batch * ({m}_N_IN + 1));
+    xbuf = same_input ? (int32_t *)(void *)ibuf
+                      : (int32_t *)malloc(sizeof(int32_t) * (size_t)chunk * (size_t)batch * ({m}_N_IN + 1));
+    obuf = (unsigned char *)malloc((size_t)mwidth * (size_t)chunk * (size_t)batch * (size_t)n_rec + 8);
+    ebuf = (direct32 || direct64) ? obuf
+                                  : (unsigned char *)malloc((size_t)rwidth * (size_t)chunk * (size_t)batch * (size_t)n_rec + 8);
+    if (ibuf == 0 || xbuf == 0 || obuf == 0 || ebuf == 0) {{
+        rc = 7;
     }}
     for (b = 0; b < batch; ++b) {{
         {p}_reset(&state[b]);
     }}
-    for (i = 0; i < n_jobs; ++i) {{
-        jobs[i].state = state;
-        jobs[i].ibuf = ibuf;
-        jobs[i].obuf = obuf;
-        jobs[i].rec = recs + (size_t)i * ({m}_RECORD_LEN + 1);
-        jobs[i].b0 = batch * i / n_jobs;
-        jobs[i].b1 = batch * (i + 1) / n_jobs;
-        jobs[i].n_rec = n_rec;
-        jobs[i].out_only = out_only;
-        jobs[i].width = width;
-        jobs[i].rwidth = rwidth;
+    for (t = 0; t < steps && rc == 0; t += k) {{
+        k = steps - t < chunk ? steps - t : chunk;
+        if ({m}_N_IN > 0) {{
+            const size_t n_rows = (size_t)k * (size_t)batch;
+            if (fread(ibuf, (size_t)width * {m}_N_IN, n_rows, in) != n_rows) {{
+                rc = 3;
+                break;
+            }}
+            if (!same_input && rsnn_io_decode_row(ibuf, width, (long)n_rows * {m}_N_IN, xbuf) != 0) {{
+                rc = 4;
+                break;
+            }}
+        }}
+        rc = {p}_run_memory(state, xbuf, obuf, k, batch, out_only, mwidth, threads);
+        if (rc == 0 && n_rec > 0) {{
+            const size_t n_vals = (size_t)k * (size_t)batch * (size_t)n_rec;
+            if (ebuf != obuf && rsnn_io_encode((const int64_t *)(const void *)obuf, (long)n_vals, rwidth, ebuf) != 0) {{
+                rc = 6;
+            }} else if (fwrite(ebuf, (size_t)rwidth, n_vals, out) != n_vals) {{
+                rc = 5;
+            }}
+        }}
     }}
-    for (t = 0; t < steps && rc == 0; ++t) {{
-        if ({m}_N_IN > 0 && fread(ibuf, (size_t)width * {m}_N_IN, (size_t)batch, in) != (size_t)batch) {{
-            rc = 3;
-            break;
-        }}
-        for (i = 0; i < n_jobs; ++i) {{
-            jobs[i].rc = 0;
-        }}
-        for (i = 1; i < n_jobs; ++i) {{  /* jobs 1.. on new threads, job 0 on this one */
-            if (pthread_create(&tids[i], 0, {p}_job, &jobs[i]) != 0) {{
-                jobs[i].rc = 7;
-            }}
-        }}
-        {p}_job(&jobs[0]);
-        for (i = 1; i < n_jobs; ++i) {{
-            if (jobs[i].rc != 7) {{
-                pthread_join(tids[i], 0);
-            }}
-        }}
-        for (i = 0; i < n_jobs && rc == 0; ++i) {{
-            rc = jobs[i].rc;
-        }}
-        if (rc == 0 && n_rec > 0 && fwrite(obuf, (size_t)rwidth * (size_t)n_rec, (size_t)batch, out) != (size_t)batch) {{
-            rc = 5;
-        }}
+    if (ebuf != obuf) {{
+        free(ebuf);
+    }}
+    if ((void *)xbuf != (void *)ibuf) {{
+        free(xbuf);
     }}
     free(ibuf);
     free(obuf);
-    free(recs);
     if (rc != 0) {{
         return rc;
     }}
@@ -342,11 +380,45 @@ static int {p}_run(FILE *in, FILE *out, long steps, long batch, int width, int o
 
 
 HARNESS_MAIN = r"""
+/* Entry points for loading the model into another process as a shared library (the rsnnc C
+ * executor, through ctypes; docs/c-backend.md "In-process runs"). rsnn_open: load weights.bin's
+ * bytes (0, or 9: not this model's weights). rsnn_run_buffers: run STEPS x BATCH samples from
+ * reset, at most RSNN_MAX_BATCH (rsnn_run_memory's x, out, out_only, rwidth and threads);
+ * returns rsnn_run_memory's statuses, 2 bad arguments, 7 out of memory. */
+int rsnn_open(const unsigned char *blob, long n)
+{
+    if (RSNN_WEIGHTS_BYTES == 0) {
+        return 0;
+    }
+    return blob != 0 && rsnn_load_weights(blob, n) == 0 ? 0 : 9;
+}
+
+int rsnn_run_buffers(const int32_t *x, void *out, long steps, long batch, int out_only, int rwidth,
+                     int threads)
+{
+    rsnn_state_t *state;
+    long b;
+    int rc;
+    if (batch < 1 || batch > RSNN_MAX_BATCH || steps < 0 || (rwidth != 4 && rwidth != 8) || threads < 1
+        || threads > RSNN_MAX_THREADS || x == 0 || out == 0) {
+        return 2;
+    }
+    state = (rsnn_state_t *)malloc(sizeof(rsnn_state_t) * (size_t)batch);
+    if (state == 0) {
+        return 7;
+    }
+    for (b = 0; b < batch; ++b) {
+        rsnn_reset(&state[b]);
+    }
+    rc = rsnn_run_memory(state, x, out, steps, batch, out_only, rwidth, threads);
+    free(state);
+    return rc;
+}
 static const char usage[] =
     "usage: rsnn_run [-w 4|8] [-r 4|8] [-j THREADS] [-q] [-W WEIGHTS] STEPS BATCH [INPUT|- [OUTPUT|-]]\n"
     "  reads STEPS*BATCH*N_IN little-endian ints (-w bytes each, default 8) time-major,\n"
     "  writes STEPS*BATCH records of RECORD_LEN little-endian ints (-r bytes each, default 8;\n"
-    "  layout.json); -q writes only the output node's values; -j splits each step's samples\n"
+    "  layout.json); -q writes only the output node's values; -j splits the samples\n"
     "  over THREADS threads (default 1); -W: the model's weights.bin (default: next to this binary).\n"
     "  Exit status 6: a value does not fit -r 4 (rerun with -r 8); 8: an input outside the model's\n"
     "  input range; 9: weights.bin missing or not this model's.\n";
