@@ -87,6 +87,51 @@ def test_fixed_random_graphs_match_run_fixed(profile, start):
     assert spiking >= CHUNK // 2  # the comparison is not vacuous
 
 
+@pytest.mark.parametrize("profile", ["loihi2", "fpga"])
+def test_fused_neuron_kernels_match_run_fixed(profile, monkeypatch):
+    """RSNNC_RUNTIME_FUSED=1: every population of the random graphs steps through its compiled C
+    kernel (fused_neurons.py) where the C check proves the graph; values, spikes and every state at
+    every step equal run_fixed. Not vacuous: most graphs take the kernels and spike."""
+    from rsnn_compiler.backends.gpu.fused_neurons import FusedPopulation
+
+    monkeypatch.setenv("RSNNC_RUNTIME_FUSED", "1")
+    fused = spiking = 0
+    for seed in range(16):
+        g, x = _fixed_case(seed, profile)
+        rt = GraphRuntime(g)
+        ref = run_fixed(g, x)
+        assert_same(ref, rt.run(x), (profile, seed))
+        pops = [s.kernel for s in rt.slots if isinstance(s.kernel, FusedPopulation)]
+        fused += bool(pops) and all(p.active for p in pops)
+        spiking += any(np.count_nonzero(v) for v in ref.spikes.values())
+    assert fused >= 12 and spiking >= 8, (fused, spiking)
+
+
+def test_fused_neuron_kernels_auto_mode(monkeypatch):
+    """``auto`` (the default) fuses a run of at least AUTO_MIN_NEURON_STEPS neuron-steps and not a
+    small one before that, every run after; ``0`` never; integer inputs beyond int32 (the C input contract) keep torch's
+    kernels; the results are the same every way."""
+    from rsnn_compiler.backends.gpu import fused_neurons
+
+    monkeypatch.delenv("RSNNC_RUNTIME_FUSED", raising=False)
+    monkeypatch.setattr(fused_neurons, "AUTO_MIN_NEURON_STEPS", 2000)
+    g = random_fixed_graph(3, "fpga", width=20)
+    n = sum(int(np.prod(s.op.shape)) for s in GraphRuntime(g).slots if isinstance(s.kernel, fused_neurons.FusedPopulation))
+    small = random_input(g, steps=2, batch=2, seed=1)
+    large = random_input(g, steps=40, batch=-(-2000 // (40 * n)) + 1, seed=2)
+    rt = GraphRuntime(g)
+    assert_same(run_fixed(g, small), rt.run(small), "small")
+    assert not fused_neurons.attach(rt, 2, 2, 1)
+    assert_same(run_fixed(g, large), rt.run(large), "large")
+    assert fused_neurons.attach(rt, *large.shape[:2], 1)
+    assert fused_neurons.attach(rt, 2, 2, 1)  # compiled once: small runs use the kernels too
+    assert_same(run_fixed(g, small), rt.run(small), "small after large")
+    assert not fused_neurons.attach(rt, *large.shape[:2], 1 << 31)  # beyond the C input contract
+    monkeypatch.setenv("RSNNC_RUNTIME_FUSED", "0")
+    assert not fused_neurons.attach(rt, *large.shape[:2], 1)
+    assert_same(run_fixed(g, large), rt.run(large), "off")
+
+
 @pytest.mark.parametrize("chunk_steps", [1, 3, 100])
 def test_fixed_input_layers_batched_over_time_are_exact(chunk_steps, monkeypatch):
     """The fixed runtime runs the input-fed stateless prefix (quantizer, first dense/conv, pool)
@@ -201,7 +246,7 @@ def test_fixed_shortcuts_uniform_parameters_and_proven_accumulators(profile):
             rt = GraphRuntime(gu)
             assert_same(run_fixed(gu, x), rt.run(x), (profile, seed, du))
             for s in rt.slots:
-                k = s.kernel
+                k = getattr(s.kernel, "pop", s.kernel)  # a CPU population's torch kernels (fused_neurons)
                 scalar += sum(isinstance(v, int) for v in vars(getattr(k, "p", None) or {}).values()) \
                     if hasattr(k, "p") else 0
                 in_range += bool(getattr(k, "in_range", False) and k.exp is not None and k.bias is None)

@@ -97,6 +97,11 @@ class CParam(CExpr):
         return self._text
 
 
+def member(state: str) -> str:
+    """The C member name of a state (the previous output ``s`` is ``sp``)."""
+    return "sp" if state == "s" else state
+
+
 class CState:
     """States of one neuron as C lvalues; records which old states the step reads."""
 
@@ -106,9 +111,8 @@ class CState:
         object.__setattr__(self, "new", {})
         object.__setattr__(self, "reads", set())
 
-    def storage(self, name: str) -> str:
-        member = "sp" if name == "s" else name
-        return f"s->{member}_{self._cid}[k]"
+    def storage(self, name: str, struct: str = "s") -> str:
+        return f"{struct}->{member(name)}_{self._cid}[k]"
 
     def __getattr__(self, name: str) -> CExpr:
         if name not in self._names:
@@ -206,8 +210,10 @@ class NeuronCode:
     doc: str
 
 
-def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str]) -> NeuronCode:
-    """Run ``op``'s family step with ``CPrims``; ``param(name, array)`` gives a parameter's C text."""
+def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str], store: str = "s") -> NeuronCode:
+    """Run ``op``'s family step with ``CPrims``; ``param(name, array)`` gives a parameter's C text.
+    States are read through the struct pointer ``s`` and stored through ``store`` (the same
+    struct in the C model; the runtime's fused kernels read old and write new tensors)."""
     family = family_of(op)
     prims = CPrims(param)
     derived = family.derived(op_values(op), tuple(op.shape))
@@ -221,7 +227,7 @@ def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str]) -> Neuron
         final[name] = value if value.simple and "s->" not in value.text else prims.let(value, f"new_{name}")
     lines = list(prims.lines)
     stored = tuple(final)
-    lines += [f"{st.storage(name)} = {value};" for name, value in final.items()]
+    lines += [f"{st.storage(name, store)} = {value};" for name, value in final.items()]
     out_text = next((str(final[n]) for n in keep if st.new[n].text == out.text), str(out))
     lines.append(f"y[k] = {out_text};")
     choices = [f"{q.name} {getattr(getattr(derived, q.name), 'value', getattr(derived, q.name))}"

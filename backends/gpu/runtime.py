@@ -42,6 +42,7 @@ from rsnn_compiler.threads import compute_threads
 from rsnn_compiler.backends.gpu import fixed_ops as fx
 from rsnn_compiler.backends.gpu import float_ops as fl
 from rsnn_compiler.backends.gpu.exact import UNKNOWN_BOUND, cap, choose_plan, exact_float_context
+from rsnn_compiler.backends.gpu.fused_neurons import FusedPopulation, attach as attach_fused
 
 DEVICE_ENV = "RSNNC_GPU_DEVICE"
 
@@ -108,9 +109,12 @@ class GraphRuntime:
         # fixed graphs: the input-fed stateless layers run for many steps per call (exact:
         # integer sums do not depend on the rows beside them); float graphs step by step
         self.whole_time = self.fixed
+        self._fused = None  # fused CPU neuron kernels (fused_neurons.py): None = not built yet
         if self.fixed:
+            cpu = self.device.type == "cpu"
             self.slots = build_schedule(
-                graph, lambda op, _name: fx.neuron_kernel(op, self.device),
+                graph, lambda op, _name: (FusedPopulation(fx.neuron_kernel(op, self.device)) if cpu
+                                          else fx.neuron_kernel(op, self.device)),
                 lambda op, _name: fx.stateless_kernel(op, self.device),
             )
             self.input_float = fixed_input_is_float(graph)
@@ -214,6 +218,7 @@ class GraphRuntime:
             bound = self._input_bound(xt)
             if self._plans_for is None or (self._plans_for < bound):
                 self.plan_synapses(max(bound, 1))
+            attach_fused(self, xt.shape[0], xt.shape[1], bound)
         threads = compute_threads(self.threads) if self.device.type == "cpu" else contextlib.nullcontext()
         with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed), threads:
             hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output,
