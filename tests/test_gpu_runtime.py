@@ -385,6 +385,73 @@ def test_float_example_model_matches_interpreter():
     assert_same(run_float(g, x), GraphRuntime(g).run(x))
 
 
+def test_fused_float_neuron_kernels_match_run_float(monkeypatch):
+    """RSNNC_RUNTIME_FUSED=1 on float graphs: each population's float32 C loop (c_float.py, one
+    IEEE operation per product and sum, no contraction) gives run_float's values, spikes and
+    states bit for bit on random graphs (delayed edges: the first steps have fewer input terms
+    and run torch's kernels on the same states) and on the example model; the kernels ran."""
+    from rsnn_compiler.backends.gpu.fused_neurons import FusedPopulation
+    from rsnn_compiler.ir import load_graph
+
+    monkeypatch.setenv("RSNNC_RUNTIME_FUSED", "1")
+    fused = spiking = 0
+    for seed in range(24):
+        g = random_float_graph(seed)
+        x = random_float_input(g, steps=8, batch=3, seed=seed)
+        ref = run_float(g, x)
+        rt = GraphRuntime(g)
+        assert_same(ref, rt.run(x), seed)
+        pops = [s.kernel for s in rt.slots if isinstance(s.kernel, FusedPopulation)]
+        fused += bool(pops) and all(p.active for p in pops)
+        spiking += any(np.count_nonzero(v) for v in ref.spikes.values())
+    assert fused >= 20 and spiking >= 12, (fused, spiking)
+    g = load_graph(EXAMPLE)
+    x = example_inputs(steps=25, batch=8)
+    rt = GraphRuntime(g)
+    assert_same(run_float(g, x), rt.run(x))
+    assert rt._fused and all(s.kernel.active for s in rt.slots if isinstance(s.kernel, FusedPopulation))
+
+
+@pytest.mark.parametrize("comparator", ["gt", "ge"])
+def test_fused_float_kernels_at_the_threshold(comparator, monkeypatch):
+    """v exactly at theta (0.5 + 0.5 = 1.0): the fused float kernels fire as the comparator says,
+    like run_float (random graphs almost never land on the boundary)."""
+    from rsnn_compiler.ir import LIF, Output
+
+    b = GraphBuilder(f"edge_{comparator}")
+    b.add("in", Input(shape=(2,)))
+    ones, zeros = np.ones(2, np.float32), np.zeros(2, np.float32)
+    b.add("lif", LIF(beta=ones, gain=ones, bias=zeros, theta=ones, v_reset=zeros, v_init=zeros,
+                     reset=ResetMode.SUBTRACT, comparator=comparator))
+    b.add("out", Output(shape=(2,)))
+    b.chain("in", "lif", "out")
+    g = b.build()
+    x = np.full((4, 1, 2), 0.5, np.float32)
+    ref = run_float(g, x)
+    assert ref.out[1, 0, 0] == (1.0 if comparator == "ge" else 0.0)  # the boundary step
+    monkeypatch.setenv("RSNNC_RUNTIME_FUSED", "1")
+    rt = GraphRuntime(g)
+    assert_same(ref, rt.run(x), comparator)
+    assert rt._fused
+
+
+def test_float_c_constants_and_comparisons_round_like_torch():
+    """The float primitive set's C text: constants rounded to float32 exactly as torch rounds a
+    Python scalar against a float32 tensor (hex literals, -0.0 kept), non-finite constants
+    refused, and a non-integer constant never reaches integer C (it was cut by int())."""
+    from rsnn_compiler.backends.c.neurons import lit
+    from rsnn_compiler.backends.gpu.c_float import float_lit
+
+    for v in (0.1, 1 / 3, 0.95, 1e-3, -2.5, 1e30, 3):
+        assert float(np.float32(float.fromhex(float_lit(v)[:-1]))) == float(torch.tensor([1.0]).mul(v)[0])
+    assert float_lit(-0.0) == "-0.0f" and float_lit(0) == "0.0f"
+    with pytest.raises(ValueError):
+        float_lit(float("inf"))
+    with pytest.raises(TypeError):
+        lit(0.5)
+    assert lit(3.0) == "3"
+
+
 # --------------------------------------------------------------------------------------
 # Exact sums: plans and limbs
 # --------------------------------------------------------------------------------------

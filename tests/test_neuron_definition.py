@@ -100,10 +100,18 @@ def test_random_graphs_equal_the_oracle(profile, knobs):
 
 
 @pytest.mark.parametrize("name", sorted(FLOAT_FAMILIES))
-def test_float_families_equal_the_oracle(name):
+def test_float_families_equal_the_oracle(name, monkeypatch):
+    """Interpreter, GPU runtime (torch kernels) and the runtime's fused float C kernels
+    (RSNNC_RUNTIME_FUSED=1, which must run for every family) against the oracle."""
+    from rsnn_compiler.backends.gpu.fused_neurons import FusedPopulation
+
     g = float_family_graph(name, seed=7)
     x = case_input(g, STEPS, BATCH, seed=3)
     results = {"interp": run_float(g, x), "gpu": GraphRuntime(g, device="cpu").run(x)}
+    monkeypatch.setenv("RSNNC_RUNTIME_FUSED", "1")
+    fused = GraphRuntime(g, device="cpu")
+    results["gpu fused"] = fused.run(x)
+    assert all(s.kernel.active for s in fused.slots if isinstance(s.kernel, FusedPopulation)), name
     for node, op in g.nodes.items():
         if not isinstance(op, NeuronOp):
             continue

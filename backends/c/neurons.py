@@ -34,7 +34,9 @@ _RESERVED = {"s", "k", "x", "y"}  # names of the surrounding C function
 
 
 def lit(v: int) -> str:
-    """A C literal for an int64 value."""
+    """A C literal for an int64 value (a float that is not a whole number is refused, not cut)."""
+    if isinstance(v, (float, np.floating)) and not float(v).is_integer():
+        raise TypeError(f"integer C code got the non-integer constant {v!r}")
     v = int(v)
     return str(v) if -INT32_MAX <= v <= INT32_MAX else f"INT64_C({v})"
 
@@ -54,9 +56,13 @@ class CExpr:
     def of(value) -> "CExpr":
         return value if isinstance(value, CExpr) else CExpr(lit(value))
 
+    def _new(self, text: str) -> "CExpr":
+        """An expression of this one's kind (int64 here; float32 in the runtime's float kernels)."""
+        return CExpr(text)
+
     def _bin(self, op: str, other, swap: bool = False) -> "CExpr":
-        a, b = (CExpr.of(other), self) if swap else (self, CExpr.of(other))
-        return CExpr(f"({a} {op} {b})")
+        a, b = (self.of(other), self) if swap else (self, self.of(other))
+        return self._new(f"({a} {op} {b})")
 
     def __add__(self, o):
         return self._bin("+", o)
@@ -105,9 +111,10 @@ def member(state: str) -> str:
 class CState:
     """States of one neuron as C lvalues; records which old states the step reads."""
 
-    def __init__(self, cid: str, names: tuple[str, ...]):
+    def __init__(self, cid: str, names: tuple[str, ...], expr: type = CExpr):
         object.__setattr__(self, "_cid", cid)
         object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "_expr", expr)
         object.__setattr__(self, "new", {})
         object.__setattr__(self, "reads", set())
 
@@ -120,16 +127,19 @@ class CState:
         if name in self.new:
             return self.new[name]
         self.reads.add(name)
-        return CExpr(self.storage(name))
+        return self._expr(self.storage(name))
 
     def __setattr__(self, name: str, value) -> None:
         if name not in self._names:
             raise AttributeError(f"the family has no state '{name}'")
-        self.new[name] = CExpr.of(value)
+        self.new[name] = self._expr.of(value)
 
 
 class CPrims:
     """The primitive set of ``neurons.family`` emitting C (see the module docstring)."""
+
+    expr = CExpr  # the kind of expression (and ``let`` variable type) this set builds
+    ctype = "int64_t"
 
     def __init__(self, param: Callable[[str, np.ndarray], str]):
         self._param = param
@@ -140,14 +150,14 @@ class CPrims:
         return CParam(lambda: self._param(name, value))
 
     def let(self, value, name: str = "t") -> CExpr:
-        value = CExpr.of(value)
+        value = self.expr.of(value)
         if value.simple:
             return value
         count = self._used.get(name, 0) + 1
         self._used[name] = count
         var = name if count == 1 and name not in _RESERVED else f"{name}_{count}"
-        self.lines.append(f"const int64_t {var} = {value};")
-        return CExpr(var)
+        self.lines.append(f"const {self.ctype} {var} = {value};")
+        return self.expr(var)
 
     @staticmethod
     def lshift(x, n: int) -> CExpr:
@@ -210,16 +220,18 @@ class NeuronCode:
     doc: str
 
 
-def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str], store: str = "s") -> NeuronCode:
-    """Run ``op``'s family step with ``CPrims``; ``param(name, array)`` gives a parameter's C text.
-    States are read through the struct pointer ``s`` and stored through ``store`` (the same
-    struct in the C model; the runtime's fused kernels read old and write new tensors)."""
+def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str], store: str = "s",
+                prims_type: type = CPrims, x=None) -> NeuronCode:
+    """Run ``op``'s family step with ``prims_type`` (``CPrims``: int64 C); ``param(name, array)``
+    gives a parameter's C text, ``x`` the step's input (default ``x[k]``). States are read
+    through the struct pointer ``s`` and stored through ``store`` (the same struct in the C model;
+    the runtime's fused kernels read old and write new tensors)."""
     family = family_of(op)
-    prims = CPrims(param)
+    prims = prims_type(param)
     derived = family.derived(op_values(op), tuple(op.shape))
     p = bind(prims, family, derived)
-    st = CState(cid, family.states + family.hidden)
-    out = CExpr.of(family.step(prims, p, st, CExpr("x[k]")))
+    st = CState(cid, family.states + family.hidden, prims.expr)
+    out = prims.expr.of(family.step(prims, p, st, prims.expr("x[k]") if x is None else x))
     keep = [n for n in st.new if n != "s" or "s" in st.reads]  # the previous output only if read
     final = {}
     for name in keep:  # compute every new state before storing any

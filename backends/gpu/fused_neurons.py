@@ -1,28 +1,36 @@
-"""Fused fixed-point neuron updates for the runtime on the CPU.
+"""Fused neuron updates for the runtime on the CPU (fixed-point and float graphs).
 
-In torch, one fixed-point neuron step is about fifteen int64 element-wise calls (decay products,
-truncating divisions, wraps, comparisons, resets), each a pass over the batch's states; on the
-bundled model they were 60 % of the fixed runtime's time. Here each population's step is one
-pass: the C text of the population's loop body is generated from its family's definition by the
-C backend's generator (``backends/c/neurons.neuron_code``: the family's ``step`` run with the C
-primitive set, the same text ``model.c`` holds), wrapped in a loop over the batch that reads the
+In torch, one neuron step is a chain of element-wise calls, each a pass over the batch's states:
+about fifteen int64 calls for a fixed-point LIF (decay products, truncating divisions, wraps,
+comparisons, resets; 60 % of the fixed runtime's time on the bundled model), six to eight float32
+calls for a float one (40 % of the float runtime's at B=1024, the rest being the matmuls snnTorch
+makes too). Here each population's step is one pass: the C text of the population's loop body is
+generated from its family's definition (the family's ``step`` run with a C primitive set:
+``backends/c/neurons.CPrims`` for fixed families, the text ``model.c`` holds;
+``backends/gpu/c_float.CFloatPrims`` for float ones, ``TorchFloat`` rule for rule), wrapped in a
+per-sample function whose pointers are ``restrict`` parameters (gcc vectorizes it) that reads the
 old state tensors and writes new ones, compiled once per graph into a shared library in the C
-cache (``backends/c/cache.py``; keyed by the text and the toolchain) and called through ctypes
-on the tensors' memory.
+cache (``backends/c/cache.py``; keyed by the text, the flags and the toolchain) and called
+through ctypes on the tensors' memory.
 
-Exact: the body is the C model's, which the test suite checks value for value against the
-reference interpreter; the C primitives are the integer rules of docs/fixed-point.md §2 without
-undefined behaviour as long as every intermediate fits int64, which ``check_graph`` proves for
-the graph's values (the kernels are used only when it finds no problem, and only for runs whose
-integer inputs fit int32, the C target's input contract). States stay int64 torch tensors; a step
-allocates its new state tensors and writes nothing in place, like the torch kernels.
+Exact:
+- fixed: the body is the C model's, which the test suite checks value for value against the
+  reference interpreter; the C primitives are the integer rules of docs/fixed-point.md §2 without
+  undefined behaviour as long as every intermediate fits int64, which ``check_graph`` proves (the
+  kernels are used only for graphs it accepts and runs whose integer inputs fit int32, the C
+  target's input contract);
+- float: every product, sum and difference is one IEEE float32 operation in the definition's
+  order (``-ffp-contract=off``, no fast-math: no fused multiply-add), constants are rounded to
+  float32 as torch rounds a scalar, comparisons answer NaN as torch's sign/clamp does — so the
+  values equal ``run_float`` (and hence snnTorch) bit for bit.
+States stay torch tensors; a step allocates its new state tensors and writes nothing in place,
+like the torch kernels. A step whose inputs the kernel was not compiled for (fewer input terms
+in the first steps of a delayed edge) runs the torch kernels on the same states.
 
-Used when the device is the CPU, a C compiler is present, the graph passes ``check_graph``, and
-the run is large enough to repay a compile (``RSNNC_RUNTIME_FUSED``: ``auto`` (default: from the
-first run of at least ``AUTO_MIN_NEURON_STEPS`` neuron-steps on, every later run of the same
-runtime included), ``1`` always, ``0`` never). Families whose
-step takes the list of input terms keep the torch kernels. Not on CUDA (it would need a CUDA
-compiler; the torch kernels run there).
+Used when the device is the CPU, a C compiler is present and the run is large enough to repay a
+compile (``RSNNC_RUNTIME_FUSED``: ``auto`` (default: from the first run of at least
+``AUTO_MIN_NEURON_STEPS`` neuron-steps on, every later run of the same runtime included), ``1``
+always, ``0`` never). Not on CUDA (it would need a CUDA compiler; the torch kernels run there).
 """
 
 from __future__ import annotations
@@ -39,13 +47,14 @@ import torch
 
 from rsnn_compiler import progress
 from rsnn_compiler.errors import RsnncError, UserInputError
-from rsnn_compiler.ir.graph import Graph
+from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.neurons.family import Population
 
 from rsnn_compiler.backends.c.cache import cached_build
-from rsnn_compiler.backends.c.neurons import lit, member, neuron_code
+from rsnn_compiler.backends.c.neurons import CPrims, lit, member, neuron_code
 from rsnn_compiler.backends.c.runtime import FIXED_H
 from rsnn_compiler.backends.c.toolchain import compile_c, compiler, simulator_flags, toolchain_id
+from rsnn_compiler.backends.gpu.c_float import FLOAT_HELPERS, CFloatPrims, float_lit
 
 FUSED_ENV = "RSNNC_RUNTIME_FUSED"
 #: ``auto``: fuse when a run has at least this many neuron-steps (T x B x neurons): a compile
@@ -64,33 +73,45 @@ def fused_mode() -> str:
 
 @dataclass
 class FusedKernel:
-    """One population's compiled step: ``fn(pointers, batch)``; the pointers are the summed input,
-    the output, then every state of ``names`` old, then every state of ``names`` new."""
+    """One population's compiled step: ``fn(pointers, batch)``; the pointers are the input (the
+    summed input, or ``terms`` input terms), the output, then every state of ``names`` old, then
+    every state of ``names`` new."""
 
     names: tuple[str, ...]
     stored: tuple[str, ...]
     size: int
+    terms: int = 0  # the step takes this many input terms (float families), 0: one summed input
+    dtype: torch.dtype = torch.int64
     fn: object = None
 
 
-def population_source(op, index: int, name: str) -> tuple[str, FusedKernel]:
-    """C text of ``void rsnn_fused_<index>(void *const *p, long batch)`` for population ``op``."""
+def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str, FusedKernel]:
+    """C text of ``void rsnn_fused_<index>(void *const *p, long batch)`` for population ``op``:
+    int64 for a fixed family (``CPrims``), float for a float one (``CFloatPrims``, whose step
+    takes ``n_terms`` input terms, one per input edge in edge order)."""
+    from rsnn_compiler.ir.dynamics import domain_of, family_of
+    from rsnn_compiler.neurons import Domain
+
+    fixed = domain_of(op) is Domain.FIXED
+    ctype, prims = ("int64_t", CPrims) if fixed else ("float", CFloatPrims)
     cid = f"p{index}"
     size = int(np.prod(op.shape)) if op.shape else 1
     consts: list[str] = []
 
     def param(pname: str, arr) -> str:
-        arr = np.asarray(arr, dtype=np.int64).reshape(-1)
-        if arr.size == 0 or (arr == arr[0]).all():
-            return lit(arr[0]) if arr.size else "0"
+        arr = np.asarray(arr, dtype=np.int64 if fixed else np.float32).reshape(-1)
+        text = lit if fixed else float_lit
+        if arr.size == 0 or (arr == arr[0]).all() and (fixed or len({np.signbit(v) for v in arr}) == 1):
+            return text(arr[0]) if arr.size else text(0)
         cname = f"{cid}_{''.join(c if c.isalnum() else '_' for c in pname)}"
-        consts.append(f"static const int64_t {cname}[{arr.size}] = {{{', '.join(lit(v) for v in arr)}}};\n")
+        consts.append(f"static const {ctype} {cname}[{arr.size}] = {{{', '.join(text(v) for v in arr)}}};\n")
         return f"{cname}[k]"
 
-    code = neuron_code(op, cid, param, store="n")
-    from rsnn_compiler.ir.dynamics import family_of
-
     family = family_of(op)
+    terms = n_terms if family.takes_terms else 1
+    inputs = [prims.expr(f"x{j}[k]") for j in range(terms)]
+    code = neuron_code(op, cid, param, store="n", prims_type=prims,
+                       x=inputs if family.takes_terms else inputs[0])
     names = family.states + tuple(h for h in family.hidden if h not in family.states)
     # one row (sample) per call of a static function whose pointers are restrict parameters, so
     # the compiler vectorizes the loop (no tensor aliases another: fresh outputs, distinct states)
@@ -102,26 +123,30 @@ def population_source(op, index: int, name: str) -> tuple[str, FusedKernel]:
         if "s->" in line or "n->" in line:
             raise RsnncError(f"fused neuron kernel: unexpected state reference in '{line}'")
         lines.append(line)
-    params = "".join(f", const int64_t *restrict s_{member(n)}, int64_t *restrict n_{member(n)}" for n in names)
+    xs = "".join(f"const {ctype} *restrict x{j}, " for j in range(terms))
+    params = "".join(f", const {ctype} *restrict s_{member(n)}, {ctype} *restrict n_{member(n)}" for n in names)
     used = "".join(f"    (void)s_{member(n)};\n    (void)n_{member(n)};\n" for n in names)
-    args = "".join(f", (const int64_t *)p[{2 + i}] + off, (int64_t *)p[{2 + len(names) + i}] + off"
+    x_args = "".join(f"(const {ctype} *)p[{j}] + off, " for j in range(terms))
+    first = terms + 1  # p: inputs, output, old states, new states
+    args = "".join(f", (const {ctype} *)p[{first + i}] + off, ({ctype} *)p[{first + len(names) + i}] + off"
                    for i, n in enumerate(names))
     body = "".join(f"        {line}\n" for line in lines)
     label = "".join(c if c.isprintable() and c not in "*/" else "_" for c in name)
     text = (
         "".join(consts)
         + f"/* population '{label}': {code.doc.replace('*/', '* /')} */\n"
-        f"static void rsnn_fused_row_{index}(const int64_t *restrict x, int64_t *restrict y{params})\n{{\n"
+        f"static void rsnn_fused_row_{index}({xs}{ctype} *restrict y{params})\n{{\n"
         f"    long k;\n{used}"
         f"    for (k = 0; k < {size}L; ++k) {{\n{body}    }}\n}}\n\n"
         f"void rsnn_fused_{index}(void *const *p, long batch)\n{{\n"
         f"    long b;\n"
         f"    for (b = 0; b < batch; ++b) {{\n"
         f"        const long off = b * {size}L;\n"
-        f"        rsnn_fused_row_{index}((const int64_t *)p[0] + off, (int64_t *)p[1] + off{args});\n"
+        f"        rsnn_fused_row_{index}({x_args}({ctype} *)p[{terms}] + off{args});\n"
         f"    }}\n}}\n"
     )
-    return text, FusedKernel(tuple(names), code.stored, size)
+    dtype = torch.int64 if fixed else torch.float32
+    return text, FusedKernel(tuple(names), code.stored, size, terms if family.takes_terms else 0, dtype)
 
 
 @dataclass
@@ -132,7 +157,7 @@ class FusedLibrary:
     source: str = ""
 
     def load(self) -> None:
-        key = hashlib.sha256((toolchain_id() + "\0" + self.source).encode()).hexdigest()
+        key = hashlib.sha256((toolchain_id() + "\0" + " ".join(FLAGS) + "\0" + self.source).encode()).hexdigest()
         folder = Path(tempfile.mkdtemp(prefix="rsnnc-fused-src-"))
         try:
             (folder / "rsnn_fixed.h").write_text(FIXED_H)
@@ -160,37 +185,50 @@ def _load(path: Path) -> ctypes.CDLL:
     return _loaded[path]
 
 
+#: float kernels must round like torch: one IEEE operation per product and sum (no contraction
+#: into fused multiply-adds, no fast-math); integer kernels are unaffected
+FLAGS = ("-fPIC", "-shared", "-Wno-unused", "-ffp-contract=off", "-fno-fast-math")
+
+
 def _compile(folder: Path) -> None:
-    compile_c(["neurons.c"], LIBRARY, folder, extra_flags=(*simulator_flags(), "-fPIC", "-shared", "-Wno-unused"))
+    compile_c(["neurons.c"], LIBRARY, folder, extra_flags=(*simulator_flags(), *FLAGS, "-lm"))
 
 
 def build_fused(graph: Graph, slots) -> FusedLibrary | None:
-    """The fused kernels of ``graph``'s neuron slots, or None when none applies or the C check
-    finds a value it cannot keep exact in int64."""
+    """The fused kernels of ``graph``'s neuron slots, or None when none applies, no C compiler is
+    found, or (fixed graphs) the C check finds a value it cannot keep exact in int64. A population
+    whose step has no C form (e.g. a non-finite constant) keeps the torch kernels."""
     from rsnn_compiler.backends.c.check import check_graph
 
-    chosen = [s for s in slots if isinstance(s.kernel, FusedPopulation) and not s.kernel.takes_terms]
+    chosen = [s for s in slots if isinstance(s.kernel, FusedPopulation)]
     if not chosen:
         return None
     try:
         compiler()
     except UserInputError:
         return None
-    if check_graph(graph):
+    fixed = graph.attrs.domain is Domain.FIXED
+    if fixed and check_graph(graph):
         return None
     lib = FusedLibrary()
-    parts = ['#include <stdint.h>\n#include "rsnn_fixed.h"\n\n']
+    parts = ['#include <stdint.h>\n#include "rsnn_fixed.h"\n' + ("" if fixed else FLOAT_HELPERS) + "\n"]
     for slot in chosen:
-        text, kernel = population_source(slot.op, slot.index, slot.name)
+        try:
+            text, kernel = population_source(slot.op, slot.index, slot.name, max(len(slot.edges), 1))
+        except (TypeError, ValueError, AttributeError, RsnncError) as exc:
+            progress.step(f"runtime: population '{slot.name}' keeps torch's kernels ({exc})")
+            continue
         parts.append(text + "\n")
         lib.kernels[slot.index] = kernel
     lib.source = "".join(parts)
-    return lib
+    return lib if lib.kernels else None
 
 
 class FusedPopulation:
-    """A fixed population for the runtime: the torch kernels (``pop``), or its fused C step once
-    ``kernel`` is attached (``GraphRuntime`` decides per run). Same interface as ``Population``."""
+    """A CPU population for the runtime: the torch kernels (``pop``), or its fused C step once
+    ``kernel`` is attached and ``active`` (``attach`` decides per run). Same interface as
+    ``Population``; a step whose inputs the kernel was not compiled for (fewer input terms in
+    the first steps of a delayed edge, another dtype) runs the torch kernels on the same states."""
 
     def __init__(self, pop: Population):
         self.pop = pop
@@ -207,15 +245,20 @@ class FusedPopulation:
 
     def step(self, st, x):
         kernel = self.kernel
-        if not self.active or kernel is None or not isinstance(x, torch.Tensor) or x.dtype != torch.int64:
+        if not self.active or kernel is None:
             return self.pop.step(st, x)
-        x = x.contiguous()
-        y = torch.empty_like(x)
+        xs = list(x) if kernel.terms else [x]
+        if len(xs) != max(kernel.terms, 1) or not all(
+                isinstance(t, torch.Tensor) and t.dtype == kernel.dtype for t in xs):
+            return self.pop.step(st, x)
+        shape = xs[0].shape
+        xs = [t.contiguous() if t.shape == shape else t.expand(shape).contiguous() for t in xs]
+        y = torch.empty_like(xs[0])
         old = [getattr(st, n).contiguous() for n in kernel.names]
         new = [torch.empty_like(o) if n in kernel.stored else o for n, o in zip(kernel.names, old)]
-        ptrs = (ctypes.c_void_p * (2 + 2 * len(old)))(
-            x.data_ptr(), y.data_ptr(), *(t.data_ptr() for t in old), *(t.data_ptr() for t in new))
-        kernel.fn(ptrs, x.numel() // kernel.size)
+        ptrs = (ctypes.c_void_p * (len(xs) + 1 + 2 * len(old)))(
+            *(t.data_ptr() for t in xs), y.data_ptr(), *(t.data_ptr() for t in old), *(t.data_ptr() for t in new))
+        kernel.fn(ptrs, y.numel() // kernel.size)
         for n, t in zip(kernel.names, new):
             setattr(st, n, t)
         return y
@@ -230,7 +273,8 @@ def attach(runtime, steps: int, batch: int, input_bound: int) -> bool:
     size = sum(int(np.prod(s.op.shape)) if s.op.shape else 1 for s in neurons)
     big = steps * batch * size >= AUTO_MIN_NEURON_STEPS
     want = mode == "on" or (mode == "auto" and (big or bool(runtime._fused)))  # built once: always
-    want = want and runtime.device.type == "cpu" and (runtime.input_float or input_bound < INT32_LIMIT)
+    contract = not runtime.fixed or runtime.input_float or input_bound < INT32_LIMIT
+    want = want and runtime.device.type == "cpu" and contract
     if want and runtime._fused is None:
         try:
             lib = build_fused(runtime.graph, runtime.slots)

@@ -17,6 +17,8 @@ Exactness (docs/gpu-runtime.md):
   on every device. The stateless layers fed only by the input (input quantizer, first
   dense/conv layer) run for a chunk of steps in one call (``schedule.execute(whole_time=True)``):
   exact by construction, since an integer sum does not depend on the rows computed beside it.
+- on the CPU, neuron populations step through fused C loops generated from their families'
+  definitions once a run is large enough (``fused_neurons.py``; same values, one pass per step).
 """
 
 from __future__ import annotations
@@ -110,8 +112,8 @@ class GraphRuntime:
         # integer sums do not depend on the rows beside them); float graphs step by step
         self.whole_time = self.fixed
         self._fused = None  # fused CPU neuron kernels (fused_neurons.py): None = not built yet
+        cpu = self.device.type == "cpu"
         if self.fixed:
-            cpu = self.device.type == "cpu"
             self.slots = build_schedule(
                 graph, lambda op, _name: (FusedPopulation(fx.neuron_kernel(op, self.device)) if cpu
                                           else fx.neuron_kernel(op, self.device)),
@@ -121,7 +123,8 @@ class GraphRuntime:
             choose_plan(int_matmul, self.device, 0, 0)  # validates the policy for this device
         else:
             self.slots = build_schedule(
-                graph, lambda op, _name: fl.neuron_kernel(op, self.device),
+                graph, lambda op, _name: (FusedPopulation(fl.neuron_kernel(op, self.device)) if cpu
+                                          else fl.neuron_kernel(op, self.device)),
                 lambda op, _name: fl.stateless_kernel(op, self.device),
             )
         self.by_name = {s.name: s for s in self.slots}
@@ -214,11 +217,12 @@ class GraphRuntime:
         xt = self.prepare_input(x)
         if xt.shape[0] == 0:
             raise UserInputError("inputs have no time steps; give at least one step")
+        bound = 0
         if self.fixed:
             bound = self._input_bound(xt)
             if self._plans_for is None or (self._plans_for < bound):
                 self.plan_synapses(max(bound, 1))
-            attach_fused(self, xt.shape[0], xt.shape[1], bound)
+        attach_fused(self, xt.shape[0], xt.shape[1], bound)
         threads = compute_threads(self.threads) if self.device.type == "cpu" else contextlib.nullcontext()
         with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed), threads:
             hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output,
