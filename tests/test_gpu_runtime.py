@@ -412,6 +412,32 @@ def test_fused_float_neuron_kernels_match_run_float(monkeypatch):
     assert rt._fused and all(s.kernel.active for s in rt.slots if isinstance(s.kernel, FusedPopulation))
 
 
+def test_fused_kernels_split_samples_over_threads(monkeypatch):
+    """Above PARALLEL_MIN neuron-samples a step's samples are split over torch's OpenMP threads
+    (the library shares torch's libgomp); with the cut lowered to 64 and two threads, fixed and
+    float runs still equal the interpreters value for value."""
+    from rsnn_compiler.backends.gpu import fused_neurons
+
+    monkeypatch.setenv("RSNNC_RUNTIME_FUSED", "1")
+    monkeypatch.setattr(fused_neurons, "PARALLEL_MIN", 64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for seed in range(3):
+            g = random_fixed_graph(seed, ("fpga", "loihi2")[seed % 2], recurrent=True)
+            x = random_input(g, steps=6, batch=40, seed=seed)
+            rt = GraphRuntime(g, threads=2)
+            assert_same(run_fixed(g, x), rt.run(x), ("fixed", seed))
+            assert rt._fused
+            gf = random_float_graph(seed)
+            xf = random_float_input(gf, steps=6, batch=40, seed=seed)
+            rt = GraphRuntime(gf, threads=2)
+            assert_same(run_float(gf, xf), rt.run(xf), ("float", seed))
+            assert rt._fused
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("comparator", ["gt", "ge"])
 def test_fused_float_kernels_at_the_threshold(comparator, monkeypatch):
     """v exactly at theta (0.5 + 0.5 = 1.0): the fused float kernels fire as the comparator says,

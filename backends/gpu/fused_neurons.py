@@ -140,6 +140,7 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
         f"    for (k = 0; k < {size}L; ++k) {{\n{body}    }}\n}}\n\n"
         f"void rsnn_fused_{index}(void *const *p, long batch)\n{{\n"
         f"    long b;\n"
+        f"#ifdef _OPENMP\n#pragma omp parallel for schedule(static) if (batch * {size}L >= RSNN_PARALLEL_MIN)\n#endif\n"
         f"    for (b = 0; b < batch; ++b) {{\n"
         f"        const long off = b * {size}L;\n"
         f"        rsnn_fused_row_{index}({x_args}({ctype} *)p[{terms}] + off{args});\n"
@@ -157,7 +158,8 @@ class FusedLibrary:
     source: str = ""
 
     def load(self) -> None:
-        key = hashlib.sha256((toolchain_id() + "\0" + " ".join(FLAGS) + "\0" + self.source).encode()).hexdigest()
+        flags = " ".join((*FLAGS, *parallel_flags(), str(PARALLEL_MIN)))
+        key = hashlib.sha256((toolchain_id() + "\0" + flags + "\0" + self.source).encode()).hexdigest()
         folder = Path(tempfile.mkdtemp(prefix="rsnnc-fused-src-"))
         try:
             (folder / "rsnn_fixed.h").write_text(FIXED_H)
@@ -188,10 +190,26 @@ def _load(path: Path) -> ctypes.CDLL:
 #: float kernels must round like torch: one IEEE operation per product and sum (no contraction
 #: into fused multiply-adds, no fast-math); integer kernels are unaffected
 FLAGS = ("-fPIC", "-shared", "-Wno-unused", "-ffp-contract=off", "-fno-fast-math")
+#: the samples of a step are split over OpenMP threads from this many neurons x samples on (torch's
+#: element-wise grain size). Linked with -fopenmp, the library needs ``libgomp.so.1``, which the
+#: dynamic linker resolves to the copy torch has already loaded: the kernels share torch's thread
+#: pool and its ``torch.set_num_threads`` (no second pool competing for the cores). Samples are
+#: independent, so the values do not depend on the split. Without OpenMP support: one thread.
+PARALLEL_MIN = 32768
+OPENMP_FLAGS = ("-fopenmp",)
+
+
+def parallel_flags() -> tuple[str, ...]:
+    """``-fopenmp`` where the compiler takes it, else a pragma-tolerant single-threaded build."""
+    from rsnn_compiler.backends.c.toolchain import _accepts
+
+    cmd = tuple(compiler())
+    return OPENMP_FLAGS if _accepts(cmd, OPENMP_FLAGS) else ("-Wno-unknown-pragmas",)
 
 
 def _compile(folder: Path) -> None:
-    compile_c(["neurons.c"], LIBRARY, folder, extra_flags=(*simulator_flags(), *FLAGS, "-lm"))
+    compile_c(["neurons.c"], LIBRARY, folder,
+              extra_flags=(*simulator_flags(), *FLAGS, *parallel_flags(), f"-DRSNN_PARALLEL_MIN={PARALLEL_MIN}L", "-lm"))
 
 
 def build_fused(graph: Graph, slots) -> FusedLibrary | None:
