@@ -43,6 +43,15 @@ def machine_info() -> dict:
     return info
 
 
+def settle(seconds: float = 1.0) -> None:
+    """Flush dirty pages (a build just wrote its files) and wait: the kernel's writeback would
+    otherwise run inside the first timed runs (the C rows' first calls took 1.4-1.8x their
+    settled time right after the build)."""
+    if hasattr(os, "sync"):
+        os.sync()
+    time.sleep(seconds)
+
+
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, list[float], object]:
     """(median seconds, all samples, last result) of ``fn`` after ``warmup`` untimed calls."""
     result = None

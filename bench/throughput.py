@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import (  # noqa: E402
-    RESULTS, machine_info, markdown_table, median_time, paired_ratio, plot, write_json, write_markdown,
+    RESULTS, machine_info, markdown_table, median_time, paired_ratio, plot, settle, write_json, write_markdown,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +166,7 @@ def main() -> None:
     t0 = time.perf_counter()
     bdir, manifest = build_model(Path(tmp.name) / "build")
     build_s = time.perf_counter() - t0
+    settle()  # the build's files flushed before anything is timed
     fgraph = load_build_graph(bdir, manifest, "float")
     profile = manifest["options"]["profile"]
     qgraph = load_build_graph(bdir, manifest, profile)
@@ -190,12 +191,12 @@ def main() -> None:
     def c_run(xx):
         """The executor's path: the model in this process, every record into a numpy array."""
         return run_records_inprocess(library, encode_inputs(qgraph, layout, xx), L, n_out, max_batch,
-                                     threads=default_threads(min(xx.shape[1], max_batch)))
+                                     threads=default_threads(min(xx.shape[1], max_batch)), scratch=True)
 
     def c_run_outputs(xx):
         """The same with only the output node's values leaving the simulator."""
         return run_records_inprocess(library, encode_inputs(qgraph, layout, xx), L, n_out, max_batch,
-                                     out_only=True, threads=default_threads(min(xx.shape[1], max_batch)))
+                                     out_only=True, threads=default_threads(min(xx.shape[1], max_batch)), scratch=True)
 
     def c_binary(xx):
         return run_records(binary, encode_inputs(qgraph, layout, xx), L, max_batch)
@@ -245,7 +246,7 @@ def main() -> None:
     rows, outs = [], {}
     x_one = np.ascontiguousarray(x_short[:1, :1])
     for name, (domain, fn) in runners.items():
-        t_long, samples, out = median_time(lambda: fn(x), args.repeats)
+        t_long, samples, out = median_time(lambda: fn(x), args.repeats, warmup=3)
         t_short, _, _ = median_time(lambda: fn(x_short), args.repeats)
         t_fixed, _, _ = median_time(lambda: fn(x_one), args.repeats)
         if name in ("C simulator (fixed)", "C simulator binary (fixed)"):  # full records: decode (untimed)

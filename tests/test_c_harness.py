@@ -232,6 +232,37 @@ def test_inprocess_library_records_equal_the_binarys(tmp_path, monkeypatch, case
         assert one.returncode == steps.returncode and one.stdout == steps.stdout, args
 
 
+def test_inprocess_scratch_records_are_reused_and_decoded_into_new_arrays(tmp_path, monkeypatch):
+    """``scratch=True`` writes into this thread's reused buffer (same object for the same shape);
+    the executor decodes it into new arrays, so an earlier RunResult keeps its values after the
+    next run overwrote the buffer."""
+    import json
+
+    from rsnn_compiler.backends.c.executor import run_c_inprocess
+    from rsnn_compiler.backends.c.library import ensure_library, open_library, run_records_inprocess
+    from rsnn_compiler.testing.random_graphs import random_fixed_graph, random_input
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    g = random_fixed_graph(2, "loihi2", recurrent=True)
+    CBackend().emit(g, tmp_path / "c")
+    layout = json.loads((tmp_path / "c" / "layout.json").read_text())
+    library = ensure_library(tmp_path / "c")
+    lib = open_library(library)
+    L, n_out = layout["record"]["length"], layout["output"]["size"]
+    x1, x2 = random_input(g, 7, 3, seed=1), random_input(g, 7, 3, seed=2)
+    a = run_records_inprocess(lib, x1, L, n_out, 256, scratch=True)
+    want_a = a.copy()
+    b = run_records_inprocess(lib, x2, L, n_out, 256, scratch=True)
+    assert b is a and not np.array_equal(b, want_a)  # the same buffer, overwritten
+    assert np.array_equal(run_records_inprocess(lib, x1, L, n_out, 256), want_a)  # fresh: not the buffer
+    r1 = run_c_inprocess(library, layout, g, x1)
+    r2 = run_c_inprocess(library, layout, g, x2)
+    ref1, ref2 = run_fixed(g, x1), run_fixed(g, x2)
+    for name in ref1.values:
+        assert np.array_equal(r1.values[name], ref1.values[name]), name
+        assert np.array_equal(r2.values[name], ref2.values[name]), name
+
+
 def test_inprocess_run_refuses_like_the_binary(tmp_path, monkeypatch):
     """Through the library: an input outside the model's input contract is refused (the binary's
     exit 8, as one line), weights.bin that is not the model's is refused on loading (exit 9), and

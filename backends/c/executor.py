@@ -149,8 +149,9 @@ def run_c_inprocess(library: Path, layout: dict, graph: Graph, x: np.ndarray) ->
     ints = encode_inputs(graph, layout, x)
     records = run_records_inprocess(open_library(library), ints, layout["record"]["length"],
                                     layout["output"]["size"], layout["max_batch"],
-                                    threads=default_threads(min(ints.shape[1], layout["max_batch"])))
-    return decode(graph, layout, records, x)
+                                    threads=default_threads(min(ints.shape[1], layout["max_batch"])),
+                                    scratch=True)
+    return decode(graph, layout, records, x)  # copies every field out of the scratch records
 
 
 def run_build_c(cdir: Path, layout: dict, graph: Graph, x: np.ndarray) -> RunResult:

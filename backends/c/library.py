@@ -91,19 +91,44 @@ def open_library(path: Path) -> ctypes.CDLL:
         return lib
 
 
+_scratch = threading.local()
+#: the largest record buffer a thread keeps for reuse (``scratch=True``)
+SCRATCH_MAX_BYTES = 256 << 20
+
+
+def _buffer(shape: tuple[int, ...], dtype, scratch: bool) -> np.ndarray:
+    """A fresh array, or (``scratch``) this thread's reused one of that shape and dtype. Fresh
+    multi-MB arrays are paid in page faults, and where the kernel compacts memory for huge pages
+    on demand (THP defrag ``madvise``, numpy's large arrays) a fault can stall: the 1.79M-synapse
+    bench's 76 MB of records took 0.087 s or 0.167 s depending on the process's memory history,
+    0.13 s with 4 KB pages; written into a reused buffer they cost the writes alone."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if not scratch or nbytes > SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype)
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        _scratch.buf = buf = None  # release the old one before allocating
+        _scratch.buf = buf = np.empty(shape, dtype)
+    return buf
+
+
 def run_records_inprocess(lib: ctypes.CDLL, ints: np.ndarray, record_len: int, n_out: int, max_batch: int,
-                          out_only: bool = False, threads: int = 1) -> np.ndarray:
+                          out_only: bool = False, threads: int = 1, scratch: bool = False) -> np.ndarray:
     """``run_records`` (executor.py) through the loaded library: records (T, B, L) as int32 when
-    every value fits, else int64 (L = ``n_out`` with ``out_only``, then always int64)."""
+    every value fits, else int64 (L = ``n_out`` with ``out_only``, then always int64).
+
+    ``scratch``: a single-chunk result is written into this thread's reused buffer, valid until
+    the thread's next scratch call (the executor decodes it into new arrays at once)."""
     steps, batch = ints.shape[:2]
     chunks = []
+    single = batch <= max_batch
     for b0 in range(0, batch, max_batch):
         part = np.ascontiguousarray(ints[:, b0:b0 + max_batch], dtype=np.int32)
         nb = part.shape[1]
         jobs = max(1, min(threads, nb))
         for width in ((8,) if out_only else (4, 8)):
             dtype = np.int32 if width == 4 else np.int64
-            out = np.empty((steps, nb, n_out if out_only else record_len), dtype)
+            out = _buffer((steps, nb, n_out if out_only else record_len), dtype, scratch and single)
             status = lib.rsnn_run_buffers(part.ctypes.data, out.ctypes.data, steps, nb, int(out_only), width, jobs)
             if status != RECORD32_TOO_NARROW:
                 break

@@ -80,7 +80,7 @@ class FusedKernel:
     names: tuple[str, ...]
     stored: tuple[str, ...]
     size: int
-    terms: int = 0  # the step takes this many input terms (float families), 0: one summed input
+    terms: int = 1  # input terms, one per input edge (summed in C for fixed families)
     dtype: torch.dtype = torch.int64
     fn: object = None
 
@@ -108,15 +108,22 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
         return f"{cname}[k]"
 
     family = family_of(op)
-    terms = n_terms if family.takes_terms else 1
+    # every input edge's term is its own pointer: a float family takes the list (and adds the
+    # terms in its own rounding order); a fixed family's input is their integer sum, taken here
+    # in edge order (exact: int64 addition is associative), which saves the runtime a summing call
+    terms = max(n_terms, 1)
     inputs = [prims.expr(f"x{j}[k]") for j in range(terms)]
-    code = neuron_code(op, cid, param, store="n", prims_type=prims,
-                       x=inputs if family.takes_terms else inputs[0])
+    if family.takes_terms:
+        x_in, pre = inputs, []
+    else:
+        x_in = prims.expr("x_in")
+        pre = [f"const {ctype} x_in = {' + '.join(str(t) for t in inputs)};"]
+    code = neuron_code(op, cid, param, store="n", prims_type=prims, x=x_in)
     names = family.states + tuple(h for h in family.hidden if h not in family.states)
     # one row (sample) per call of a static function whose pointers are restrict parameters, so
     # the compiler vectorizes the loop (no tensor aliases another: fresh outputs, distinct states)
     lines = []
-    for line in code.body:
+    for line in pre + code.body:
         for n in names:
             m = member(n)
             line = line.replace(f"s->{m}_{cid}[k]", f"s_{m}[k]").replace(f"n->{m}_{cid}[k]", f"n_{m}[k]")
@@ -147,7 +154,7 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
         f"    }}\n}}\n"
     )
     dtype = torch.int64 if fixed else torch.float32
-    return text, FusedKernel(tuple(names), code.stored, size, terms if family.takes_terms else 0, dtype)
+    return text, FusedKernel(tuple(names), code.stored, size, terms, dtype)
 
 
 @dataclass
@@ -250,7 +257,7 @@ class FusedPopulation:
 
     def __init__(self, pop: Population):
         self.pop = pop
-        self.takes_terms = pop.takes_terms
+        self.takes_terms = True  # the schedule passes the terms; summed here for a fixed family
         self.state_names = pop.state_names
         self.kernel: FusedKernel | None = None
         self.active = False
@@ -261,14 +268,20 @@ class FusedPopulation:
     def states(self, st) -> dict:
         return self.pop.states(st)
 
+    def _torch_step(self, st, xs: list):
+        if self.pop.takes_terms:
+            return self.pop.step(st, xs)
+        total = xs[0]
+        for t in xs[1:]:  # the schedule's summed(): edge order
+            total = total + t
+        return self.pop.step(st, total)
+
     def step(self, st, x):
         kernel = self.kernel
-        if not self.active or kernel is None:
-            return self.pop.step(st, x)
-        xs = list(x) if kernel.terms else [x]
-        if len(xs) != max(kernel.terms, 1) or not all(
+        xs = list(x)
+        if not self.active or kernel is None or len(xs) != kernel.terms or not all(
                 isinstance(t, torch.Tensor) and t.dtype == kernel.dtype for t in xs):
-            return self.pop.step(st, x)
+            return self._torch_step(st, xs)
         shape = xs[0].shape
         xs = [t.contiguous() if t.shape == shape else t.expand(shape).contiguous() for t in xs]
         y = torch.empty_like(xs[0])
