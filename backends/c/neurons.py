@@ -175,26 +175,31 @@ class CPrims:
     def ovf(x, bits: int, mode: Overflow, state: str = "") -> CExpr:
         return CExpr(f"{OVERFLOW_FN[mode]}({x}, {bits})")
 
-    @staticmethod
-    def cmp(v, theta, comparator: Comparator) -> CExpr:
+    @classmethod
+    def boolean(cls, cond: str) -> CExpr:
+        """1 where the C condition holds, else 0, in this set's value type."""
+        return cls.expr(f"(int64_t)({cond})")
+
+    @classmethod
+    def cmp(cls, v, theta, comparator: Comparator) -> CExpr:
         op = ">=" if comparator is Comparator.GE else ">"
-        return CExpr(f"(int64_t)({v} {op} {CExpr.of(theta)})")
+        return cls.boolean(f"{v} {op} {cls.expr.of(theta)}")
 
-    @staticmethod
-    def lt(a, b) -> CExpr:
-        return CExpr(f"(int64_t)({a} < {CExpr.of(b)})")
+    @classmethod
+    def lt(cls, a, b) -> CExpr:
+        return cls.boolean(f"{cls.expr.of(a)} < {cls.expr.of(b)}")
 
-    @staticmethod
-    def positive(x) -> CExpr:
-        return CExpr(f"(int64_t)({x} > 0)")
+    @classmethod
+    def positive(cls, x) -> CExpr:
+        return cls.boolean(f"{x} > 0")
 
-    @staticmethod
-    def fired(s) -> CExpr:
-        return CExpr(f"({s} > 0)")
+    @classmethod
+    def fired(cls, s) -> CExpr:
+        return cls.expr(f"({s} > 0)")
 
-    @staticmethod
-    def where(cond, a, b) -> CExpr:
-        return CExpr(f"({cond} ? {CExpr.of(a)} : {CExpr.of(b)})")
+    @classmethod
+    def where(cls, cond, a, b) -> CExpr:
+        return cls.expr(f"({cond} ? {cls.expr.of(a)} : {cls.expr.of(b)})")
 
     @staticmethod
     def floor_div(x, y) -> CExpr:
@@ -204,9 +209,9 @@ class CPrims:
     def clip(x, lo: int, hi: int) -> CExpr:
         return CExpr(f"rsnn_clip({x}, {lit(lo)}, {lit(hi)})")
 
-    @staticmethod
-    def full_like(value, like) -> CExpr:
-        return CExpr.of(value)
+    @classmethod
+    def full_like(cls, value, like) -> CExpr:
+        return cls.expr.of(value)
 
 
 @dataclass(frozen=True)

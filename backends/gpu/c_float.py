@@ -86,21 +86,9 @@ class CFloatPrims(CPrims):
     def nograd(x):
         return x
 
-    @staticmethod
-    def fired(s) -> CExpr:
-        return FloatCExpr(f"({s} > 0.0f)")
-
-    @staticmethod
-    def where(cond, a, b) -> CExpr:
-        return FloatCExpr(f"({cond} ? {FloatCExpr.of(a)} : {FloatCExpr.of(b)})")
-
-    @staticmethod
-    def lt(a, b) -> CExpr:
-        return FloatCExpr(f"(({FloatCExpr.of(a)} < {FloatCExpr.of(b)}) ? 1.0f : 0.0f)")
-
-    @staticmethod
-    def positive(x) -> CExpr:
-        return FloatCExpr(f"(({x} > 0.0f) ? 1.0f : 0.0f)")
+    @classmethod
+    def boolean(cls, cond: str) -> CExpr:
+        return FloatCExpr(f"(({cond}) ? 1.0f : 0.0f)")
 
     @staticmethod
     def floor(x) -> CExpr:
@@ -110,11 +98,8 @@ class CFloatPrims(CPrims):
     def clamp(x, lo, hi) -> CExpr:
         return FloatCExpr(f"rsnn_clampf({FloatCExpr.of(x)}, {FloatCExpr.of(lo)}, {FloatCExpr.of(hi)})")
 
-    @staticmethod
-    def full_like(value, like) -> CExpr:
-        return FloatCExpr.of(value)
-
-    # the integer primitives do not exist for float steps
+    # the integer primitives do not exist for float steps (where, fired, lt, positive and
+    # full_like are CPrims's, in float32 through ``expr`` and ``boolean``)
     lshift = mul_shift = decay = ovf = cmp = floor_div = clip = None
 
 
