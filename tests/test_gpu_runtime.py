@@ -461,6 +461,27 @@ def test_fused_float_kernels_at_the_threshold(comparator, monkeypatch):
     assert rt._fused
 
 
+def test_float_copies_are_cast_once_and_only_without_recording(monkeypatch):
+    """``exact.as_dtype`` keeps a tensor's float copy on it (the same object on the next call,
+    equal to a fresh cast); the runtime uses it only for runs that do not record, and both kinds
+    of run equal run_fixed."""
+    from rsnn_compiler.backends.gpu import exact
+
+    x = torch.arange(-5, 5, dtype=torch.int64)
+    a = exact.as_dtype(x, torch.float32)
+    assert exact.as_dtype(x, torch.float32) is a and torch.equal(a, x.to(torch.float32))
+    calls = []
+    real = exact.as_dtype
+    monkeypatch.setattr(exact, "as_dtype", lambda t, d: calls.append(1) or real(t, d))
+    g = random_fixed_graph(4, "loihi2", recurrent=True)
+    xin = random_input(g, steps=6, batch=3, seed=4)
+    rt = GraphRuntime(g)
+    assert_same(run_fixed(g, xin), rt.run(xin), "recorded")
+    assert not calls
+    assert np.array_equal(rt.run(xin, record=False).out, run_fixed(g, xin).out)
+    assert calls
+
+
 def test_float_c_constants_and_comparisons_round_like_torch():
     """The float primitive set's C text: constants rounded to float32 exactly as torch rounds a
     Python scalar against a float32 tensor (hex literals, -0.0 kept), non-finite constants

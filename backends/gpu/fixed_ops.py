@@ -267,6 +267,7 @@ class SynapseKernel:
         self.bias_bound = int(np.abs(np.asarray(op.bias, dtype=np.int64)).max()) if op.bias is not None and np.size(op.bias) else 0
         self.in_range = False  # set by ``set_bound``: the accumulator rule is the identity
         self.scaled: ExactLinear | None = None  # W·2^e when the whole rule is one left shift (set_bound)
+        self.cache_casts = False  # keep the input's float copy on it (GraphRuntime: runs that do not record)
 
     def set_bound(self, plan: LinearPlan, sum_bound: int) -> None:
         """The plan, and whether ``|shift(W ⊛ x, e) + bias| <= 2^(acc_bits-1) - 1`` is proven for
@@ -292,8 +293,8 @@ class SynapseKernel:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.scaled is not None:
-            return self.scaled.apply(x, self.plan)
-        acc = self.linear.apply(x, self.plan)
+            return self.scaled.apply(x, self.plan, self.cache_casts)
+        acc = self.linear.apply(x, self.plan, self.cache_casts)
         if self.exp is None or self.bias is not None or not self.in_range:
             return self.out(TorchInt, acc)
         # one exponent, no bias, proven in range: shift(acc, e) is the whole rule

@@ -223,6 +223,9 @@ class GraphRuntime:
             if self._plans_for is None or (self._plans_for < bound):
                 self.plan_synapses(max(bound, 1))
         attach_fused(self, xt.shape[0], xt.shape[1], bound)
+        for s in self.slots:
+            if isinstance(s.kernel, fx.SynapseKernel):
+                s.kernel.cache_casts = not record  # exact.as_dtype: one cast per spike tensor
         threads = compute_threads(self.threads) if self.device.type == "cpu" else contextlib.nullcontext()
         with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed), threads:
             hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output,
