@@ -412,6 +412,22 @@ def test_fused_float_neuron_kernels_match_run_float(monkeypatch):
     assert rt._fused and all(s.kernel.active for s in rt.slots if isinstance(s.kernel, FusedPopulation))
 
 
+def test_fused_kernel_text_does_not_grow_with_the_population():
+    """Per-neuron parameters reach the fused kernels by pointer: the C text of a 10-neuron and a
+    20,000-neuron population with per-neuron thresholds and decays differs only in the size, so
+    compiles stay small and graphs that differ only in values share one library."""
+    from rsnn_compiler.backends.gpu.fused_neurons import population_source
+
+    texts = {}
+    for n in (10, 20_000):
+        r = np.random.default_rng(n)
+        op = make_neuron(FixedLIF, (n,), vth=r.integers(50, 100, n), dv=r.integers(0, 4096, n))
+        text, kernel = population_source(op, 3, "lif")
+        texts[n] = text.replace(f"{n}L", "N")
+        assert len(kernel.params) >= 2 and all(t.shape == (n,) for t in kernel.params)
+    assert texts[10] == texts[20_000]
+
+
 def test_fused_kernels_split_samples_over_threads(monkeypatch):
     """Above PARALLEL_MIN neuron-samples a step's samples are split over torch's OpenMP threads
     (the library shares torch's libgomp); with the cut lowered to 64 and two threads, fixed and

@@ -9,7 +9,8 @@ generated from its family's definition (the family's ``step`` run with a C primi
 ``backends/c/neurons.CPrims`` for fixed families, the text ``model.c`` holds;
 ``backends/gpu/c_float.CFloatPrims`` for float ones, ``TorchFloat`` rule for rule), wrapped in a
 per-sample function whose pointers are ``restrict`` parameters (gcc vectorizes it) that reads the
-old state tensors and writes new ones, compiled once per graph into a shared library in the C
+old state tensors and writes new ones (per-neuron parameters are pointer arguments too, so the
+text does not grow with the population), compiled once per graph into a shared library in the C
 cache (``backends/c/cache.py``; keyed by the text, the flags and the toolchain) and called
 through ctypes on the tensors' memory.
 
@@ -73,15 +74,16 @@ def fused_mode() -> str:
 
 @dataclass
 class FusedKernel:
-    """One population's compiled step: ``fn(pointers, batch)``; the pointers are the input (the
-    summed input, or ``terms`` input terms), the output, then every state of ``names`` old, then
-    every state of ``names`` new."""
+    """One population's compiled step: ``fn(pointers, batch)``; the pointers are the input terms
+    (one per input edge), the output, every state of ``names`` old, every state of ``names`` new,
+    then the per-neuron parameter arrays ``params`` (kept alive here)."""
 
     names: tuple[str, ...]
     stored: tuple[str, ...]
     size: int
     terms: int = 1  # input terms, one per input edge (summed in C for fixed families)
     dtype: torch.dtype = torch.int64
+    params: list = field(default_factory=list)  # per-neuron parameter tensors, last pointers
     fn: object = None
 
 
@@ -96,16 +98,20 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
     ctype, prims = ("int64_t", CPrims) if fixed else ("float", CFloatPrims)
     cid = f"p{index}"
     size = int(np.prod(op.shape)) if op.shape else 1
-    consts: list[str] = []
+    arrays: list[np.ndarray] = []  # per-neuron parameters, passed by pointer at each call
 
     def param(pname: str, arr) -> str:
-        arr = np.asarray(arr, dtype=np.int64 if fixed else np.float32).reshape(-1)
+        """A literal when uniform; else ``prm<j>[k]``, a pointer argument: the text (and the
+        compile) does not grow with the population, and graphs that differ only in per-neuron
+        values share one library."""
+        arr = np.array(arr, dtype=np.int64 if fixed else np.float32).reshape(-1)  # own, writable copy
         text = lit if fixed else float_lit
         if arr.size == 0 or (arr == arr[0]).all() and (fixed or len({np.signbit(v) for v in arr}) == 1):
             return text(arr[0]) if arr.size else text(0)
-        cname = f"{cid}_{''.join(c if c.isalnum() else '_' for c in pname)}"
-        consts.append(f"static const {ctype} {cname}[{arr.size}] = {{{', '.join(text(v) for v in arr)}}};\n")
-        return f"{cname}[k]"
+        if not (fixed or np.isfinite(arr).all()):
+            raise ValueError(f"a non-finite value in parameter '{pname}'")
+        arrays.append(arr)
+        return f"prm{len(arrays) - 1}[k]"
 
     family = family_of(op)
     # every input edge's term is its own pointer: a float family takes the list (and adds the
@@ -132,16 +138,17 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
         lines.append(line)
     xs = "".join(f"const {ctype} *restrict x{j}, " for j in range(terms))
     params = "".join(f", const {ctype} *restrict s_{member(n)}, {ctype} *restrict n_{member(n)}" for n in names)
+    params += "".join(f", const {ctype} *restrict prm{j}" for j in range(len(arrays)))
     used = "".join(f"    (void)s_{member(n)};\n    (void)n_{member(n)};\n" for n in names)
     x_args = "".join(f"(const {ctype} *)p[{j}] + off, " for j in range(terms))
     first = terms + 1  # p: inputs, output, old states, new states
     args = "".join(f", (const {ctype} *)p[{first + i}] + off, ({ctype} *)p[{first + len(names) + i}] + off"
                    for i, n in enumerate(names))
+    args += "".join(f", (const {ctype} *)p[{first + 2 * len(names) + j}]" for j in range(len(arrays)))
     body = "".join(f"        {line}\n" for line in lines)
     label = "".join(c if c.isprintable() and c not in "*/" else "_" for c in name)
     text = (
-        "".join(consts)
-        + f"/* population '{label}': {code.doc.replace('*/', '* /')} */\n"
+        f"/* population '{label}': {code.doc.replace('*/', '* /')} */\n"
         f"static void rsnn_fused_row_{index}({xs}{ctype} *restrict y{params})\n{{\n"
         f"    long k;\n{used}"
         f"    for (k = 0; k < {size}L; ++k) {{\n{body}    }}\n}}\n\n"
@@ -154,7 +161,9 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
         f"    }}\n}}\n"
     )
     dtype = torch.int64 if fixed else torch.float32
-    return text, FusedKernel(tuple(names), code.stored, size, terms, dtype)
+    kernel = FusedKernel(tuple(names), code.stored, size, terms, dtype,
+                         params=[torch.from_numpy(a) for a in arrays])
+    return text, kernel
 
 
 @dataclass
@@ -287,8 +296,9 @@ class FusedPopulation:
         y = torch.empty_like(xs[0])
         old = [getattr(st, n).contiguous() for n in kernel.names]
         new = [torch.empty_like(o) if n in kernel.stored else o for n, o in zip(kernel.names, old)]
-        ptrs = (ctypes.c_void_p * (len(xs) + 1 + 2 * len(old)))(
-            *(t.data_ptr() for t in xs), y.data_ptr(), *(t.data_ptr() for t in old), *(t.data_ptr() for t in new))
+        ptrs = (ctypes.c_void_p * (len(xs) + 1 + 2 * len(old) + len(kernel.params)))(
+            *(t.data_ptr() for t in xs), y.data_ptr(), *(t.data_ptr() for t in old), *(t.data_ptr() for t in new),
+            *(t.data_ptr() for t in kernel.params))
         kernel.fn(ptrs, y.numel() // kernel.size)
         for n, t in zip(kernel.names, new):
             setattr(st, n, t)
