@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,7 +30,8 @@ from rsnn_compiler.ir.fixed_ops import FixedNeuron
 from rsnn_compiler.ir.graph import Domain, Graph
 
 from rsnn_compiler.backends.c.backend import STAMP_SUFFIX, build_binary, present_sources
-from rsnn_compiler.backends.c.cache import cached_build
+from rsnn_compiler.backends.c.cache import cached_build, copy_sources
+from rsnn_compiler.backends.c.chunks import records_in_chunks
 from rsnn_compiler.backends.c.plan import HOST_QUANTIZE
 from rsnn_compiler.backends.c.spec import C_SPEC
 from rsnn_compiler.backends.c.library import ensure_library, inprocess_enabled, open_library, run_records_inprocess
@@ -48,7 +48,7 @@ def ensure_binary(cdir: Path) -> Path:
     stamp = cdir / (C_SPEC.binary + STAMP_SUFFIX)
     if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
         return binary
-    return cached_build(cdir, names, digest, C_SPEC.binary, build_binary)
+    return cached_build(digest, C_SPEC.binary, copy_sources(cdir, names), build_binary)
 
 
 def encode_inputs(graph: Graph, layout: dict, x: np.ndarray) -> np.ndarray:
@@ -88,28 +88,22 @@ def run_records(binary: Path, ints: np.ndarray, record_len: int, max_batch: int,
     is repeated with int64 records. ``threads`` (default ``default_threads``) splits each
     step's samples over that many threads of the harness; results do not depend on it.
     """
-    steps, batch = ints.shape[:2]
-    chunks = []
+    steps = ints.shape[0]
     with tempfile.TemporaryDirectory(prefix="rsnnc-c-") as tmp:
         fin, fout = Path(tmp) / "x.bin", Path(tmp) / "records.bin"
-        for b0 in range(0, batch, max_batch):
-            part = np.ascontiguousarray(ints[:, b0:b0 + max_batch].astype("<i4"))
+
+        def run_part(part: np.ndarray, rwidth: int):
             nb = part.shape[1]
-            part.tofile(fin)
-            jobs = str(threads or default_threads(nb))
-            for rwidth in (4, 8):
-                res = subprocess.run([str(binary), "-w", "4", "-r", str(rwidth), "-j", jobs, *(["-q"] if out_only else []),
-                                      str(steps), str(nb), str(fin), str(fout)], capture_output=True)
-                if res.returncode != 6:
-                    break
+            part.astype("<i4", copy=False).tofile(fin)
+            res = subprocess.run([str(binary), "-w", "4", "-r", str(rwidth), "-j", str(threads or default_threads(nb)),
+                                  *(["-q"] if out_only else []), str(steps), str(nb), str(fin), str(fout)],
+                                 capture_output=True)
             if res.returncode != 0:
-                msg = res.stderr.decode(errors="replace").strip() or f"exit status {res.returncode}"
-                raise UserInputError(f"the C model failed: {msg}")
+                return res.returncode, None, res.stderr.decode(errors="replace").strip() or f"exit status {res.returncode}"
             rec = np.fromfile(fout, dtype=f"<i{rwidth}")
-            chunks.append(rec.reshape(steps, nb, -1) if rec.size else np.zeros((steps, nb, record_len), np.int64))
-    if not chunks:
-        return np.zeros((steps, 0, record_len), np.int64)
-    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
+            return 0, (rec.reshape(steps, nb, -1) if rec.size else np.zeros((steps, nb, record_len), np.int64)), ""
+
+        return records_in_chunks(ints, max_batch, (4, 8), run_part, record_len)
 
 
 def decode(graph: Graph, layout: dict, records: np.ndarray, x: np.ndarray) -> RunResult:

@@ -29,7 +29,8 @@ from rsnn_compiler.errors import UserInputError
 
 from rsnn_compiler.backends.c import blob as blob_mod
 from rsnn_compiler.backends.c.backend import present_sources
-from rsnn_compiler.backends.c.cache import cached_build
+from rsnn_compiler.backends.c.cache import cached_build, copy_sources, load_shared
+from rsnn_compiler.backends.c.chunks import records_in_chunks
 from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
 from rsnn_compiler.backends.c.toolchain import compile_c, simulator_flags, sources_digest
 
@@ -46,10 +47,8 @@ STATUS_TEXT = {
        " quantize the inputs as model.h says",
     9: "weights.bin is missing or not this model's",
 }
-RECORD32_TOO_NARROW = 6
-
-_lock = threading.Lock()
-_open: dict[Path, ctypes.CDLL] = {}
+_lock = threading.Lock()  # one thread loads a library's weights before any thread runs it
+_ready: set[Path] = set()  # libraries whose weights are loaded
 
 
 def inprocess_enabled() -> bool:
@@ -66,17 +65,16 @@ def ensure_library(cdir: Path) -> Path:
     """The shared library built from ``cdir``'s sources with this machine's toolchain (cached)."""
     names = present_sources(cdir)
     key = hashlib.sha256((sources_digest(cdir, names) + "|" + " ".join(SHARED_FLAGS)).encode()).hexdigest()
-    return cached_build(cdir, names, key, LIBRARY, build_library)
+    return cached_build(key, LIBRARY, copy_sources(cdir, names), build_library)
 
 
 def open_library(path: Path) -> ctypes.CDLL:
     """Load ``path`` once per process and load its weights (from ``weights.bin`` beside it)."""
     path = Path(path).resolve()
     with _lock:
-        lib = _open.get(path)
-        if lib is not None:
+        lib = load_shared(path)
+        if path in _ready:
             return lib
-        lib = ctypes.CDLL(str(path))
         lib.rsnn_open.argtypes = [ctypes.c_char_p, ctypes.c_long]
         lib.rsnn_open.restype = ctypes.c_int
         lib.rsnn_run_buffers.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_long,
@@ -87,7 +85,7 @@ def open_library(path: Path) -> ctypes.CDLL:
         status = lib.rsnn_open(blob, len(blob))
         if status != 0:
             raise UserInputError(f"the C model failed: {STATUS_TEXT.get(status, f'status {status}')}")
-        _open[path] = lib
+        _ready.add(path)
         return lib
 
 
@@ -120,21 +118,14 @@ def run_records_inprocess(lib: ctypes.CDLL, ints: np.ndarray, record_len: int, n
     ``scratch``: a single-chunk result is written into this thread's reused buffer, valid until
     the thread's next scratch call (the executor decodes it into new arrays at once)."""
     steps, batch = ints.shape[:2]
-    chunks = []
     single = batch <= max_batch
-    for b0 in range(0, batch, max_batch):
-        part = np.ascontiguousarray(ints[:, b0:b0 + max_batch], dtype=np.int32)
+    length = n_out if out_only else record_len
+
+    def run_part(part: np.ndarray, width: int):
         nb = part.shape[1]
-        jobs = max(1, min(threads, nb))
-        for width in ((8,) if out_only else (4, 8)):
-            dtype = np.int32 if width == 4 else np.int64
-            out = _buffer((steps, nb, n_out if out_only else record_len), dtype, scratch and single)
-            status = lib.rsnn_run_buffers(part.ctypes.data, out.ctypes.data, steps, nb, int(out_only), width, jobs)
-            if status != RECORD32_TOO_NARROW:
-                break
-        if status != 0:
-            raise UserInputError(f"the C model failed: {STATUS_TEXT.get(status, f'status {status}')}")
-        chunks.append(out)
-    if not chunks:
-        return np.zeros((steps, 0, n_out if out_only else record_len), np.int64)
-    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
+        out = _buffer((steps, nb, length), np.int32 if width == 4 else np.int64, scratch and single)
+        status = lib.rsnn_run_buffers(part.ctypes.data, out.ctypes.data, steps, nb, int(out_only), width,
+                                      max(1, min(threads, nb)))
+        return status, out, STATUS_TEXT.get(status, f"status {status}")
+
+    return records_in_chunks(ints, max_batch, (8,) if out_only else (4, 8), run_part, length)

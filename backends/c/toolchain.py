@@ -59,6 +59,11 @@ def _accepts(cmd: tuple[str, ...], flags: tuple[str, ...]) -> bool:
     return res.returncode == 0
 
 
+def accepts(flags: tuple[str, ...], spec: CSpec = C_SPEC) -> bool:
+    """Whether this machine's compiler takes ``flags`` without a warning (probed once)."""
+    return _accepts(tuple(compiler(spec)), tuple(flags))
+
+
 def simulator_flags(spec: CSpec = C_SPEC) -> tuple[str, ...]:
     """Flags added for the simulator binary that runs on this machine (``rsnn_run``): the host's
     vector unit when the compiler supports ``-march=native`` (clang and gcc do on x86-64 and
@@ -67,8 +72,7 @@ def simulator_flags(spec: CSpec = C_SPEC) -> tuple[str, ...]:
     ``spec.cflags`` only); integer code gives the same results at any ISA and vectorization."""
     if os.environ.get(NATIVE_ENV, "1") == "0":
         return ()
-    cmd = tuple(compiler(spec))
-    return tuple(f for group in (HOST_VECTOR_FLAGS, HOST_VECTORIZE_FLAGS) if _accepts(cmd, group) for f in group)
+    return tuple(f for group in (HOST_VECTOR_FLAGS, HOST_VECTORIZE_FLAGS) if accepts(group, spec) for f in group)
 
 
 def toolchain_id(spec: CSpec = C_SPEC) -> str:

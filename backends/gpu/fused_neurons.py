@@ -39,7 +39,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,10 +50,10 @@ from rsnn_compiler.errors import RsnncError, UserInputError
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.neurons.family import Population
 
-from rsnn_compiler.backends.c.cache import cached_build
+from rsnn_compiler.backends.c.cache import cached_build, load_shared
 from rsnn_compiler.backends.c.neurons import CPrims, lit, member, neuron_code
 from rsnn_compiler.backends.c.runtime import FIXED_H
-from rsnn_compiler.backends.c.toolchain import compile_c, compiler, simulator_flags, toolchain_id
+from rsnn_compiler.backends.c.toolchain import accepts, compile_c, compiler, simulator_flags, toolchain_id
 from rsnn_compiler.backends.gpu.c_float import FLOAT_HELPERS, CFloatPrims, float_lit
 
 FUSED_ENV = "RSNNC_RUNTIME_FUSED"
@@ -174,33 +173,21 @@ class FusedLibrary:
     source: str = ""
 
     def load(self) -> None:
-        flags = " ".join((*FLAGS, *parallel_flags(), str(PARALLEL_MIN)))
-        key = hashlib.sha256((toolchain_id() + "\0" + flags + "\0" + self.source).encode()).hexdigest()
-        folder = Path(tempfile.mkdtemp(prefix="rsnnc-fused-src-"))
-        try:
-            (folder / "rsnn_fixed.h").write_text(FIXED_H)
-            (folder / "neurons.c").write_text(self.source)
-            path = cached_build(folder, ["rsnn_fixed.h", "neurons.c"], "fused-" + key, LIBRARY, _compile)
-        finally:
-            for f in folder.iterdir():
-                f.unlink()
-            folder.rmdir()
-        lib = _load(path)
+        flags = compile_flags()
+        key = hashlib.sha256((toolchain_id() + "\0" + " ".join(flags) + "\0" + self.source).encode()).hexdigest()
+
+        def fill(work: Path) -> None:
+            (work / "rsnn_fixed.h").write_text(FIXED_H)
+            (work / "neurons.c").write_text(self.source)
+
+        path = cached_build("fused-" + key, LIBRARY, fill,
+                            lambda work: compile_c(["neurons.c"], LIBRARY, work, extra_flags=flags))
+        lib = load_shared(path)
         for index, kernel in self.kernels.items():
             fn = getattr(lib, f"rsnn_fused_{index}")
             fn.argtypes = [ctypes.c_void_p, ctypes.c_long]
             fn.restype = None
             kernel.fn = fn
-
-
-_loaded: dict[Path, ctypes.CDLL] = {}
-
-
-def _load(path: Path) -> ctypes.CDLL:
-    path = Path(path).resolve()
-    if path not in _loaded:
-        _loaded[path] = ctypes.CDLL(str(path))
-    return _loaded[path]
 
 
 #: float kernels must round like torch: one IEEE operation per product and sum (no contraction
@@ -215,17 +202,12 @@ PARALLEL_MIN = 32768
 OPENMP_FLAGS = ("-fopenmp",)
 
 
-def parallel_flags() -> tuple[str, ...]:
-    """``-fopenmp`` where the compiler takes it, else a pragma-tolerant single-threaded build."""
-    from rsnn_compiler.backends.c.toolchain import _accepts
-
-    cmd = tuple(compiler())
-    return OPENMP_FLAGS if _accepts(cmd, OPENMP_FLAGS) else ("-Wno-unknown-pragmas",)
-
-
-def _compile(folder: Path) -> None:
-    compile_c(["neurons.c"], LIBRARY, folder,
-              extra_flags=(*simulator_flags(), *FLAGS, *parallel_flags(), f"-DRSNN_PARALLEL_MIN={PARALLEL_MIN}L", "-lm"))
+def compile_flags() -> tuple[str, ...]:
+    """The flags the kernels are compiled with (besides the C target's), also part of their cache
+    key: the simulator's, ``FLAGS``, ``-fopenmp`` where the compiler takes it (else a
+    pragma-tolerant single-threaded build), the parallel cut, libm."""
+    parallel = OPENMP_FLAGS if accepts(OPENMP_FLAGS) else ("-Wno-unknown-pragmas",)
+    return (*simulator_flags(), *FLAGS, *parallel, f"-DRSNN_PARALLEL_MIN={PARALLEL_MIN}L", "-lm")
 
 
 def build_fused(graph: Graph, slots) -> FusedLibrary | None:
