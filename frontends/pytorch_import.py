@@ -42,6 +42,7 @@ from torch import nn
 from rsnn_compiler.errors import CheckFailed, UserInputError
 from rsnn_compiler.frontend_api import ImportOptions, ImportReport, ImportResult
 from rsnn_compiler.interpreter.float_interp import run_float
+from rsnn_compiler.float_repro import layout_hint
 from rsnn_compiler.nn import NeuronCell
 from rsnn_compiler.ir.graph import Edge, Graph, GraphAttrs
 from rsnn_compiler.ir.ops import (
@@ -746,11 +747,13 @@ def _import(module, example_input, options, source, start, notes: list[str]) -> 
             b.notes.append(f"fidelity check could not run the source model: {fidelity['error']}")
         if fidelity.get("total_mismatches"):
             worst = max(fidelity["layers"].items(), key=lambda kv: kv[1]["mismatches"])
-            raise CheckFailed(
-                f"the imported graph differs from {type(module).__name__}'s own forward in"
-                f" {fidelity['total_mismatches']} spike event(s) ({worst[1]['mismatches']} in '{worst[0]}') on"
-                f" {fidelity['input']}; nothing was built: please report this model (a bug in rsnnc)"
-            )
+            what = (f"the imported graph differs from {type(module).__name__}'s own forward in"
+                    f" {fidelity['total_mismatches']} spike event(s) ({worst[1]['mismatches']} in '{worst[0]}') on"
+                    f" {fidelity['input']}; nothing was built")
+            hint = layout_hint()
+            if hint:  # the environment, not the model: exit 2 with the fix
+                raise UserInputError(what + hint)
+            raise CheckFailed(what + ": please report this model (a bug in rsnnc)")
     report = ImportReport(
         name="import",
         source=source,

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import rsnn_compiler  # noqa: F401  (first: requests oneMKL strict mode before any torch product, float_repro.py)
 import torch
 
 torch.set_num_threads(1)

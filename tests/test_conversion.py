@@ -119,9 +119,11 @@ def test_ecl_finetune_simulation_is_the_compiled_snn():
 
 
 def test_ecl_default_finetune_reaches_clip_ann_on_shipped_cnn():
-    """Issue 6 on models/cnn_mnist1d with a short budget (15 of the 40 default epochs): reading
-    lam from the clip gives 96.7 % at T = 2 and the old staircase fine-tune 96.8-97.1 %; the
-    exact-SNN distillation fine-tune on the training split reaches 97.7 % (ANN 98.7 %)."""
+    """Issue 6 on models/cnn_mnist1d with the default 40 epochs: reading lam from the clip gives
+    96.7 % at T = 2 and the old staircase fine-tune 96.8-97.1 %; the exact-SNN distillation
+    fine-tune on the training split reaches 97.4-97.8 % (ANN 98.7 %) across oneMKL branches
+    (AUTO/AVX2/COMPATIBLE, strict). A 15-epoch budget ranged 96.8-97.7 % across CPUs: too close
+    to the bar to test."""
     from rsnn_compiler.frontends.onnx_import import load as load_onnx
 
     from ann_fixtures import mnist1d_data
@@ -129,7 +131,7 @@ def test_ecl_default_finetune_reaches_clip_ann_on_shipped_cnn():
     path = _shipped("cnn_mnist1d")
     xtr, xte, ytr, yte = mnist1d_data()
     res = load_onnx(path, ImportOptions(calib_x=xtr[None], calib_y=ytr, extra={"convert": {
-        "method": "ecl", "steps": 2, "opts": {"epochs": 15, "report_samples": 64}}}))
+        "method": "ecl", "steps": 2, "opts": {"report_samples": 64}}}))
     info = res.report.method_details["finetune"]
     assert info["forward"] == "snn" and info["samples"] == 4000
     assert _acc(res.graph, xte, yte, 2) >= 97.0
