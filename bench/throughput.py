@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "rleaky_mnist1d"
 GOAL_C_VS_LAVA = 100.0  # issue 18 (it was 30x before)
 GOAL_RT_VS_SNNTORCH = 2.0
+GOAL_FIXED_VS_FLOAT = 2.0  # issue 18: the fixed-point runtime within 2x of the float one
 
 
 def build_model(outdir: Path) -> tuple[Path, dict]:
@@ -338,6 +339,12 @@ def main() -> None:
             / by["C simulator (fixed, output only)"]["wall_s"],
         })
     ratios["goal_runtime_vs_snntorch_met"] = ratios["runtime_float_vs_snntorch"] >= GOAL_RT_VS_SNNTORCH
+    for r in sweep:
+        r["runtime_fixed_vs_float"] = r["runtime_fixed_s"] / r["runtime_float_s"]
+    if sweep:
+        ratios["runtime_fixed_vs_float_worst"] = max(r["runtime_fixed_vs_float"] for r in sweep)
+        ratios["runtime_fixed_vs_float_goal"] = GOAL_FIXED_VS_FLOAT
+        ratios["goal_runtime_fixed_vs_float_met"] = ratios["runtime_fixed_vs_float_worst"] <= GOAL_FIXED_VS_FLOAT
     if lava is not None:
         ratios["goal_c_vs_lava_met"] = min(ratios["c_vs_lava_in_lava"], ratios["c_vs_lava_end_to_end"]) >= GOAL_C_VS_LAVA
         ratios["goal_c_output_only_vs_lava_met"] = min(ratios["c_output_only_vs_lava_output_only_in_lava"],
@@ -385,6 +392,11 @@ def main() -> None:
             f"({min(r['runtime_float_vs_snntorch_pairs']):.1f}-{max(r['runtime_float_vs_snntorch_pairs']):.1f})"
             for r in sweep)
             + (f" — goal met at B = {', '.join(map(str, met))}" if met else " — goal met at no batch"))
+    if sweep:
+        lines.append(f"* GPU runtime fixed-point vs float ({device}, time ratio, lower is better): worst "
+                     f"**{ratios['runtime_fixed_vs_float_worst']:.2f}x** (goal <= {GOAL_FIXED_VS_FLOAT:g}x): "
+                     f"{'met' if ratios['goal_runtime_fixed_vs_float_met'] else 'NOT met'}; " + ", ".join(
+                         f"B={r['batch']}: {r['runtime_fixed_vs_float']:.2f}x" for r in sweep))
     if lava is not None:
         lines.append(f"* C simulator vs Lava fixed_pt, both recording every population's spikes and states "
                      f"(what validate compares): **{ratios['c_vs_lava_in_lava']:.0f}x** against in-Lava "

@@ -107,6 +107,33 @@ def test_fused_neuron_kernels_match_run_fixed(profile, monkeypatch):
     assert fused >= 12 and spiking >= 8, (fused, spiking)
 
 
+@pytest.mark.parametrize("profile,knobs", [
+    ("loihi2", dict(recurrent=True)), ("loihi2", dict(quantize_input=True, graded=True)),
+    ("fpga", dict(delays=True, recurrent=True)), ("fpga", dict(readout="li", graded=True, conv=True)),
+])
+def test_float32_carriers_match_run_fixed(profile, knobs, monkeypatch):
+    """With the fused kernels on, exact integers travel as float32 between float32-plan products
+    and the populations (``plan_carriers``): the same values as run_fixed, int64 again in the
+    result, recorded or not, including the first steps of delayed edges (torch kernels, which
+    take the float32 terms back to int64). Not vacuous: most graphs carry some values."""
+    from rsnn_compiler.backends.gpu.fused_neurons import FusedPopulation
+
+    monkeypatch.setenv("RSNNC_RUNTIME_FUSED", "1")
+    carrying = 0
+    for seed in range(8):
+        g = random_fixed_graph(seed, profile, **knobs)
+        x = random_input(g, steps=10, batch=3, seed=seed, density=0.5)
+        rt = GraphRuntime(g)
+        ref = run_fixed(g, x)
+        got = rt.run(x, record=True)
+        assert_same(ref, got, (profile, seed))
+        carried = rt.plan_carriers()
+        assert np.array_equal(rt.run(x, record=False).out, ref.out), (profile, seed)
+        pops = [s for s in rt.slots if isinstance(s.kernel, FusedPopulation) and s.kernel.active]
+        carrying += bool(carried & {s.name for s in pops})
+    assert carrying >= 5, carrying
+
+
 def test_fused_neuron_kernels_auto_mode(monkeypatch):
     """``auto`` (the default) fuses a run of at least AUTO_MIN_NEURON_STEPS neuron-steps and not a
     small one before that, every run after; ``0`` never; integer inputs beyond int32 (the C input contract) keep torch's

@@ -115,19 +115,25 @@ class ExactLinear:
             self._float[dtype] = self.weight.to(dtype)
         return self._float[dtype]
 
-    def apply(self, x: torch.Tensor, plan: LinearPlan, cache: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, plan: LinearPlan, cache: bool = False, keep_float: bool = False) -> torch.Tensor:
         """``W ⊛ x`` exactly under ``plan``; ``cache``: keep ``x``'s float copy on ``x`` for the
-        next product that reads the same tensor (``as_dtype``)."""
+        next product that reads the same tensor (``as_dtype``). ``x`` may be int64 or hold exact
+        integers in a float dtype. ``keep_float`` (a one-limb float plan): the product in the
+        plan's float dtype, not cast back (exact integers; the reader converts)."""
         if plan.dtype == "int64":
-            return self.fn(x, self.weight)
+            return self.fn(x if not x.is_floating_point() else x.to(torch.int64), self.weight)
         dtype = _DTYPES[plan.dtype]
         w = self._w(dtype)
         with _no_cudnn(x.device):
             if plan.limbs == 1:
                 xf = as_dtype(x, dtype) if cache else x.to(dtype)
                 if self.events and x.ndim == 2 and x.numel() and _sparse(x):
-                    return self._event_product(xf, dtype)
-                return self.fn(xf, w).to(torch.int64)
+                    y = self._event_product(xf, dtype)
+                else:
+                    y = self.fn(xf, w)
+                return y if keep_float else y.to(torch.int64)
+            if x.is_floating_point():
+                x = x.to(torch.int64)
             mask = (1 << plan.limb_bits) - 1
             rest = x
             total = None
@@ -146,7 +152,7 @@ class ExactLinear:
             self._wt[dtype] = self._w(dtype).t().contiguous()
         with warnings.catch_warnings():  # torch marks CSR beta with a UserWarning; this product is stable
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
-            return torch.sparse.mm(x.to_sparse_csr(), self._wt[dtype]).to(torch.int64)
+            return torch.sparse.mm(x.to_sparse_csr(), self._wt[dtype])
 
 
 #: attribute of an int64 value tensor holding its float copies (dtype -> tensor), made once: a
@@ -159,7 +165,9 @@ AS_DTYPE = "_rsnn_as_dtype"
 
 
 def as_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``x.to(dtype)``, cached on ``x`` (see ``AS_DTYPE``)."""
+    """``x.to(dtype)``, cached on ``x`` (see ``AS_DTYPE``); ``x`` itself when it has ``dtype``."""
+    if x.dtype == dtype:
+        return x
     cache = getattr(x, AS_DTYPE, None)
     if cache is None:
         cache = {}

@@ -225,11 +225,23 @@ def neuron_kernel(op: FixedNeuron, device):
 # --------------------------------------------------------------------------------------
 # Stateless ops
 # --------------------------------------------------------------------------------------
-def quantize_values(op: Quantize, x: torch.Tensor) -> torch.Tensor:
-    """clip(floor(x·2^shift + ½), lo, hi) in float64 (exact: power-of-two scale), as int64."""
+def quantize_values(op: Quantize, x: torch.Tensor, dtype: torch.dtype = I64) -> torch.Tensor:
+    """clip(floor(x·2^shift + ½), lo, hi) in float64 (exact: power-of-two scale), as int64 (or
+    ``dtype``: float32 holds the integers exactly when the limits are below 2^24)."""
     lo, hi = op.limits
     y = torch.floor(x.to(torch.float64) * float(2.0 ** op.shift) + 0.5)
-    return torch.clamp(y, float(lo), float(hi)).to(I64)
+    return torch.clamp(y, float(lo), float(hi)).to(dtype)
+
+
+class QuantizeKernel:
+    """The runtime's Quantize: int64 values, or float32 when ``out_float`` (plan_carriers)."""
+
+    def __init__(self, op: Quantize):
+        self.op = op
+        self.out_float = False
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_values(self.op, x, torch.float32 if self.out_float else I64)
 
 
 def _shift_tensors(weight_exp: np.ndarray, ndim_tail: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,6 +280,7 @@ class SynapseKernel:
         self.in_range = False  # set by ``set_bound``: the accumulator rule is the identity
         self.scaled: ExactLinear | None = None  # W·2^e when the whole rule is one left shift (set_bound)
         self.cache_casts = False  # keep the input's float copy on it (GraphRuntime: runs that do not record)
+        self.out_float = False  # give the exact product as float32 (GraphRuntime.plan_carriers)
 
     def set_bound(self, plan: LinearPlan, sum_bound: int) -> None:
         """The plan, and whether ``|shift(W ⊛ x, e) + bias| <= 2^(acc_bits-1) - 1`` is proven for
@@ -285,6 +298,13 @@ class SynapseKernel:
         elif not fold:
             self.scaled = None
 
+    def direct_float32(self) -> bool:
+        """Whether the whole rule is the product itself in float32 (one-limb float32 plan, weights
+        pre-scaled or no shift, no bias, proven in range): its float32 result is then exact."""
+        if self.plan.dtype != "float32" or self.plan.limbs != 1:
+            return False
+        return self.scaled is not None or (self.exp == 0 and self.bias is None and self.in_range)
+
     def out(self, ops, acc):
         y = ops.shift(acc, self.mul, self.rsh)
         if self.bias is not None:
@@ -293,7 +313,9 @@ class SynapseKernel:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.scaled is not None:
-            return self.scaled.apply(x, self.plan, self.cache_casts)
+            return self.scaled.apply(x, self.plan, self.cache_casts, self.out_float)
+        if self.out_float:  # direct_float32: the product is the rule
+            return self.linear.apply(x, self.plan, self.cache_casts, True)
         acc = self.linear.apply(x, self.plan, self.cache_casts)
         if self.exp is None or self.bias is not None or not self.in_range:
             return self.out(TorchInt, acc)
@@ -326,7 +348,7 @@ def stateless_kernel(op: Op, device):
     if isinstance(op, (Output, Identity)) or (isinstance(op, Delay) and op.steps == 0):
         return _identity
     if isinstance(op, Quantize):
-        return lambda x: quantize_values(op, x)
+        return QuantizeKernel(op)
     if isinstance(op, (FixedDense, _FixedConv)):
         return SynapseKernel(op, device)
     if isinstance(op, Pool):

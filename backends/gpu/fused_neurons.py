@@ -71,25 +71,45 @@ def fused_mode() -> str:
     return {"1": "on", "on": "on", "0": "off", "off": "off"}.get(raw, "auto")
 
 
+#: the C type of a term / output pointer by torch dtype
+C_TYPES = {torch.int64: "int64_t", torch.float32: "float"}
+#: the (term dtype, output dtype) variants compiled for a fixed family: int64 values, or exact
+#: integers carried as float32 (runtime.plan_carriers: the synapse products that feed a population
+#: and the spikes it sends to float32 matmuls stay float32, no cast on either side); converted to
+#: int64 inside the loop (exact: every carried value is an integer below 2^24)
+FIXED_VARIANTS = tuple((t, y) for t in (torch.int64, torch.float32) for y in (torch.int64, torch.float32))
+
+
 @dataclass
 class FusedKernel:
-    """One population's compiled step: ``fn(pointers, batch)``; the pointers are the input terms
-    (one per input edge), the output, every state of ``names`` old, every state of ``names`` new,
-    then the per-neuron parameter arrays ``params`` (kept alive here)."""
+    """One population's compiled step: ``fns[(term dtype, output dtype)](pointers, batch)``; the
+    pointers are the input terms (one per input edge), the output, every state of ``names`` old,
+    every state of ``names`` new, then the per-neuron parameter arrays ``params`` (kept alive
+    here). States are int64 (fixed) or float32 (float) whatever the variant."""
 
     names: tuple[str, ...]
     stored: tuple[str, ...]
     size: int
     terms: int = 1  # input terms, one per input edge (summed in C for fixed families)
-    dtype: torch.dtype = torch.int64
+    dtype: torch.dtype = torch.int64  # the family's own value type (states)
     params: list = field(default_factory=list)  # per-neuron parameter tensors, last pointers
-    fn: object = None
+    variants: tuple = ()  # (term dtype, output dtype) pairs, entry points rsnn_fused_<index><suffix>
+    out_state: str | None = None  # the stored state the output equals (returned for it in the own type)
+    fns: dict = field(default_factory=dict)
+
+    @staticmethod
+    def suffix(variant: tuple, base: tuple) -> str:
+        """Entry point suffix: '' for the family's own types, else '_' + i/f per term and output."""
+        if variant == base:
+            return ""
+        return "_" + "".join("f" if d == torch.float32 else "i" for d in variant)
 
 
 def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str, FusedKernel]:
-    """C text of ``void rsnn_fused_<index>(void *const *p, long batch)`` for population ``op``:
-    int64 for a fixed family (``CPrims``), float for a float one (``CFloatPrims``, whose step
-    takes ``n_terms`` input terms, one per input edge in edge order)."""
+    """C text of ``void rsnn_fused_<index><suffix>(void *const *p, long batch)`` for population
+    ``op``: int64 for a fixed family (``CPrims``; one entry point per ``FIXED_VARIANTS`` pair),
+    float for a float one (``CFloatPrims``, whose step takes ``n_terms`` input terms, one per input
+    edge in edge order)."""
     from rsnn_compiler.ir.dynamics import domain_of, family_of
     from rsnn_compiler.neurons import Domain
 
@@ -117,12 +137,10 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
     # terms in its own rounding order); a fixed family's input is their integer sum, taken here
     # in edge order (exact: int64 addition is associative), which saves the runtime a summing call
     terms = max(n_terms, 1)
-    inputs = [prims.expr(f"x{j}[k]") for j in range(terms)]
     if family.takes_terms:
-        x_in, pre = inputs, []
+        x_in, pre = [prims.expr(f"x{j}[k]") for j in range(terms)], []
     else:
-        x_in = prims.expr("x_in")
-        pre = [f"const {ctype} x_in = {' + '.join(str(t) for t in inputs)};"]
+        x_in, pre = prims.expr("x_in"), ["const {ctype} x_in = {sum};"]
     code = neuron_code(op, cid, param, store="n", prims_type=prims, x=x_in)
     names = family.states + tuple(h for h in family.hidden if h not in family.states)
     # one row (sample) per call of a static function whose pointers are restrict parameters, so
@@ -135,33 +153,53 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
         if "s->" in line or "n->" in line:
             raise RsnncError(f"fused neuron kernel: unexpected state reference in '{line}'")
         lines.append(line)
-    xs = "".join(f"const {ctype} *restrict x{j}, " for j in range(terms))
+    if not lines[-1].startswith("y[k] = ") or not lines[-1].endswith(";"):
+        raise RsnncError(f"fused neuron kernel: the step does not end with its output ('{lines[-1]}')")
+    own = torch.int64 if fixed else torch.float32
+    base = (own, own)
+    # an output equal to a stored state (a spike kept for the next step's reset): in the variants
+    # whose output type is the state's, the state tensor is returned as the output and the loop
+    # writes one stream less (safe: no tensor is written after its step)
+    out_value = lines[-1][len("y[k] = "):-1]
+    out_state = next((n for n in code.stored if f"n_{member(n)}[k] = {out_value};" in lines), None)
+    variants = FIXED_VARIANTS if fixed else (base,)
     params = "".join(f", const {ctype} *restrict s_{member(n)}, {ctype} *restrict n_{member(n)}" for n in names)
     params += "".join(f", const {ctype} *restrict prm{j}" for j in range(len(arrays)))
     used = "".join(f"    (void)s_{member(n)};\n    (void)n_{member(n)};\n" for n in names)
-    x_args = "".join(f"(const {ctype} *)p[{j}] + off, " for j in range(terms))
     first = terms + 1  # p: inputs, output, old states, new states
     args = "".join(f", (const {ctype} *)p[{first + i}] + off, ({ctype} *)p[{first + len(names) + i}] + off"
                    for i, n in enumerate(names))
     args += "".join(f", (const {ctype} *)p[{first + 2 * len(names) + j}]" for j in range(len(arrays)))
-    body = "".join(f"        {line}\n" for line in lines)
     label = "".join(c if c.isprintable() and c not in "*/" else "_" for c in name)
-    text = (
-        f"/* population '{label}': {code.doc.replace('*/', '* /')} */\n"
-        f"static void rsnn_fused_row_{index}({xs}{ctype} *restrict y{params})\n{{\n"
-        f"    long k;\n{used}"
-        f"    for (k = 0; k < {size}L; ++k) {{\n{body}    }}\n}}\n\n"
-        f"void rsnn_fused_{index}(void *const *p, long batch)\n{{\n"
-        f"    long b;\n"
-        f"#ifdef _OPENMP\n#pragma omp parallel for schedule(static) if (batch * {size}L >= RSNN_PARALLEL_MIN)\n#endif\n"
-        f"    for (b = 0; b < batch; ++b) {{\n"
-        f"        const long off = b * {size}L;\n"
-        f"        rsnn_fused_row_{index}({x_args}({ctype} *)p[{terms}] + off{args});\n"
-        f"    }}\n}}\n"
-    )
-    dtype = torch.int64 if fixed else torch.float32
-    kernel = FusedKernel(tuple(names), code.stored, size, terms, dtype,
-                         params=[torch.from_numpy(a) for a in arrays])
+    text = f"/* population '{label}': {code.doc.replace('*/', '* /')} */\n"
+    for variant in variants:
+        tt, yt = (C_TYPES[d] for d in variant)
+        fn = f"rsnn_fused_{index}{FusedKernel.suffix(variant, base)}"
+        read = (lambda j: f"x{j}[k]") if tt == ctype else (lambda j: f"({ctype})x{j}[k]")
+        body = list(lines)
+        if pre:  # the first line sums the terms (fixed families)
+            body[0] = body[0].format(ctype=ctype, sum=" + ".join(read(j) for j in range(terms)))
+        if yt != ctype:
+            body[-1] = f"y[k] = ({yt})({out_value});"
+        elif out_state is not None:
+            body[-1] = "(void)y;"
+        xs = "".join(f"const {tt} *restrict x{j}, " for j in range(terms))
+        x_args = "".join(f"(const {tt} *)p[{j}] + off, " for j in range(terms))
+        lines_text = "".join(f"        {line}\n" for line in body)
+        text += (
+            f"static void {fn}_row({xs}{yt} *restrict y{params})\n{{\n"
+            f"    long k;\n{used}"
+            f"    for (k = 0; k < {size}L; ++k) {{\n{lines_text}    }}\n}}\n\n"
+            f"void {fn}(void *const *p, long batch)\n{{\n"
+            f"    long b;\n"
+            f"#ifdef _OPENMP\n#pragma omp parallel for schedule(static) if (batch * {size}L >= RSNN_PARALLEL_MIN)\n#endif\n"
+            f"    for (b = 0; b < batch; ++b) {{\n"
+            f"        const long off = b * {size}L;\n"
+            f"        {fn}_row({x_args}({yt} *)p[{terms}] + off{args});\n"
+            f"    }}\n}}\n\n"
+        )
+    kernel = FusedKernel(tuple(names), code.stored, size, terms, own,
+                         params=[torch.from_numpy(a) for a in arrays], variants=variants, out_state=out_state)
     return text, kernel
 
 
@@ -184,10 +222,11 @@ class FusedLibrary:
                             lambda work: compile_c(["neurons.c"], LIBRARY, work, extra_flags=flags))
         lib = load_shared(path)
         for index, kernel in self.kernels.items():
-            fn = getattr(lib, f"rsnn_fused_{index}")
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_long]
-            fn.restype = None
-            kernel.fn = fn
+            for variant in kernel.variants:
+                fn = getattr(lib, f"rsnn_fused_{index}{FusedKernel.suffix(variant, (kernel.dtype, kernel.dtype))}")
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_long]
+                fn.restype = None
+                kernel.fns[variant] = fn
 
 
 #: float kernels must round like torch: one IEEE operation per product and sum (no contraction
@@ -244,7 +283,11 @@ class FusedPopulation:
     """A CPU population for the runtime: the torch kernels (``pop``), or its fused C step once
     ``kernel`` is attached and ``active`` (``attach`` decides per run). Same interface as
     ``Population``; a step whose inputs the kernel was not compiled for (fewer input terms in
-    the first steps of a delayed edge, another dtype) runs the torch kernels on the same states."""
+    the first steps of a delayed edge, mixed dtypes) runs the torch kernels on the same states.
+
+    Fixed families also take their terms as exact integers carried in float32, and write their
+    output as float32 when ``out_float`` (``runtime.plan_carriers`` sets it where every reader
+    takes float32); the torch kernels always see int64 terms and give int64 outputs."""
 
     def __init__(self, pop: Population):
         self.pop = pop
@@ -252,6 +295,7 @@ class FusedPopulation:
         self.state_names = pop.state_names
         self.kernel: FusedKernel | None = None
         self.active = False
+        self.out_float = False
 
     def init(self, batch: int):
         return self.pop.init(batch)
@@ -260,6 +304,9 @@ class FusedPopulation:
         return self.pop.states(st)
 
     def _torch_step(self, st, xs: list):
+        if self.kernel is not None and self.kernel.dtype == torch.int64:  # carried float32 -> int64
+            xs = [t.to(torch.int64) if isinstance(t, torch.Tensor) and t.dtype == torch.float32 else t
+                  for t in xs]
         if self.pop.takes_terms:
             return self.pop.step(st, xs)
         total = xs[0]
@@ -267,21 +314,35 @@ class FusedPopulation:
             total = total + t
         return self.pop.step(st, total)
 
-    def step(self, st, x):
+    def _variant(self, xs: list):
+        """The compiled entry point for these terms, or None (torch kernels)."""
         kernel = self.kernel
+        if not self.active or kernel is None or len(xs) != kernel.terms:
+            return None
+        dtypes = {t.dtype if isinstance(t, torch.Tensor) else None for t in xs}
+        if len(dtypes) != 1:
+            return None
+        out = torch.float32 if self.out_float else kernel.dtype
+        return kernel.fns.get((dtypes.pop(), out))
+
+    def step(self, st, x):
         xs = list(x)
-        if not self.active or kernel is None or len(xs) != kernel.terms or not all(
-                isinstance(t, torch.Tensor) and t.dtype == kernel.dtype for t in xs):
+        fn = self._variant(xs)
+        if fn is None:
             return self._torch_step(st, xs)
+        kernel = self.kernel
         shape = xs[0].shape
         xs = [t.contiguous() if t.shape == shape else t.expand(shape).contiguous() for t in xs]
-        y = torch.empty_like(xs[0])
         old = [getattr(st, n).contiguous() for n in kernel.names]
         new = [torch.empty_like(o) if n in kernel.stored else o for n, o in zip(kernel.names, old)]
+        if kernel.out_state is not None and not self.out_float:  # the state is the output
+            y = new[kernel.names.index(kernel.out_state)]
+        else:
+            y = torch.empty(shape, dtype=torch.float32 if self.out_float else kernel.dtype)
         ptrs = (ctypes.c_void_p * (len(xs) + 1 + 2 * len(old) + len(kernel.params)))(
             *(t.data_ptr() for t in xs), y.data_ptr(), *(t.data_ptr() for t in old), *(t.data_ptr() for t in new),
             *(t.data_ptr() for t in kernel.params))
-        kernel.fn(ptrs, y.numel() // kernel.size)
+        fn(ptrs, y.numel() // kernel.size)
         for n, t in zip(kernel.names, new):
             setattr(st, n, t)
         return y

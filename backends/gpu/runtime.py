@@ -43,7 +43,7 @@ from rsnn_compiler.threads import compute_threads
 
 from rsnn_compiler.backends.gpu import fixed_ops as fx
 from rsnn_compiler.backends.gpu import float_ops as fl
-from rsnn_compiler.backends.gpu.exact import UNKNOWN_BOUND, cap, choose_plan, exact_float_context
+from rsnn_compiler.backends.gpu.exact import FLOAT32_EXACT, UNKNOWN_BOUND, cap, choose_plan, exact_float_context
 from rsnn_compiler.backends.gpu.fused_neurons import FusedPopulation, attach as attach_fused
 
 DEVICE_ENV = "RSNNC_GPU_DEVICE"
@@ -130,6 +130,7 @@ class GraphRuntime:
         self.by_name = {s.name: s for s in self.slots}
         self.output = self.by_name[graph.output_name].index
         self._plans_for: int | None = None
+        self._bounds: dict[str, int] = {}
 
     # ---- inputs ------------------------------------------------------------------------
     def prepare_input(self, x) -> torch.Tensor:
@@ -190,7 +191,7 @@ class GraphRuntime:
 
     def plan_synapses(self, input_bound: int = UNKNOWN_BOUND) -> dict[str, str]:
         """Choose each synapse's exact strategy for inputs with max |x| = ``input_bound``."""
-        bounds = self.value_bounds(input_bound)
+        bounds = self._bounds = self.value_bounds(input_bound)
         plans = {}
         for s in self.slots:
             if isinstance(s.kernel, fx.SynapseKernel):
@@ -200,6 +201,50 @@ class GraphRuntime:
                 plans[s.name] = s.kernel.plan.describe()
         self._plans_for = input_bound
         return plans
+
+    def plan_carriers(self) -> set[str]:
+        """Mark the values carried as float32 instead of int64 in this run (fixed graphs, fused
+        CPU kernels active) and return their nodes. A value is carried when float32 holds it
+        exactly (every value an integer of magnitude < 2^24: ``value_bounds``, or a one-limb
+        float32 product, whose partial sums the plan bounds below 2^24) and every reader takes
+        float32 without converting it: a synapse product that only fused populations read
+        (they convert each term in their loop), a fused population's or a Quantize's output
+        that only float32-plan synapses (which would cast to float32 anyway) or the Output
+        read. No value is ever rounded: the same integers, another container; the Output's
+        values and every recorded value are int64 again when a run returns."""
+        readers: dict[int, list] = {s.index: [] for s in self.slots}
+        for s in self.slots:
+            for src, _d in s.edges:
+                readers[src].append(s)
+
+        def fused(r) -> bool:
+            return isinstance(r.kernel, FusedPopulation) and r.kernel.active
+
+        def takes_float32(r) -> bool:
+            if r.index == self.output:
+                return len(r.edges) == 1
+            k = r.kernel
+            return isinstance(k, fx.SynapseKernel) and k.plan.dtype == "float32" and k.plan.limbs == 1
+
+        carried = set()
+        for s in self.slots:
+            k, rs = s.kernel, readers[s.index]
+            exact = self._bounds.get(s.name, UNKNOWN_BOUND) < FLOAT32_EXACT
+            if isinstance(k, fx.SynapseKernel):
+                k.out_float = bool(rs) and k.direct_float32() and all(fused(r) for r in rs)
+                on = k.out_float
+            elif isinstance(k, fx.QuantizeKernel):
+                k.out_float = bool(rs) and exact and all(takes_float32(r) for r in rs)
+                on = k.out_float
+            elif isinstance(k, FusedPopulation):
+                k.out_float = (bool(rs) and k.active and exact and k.kernel is not None
+                               and k.kernel.dtype == torch.int64 and all(takes_float32(r) for r in rs))
+                on = k.out_float
+            else:
+                on = False
+            if on:
+                carried.add(s.name)
+        return carried
 
     def _input_bound(self, x: torch.Tensor) -> int:
         if self.input_float or x.numel() == 0:
@@ -223,6 +268,8 @@ class GraphRuntime:
             if self._plans_for is None or (self._plans_for < bound):
                 self.plan_synapses(max(bound, 1))
         attach_fused(self, xt.shape[0], xt.shape[1], bound)
+        if self.fixed:
+            self.plan_carriers()
         for s in self.slots:
             if isinstance(s.kernel, fx.SynapseKernel):
                 s.kernel.cache_casts = not record  # exact.as_dtype: one cast per spike tensor
@@ -230,10 +277,10 @@ class GraphRuntime:
         with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed), threads:
             hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output,
                                 whole_time=self.whole_time)
-        out = torch.stack(hist[self.output])
-        trace = Trace(out=out)
+        stack = self._stack_int if self.fixed else torch.stack
+        trace = Trace(out=stack(hist[self.output]))
         if record:
-            trace.values = {s.name: torch.stack(hist[s.index]) for s in self.slots}
+            trace.values = {s.name: stack(hist[s.index]) for s in self.slots}
             trace.spikes = {
                 s.name: trace.values[s.name] for s in self.slots
                 if isinstance(s.op, NeuronOp) and s.op.spiking
@@ -241,6 +288,14 @@ class GraphRuntime:
             }
             trace.states = {k: torch.stack(v) for k, v in rec.items()}
         return trace
+
+    @staticmethod
+    def _stack_int(seq: list) -> torch.Tensor:
+        """Steps stacked, with values carried as float32 (``plan_carriers``; exact integers)
+        back in int64; a float64 input (Quantize-only Input) stays float64."""
+        if any(t.dtype == torch.float32 for t in seq):
+            seq = [t.to(torch.int64) for t in seq]
+        return torch.stack(seq)
 
     def run(self, x, record: bool | None = None) -> RunResult:
         """Run on ``x`` shaped (time, batch, *input_shape); numpy results like the interpreters."""
