@@ -220,3 +220,56 @@ def test_the_oracle_catches_a_reordered_update_form(monkeypatch):
     monkeypatch.setattr(norse, "euler", reordered)
     got = run_float(g, x).states
     assert any(not np.array_equal(np.asarray(v, np.float32), got[f"v/{node}"][:, 0]) for node, v in want.items())
+
+
+# ---- proven state ranges (backends/c/neurons.py: CExpr.bound) --------------------------------
+def test_proven_state_ranges_hold_on_every_family_and_random_graph():
+    """``neuron_code(...).state_bounds`` (what the fused runtime kernels narrow states by) holds
+    for every recorded state value of every fixed family's case and of random graphs with
+    overflowing states; and it proves something (the narrowing is not vacuous)."""
+    from rsnn_compiler.backends.c.neurons import neuron_code
+    from rsnn_compiler.ir.fixed_ops import FixedNeuron
+
+    graphs = [(name, fixed_family_graph(name, seed=i)) for i, name in enumerate(sorted(FIXED_FAMILIES))]
+    graphs += [(f"random {p} {s}", random_fixed_graph(s, p, overflow=True, graded=s % 2 == 0))
+               for p in ("loihi2", "fpga") for s in range(12)]
+    proven = 0
+    for label, g in graphs:
+        x = case_input(g, STEPS, BATCH, seed=5) if label in FIXED_FAMILIES else random_input(g, 12, 2, 5, density=0.6)
+        states = run_fixed(g, x).states
+        for node, op in g.nodes.items():
+            if not isinstance(op, FixedNeuron):
+                continue
+            code = neuron_code(op, "p0", lambda name, arr: name, store="n")
+            for state, bound in code.state_bounds.items():
+                key = f"{state}/{node}"
+                if bound is None or state not in code.stored or key not in states:
+                    continue
+                proven += 1
+                vals = states[key]
+                assert bound[0] <= vals.min() and vals.max() <= bound[1], (label, key, bound, vals.min(), vals.max())
+    assert proven >= 40, proven
+
+
+def test_expression_bounds():
+    """The rules ``CExpr.bound`` follows: overflow rules bound their result (wrap_once only for
+    inputs within three half-ranges), comparisons are 0/1, clips and literals are exact, ``+ - *``
+    by interval arithmetic, ``where`` the union, and a state read is unknown."""
+    from rsnn_compiler.backends.c.neurons import CExpr, CPrims
+    from rsnn_compiler.fixed.arith import Overflow
+    from rsnn_compiler.neurons import Comparator
+
+    P = CPrims(lambda name, arr: name)
+    x, s = CExpr("x[k]"), CExpr("s->v[k]")
+    assert P.ovf(x, 8, Overflow.SATURATE).bound == (-128, 127)
+    assert P.ovf(x, 8, Overflow.SATURATE_SYM).bound == (-127, 127)
+    assert P.ovf(x, 8, Overflow.WRAP).bound == (-128, 127)
+    assert P.ovf(x, 8, Overflow.WRAP_ONCE).bound is None
+    assert P.ovf(P.clip(x, -300, 300), 8, Overflow.WRAP_ONCE).bound == (-127, 128)
+    assert P.ovf(P.clip(x, -400, 300), 8, Overflow.WRAP_ONCE).bound is None
+    assert P.cmp(s, 3, Comparator.GT).bound == (0, 1) and P.lt(s, x).bound == (0, 1)
+    assert (P.clip(x, -2, 3) * 4 - 1).bound == (-9, 11)
+    assert P.where(CExpr("c"), P.clip(x, 0, 5), -7).bound == (-7, 5)
+    assert P.decay(P.clip(x, -5, 9), 100).bound == (-5, 9)
+    assert P.lshift(P.clip(x, -1, 2), 3).bound == (-8, 16)
+    assert (s + 1).bound is None and P.let(P.clip(x, 0, 1) + 0, "t").bound == (0, 1)

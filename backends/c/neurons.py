@@ -12,12 +12,12 @@ Every primitive is a function of ``rsnn_fixed.h`` (``c/runtime.py``) or a C oper
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from rsnn_compiler.fixed.arith import Overflow
+from rsnn_compiler.fixed.arith import Overflow, signed_range
 from rsnn_compiler.ir.dynamics import family_of, op_values
 from rsnn_compiler.neurons import Comparator
 from rsnn_compiler.neurons.family import bind
@@ -41,28 +41,65 @@ def lit(v: int) -> str:
     return str(v) if -INT32_MAX <= v <= INT32_MAX else f"INT64_C({v})"
 
 
+Bound = tuple[int, int] | None  # inclusive (lo, hi) of an integer expression's values, None: unknown
+INT64_BOUND = (-(1 << 63), (1 << 63) - 1)
+
+
+def _checked(lo: int, hi: int) -> Bound:
+    """(lo, hi) when int64 holds it (the C arithmetic stays exact), else unknown."""
+    return (lo, hi) if INT64_BOUND[0] <= lo and hi <= INT64_BOUND[1] else None
+
+
+def union(*bounds: Bound) -> Bound:
+    """The bound of a value that is one of several (None when any is unknown)."""
+    if not bounds or any(b is None for b in bounds):
+        return None
+    return min(b[0] for b in bounds), max(b[1] for b in bounds)
+
+
+def _interval(op: str, a: Bound, b: Bound) -> Bound:
+    """Interval arithmetic for ``+ - *`` on integer bounds."""
+    if a is None or b is None:
+        return None
+    if op == "+":
+        return _checked(a[0] + b[0], a[1] + b[1])
+    if op == "-":
+        return _checked(a[0] - b[1], a[1] - b[0])
+    if op == "*":
+        corners = [x * y for x in a for y in b]
+        return _checked(min(corners), max(corners))
+    return None
+
+
 class CExpr:
-    """C expression text; arithmetic with ints and other CExprs builds bigger expressions."""
+    """C expression text; arithmetic with ints and other CExprs builds bigger expressions.
+    ``bound``: the inclusive range of the expression's values where the primitives prove one
+    (overflow rules, comparisons, clips, literals, parameters, and ``+ - *`` of bounded values by
+    interval arithmetic); None where nothing is known (e.g. a state read, an input). The fused
+    runtime kernels store a state in the narrowest integer type its bound allows."""
 
-    __slots__ = ("text",)
+    __slots__ = ("text", "bound")
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, bound: Bound = None):
         self.text = text
+        self.bound = bound
 
     def __str__(self) -> str:
         return self.text
 
     @staticmethod
     def of(value) -> "CExpr":
-        return value if isinstance(value, CExpr) else CExpr(lit(value))
+        if isinstance(value, CExpr):
+            return value
+        return CExpr(lit(value), (int(value), int(value)))
 
-    def _new(self, text: str) -> "CExpr":
+    def _new(self, text: str, bound: Bound = None) -> "CExpr":
         """An expression of this one's kind (int64 here; float32 in the runtime's float kernels)."""
-        return CExpr(text)
+        return CExpr(text, bound)
 
     def _bin(self, op: str, other, swap: bool = False) -> "CExpr":
         a, b = (self.of(other), self) if swap else (self, self.of(other))
-        return self._new(f"({a} {op} {b})")
+        return self._new(f"({a} {op} {b})", _interval(op, a.bound, b.bound))
 
     def __add__(self, o):
         return self._bin("+", o)
@@ -93,8 +130,9 @@ class CParam(CExpr):
 
     __slots__ = ("_make", "_text")
 
-    def __init__(self, make: Callable[[], str]):
+    def __init__(self, make: Callable[[], str], bound: Bound = None):
         self._make, self._text = make, None
+        self.bound = bound
 
     @property
     def text(self) -> str:
@@ -147,7 +185,7 @@ class CPrims:
         self._used: dict[str, int] = {}
 
     def param(self, name: str, value: np.ndarray) -> CExpr:
-        return CParam(lambda: self._param(name, value))
+        return CParam(lambda: self._param(name, value), _array_bound(value))
 
     def let(self, value, name: str = "t") -> CExpr:
         value = self.expr.of(value)
@@ -157,28 +195,33 @@ class CPrims:
         self._used[name] = count
         var = name if count == 1 and name not in _RESERVED else f"{name}_{count}"
         self.lines.append(f"const {self.ctype} {var} = {value};")
-        return self.expr(var)
+        return self.expr(var, value.bound)
 
     @staticmethod
     def lshift(x, n: int) -> CExpr:
-        return CExpr(f"rsnn_shl({x}, {n})") if n else CExpr.of(x)
+        x = CExpr.of(x)
+        return CExpr(f"rsnn_shl({x}, {n})", _interval("*", x.bound, (1 << n, 1 << n))) if n else x
 
     @staticmethod
     def mul_shift(a, b, n: int) -> CExpr:
-        return CExpr(f"rsnn_trunc_shift({CExpr.of(a) * b}, {n})")
+        prod = CExpr.of(a) * b
+        bound = None if prod.bound is None else (_trunc(prod.bound[0], n), _trunc(prod.bound[1], n))
+        return CExpr(f"rsnn_trunc_shift({prod}, {n})", bound)
 
     @staticmethod
     def decay(x, d) -> CExpr:
-        return CExpr(f"rsnn_decay({x}, {CExpr.of(d)})")
+        x = CExpr.of(x)  # |decay(x, d)| <= |x|, toward zero
+        bound = None if x.bound is None else (min(x.bound[0], 0), max(x.bound[1], 0))
+        return CExpr(f"rsnn_decay({x}, {CExpr.of(d)})", bound)
 
     @staticmethod
     def ovf(x, bits: int, mode: Overflow, state: str = "") -> CExpr:
-        return CExpr(f"{OVERFLOW_FN[mode]}({x}, {bits})")
+        return CExpr(f"{OVERFLOW_FN[mode]}({x}, {bits})", _overflow_bound(CExpr.of(x).bound, bits, mode))
 
     @classmethod
     def boolean(cls, cond: str) -> CExpr:
         """1 where the C condition holds, else 0, in this set's value type."""
-        return cls.expr(f"(int64_t)({cond})")
+        return cls.expr(f"(int64_t)({cond})", (0, 1))
 
     @classmethod
     def cmp(cls, v, theta, comparator: Comparator) -> CExpr:
@@ -199,7 +242,8 @@ class CPrims:
 
     @classmethod
     def where(cls, cond, a, b) -> CExpr:
-        return cls.expr(f"({cond} ? {cls.expr.of(a)} : {cls.expr.of(b)})")
+        a, b = cls.expr.of(a), cls.expr.of(b)
+        return cls.expr(f"({cond} ? {a} : {b})", union(a.bound, b.bound))
 
     @staticmethod
     def floor_div(x, y) -> CExpr:
@@ -207,11 +251,36 @@ class CPrims:
 
     @staticmethod
     def clip(x, lo: int, hi: int) -> CExpr:
-        return CExpr(f"rsnn_clip({x}, {lit(lo)}, {lit(hi)})")
+        return CExpr(f"rsnn_clip({x}, {lit(lo)}, {lit(hi)})", (int(lo), int(hi)))
 
     @classmethod
     def full_like(cls, value, like) -> CExpr:
         return cls.expr.of(value)
+
+
+def _trunc(v: int, n: int) -> int:
+    """v / 2^n rounded toward zero (monotonic, so it maps a bound's ends)."""
+    return v >> n if v >= 0 else -((-v) >> n)
+
+
+def _array_bound(value) -> Bound:
+    """(min, max) of an integer parameter array, else unknown."""
+    arr = np.asarray(value)
+    if arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        return None
+    return int(arr.min()), int(arr.max())
+
+
+def _overflow_bound(x: Bound, bits: int, mode: Overflow) -> Bound:
+    """What ``ovf(x, bits, mode)`` can produce: the rule's range, except that ``wrap_once``
+    wraps once and so bounds only inputs within three half-ranges (``arith.overflow``)."""
+    if bits >= 64:
+        return x
+    lo, hi = signed_range(bits, mode)
+    if mode is Overflow.WRAP_ONCE:
+        half = 1 << (bits - 1)
+        return (lo, hi) if x is not None and -3 * half < x[0] and x[1] <= 3 * half else None
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -223,6 +292,9 @@ class NeuronCode:
     stored: tuple[str, ...]
     reads_prev_output: bool
     doc: str
+    #: every state's values over a whole run (initial value and every stored value), where the
+    #: definition proves a range; None: unknown (``CExpr.bound``)
+    state_bounds: dict = field(default_factory=dict)
 
 
 def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str], store: str = "s",
@@ -251,7 +323,11 @@ def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str], store: st
                for q in family.params if not q.per_neuron]
     doc = (f"family '{family.name}' ({family.doc}), defined in rsnn_compiler/neurons/fixed_dynamics.py;"
            f" {', '.join(choices)}")
-    return NeuronCode(lines, stored, "s" in st.reads, doc)
+    bounds = {}
+    for name in family.states + tuple(h for h in family.hidden if h not in family.states):
+        start = _array_bound(getattr(derived, family.initial[name])) if name in family.initial else (0, 0)
+        bounds[name] = union(start, final[name].bound) if name in final else start
+    return NeuronCode(lines, stored, "s" in st.reads, doc, bounds)
 
 
 def reads_prev_output(op) -> bool:

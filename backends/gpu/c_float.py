@@ -41,8 +41,8 @@ class FloatCExpr(CExpr):
     def of(value) -> CExpr:
         return value if isinstance(value, CExpr) else FloatCExpr(float_lit(value))
 
-    def _new(self, text: str) -> CExpr:
-        return FloatCExpr(text)
+    def _new(self, text: str, bound=None) -> CExpr:
+        return FloatCExpr(text)  # float values: no integer bound
 
     def __truediv__(self, o):
         return self._bin("/", o)

@@ -71,8 +71,24 @@ def fused_mode() -> str:
     return {"1": "on", "on": "on", "0": "off", "off": "off"}.get(raw, "auto")
 
 
-#: the C type of a term / output pointer by torch dtype
-C_TYPES = {torch.int64: "int64_t", torch.float32: "float"}
+#: the C type of a term / output / state pointer by torch dtype
+C_TYPES = {torch.int64: "int64_t", torch.float32: "float", torch.int32: "int32_t", torch.int16: "int16_t",
+           torch.int8: "int8_t"}
+_NARROW = ((torch.int8, 8), (torch.int16, 16), (torch.int32, 32))
+
+
+def own_dtype(fixed: bool) -> torch.dtype:
+    return torch.int64 if fixed else torch.float32
+
+
+def narrowest(bound) -> torch.dtype:
+    """The narrowest signed integer tensor type holding every value in ``bound`` (int64 when the
+    bound is unknown)."""
+    if bound is not None:
+        for dtype, bits in _NARROW:
+            if -(1 << (bits - 1)) <= bound[0] and bound[1] < (1 << (bits - 1)):
+                return dtype
+    return torch.int64
 #: the (term dtype, output dtype) variants compiled for a fixed family: int64 values, or exact
 #: integers carried as float32 (runtime.plan_carriers: the synapse products that feed a population
 #: and the spikes it sends to float32 matmuls stay float32, no cast on either side); converted to
@@ -95,6 +111,7 @@ class FusedKernel:
     params: list = field(default_factory=list)  # per-neuron parameter tensors, last pointers
     variants: tuple = ()  # (term dtype, output dtype) pairs, entry points rsnn_fused_<index><suffix>
     out_state: str | None = None  # the stored state the output equals (returned for it in the own type)
+    state_dtypes: tuple = ()  # per name: the tensor type the kernel keeps the state in
     fns: dict = field(default_factory=dict)
 
     @staticmethod
@@ -143,13 +160,18 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
         x_in, pre = prims.expr("x_in"), ["const {ctype} x_in = {sum};"]
     code = neuron_code(op, cid, param, store="n", prims_type=prims, x=x_in)
     names = family.states + tuple(h for h in family.hidden if h not in family.states)
+    # fixed families: each stored state in the narrowest integer type its proven range allows
+    # (code.state_bounds); read back widened to int64, so the arithmetic is unchanged
+    stypes = tuple(narrowest(code.state_bounds.get(n)) if fixed and n in code.stored else own_dtype(fixed)
+                   for n in names)
     # one row (sample) per call of a static function whose pointers are restrict parameters, so
     # the compiler vectorizes the loop (no tensor aliases another: fresh outputs, distinct states)
     lines = []
     for line in pre + code.body:
         for n in names:
             m = member(n)
-            line = line.replace(f"s->{m}_{cid}[k]", f"s_{m}[k]").replace(f"n->{m}_{cid}[k]", f"n_{m}[k]")
+            read = f"s_{m}[k]" if C_TYPES[stypes[names.index(n)]] == ctype else f"(({ctype})s_{m}[k])"
+            line = line.replace(f"s->{m}_{cid}[k]", read).replace(f"n->{m}_{cid}[k]", f"n_{m}[k]")
         if "s->" in line or "n->" in line:
             raise RsnncError(f"fused neuron kernel: unexpected state reference in '{line}'")
         lines.append(line)
@@ -161,13 +183,16 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
     # whose output type is the state's, the state tensor is returned as the output and the loop
     # writes one stream less (safe: no tensor is written after its step)
     out_value = lines[-1][len("y[k] = "):-1]
-    out_state = next((n for n in code.stored if f"n_{member(n)}[k] = {out_value};" in lines), None)
+    out_state = next((n for n in code.stored if f"n_{member(n)}[k] = {out_value};" in lines
+                      and stypes[names.index(n)] == own), None)
     variants = FIXED_VARIANTS if fixed else (base,)
-    params = "".join(f", const {ctype} *restrict s_{member(n)}, {ctype} *restrict n_{member(n)}" for n in names)
+    stc = [C_TYPES[t] for t in stypes]
+    params = "".join(f", const {stc[i]} *restrict s_{member(n)}, {stc[i]} *restrict n_{member(n)}"
+                     for i, n in enumerate(names))
     params += "".join(f", const {ctype} *restrict prm{j}" for j in range(len(arrays)))
     used = "".join(f"    (void)s_{member(n)};\n    (void)n_{member(n)};\n" for n in names)
     first = terms + 1  # p: inputs, output, old states, new states
-    args = "".join(f", (const {ctype} *)p[{first + i}] + off, ({ctype} *)p[{first + len(names) + i}] + off"
+    args = "".join(f", (const {stc[i]} *)p[{first + i}] + off, ({stc[i]} *)p[{first + len(names) + i}] + off"
                    for i, n in enumerate(names))
     args += "".join(f", (const {ctype} *)p[{first + 2 * len(names) + j}]" for j in range(len(arrays)))
     label = "".join(c if c.isprintable() and c not in "*/" else "_" for c in name)
@@ -199,7 +224,8 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
             f"    }}\n}}\n\n"
         )
     kernel = FusedKernel(tuple(names), code.stored, size, terms, own,
-                         params=[torch.from_numpy(a) for a in arrays], variants=variants, out_state=out_state)
+                         params=[torch.from_numpy(a) for a in arrays], variants=variants, out_state=out_state,
+                         state_dtypes=stypes)
     return text, kernel
 
 
@@ -301,12 +327,19 @@ class FusedPopulation:
         return self.pop.init(batch)
 
     def states(self, st) -> dict:
-        return self.pop.states(st)
+        """The states as the torch kernels keep them (int64 for fixed families)."""
+        own = self.kernel.dtype if self.kernel is not None else None
+        return {n: v.to(own) if own is not None and isinstance(v, torch.Tensor) and v.dtype != own else v
+                for n, v in self.pop.states(st).items()}
 
     def _torch_step(self, st, xs: list):
         if self.kernel is not None and self.kernel.dtype == torch.int64:  # carried float32 -> int64
             xs = [t.to(torch.int64) if isinstance(t, torch.Tensor) and t.dtype == torch.float32 else t
                   for t in xs]
+            for n in self.kernel.names:  # states the kernel kept narrow: int64 again
+                v = getattr(st, n)
+                if isinstance(v, torch.Tensor) and v.dtype != torch.int64:
+                    setattr(st, n, v.to(torch.int64))
         if self.pop.takes_terms:
             return self.pop.step(st, xs)
         total = xs[0]
@@ -333,10 +366,13 @@ class FusedPopulation:
         kernel = self.kernel
         shape = xs[0].shape
         xs = [t.contiguous() if t.shape == shape else t.expand(shape).contiguous() for t in xs]
-        old = [getattr(st, n).contiguous() for n in kernel.names]
+        # the initial states and those a torch step left are int64: into the kernel's types (the
+        # ranges are proven, so the conversion is exact)
+        old = [getattr(st, n).to(d).contiguous() for n, d in zip(kernel.names, kernel.state_dtypes)]
         new = [torch.empty_like(o) if n in kernel.stored else o for n, o in zip(kernel.names, old)]
-        if kernel.out_state is not None and not self.out_float:  # the state is the output
-            y = new[kernel.names.index(kernel.out_state)]
+        out_index = kernel.names.index(kernel.out_state) if kernel.out_state is not None else -1
+        if out_index >= 0 and not self.out_float and kernel.state_dtypes[out_index] == kernel.dtype:
+            y = new[out_index]  # the state is the output
         else:
             y = torch.empty(shape, dtype=torch.float32 if self.out_float else kernel.dtype)
         ptrs = (ctypes.c_void_p * (len(xs) + 1 + 2 * len(old) + len(kernel.params)))(

@@ -10,8 +10,8 @@ is the sum over its edges ``(src, dst, delay)`` of ``value[src][t − delay]`` (
 Exactness (docs/gpu-runtime.md):
 - float graphs: float32 with the interpreter's operation order — bit-identical to ``run_float``
   on the CPU; on CUDA float32-accurate (TF32 off), not bit-identical.
-- fixed graphs: every value is int64 and every elementwise rule is the integer rule, on any
-  device. Dense/conv sums use float64 BLAS (CPU) or float32 / float64 / float64 limbs (CUDA),
+- fixed graphs: every value is an exact integer (int64; on the CPU float32 where that provably
+  holds it, ``plan_carriers``) and every elementwise rule is the integer rule, on any device. Dense/conv sums use float64 BLAS (CPU) or float32 / float64 / float64 limbs (CUDA),
   chosen from static value bounds so that every partial sum is exactly representable, and int64
   kernels on the CPU beyond 2^53 (``gpu_exact.choose_plan``). Bit-identical to ``run_fixed``
   on every device. The stateless layers fed only by the input (input quantizer, first
