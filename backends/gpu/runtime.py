@@ -38,7 +38,8 @@ from rsnn_compiler.interpreter.schedule import (  # noqa: F401 (Slot, execute re
 )
 from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Domain, Graph
-from rsnn_compiler.ir.ops import NeuronOp
+from rsnn_compiler.ir.ops import Affine, BatchNorm, Flatten, Identity, NeuronOp, Output, Scale, Threshold
+from rsnn_compiler.float_repro import strict_mode
 from rsnn_compiler.threads import compute_threads
 
 from rsnn_compiler.backends.gpu import fixed_ops as fx
@@ -47,6 +48,9 @@ from rsnn_compiler.backends.gpu.exact import FLOAT32_EXACT, UNKNOWN_BOUND, cap, 
 from rsnn_compiler.backends.gpu.fused_neurons import FusedPopulation, attach as attach_fused
 
 DEVICE_ENV = "RSNNC_GPU_DEVICE"
+#: float ops whose per-row float32 result is the same in a call of any row count once oneMKL is
+#: strict (``F.linear`` is an MKL product; the others are element-wise or per-row reshapes)
+FLOAT_ROW_INDEPENDENT = (Affine, Scale, Flatten, Identity, Output, Threshold, BatchNorm)
 
 
 
@@ -108,8 +112,9 @@ class GraphRuntime:
         self.int_matmul = int_matmul
         self.threads = threads  # CPU torch threads per run; None: rsnn_compiler.threads decides
         self.fixed = graph.attrs.domain is Domain.FIXED
-        # fixed graphs: the input-fed stateless layers run for many steps per call (exact:
-        # integer sums do not depend on the rows beside them); float graphs step by step
+        # the input-fed stateless layers run for many steps per call: fixed graphs (exact: integer
+        # sums do not depend on the rows beside them); float graphs on the CPU when oneMKL is in
+        # its row-count-independent mode (``float_whole_time``), else step by step
         self.whole_time = self.fixed
         self._fused = None  # fused CPU neuron kernels (fused_neurons.py): None = not built yet
         cpu = self.device.type == "cpu"
@@ -170,6 +175,16 @@ class GraphRuntime:
                 "this fixed-point graph takes integer inputs (its Input feeds integer ops"
                 " directly); pass integers or add a Quantize node after the Input")
         return x.to(torch.int64).contiguous()
+
+    def float_whole_time(self):
+        """For a float graph on the CPU whose process runs oneMKL in strict reproducibility mode
+        (``float_repro.strict_mode``): a predicate admitting into the time-batched prefix the ops
+        whose float32 result for a row does not depend on the other rows of the call there
+        (``FLOAT_ROW_INDEPENDENT``: MKL products and element-wise ops; convolutions run in
+        oneDNN, which has no such mode, and stay per step). Else False (one call per step)."""
+        if self.fixed or self.device.type != "cpu" or strict_mode() is not True:
+            return False
+        return lambda slot: isinstance(slot.op, FLOAT_ROW_INDEPENDENT)
 
     # ---- exact-sum planning (fixed graphs) ---------------------------------------------------
     def value_bounds(self, input_bound: int) -> dict[str, int]:
@@ -276,7 +291,7 @@ class GraphRuntime:
         threads = compute_threads(self.threads) if self.device.type == "cpu" else contextlib.nullcontext()
         with torch.no_grad(), exact_float_context(self.device, cpu_too=self.fixed), threads:
             hist, rec = execute(self.slots, xt, self.zeros(xt.shape[1]), record, self.output,
-                                whole_time=self.whole_time)
+                                whole_time=self.whole_time or self.float_whole_time())
         stack = self._stack_int if self.fixed else torch.stack
         trace = Trace(out=stack(hist[self.output]))
         if record:

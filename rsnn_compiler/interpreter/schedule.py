@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Callable
 
 from rsnn_compiler.interpreter.result import RunResult
 from rsnn_compiler.ir import topology
@@ -67,16 +68,18 @@ def build_schedule(graph: Graph, neuron_kernel, stateless_kernel) -> list[Slot]:
     return slots
 
 
-def time_batched_prefix(slots: list[Slot]) -> tuple[int, ...]:
+def time_batched_prefix(slots: list[Slot], allow: Callable[[Slot], bool] | None = None) -> tuple[int, ...]:
     """The stateless slots whose every input, at step t, is a function of ``x[t]`` alone: fed
-    (delay 0) only by the Input or by other such slots. They can be evaluated for many steps in
-    one call, the steps stacked into the batch axis (``execute``'s ``whole_time``)."""
+    (delay 0) only by the Input or by other such slots (and, with ``allow``, only slots it
+    accepts). They can be evaluated for many steps in one call, the steps stacked into the batch
+    axis (``execute``'s ``whole_time``)."""
     free: set[int] = set()
     prefix = []
     for s in slots:
         if s.kind is INPUT:
             free.add(s.index)
-        elif s.kind is STATELESS and s.edges and all(d == 0 and src in free for src, d in s.edges):
+        elif s.kind is STATELESS and s.edges and all(d == 0 and src in free for src, d in s.edges) and (
+                allow is None or allow(s)):
             free.add(s.index)
             prefix.append(s.index)
     return tuple(prefix)
@@ -124,7 +127,7 @@ def _run_prefix(slots: list[Slot], prefix: tuple[int, ...], x_chunk, input_index
 
 
 def execute(slots: list[Slot], x, zeros: list, record: bool, output: int,
-            whole_time: bool = False) -> tuple[list[list], dict[str, list]]:
+            whole_time: bool | Callable[[Slot], bool] = False) -> tuple[list[list], dict[str, list]]:
     """Run the schedule over ``x`` (time, batch, ...); ``zeros[i]`` is slot i's zero input.
 
     Returns every slot's outputs per step (entries no longer needed are dropped when not
@@ -135,12 +138,13 @@ def execute(slots: list[Slot], x, zeros: list, record: bool, output: int,
     the input, e.g. the input quantizer and the first dense layer) for a chunk of steps in one
     kernel call each, steps stacked into the batch axis, instead of once per step; chunks hold
     at most ``CHUNK_BYTES``. Only for kernels whose result for a sample does not depend on the
-    other rows of the call (exact integer kernels): float BLAS may round differently for a
-    different row count, so the float executors keep ``whole_time=False``.
+    other rows of the call: exact integer kernels, or float kernels whose BLAS is in a
+    row-count-independent mode (``float_repro``); a callable ``whole_time`` admits only the slots
+    it accepts into the prefix.
     """
     steps, batch = x.shape[0], x.shape[1]
     hist: list[list] = [[] for _ in slots]
-    prefix = time_batched_prefix(slots) if whole_time else ()
+    prefix = time_batched_prefix(slots, whole_time if callable(whole_time) else None) if whole_time else ()
     in_prefix = set(prefix)
     chunk_steps = _chunk_steps(slots, prefix, zeros) if prefix else 0
     input_index = next((s.index for s in slots if s.kind is INPUT), -1)
