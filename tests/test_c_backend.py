@@ -555,3 +555,27 @@ def test_cli_build_run_validate_with_c_target(tmp_path, capsys):
     assert all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a.files)
     assert main(["validate", str(tmp_path / "b"), "--data", str(tmp_path / "x.npz"), "-q"]) == 0
     capsys.readouterr()
+
+
+def test_neuron_states_are_stored_at_their_proven_width(tmp_path):
+    """model.c keeps a state in the narrowest type its proven range allows (codegen.state_types):
+    saturating membranes of random graphs in int32_t/int16_t, the kept spike of a deferred reset in
+    int8_t, read back widened and stored with an explicit cast; a state the definition cannot
+    bound stays int64_t; and the C runs still equal run_fixed state for state."""
+    from rsnn_compiler.backends.c.codegen import generate, state_types
+    from rsnn_compiler.ir.fixed_ops import FixedNeuron
+
+    graphs = [random_fixed_graph(seed, "fpga", recurrent=True) for seed in range(6)]
+    graphs += [random_fixed_graph(seed, "loihi2", recurrent=True) for seed in range(2)]
+    seen = {t for g in graphs for op in g.nodes.values() if isinstance(op, FixedNeuron)
+            for t in state_types(op).values()}
+    assert {"int8_t", "int32_t"} <= seen and len(seen) >= 3, seen
+    src = generate(graphs[-1])
+    assert "int32_t v_" in src.model_h and "int64_t i_" in src.model_h, src.model_h
+    assert "((int64_t)s->v_" in src.model_c and "= (int32_t)(" in src.model_c
+    entries = build_many(graphs, tmp_path, units=2)
+    for g, entry in zip(graphs, entries):
+        x = random_input(g, 12, 2, seed=1, density=0.5)
+        ref, got = run_fixed(g, x), run_entry(entry, g, x)
+        for key, want in ref.states.items():
+            assert np.array_equal(want, got.states[key]), (g.attrs.name, key)

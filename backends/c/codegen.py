@@ -23,7 +23,7 @@ from rsnn_compiler.ir.ops import Delay, Flatten, Identity, Input, Output, Pool, 
 from rsnn_compiler.sanitize import c_comment, safe_name
 
 from rsnn_compiler.backends.c.check import _Synapse, value_bounds
-from rsnn_compiler.backends.c.neurons import INT32_MAX, OVERFLOW_FN, lit, neuron_code, reads_prev_output
+from rsnn_compiler.backends.c.neurons import INT32_MAX, OVERFLOW_FN, lit, member, neuron_code, reads_prev_output
 from rsnn_compiler.backends.c.plan import HOST_QUANTIZE, NodePlan, Plan, delay_ops, make_plan
 from rsnn_compiler.backends.c.blob import WeightBlob
 from rsnn_compiler.backends.c.spec import C_SPEC, CSpec
@@ -417,11 +417,21 @@ class _Emitter:
 
     # --- neurons ---------------------------------------------------------------------
     def _neuron(self, n: NodePlan) -> None:
-        """The population's loop; its body is generated from the family's definition."""
-        code = neuron_code(n.op, n.cid, lambda name, arr: self.param(n, name, arr))
+        """The population's loop; its body is generated from the family's definition. States kept
+        narrower than int64 (``state_types``) are read widened, so the arithmetic is int64."""
+        code = neuron_code(n.op, n.cid, lambda name, arr: self.param(n, name, arr), store="n")
+        narrow = {m: t for m, t in state_types(n.op).items() if t != "int64_t"}
+        lines = []
+        for line in code.body:
+            for m, ctype in narrow.items():
+                line = line.replace(f"s->{m}_{n.cid}[k]", f"((int64_t)s->{m}_{n.cid}[k])")
+                store = f"n->{m}_{n.cid}[k] = "
+                if line.startswith(store):  # in range by the proven bound: an explicit, exact narrowing
+                    line = f"{store}({ctype})({line[len(store):-1]});"
+            lines.append(line.replace("n->", "s->"))  # stores after every new value: same struct
         gather, x = self.gather(n)
         body = gather + f"    const int64_t *x = {x};\n    int64_t *y = {self.cur(n)};\n"
-        inner = "".join(f"        {line}\n" for line in code.body)
+        inner = "".join(f"        {line}\n" for line in lines)
         body += f"    for (k = 0; k < {n.out_size}; ++k) {{\n{inner}    }}\n"
         self.function(n, code.doc, body)
 
@@ -462,6 +472,32 @@ def _needs_prev_spike(op) -> bool:
     return isinstance(op, FixedNeuron) and reads_prev_output(op)
 
 
+_C_SIZES = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8}
+#: signed C integer types by width, narrowest first
+_NARROW_TYPES = (("int8_t", 8), ("int16_t", 16), ("int32_t", 32))
+
+
+def narrow_c_type(bound) -> str:
+    """The narrowest signed C integer type holding every value of ``bound`` (int64_t when
+    unknown)."""
+    if bound is not None:
+        for ctype, bits in _NARROW_TYPES:
+            if -(1 << (bits - 1)) <= bound[0] and bound[1] < (1 << (bits - 1)):
+                return ctype
+    return "int64_t"
+
+
+def state_types(op) -> dict[str, str]:
+    """C type of each state-struct member of a fixed population (by member name: the states, and
+    ``sp`` for the previous output where the step reads it): the narrowest type holding every
+    value the state takes over a run, as the family's definition proves it
+    (``neuron_code(...).state_bounds``: initial values and stored values), else int64_t. A model
+    of 24-bit Loihi membranes keeps them in int32_t and its spikes in int8_t."""
+    bounds = neuron_code(op, "b", lambda name, arr: name).state_bounds
+    names = list(op.state_names) + (["s"] if _needs_prev_spike(op) else [])
+    return {member(name): narrow_c_type(bounds.get(name)) for name in names}
+
+
 def _wrap_values(values: list[str], width: int = 96) -> str:
     lines, line = [], "    "
     for v in values:
@@ -494,12 +530,10 @@ def _state_members(graph: Graph, plan: Plan) -> tuple[list[str], int]:
                 members.append((f"int64_t val_{n.cid}[{n.out_size}]", "output"))
                 nbytes += 8 * n.out_size
         if isinstance(op, FixedNeuron):
-            for sname in op.state_names:
-                members.append((f"int64_t {sname}_{n.cid}[{n.out_size}]", f"state {sname}"))
-                nbytes += 8 * n.out_size
-            if _needs_prev_spike(op):
-                members.append((f"int64_t sp_{n.cid}[{n.out_size}]", "previous spikes"))
-                nbytes += 8 * n.out_size
+            for m, ctype in state_types(op).items():
+                what = "previous spikes" if m == "sp" else f"state {m}"
+                members.append((f"{ctype} {m}_{n.cid}[{n.out_size}]", what))
+                nbytes += _C_SIZES[ctype] * n.out_size
         if isinstance(op, Delay) and op.steps >= 1:
             members.append((f"int64_t dl_{n.cid}[{op.steps}][{n.in_size}]", f"inputs of the last {op.steps} steps"))
             members.append((f"int32_t dpos_{n.cid}", "delay line slot"))
@@ -530,10 +564,13 @@ def _reset_body(em: _Emitter) -> str:
         op = n.op
         if not isinstance(op, FixedNeuron):
             continue
+        types = state_types(op)
         for state, pname in family_of(op).initial.items():
             value = getattr(op, pname)
             if np.asarray(value).any():
                 vi = em.param(n, pname, value)
+                ctype = types.get(member(state), "int64_t")
+                vi = vi if ctype == "int64_t" else f"({ctype})({vi})"  # in range: the bound includes it
                 body += (f"    for (k = 0; k < {n.out_size}; ++k) {{\n"
                          f"        s->{state}_{n.cid}[k] = {vi}; /* '{safe_name(n.name)}' {pname} */\n    }}\n")
     return f"void {p}_reset({p}_state_t *s)\n{{\n    long k;\n{body}    (void)k;\n}}\n"

@@ -172,6 +172,9 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
             m = member(n)
             read = f"s_{m}[k]" if C_TYPES[stypes[names.index(n)]] == ctype else f"(({ctype})s_{m}[k])"
             line = line.replace(f"s->{m}_{cid}[k]", read).replace(f"n->{m}_{cid}[k]", f"n_{m}[k]")
+            stype = C_TYPES[stypes[names.index(n)]]
+            if stype != ctype and line.startswith(f"n_{m}[k] = "):  # exact: the bound is proven
+                line = f"n_{m}[k] = ({stype})({line[len(f'n_{m}[k] = '):-1]});"
         if "s->" in line or "n->" in line:
             raise RsnncError(f"fused neuron kernel: unexpected state reference in '{line}'")
         lines.append(line)
