@@ -1,24 +1,29 @@
 """Float32 matrix products that do not depend on batch layout or thread count (MKL strict CNR).
 
 The float interpreter reproduces a source model's float32 spikes bit for bit by making the same
-torch calls on the same operands (docs/design.md §3, float neuron semantics). On x86, PyTorch's float32 ``F.linear`` /
-``matmul`` run in Intel oneMKL, whose default dispatch chooses kernels by matrix shape and ISA. On
-an AVX-512 Xeon an (M, 64) x (64, 5) product rounds 659 of 1,000 outputs differently for M = 2
-and M = 200 (measured, torch 2.13 / oneMKL 2024.2; an AMD EPYC happened to agree), so a model
-whose layers see all time steps in one call (Sinabs squeeze layers fold time into the batch,
-SpikingJelly multi-step containers) and the interpreter's one call per step disagree in the last
-bit, and a non-spiking readout's membrane differs. oneMKL's strict conditional numerical
-reproducibility mode, ``MKL_CBWR=AUTO,STRICT``, fixes the reduction order of every output
-element: products are then independent of M and of the number of threads (0 differences in the
-same measurement; the cost, measured: under 5 % except narrow outputs, an (M, 128) x (128, 10)
-product 2.2x slower at M = 1024). ``AUTO`` keeps the CPU's own vector unit; ``AVX2,STRICT``
-would also give one result across CPU models but runs large products 1.7x slower on AVX-512.
+torch calls on the same operands (docs/design.md §3, float neuron semantics). On x86, PyTorch's
+float32 ``F.linear`` / ``matmul`` run in Intel oneMKL, whose default dispatch chooses kernels by
+matrix shape and ISA. On an AVX-512 Xeon an (M, 64) x (64, 5) product rounds 659 of 1,000
+outputs differently for M = 2 and M = 200 (measured, torch 2.13 / oneMKL 2024.2; an AMD EPYC
+happened to agree), so a model whose layers see all time steps in one call (Sinabs squeeze layers
+fold time into the batch, SpikingJelly multi-step containers) and the interpreter's one call per
+step disagree in the last bit, and a non-spiking readout's membrane differs.
+
+oneMKL's strict conditional numerical reproducibility mode fixes the reduction order of every
+output element. Measured over 616 (K, N, rows per call) combinations, 1 and 2 threads: on the AVX2
+and AVX-512 branches every row gets the same bits whatever the row count; on the SSE branches
+(``COMPATIBLE``, ``SSE4_2``) 486-502 combinations still differ. ``default_setting`` therefore asks
+for ``AUTO,STRICT`` on an AVX-512 Intel CPU (resolves to an AVX-512 branch; cost under 5 % except
+narrow outputs, an (M, 128) x (128, 10) product 2.2x slower at M = 1024) and ``AVX2,STRICT`` on
+other CPUs with AVX2 (AMD included: ``AUTO`` might resolve to a lower branch there; on AVX-512
+the AVX2 branch would run large products 1.7x slower). ``row_independent`` says whether the
+process actually runs in such a mode.
 
 oneMKL reads the setting once, when it initialises (the process's first MKL call), so
 ``rsnn_compiler`` requests it at import, before it runs anything, unless ``MKL_CBWR`` is already
-set (the user's choice wins). ``strict_mode`` reports whether it took effect: a program that ran
-torch matrix products before importing ``rsnn_compiler`` keeps MKL's default dispatch, and the
-import fidelity checks then name the fix instead of blaming the model.
+set (the user's choice wins). A program that ran torch matrix products before importing
+``rsnn_compiler`` keeps MKL's default dispatch: the float runtime then steps one call per step,
+and the import fidelity checks name the fix instead of blaming the model.
 """
 
 from __future__ import annotations
@@ -29,37 +34,100 @@ import sys
 from pathlib import Path
 
 ENV = "MKL_CBWR"
-STRICT_SETTING = "AUTO,STRICT"
+STRICT_SETTING = "AUTO,STRICT"  # the default where the CPU has AVX-512 (an Intel CPU) or no AVX2
+AVX2_SETTING = "AVX2,STRICT"  # the default on other CPUs with AVX2 (AMD included)
+_MKL_CBWR_BRANCH = 1  # mkl_cbwr_get(MKL_CBWR_BRANCH): the branch setting
 _MKL_CBWR_ALL = -1  # mkl_cbwr_get(MKL_CBWR_ALL): branch | STRICT flag
 _MKL_CBWR_STRICT = 0x10000
+_MKL_CBWR_AUTO = 2
+_MKL_CBWR_AVX2 = 10  # branches from here up (AVX2, AVX-512 variants) measured row-count independent
+
+
+def cpu_flags(cpuinfo: str | None = None) -> tuple[str, set[str]]:
+    """(vendor id, flags) of the first CPU in ``/proc/cpuinfo`` (empty where there is none)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read(1 << 16)
+        except OSError:
+            return "", set()
+    vendor, flags = "", set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "vendor_id" and not vendor:
+            vendor = value.strip()
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+        if not line.strip() and (vendor or flags):
+            break
+    return vendor, flags
+
+
+def default_setting(cpuinfo: str | None = None) -> str:
+    """The strict setting requested for this CPU. Measured (616 shape x row-count combinations of
+    ``F.linear``, 1 and 2 threads): the AVX2 and AVX-512 branches give every row the same bits
+    whatever the row count; the SSE branches (COMPATIBLE, SSE4_2) do not. ``AUTO`` on an
+    AVX-512 Intel CPU resolves to an AVX-512 branch and keeps its speed; elsewhere with AVX2 the
+    branch is named (``AUTO`` could resolve lower on another vendor's CPU), at the cost of
+    AVX-512 width there is none of anyway."""
+    vendor, flags = cpu_flags(cpuinfo)
+    if "avx512f" in flags and vendor == "GenuineIntel":
+        return STRICT_SETTING
+    if "avx2" in flags:
+        return AVX2_SETTING
+    return STRICT_SETTING
 
 
 def request_strict_blas() -> None:
     """Ask oneMKL for strict reproducibility unless the user set ``MKL_CBWR`` (read when MKL
     initialises; child processes inherit it)."""
-    os.environ.setdefault(ENV, STRICT_SETTING)
+    if ENV not in os.environ:
+        os.environ[ENV] = default_setting()
+
+
+def _mkl(name: str):
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        fn = getattr(ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so")), name)
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def strict_mode() -> bool | None:
     """True when torch's oneMKL runs in strict CNR mode, False when it does not (it initialised
     before ``MKL_CBWR`` was set, or the user chose a non-strict setting), None when torch is not
-    loaded or is not built with oneMKL (its products' layout dependence is then unknown)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
+    loaded or is not built with oneMKL."""
+    get = _mkl("mkl_serv_cbwr_get")
+    if get is None:
         return None
-    lib_path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
-    try:
-        get = ctypes.CDLL(str(lib_path)).mkl_serv_cbwr_get
-    except (OSError, AttributeError):
-        return None
-    get.argtypes, get.restype = [ctypes.c_int], ctypes.c_int
+    get.argtypes = [ctypes.c_int]
     return bool(get(_MKL_CBWR_ALL) & _MKL_CBWR_STRICT)
+
+
+def row_independent() -> bool | None:
+    """True when a float32 product row's bits do not depend on the rows beside it in the call:
+    strict mode on an AVX2-or-newer branch (``AUTO`` resolved to the branch it runs); False
+    otherwise; None without oneMKL (unknown)."""
+    strict = strict_mode()
+    if not strict:
+        return strict
+    get, auto = _mkl("mkl_serv_cbwr_get"), _mkl("mkl_serv_cbwr_get_auto_branch")
+    branch = get(_MKL_CBWR_BRANCH)
+    if branch == _MKL_CBWR_AUTO and auto is not None:
+        branch = auto()
+    return branch >= _MKL_CBWR_AVX2
 
 
 def layout_hint() -> str:
     """One clause naming the fix when float products may depend on batch layout, else ''."""
-    if strict_mode() is not False:
+    if row_independent() is not False:
         return ""
-    return (f"; this process's float32 matrix products depend on batch layout (oneMKL initialised without"
-            f" {ENV}={STRICT_SETTING}, e.g. torch ran a product before rsnn_compiler was imported):"
-            f" import rsnn_compiler first or set {ENV}={STRICT_SETTING} in the environment, then import again")
+    return (f"; this process's float32 matrix products depend on batch layout (oneMKL runs without a"
+            f" strict AVX2-or-newer reproducibility mode, e.g. torch ran a product before rsnn_compiler"
+            f" was imported, or {ENV} was set to another mode): import rsnn_compiler first or set"
+            f" {ENV}={default_setting()} in the environment, then import again")

@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 from rsnn_compiler.errors import CheckFailed, UserInputError
-from rsnn_compiler.float_repro import ENV, STRICT_SETTING, strict_mode
+from rsnn_compiler.float_repro import AVX2_SETTING, ENV, STRICT_SETTING, default_setting, strict_mode
 
 PROBE = """
 import sys
 {before}
 import rsnn_compiler, torch, torch.nn.functional as F
-from rsnn_compiler.float_repro import strict_mode
+from rsnn_compiler.float_repro import row_independent, strict_mode
 torch.set_num_threads({threads})
 g = torch.Generator().manual_seed(0)
 w, b = torch.randn(5, 64, generator=g), torch.randn(5, generator=g)
@@ -29,17 +29,17 @@ x = (torch.rand(200, 64, generator=g) < 0.4).float() * torch.rand(200, 64, gener
 full = F.linear(x, w, b)
 per_step = torch.cat([F.linear(x[i:i + 2], w, b) for i in range(0, 200, 2)])
 one = torch.cat([F.linear(x[i:i + 1], w, b) for i in range(200)])
-print(strict_mode(), int((full != per_step).sum()), int((full != one).sum()))
+print(strict_mode(), int((full != per_step).sum()), int((full != one).sum()), row_independent())
 """
 
 
-def _probe(before: str = "", threads: int = 1, env_value: str | None = None) -> tuple[str, int, int]:
+def _probe(before: str = "", threads: int = 1, env_value: str | None = None) -> tuple[str, int, int, str]:
     env = {k: v for k, v in os.environ.items() if k != ENV}
     if env_value is not None:
         env[ENV] = env_value
     out = subprocess.run([sys.executable, "-c", PROBE.format(before=before, threads=threads)], env=env,
                          capture_output=True, text=True, timeout=120, check=True).stdout.split()
-    return out[0], int(out[1]), int(out[2])
+    return out[0], int(out[1]), int(out[2]), out[3]
 
 
 def test_the_import_requests_strict_mode_without_overriding_the_user():
@@ -53,10 +53,32 @@ def test_the_import_requests_strict_mode_without_overriding_the_user():
 @pytest.mark.parametrize("threads", [1, 2])
 def test_products_do_not_depend_on_rows_per_call_or_threads(threads):
     """The same rows through one (200, 64) call, 100 calls of 2 rows and 200 of 1 give the same bits."""
-    mode, per_step, one = _probe(threads=threads)
+    mode, per_step, one, independent = _probe(threads=threads)
     if mode == "None":
         pytest.skip("this torch has no oneMKL")
-    assert (mode, per_step, one) == ("True", 0, 0)
+    assert (mode, per_step, one, independent) == ("True", 0, 0, "True")
+
+
+def test_an_sse_branch_is_not_taken_as_row_independent():
+    """COMPATIBLE,STRICT is strict but its products still depend on the rows per call (measured):
+    row_independent says False, so the float runtime steps and fidelity failures name the fix."""
+    mode, _per_step, _one, independent = _probe(env_value="COMPATIBLE,STRICT")
+    if mode == "None":
+        pytest.skip("this torch has no oneMKL")
+    assert (mode, independent) == ("True", "False")
+
+
+@pytest.mark.parametrize("vendor,flags,want", [
+    ("GenuineIntel", "fpu sse2 avx2 avx512f avx512bw", STRICT_SETTING),
+    ("AuthenticAMD", "fpu sse2 avx2 avx512f", AVX2_SETTING),  # AUTO could resolve lower there
+    ("GenuineIntel", "fpu sse2 avx avx2", AVX2_SETTING),
+    ("AuthenticAMD", "fpu sse2 avx2", AVX2_SETTING),
+    ("GenuineIntel", "fpu sse2 sse4_2", STRICT_SETTING),
+    ("", "", STRICT_SETTING),
+])
+def test_default_setting_by_cpu(vendor, flags, want):
+    cpuinfo = f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: none\n"
+    assert default_setting(cpuinfo) == want
 
 
 def test_a_product_before_the_import_is_reported():

@@ -405,16 +405,17 @@ def test_float_random_graphs_match_run_float(start):
 
 
 def test_float_input_layers_over_time_need_strict_blas(monkeypatch):
-    """With oneMKL strict (this process: rsnn_compiler requested it at import), a float graph's
-    input-fed products and element-wise ops run for many steps per call and still equal
-    run_float's one call per step bit for bit, wide enough for MKL's blocked kernels (48 x 96
-    rows); convolutions stay per step; without strict mode every layer steps."""
+    """With oneMKL strict on an AVX2-or-newer branch (this process: rsnn_compiler requested it at
+    import), a float graph's input-fed products and element-wise ops run for many steps per call
+    and still equal run_float's one call per step bit for bit, wide enough for MKL's blocked
+    kernels (48 x 96 rows); convolutions stay per step; without that mode every layer steps
+    (forced on under COMPATIBLE,STRICT, 3 tests of this file differ from run_float)."""
     from rsnn_compiler.backends.gpu import runtime as rt_mod
-    from rsnn_compiler.float_repro import strict_mode
+    from rsnn_compiler.float_repro import row_independent
     from rsnn_compiler.interpreter import schedule
 
-    if strict_mode() is not True:
-        pytest.skip("oneMKL is not in strict mode in this process (or torch has no oneMKL)")
+    if row_independent() is not True:
+        pytest.skip("oneMKL is not in a strict AVX2-or-newer mode in this process (or torch has no oneMKL)")
     prefixes = []
     real = schedule.time_batched_prefix
     monkeypatch.setattr(schedule, "time_batched_prefix", lambda slots, allow=None: prefixes.append(
@@ -427,7 +428,7 @@ def test_float_input_layers_over_time_need_strict_blas(monkeypatch):
     assert any(isinstance(op, rt_mod.Affine) for op in ops), ops
     assert all(isinstance(op, rt_mod.FLOAT_ROW_INDEPENDENT) for op in ops)
     prefixes.clear()
-    monkeypatch.setattr(rt_mod, "strict_mode", lambda: False)
+    monkeypatch.setattr(rt_mod, "row_independent", lambda: False)
     g = random_float_graph(1, n_in=64)
     GraphRuntime(g).run(random_float_input(g, steps=4, batch=2, seed=0))
     assert prefixes == []  # not even asked: whole_time is off

@@ -39,7 +39,7 @@ from rsnn_compiler.interpreter.schedule import (  # noqa: F401 (Slot, execute re
 from rsnn_compiler.ir.fixed_ops import FixedNeuron, Quantize
 from rsnn_compiler.ir.graph import Domain, Graph
 from rsnn_compiler.ir.ops import Affine, BatchNorm, Flatten, Identity, NeuronOp, Output, Scale, Threshold
-from rsnn_compiler.float_repro import strict_mode
+from rsnn_compiler.float_repro import row_independent
 from rsnn_compiler.threads import compute_threads
 
 from rsnn_compiler.backends.gpu import fixed_ops as fx
@@ -177,12 +177,12 @@ class GraphRuntime:
         return x.to(torch.int64).contiguous()
 
     def float_whole_time(self):
-        """For a float graph on the CPU whose process runs oneMKL in strict reproducibility mode
-        (``float_repro.strict_mode``): a predicate admitting into the time-batched prefix the ops
+        """For a float graph on the CPU whose process runs oneMKL in a strict reproducibility mode
+        on an AVX2-or-newer branch (``float_repro.row_independent``): a predicate admitting into the time-batched prefix the ops
         whose float32 result for a row does not depend on the other rows of the call there
         (``FLOAT_ROW_INDEPENDENT``: MKL products and element-wise ops; convolutions run in
         oneDNN, which has no such mode, and stay per step). Else False (one call per step)."""
-        if self.fixed or self.device.type != "cpu" or strict_mode() is not True:
+        if self.fixed or self.device.type != "cpu" or row_independent() is not True:
             return False
         return lambda slot: isinstance(slot.op, FLOAT_ROW_INDEPENDENT)
 
