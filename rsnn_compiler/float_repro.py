@@ -131,3 +131,30 @@ def layout_hint() -> str:
             f" strict AVX2-or-newer reproducibility mode, e.g. torch ran a product before rsnn_compiler"
             f" was imported, or {ENV} was set to another mode): import rsnn_compiler first or set"
             f" {ENV}={default_setting()} in the environment, then import again")
+
+
+#: oneMKL's CNR branch numbers (mkl_service.h), for messages
+BRANCH_NAMES = {0: "OFF", 1: "OFF", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 5: "SSE3", 6: "SSSE3", 7: "SSE4_1",
+                8: "SSE4_2", 9: "AVX", 10: "AVX2", 11: "AVX512_MIC", 12: "AVX512", 13: "AVX512_MIC_E1",
+                14: "AVX512_E1"}
+
+
+def describe() -> str:
+    """One line on this process's float32 products (``rsnnc targets --check``)."""
+    import torch  # noqa: F401  (loads oneMKL's library so it can be asked)
+
+    setting = os.environ.get(ENV, "unset")
+    independent = row_independent()
+    if independent is None:
+        return f"float32 products: this torch has no oneMKL, batch-layout dependence unknown ({ENV}={setting})"
+    get, auto = _mkl("mkl_serv_cbwr_get"), _mkl("mkl_serv_cbwr_get_auto_branch")
+    get.argtypes = [ctypes.c_int]
+    branch = get(_MKL_CBWR_BRANCH)
+    name = BRANCH_NAMES.get(branch, str(branch))
+    if branch == _MKL_CBWR_AUTO and auto is not None:
+        name += f" = {BRANCH_NAMES.get(auto(), str(auto()))}"
+    mode = "strict" if strict_mode() else "not strict"
+    verdict = ("independent of the rows per call and the thread count" if independent else
+               f"may depend on the rows per call (bit-exact float checks can fail; set {ENV}={default_setting()}"
+               " before the first torch product)")
+    return f"float32 products: {verdict} (oneMKL {mode}, branch {name}; {ENV}={setting})"

@@ -347,8 +347,15 @@ def test_targets_check_runs_the_environment_probe(capsys, monkeypatch):
     lava = {t["name"]: t for t in json.loads(out)["targets"]}["lava"]
     assert code == 0 and lava["status"] == targets.UNCHECKED
     code, out, _ = cli(capsys, "targets", "--json", "--check")
-    lava = {t["name"]: t for t in json.loads(out)["targets"]}["lava"]
+    doc = json.loads(out)
+    lava = {t["name"]: t for t in doc["targets"]}["lava"]
     assert lava["status"] == "probed lava"
+    from rsnn_compiler.float_repro import row_independent
+
+    # and this process's float32 products (oneMKL mode: rsnn_compiler requested a strict one)
+    want = {True: "independent of the rows per call", False: "may depend on the rows per call",
+            None: "no oneMKL"}[row_independent()]
+    assert doc["float_products"].startswith("float32 products: " + want), doc["float_products"]
 
 
 def test_written_files_respect_the_umask(built, tmp_path, capsys):

@@ -9,7 +9,7 @@ import rich_click as click
 from rsnn_compiler import registry
 from rsnn_compiler.cli.common import Example, common_options, epilog, handler, json_option
 
-EXAMPLES = (Example("rsnnc targets"), Example("rsnnc targets --check", "also look for each target's environment (Lava)"))
+EXAMPLES = (Example("rsnnc targets"), Example("rsnnc targets --check", "also look for each target's environment (Lava) and say whether float32 products are batch-layout independent (oneMKL mode)"))
 
 UNCHECKED = "see `rsnnc targets --check`"
 
@@ -25,7 +25,7 @@ def environment_status(name: str) -> str:
 @click.command("targets", help="List the targets and their status.", short_help="list the targets and their status",
                epilog=epilog(EXAMPLES))
 @click.option("--check", is_flag=True,
-              help="check the environments targets need to run (imports the backends and Lava: seconds)")
+              help="check the environments targets need to run (imports the backends and Lava: seconds), and whether this process's float32 products are independent of batch layout (oneMKL's reproducibility mode, which the bit-exact float checks rely on)")
 @json_option()
 @common_options
 @handler
@@ -36,8 +36,16 @@ def command(args, out, err) -> int:
     for t in catalog.targets():
         status = "ready" if not t.checks_environment else environment_status(t.name) if args.check else UNCHECKED
         rows.append({"name": t.name, "profile": t.profile, "description": t.description, "status": status})
+    floats = None
+    if args.check:
+        from rsnn_compiler.float_repro import describe
+
+        floats = describe()
     if args.json:
-        print(json.dumps({"targets": rows, "executors": sorted(registry.EXECUTORS)}, indent=2))
+        doc = {"targets": rows, "executors": sorted(registry.EXECUTORS)}
+        if floats is not None:
+            doc["float_products"] = floats
+        print(json.dumps(doc, indent=2))
         return 0
     from rich.table import Table
 
@@ -48,4 +56,6 @@ def command(args, out, err) -> int:
         table.add_row(r["name"], r["profile"] or "- (float)", r["status"], r["description"])
     out.print(table)
     out.print(f"executors for `rsnnc run`: {', '.join(sorted(registry.EXECUTORS))}")
+    if floats is not None:
+        out.print(floats, markup=False)
     return 0
