@@ -12,12 +12,15 @@ step disagree in the last bit, and a non-spiking readout's membrane differs.
 oneMKL's strict conditional numerical reproducibility mode fixes the reduction order of every
 output element. Measured over 616 (K, N, rows per call) combinations, 1 and 2 threads: on the AVX2
 and AVX-512 branches every row gets the same bits whatever the row count; on the SSE branches
-(``COMPATIBLE``, ``SSE4_2``) 486-502 combinations still differ. ``default_setting`` therefore asks
-for ``AUTO,STRICT`` on an AVX-512 Intel CPU (resolves to an AVX-512 branch; cost under 5 % except
-narrow outputs, an (M, 128) x (128, 10) product 2.2x slower at M = 1024) and ``AVX2,STRICT`` on
-other CPUs with AVX2 (AMD included: ``AUTO`` might resolve to a lower branch there; on AVX-512
-the AVX2 branch would run large products 1.7x slower). ``row_independent`` says whether the
-process actually runs in such a mode.
+(``COMPATIBLE``, ``SSE4_2``) 486-502 combinations still differ. ``rsnn_compiler`` asks for
+``AUTO,STRICT``: the CPU's own branch (an AVX-512 one on this project's Xeons; cost under 5 %
+except narrow outputs, an (M, 128) x (128, 10) product 2.2x slower at M = 1024). Naming a branch
+would not help elsewhere: oneMKL supports only ``AUTO`` and ``COMPATIBLE`` on non-Intel CPUs (it
+uses ``AUTO`` for any other request there), and on AVX-512 the AVX2 branch runs large products
+1.7x slower. ``row_independent`` says whether the process actually runs strict on an AVX2-or-newer
+branch; only then does the float runtime batch products over time, and a fidelity mismatch
+without it names the fix. (On a CPU where AUTO resolves lower, the bit-exact float checks hold
+where the shapes happen to agree, as under ``COMPATIBLE,STRICT`` the whole test suite did.)
 
 oneMKL reads the setting once, when it initialises (the process's first MKL call), so
 ``rsnn_compiler`` requests it at import, before it runs anything, unless ``MKL_CBWR`` is already
@@ -34,8 +37,7 @@ import sys
 from pathlib import Path
 
 ENV = "MKL_CBWR"
-STRICT_SETTING = "AUTO,STRICT"  # the default where the CPU has AVX-512 (an Intel CPU) or no AVX2
-AVX2_SETTING = "AVX2,STRICT"  # the default on other CPUs with AVX2 (AMD included)
+STRICT_SETTING = "AUTO,STRICT"  # the one branch oneMKL supports on every vendor's CPU besides COMPATIBLE
 _MKL_CBWR_BRANCH = 1  # mkl_cbwr_get(MKL_CBWR_BRANCH): the branch setting
 _MKL_CBWR_ALL = -1  # mkl_cbwr_get(MKL_CBWR_ALL): branch | STRICT flag
 _MKL_CBWR_STRICT = 0x10000
@@ -43,47 +45,10 @@ _MKL_CBWR_AUTO = 2
 _MKL_CBWR_AVX2 = 10  # branches from here up (AVX2, AVX-512 variants) measured row-count independent
 
 
-def cpu_flags(cpuinfo: str | None = None) -> tuple[str, set[str]]:
-    """(vendor id, flags) of the first CPU in ``/proc/cpuinfo`` (empty where there is none)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                cpuinfo = f.read(1 << 16)
-        except OSError:
-            return "", set()
-    vendor, flags = "", set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "vendor_id" and not vendor:
-            vendor = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-        if not line.strip() and (vendor or flags):
-            break
-    return vendor, flags
-
-
-def default_setting(cpuinfo: str | None = None) -> str:
-    """The strict setting requested for this CPU. Measured (616 shape x row-count combinations of
-    ``F.linear``, 1 and 2 threads): the AVX2 and AVX-512 branches give every row the same bits
-    whatever the row count; the SSE branches (COMPATIBLE, SSE4_2) do not. ``AUTO`` on an
-    AVX-512 Intel CPU resolves to an AVX-512 branch and keeps its speed; elsewhere with AVX2 the
-    branch is named (``AUTO`` could resolve lower on another vendor's CPU), at the cost of
-    AVX-512 width there is none of anyway."""
-    vendor, flags = cpu_flags(cpuinfo)
-    if "avx512f" in flags and vendor == "GenuineIntel":
-        return STRICT_SETTING
-    if "avx2" in flags:
-        return AVX2_SETTING
-    return STRICT_SETTING
-
-
 def request_strict_blas() -> None:
     """Ask oneMKL for strict reproducibility unless the user set ``MKL_CBWR`` (read when MKL
     initialises; child processes inherit it)."""
-    if ENV not in os.environ:
-        os.environ[ENV] = default_setting()
+    os.environ.setdefault(ENV, STRICT_SETTING)
 
 
 def _mkl(name: str):
@@ -130,7 +95,7 @@ def layout_hint() -> str:
     return (f"; this process's float32 matrix products depend on batch layout (oneMKL runs without a"
             f" strict AVX2-or-newer reproducibility mode, e.g. torch ran a product before rsnn_compiler"
             f" was imported, or {ENV} was set to another mode): import rsnn_compiler first or set"
-            f" {ENV}={default_setting()} in the environment, then import again")
+            f" {ENV}={STRICT_SETTING} in the environment, then import again")
 
 
 #: oneMKL's CNR branch numbers (mkl_service.h), for messages
@@ -155,6 +120,6 @@ def describe() -> str:
         name += f" = {BRANCH_NAMES.get(auto(), str(auto()))}"
     mode = "strict" if strict_mode() else "not strict"
     verdict = ("independent of the rows per call and the thread count" if independent else
-               f"may depend on the rows per call (bit-exact float checks can fail; set {ENV}={default_setting()}"
+               f"may depend on the rows per call (bit-exact float checks can fail; set {ENV}={STRICT_SETTING}"
                " before the first torch product)")
     return f"float32 products: {verdict} (oneMKL {mode}, branch {name}; {ENV}={setting})"

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from rsnn_compiler.errors import CheckFailed, UserInputError
-from rsnn_compiler.float_repro import AVX2_SETTING, ENV, STRICT_SETTING, default_setting, strict_mode
+from rsnn_compiler.float_repro import ENV, STRICT_SETTING, strict_mode
 
 PROBE = """
 import sys
@@ -66,19 +66,6 @@ def test_an_sse_branch_is_not_taken_as_row_independent():
     if mode == "None":
         pytest.skip("this torch has no oneMKL")
     assert (mode, independent) == ("True", "False")
-
-
-@pytest.mark.parametrize("vendor,flags,want", [
-    ("GenuineIntel", "fpu sse2 avx2 avx512f avx512bw", STRICT_SETTING),
-    ("AuthenticAMD", "fpu sse2 avx2 avx512f", AVX2_SETTING),  # AUTO could resolve lower there
-    ("GenuineIntel", "fpu sse2 avx avx2", AVX2_SETTING),
-    ("AuthenticAMD", "fpu sse2 avx2", AVX2_SETTING),
-    ("GenuineIntel", "fpu sse2 sse4_2", STRICT_SETTING),
-    ("", "", STRICT_SETTING),
-])
-def test_default_setting_by_cpu(vendor, flags, want):
-    cpuinfo = f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: none\n"
-    assert default_setting(cpuinfo) == want
 
 
 def test_a_product_before_the_import_is_reported():
