@@ -51,7 +51,14 @@ def request_strict_blas() -> None:
     os.environ.setdefault(ENV, STRICT_SETTING)
 
 
+_FUNCTIONS: dict[str, object] = {}  # oneMKL service functions found in the loaded torch (the runtime asks every run)
+
+
 def _mkl(name: str):
+    """``int name(int)`` (or ``int name(void)``) of the oneMKL torch has loaded, or None."""
+    fn = _FUNCTIONS.get(name)
+    if fn is not None:
+        return fn
     torch = sys.modules.get("torch")
     if torch is None:
         return None
@@ -60,6 +67,7 @@ def _mkl(name: str):
     except (OSError, AttributeError):
         return None
     fn.restype = ctypes.c_int
+    _FUNCTIONS[name] = fn
     return fn
 
 
@@ -70,7 +78,6 @@ def strict_mode() -> bool | None:
     get = _mkl("mkl_serv_cbwr_get")
     if get is None:
         return None
-    get.argtypes = [ctypes.c_int]
     return bool(get(_MKL_CBWR_ALL) & _MKL_CBWR_STRICT)
 
 
@@ -81,11 +88,14 @@ def row_independent() -> bool | None:
     strict = strict_mode()
     if not strict:
         return strict
-    get, auto = _mkl("mkl_serv_cbwr_get"), _mkl("mkl_serv_cbwr_get_auto_branch")
-    branch = get(_MKL_CBWR_BRANCH)
-    if branch == _MKL_CBWR_AUTO and auto is not None:
-        branch = auto()
-    return branch >= _MKL_CBWR_AVX2
+    return _branch()[1] >= _MKL_CBWR_AVX2
+
+
+def _branch() -> tuple[int, int]:
+    """(the branch setting, the branch oneMKL runs: ``AUTO`` resolved); oneMKL must be loaded."""
+    setting = _mkl("mkl_serv_cbwr_get")(_MKL_CBWR_BRANCH)
+    auto = _mkl("mkl_serv_cbwr_get_auto_branch")
+    return setting, auto() if setting == _MKL_CBWR_AUTO and auto is not None else setting
 
 
 def layout_hint() -> str:
@@ -112,12 +122,10 @@ def describe() -> str:
     independent = row_independent()
     if independent is None:
         return f"float32 products: this torch has no oneMKL, batch-layout dependence unknown ({ENV}={setting})"
-    get, auto = _mkl("mkl_serv_cbwr_get"), _mkl("mkl_serv_cbwr_get_auto_branch")
-    get.argtypes = [ctypes.c_int]
-    branch = get(_MKL_CBWR_BRANCH)
-    name = BRANCH_NAMES.get(branch, str(branch))
-    if branch == _MKL_CBWR_AUTO and auto is not None:
-        name += f" = {BRANCH_NAMES.get(auto(), str(auto()))}"
+    setting_branch, runs = _branch()
+    name = BRANCH_NAMES.get(setting_branch, str(setting_branch))
+    if runs != setting_branch:
+        name += f" = {BRANCH_NAMES.get(runs, str(runs))}"
     mode = "strict" if strict_mode() else "not strict"
     verdict = ("independent of the rows per call and the thread count" if independent else
                f"may depend on the rows per call (bit-exact float checks can fail; set {ENV}={STRICT_SETTING}"

@@ -417,21 +417,12 @@ class _Emitter:
 
     # --- neurons ---------------------------------------------------------------------
     def _neuron(self, n: NodePlan) -> None:
-        """The population's loop; its body is generated from the family's definition. States kept
-        narrower than int64 (``state_types``) are read widened, so the arithmetic is int64."""
-        code = neuron_code(n.op, n.cid, lambda name, arr: self.param(n, name, arr), store="n")
-        narrow = {m: t for m, t in state_types(n.op).items() if t != "int64_t"}
-        lines = []
-        for line in code.body:
-            for m, ctype in narrow.items():
-                line = line.replace(f"s->{m}_{n.cid}[k]", f"((int64_t)s->{m}_{n.cid}[k])")
-                store = f"n->{m}_{n.cid}[k] = "
-                if line.startswith(store):  # in range by the proven bound: an explicit, exact narrowing
-                    line = f"{store}({ctype})({line[len(store):-1]});"
-            lines.append(line.replace("n->", "s->"))  # stores after every new value: same struct
+        """The population's loop; its body is generated from the family's definition (states kept
+        narrower than int64, ``state_types``, are read widened: the arithmetic is int64)."""
+        code = neuron_code(n.op, n.cid, lambda name, arr: self.param(n, name, arr), narrow=True)
         gather, x = self.gather(n)
         body = gather + f"    const int64_t *x = {x};\n    int64_t *y = {self.cur(n)};\n"
-        inner = "".join(f"        {line}\n" for line in lines)
+        inner = "".join(f"        {line}\n" for line in code.body)
         body += f"    for (k = 0; k < {n.out_size}; ++k) {{\n{inner}    }}\n"
         self.function(n, code.doc, body)
 
@@ -473,29 +464,17 @@ def _needs_prev_spike(op) -> bool:
 
 
 _C_SIZES = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8}
-#: signed C integer types by width, narrowest first
-_NARROW_TYPES = (("int8_t", 8), ("int16_t", 16), ("int32_t", 32))
-
-
-def narrow_c_type(bound) -> str:
-    """The narrowest signed C integer type holding every value of ``bound`` (int64_t when
-    unknown)."""
-    if bound is not None:
-        for ctype, bits in _NARROW_TYPES:
-            if -(1 << (bits - 1)) <= bound[0] and bound[1] < (1 << (bits - 1)):
-                return ctype
-    return "int64_t"
 
 
 def state_types(op) -> dict[str, str]:
     """C type of each state-struct member of a fixed population (by member name: the states, and
     ``sp`` for the previous output where the step reads it): the narrowest type holding every
     value the state takes over a run, as the family's definition proves it
-    (``neuron_code(...).state_bounds``: initial values and stored values), else int64_t. A model
+    (``neuron_code(..., narrow=True)``: initial values and stored values), else int64_t. A model
     of 24-bit Loihi membranes keeps them in int32_t and its spikes in int8_t."""
-    bounds = neuron_code(op, "b", lambda name, arr: name).state_bounds
+    narrow = neuron_code(op, "b", lambda name, arr: name, narrow=True).state_ctypes
     names = list(op.state_names) + (["s"] if _needs_prev_spike(op) else [])
-    return {member(name): narrow_c_type(bounds.get(name)) for name in names}
+    return {member(name): narrow.get(name, "int64_t") for name in names}
 
 
 def _wrap_values(values: list[str], width: int = 96) -> str:

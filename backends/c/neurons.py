@@ -147,12 +147,16 @@ def member(state: str) -> str:
 
 
 class CState:
-    """States of one neuron as C lvalues; records which old states the step reads."""
+    """States of one neuron as C lvalues; records which old states the step reads. A state kept
+    in a narrower type (``narrow``: name -> C type) is read cast to the value type ``wide``."""
 
-    def __init__(self, cid: str, names: tuple[str, ...], expr: type = CExpr):
+    def __init__(self, cid: str, names: tuple[str, ...], expr: type = CExpr,
+                 narrow: dict[str, str] | None = None, wide: str = "int64_t"):
         object.__setattr__(self, "_cid", cid)
         object.__setattr__(self, "_names", names)
         object.__setattr__(self, "_expr", expr)
+        object.__setattr__(self, "_narrow", narrow or {})
+        object.__setattr__(self, "_wide", wide)
         object.__setattr__(self, "new", {})
         object.__setattr__(self, "reads", set())
 
@@ -165,7 +169,14 @@ class CState:
         if name in self.new:
             return self.new[name]
         self.reads.add(name)
-        return self._expr(self.storage(name))
+        text = self.storage(name)
+        return self._expr(f"(({self._wide}){text})" if name in self._narrow else text)
+
+    def store(self, name: str, value, struct: str) -> str:
+        """The statement storing ``value`` as the new ``name`` (cast explicitly into a narrow
+        type: exact, the value is inside the proven range the type was chosen by)."""
+        ctype = self._narrow.get(name)
+        return f"{self.storage(name, struct)} = {value if ctype is None else f'({ctype})({value})'};"
 
     def __setattr__(self, name: str, value) -> None:
         if name not in self._names:
@@ -295,19 +306,45 @@ class NeuronCode:
     #: every state's values over a whole run (initial value and every stored value), where the
     #: definition proves a range; None: unknown (``CExpr.bound``)
     state_bounds: dict = field(default_factory=dict)
+    #: the stored states kept in a narrower C type than the value type (``neuron_code(narrow=True)``)
+    state_ctypes: dict = field(default_factory=dict)
+
+
+def narrow_c_type(bound: Bound) -> str:
+    """The narrowest signed C integer type holding every value of ``bound`` (int64_t when
+    unknown)."""
+    if bound is not None:
+        for ctype, bits in (("int8_t", 8), ("int16_t", 16), ("int32_t", 32)):
+            if -(1 << (bits - 1)) <= bound[0] and bound[1] < (1 << (bits - 1)):
+                return ctype
+    return "int64_t"
 
 
 def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str], store: str = "s",
-                prims_type: type = CPrims, x=None) -> NeuronCode:
+                prims_type: type = CPrims, x=None, narrow: bool = False) -> NeuronCode:
     """Run ``op``'s family step with ``prims_type`` (``CPrims``: int64 C); ``param(name, array)``
     gives a parameter's C text, ``x`` the step's input (default ``x[k]``). States are read
     through the struct pointer ``s`` and stored through ``store`` (the same struct in the C model;
-    the runtime's fused kernels read old and write new tensors)."""
+    the runtime's fused kernels read old and write new tensors).
+
+    ``narrow``: each stored state whose range over a run (``state_bounds``) fits a narrower signed
+    type than int64 is kept in it (``state_ctypes``): read widened to int64, stored with an
+    explicit cast, so the arithmetic is the same. (The types come from a first run of the step;
+    its ``param`` is not called, so callers that collect parameter arrays see each once.)"""
+    narrow_types: dict[str, str] = {}
+    if narrow:
+        probe = _neuron_code(op, cid, lambda name, arr: name, store, prims_type, x, {})
+        narrow_types = {n: t for n in probe.stored
+                        if (t := narrow_c_type(probe.state_bounds.get(n))) != prims_type.ctype}
+    return _neuron_code(op, cid, param, store, prims_type, x, narrow_types)
+
+
+def _neuron_code(op, cid: str, param, store: str, prims_type: type, x, narrow_types: dict[str, str]) -> NeuronCode:
     family = family_of(op)
     prims = prims_type(param)
     derived = family.derived(op_values(op), tuple(op.shape))
     p = bind(prims, family, derived)
-    st = CState(cid, family.states + family.hidden, prims.expr)
+    st = CState(cid, family.states + family.hidden, prims.expr, narrow_types, prims_type.ctype)
     out = prims.expr.of(family.step(prims, p, st, prims.expr("x[k]") if x is None else x))
     keep = [n for n in st.new if n != "s" or "s" in st.reads]  # the previous output only if read
     final = {}
@@ -316,7 +353,7 @@ def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str], store: st
         final[name] = value if value.simple and "s->" not in value.text else prims.let(value, f"new_{name}")
     lines = list(prims.lines)
     stored = tuple(final)
-    lines += [f"{st.storage(name, store)} = {value};" for name, value in final.items()]
+    lines += [st.store(name, value, store) for name, value in final.items()]
     out_text = next((str(final[n]) for n in keep if st.new[n].text == out.text), str(out))
     lines.append(f"y[k] = {out_text};")
     choices = [f"{q.name} {getattr(getattr(derived, q.name), 'value', getattr(derived, q.name))}"
@@ -327,7 +364,7 @@ def neuron_code(op, cid: str, param: Callable[[str, np.ndarray], str], store: st
     for name in family.states + tuple(h for h in family.hidden if h not in family.states):
         start = _array_bound(getattr(derived, family.initial[name])) if name in family.initial else (0, 0)
         bounds[name] = union(start, final[name].bound) if name in final else start
-    return NeuronCode(lines, stored, "s" in st.reads, doc, bounds)
+    return NeuronCode(lines, stored, "s" in st.reads, doc, bounds, narrow_types)
 
 
 def reads_prev_output(op) -> bool:

@@ -71,24 +71,11 @@ def fused_mode() -> str:
     return {"1": "on", "on": "on", "0": "off", "off": "off"}.get(raw, "auto")
 
 
-#: the C type of a term / output / state pointer by torch dtype
+#: the C type of a term / output / state pointer by torch dtype, and back
 C_TYPES = {torch.int64: "int64_t", torch.float32: "float", torch.int32: "int32_t", torch.int16: "int16_t",
            torch.int8: "int8_t"}
-_NARROW = ((torch.int8, 8), (torch.int16, 16), (torch.int32, 32))
+TORCH_TYPES = {c: t for t, c in C_TYPES.items()}
 
-
-def own_dtype(fixed: bool) -> torch.dtype:
-    return torch.int64 if fixed else torch.float32
-
-
-def narrowest(bound) -> torch.dtype:
-    """The narrowest signed integer tensor type holding every value in ``bound`` (int64 when the
-    bound is unknown)."""
-    if bound is not None:
-        for dtype, bits in _NARROW:
-            if -(1 << (bits - 1)) <= bound[0] and bound[1] < (1 << (bits - 1)):
-                return dtype
-    return torch.int64
 #: the (term dtype, output dtype) variants compiled for a fixed family: int64 values, or exact
 #: integers carried as float32 (runtime.plan_carriers: the synapse products that feed a population
 #: and the spikes it sends to float32 matmuls stay float32, no cast on either side); converted to
@@ -101,7 +88,7 @@ class FusedKernel:
     """One population's compiled step: ``fns[(term dtype, output dtype)](pointers, batch)``; the
     pointers are the input terms (one per input edge), the output, every state of ``names`` old,
     every state of ``names`` new, then the per-neuron parameter arrays ``params`` (kept alive
-    here). States are int64 (fixed) or float32 (float) whatever the variant."""
+    here). States are kept in ``state_dtypes`` whatever the variant."""
 
     names: tuple[str, ...]
     stored: tuple[str, ...]
@@ -110,7 +97,7 @@ class FusedKernel:
     dtype: torch.dtype = torch.int64  # the family's own value type (states)
     params: list = field(default_factory=list)  # per-neuron parameter tensors, last pointers
     variants: tuple = ()  # (term dtype, output dtype) pairs, entry points rsnn_fused_<index><suffix>
-    out_state: str | None = None  # the stored state the output equals (returned for it in the own type)
+    out_state: str | None = None  # the stored state, of the family's own type, the output equals
     state_dtypes: tuple = ()  # per name: the tensor type the kernel keeps the state in
     fns: dict = field(default_factory=dict)
 
@@ -158,38 +145,32 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
         x_in, pre = [prims.expr(f"x{j}[k]") for j in range(terms)], []
     else:
         x_in, pre = prims.expr("x_in"), ["const {ctype} x_in = {sum};"]
-    code = neuron_code(op, cid, param, store="n", prims_type=prims, x=x_in)
+    # fixed families keep each stored state in the narrowest integer type its proven range allows
+    # (neuron_code(narrow=True): read widened, stored with a cast; the arithmetic is unchanged)
+    code = neuron_code(op, cid, param, store="n", prims_type=prims, x=x_in, narrow=fixed)
     names = family.states + tuple(h for h in family.hidden if h not in family.states)
-    # fixed families: each stored state in the narrowest integer type its proven range allows
-    # (code.state_bounds); read back widened to int64, so the arithmetic is unchanged
-    stypes = tuple(narrowest(code.state_bounds.get(n)) if fixed and n in code.stored else own_dtype(fixed)
-                   for n in names)
+    stc = [code.state_ctypes.get(n, ctype) for n in names]
     # one row (sample) per call of a static function whose pointers are restrict parameters, so
     # the compiler vectorizes the loop (no tensor aliases another: fresh outputs, distinct states)
     lines = []
     for line in pre + code.body:
         for n in names:
             m = member(n)
-            read = f"s_{m}[k]" if C_TYPES[stypes[names.index(n)]] == ctype else f"(({ctype})s_{m}[k])"
-            line = line.replace(f"s->{m}_{cid}[k]", read).replace(f"n->{m}_{cid}[k]", f"n_{m}[k]")
-            stype = C_TYPES[stypes[names.index(n)]]
-            if stype != ctype and line.startswith(f"n_{m}[k] = "):  # exact: the bound is proven
-                line = f"n_{m}[k] = ({stype})({line[len(f'n_{m}[k] = '):-1]});"
+            line = line.replace(f"s->{m}_{cid}[k]", f"s_{m}[k]").replace(f"n->{m}_{cid}[k]", f"n_{m}[k]")
         if "s->" in line or "n->" in line:
             raise RsnncError(f"fused neuron kernel: unexpected state reference in '{line}'")
         lines.append(line)
     if not lines[-1].startswith("y[k] = ") or not lines[-1].endswith(";"):
         raise RsnncError(f"fused neuron kernel: the step does not end with its output ('{lines[-1]}')")
-    own = torch.int64 if fixed else torch.float32
+    own = TORCH_TYPES[ctype]
     base = (own, own)
     # an output equal to a stored state (a spike kept for the next step's reset): in the variants
     # whose output type is the state's, the state tensor is returned as the output and the loop
     # writes one stream less (safe: no tensor is written after its step)
     out_value = lines[-1][len("y[k] = "):-1]
-    out_state = next((n for n in code.stored if f"n_{member(n)}[k] = {out_value};" in lines
-                      and stypes[names.index(n)] == own), None)
+    # (a state kept narrower is stored through a cast and so never matches: the output keeps its type)
+    out_state = next((n for n in code.stored if f"n_{member(n)}[k] = {out_value};" in lines), None)
     variants = FIXED_VARIANTS if fixed else (base,)
-    stc = [C_TYPES[t] for t in stypes]
     params = "".join(f", const {stc[i]} *restrict s_{member(n)}, {stc[i]} *restrict n_{member(n)}"
                      for i, n in enumerate(names))
     params += "".join(f", const {ctype} *restrict prm{j}" for j in range(len(arrays)))
@@ -228,7 +209,7 @@ def population_source(op, index: int, name: str, n_terms: int = 1) -> tuple[str,
         )
     kernel = FusedKernel(tuple(names), code.stored, size, terms, own,
                          params=[torch.from_numpy(a) for a in arrays], variants=variants, out_state=out_state,
-                         state_dtypes=stypes)
+                         state_dtypes=tuple(TORCH_TYPES[c] for c in stc))
     return text, kernel
 
 
@@ -373,9 +354,8 @@ class FusedPopulation:
         # ranges are proven, so the conversion is exact)
         old = [getattr(st, n).to(d).contiguous() for n, d in zip(kernel.names, kernel.state_dtypes)]
         new = [torch.empty_like(o) if n in kernel.stored else o for n, o in zip(kernel.names, old)]
-        out_index = kernel.names.index(kernel.out_state) if kernel.out_state is not None else -1
-        if out_index >= 0 and not self.out_float and kernel.state_dtypes[out_index] == kernel.dtype:
-            y = new[out_index]  # the state is the output
+        if kernel.out_state is not None and not self.out_float:  # the state is the output
+            y = new[kernel.names.index(kernel.out_state)]
         else:
             y = torch.empty(shape, dtype=torch.float32 if self.out_float else kernel.dtype)
         ptrs = (ctypes.c_void_p * (len(xs) + 1 + 2 * len(old) + len(kernel.params)))(

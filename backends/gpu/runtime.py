@@ -11,8 +11,9 @@ Exactness (docs/gpu-runtime.md):
 - float graphs: float32 with the interpreter's operation order — bit-identical to ``run_float``
   on the CPU; on CUDA float32-accurate (TF32 off), not bit-identical.
 - fixed graphs: every value is an exact integer (int64; on the CPU float32 where that provably
-  holds it, ``plan_carriers``) and every elementwise rule is the integer rule, on any device. Dense/conv sums use float64 BLAS (CPU) or float32 / float64 / float64 limbs (CUDA),
-  chosen from static value bounds so that every partial sum is exactly representable, and int64
+  holds it, ``plan_carriers``) and every elementwise rule is the integer rule, on any device.
+  Dense/conv sums use float64 BLAS (CPU) or float32 / float64 / float64 limbs (CUDA), chosen
+  from static value bounds so that every partial sum is exactly representable, and int64
   kernels on the CPU beyond 2^53 (``gpu_exact.choose_plan``). Bit-identical to ``run_fixed``
   on every device. The stateless layers fed only by the input (input quantizer, first
   dense/conv layer) run for a chunk of steps in one call (``schedule.execute(whole_time=True)``):
@@ -178,10 +179,11 @@ class GraphRuntime:
 
     def float_whole_time(self):
         """For a float graph on the CPU whose process runs oneMKL in a strict reproducibility mode
-        on an AVX2-or-newer branch (``float_repro.row_independent``): a predicate admitting into the time-batched prefix the ops
-        whose float32 result for a row does not depend on the other rows of the call there
-        (``FLOAT_ROW_INDEPENDENT``: MKL products and element-wise ops; convolutions run in
-        oneDNN, which has no such mode, and stay per step). Else False (one call per step)."""
+        on an AVX2-or-newer branch (``float_repro.row_independent``): a predicate admitting into
+        the time-batched prefix the ops whose float32 result for a row does not depend on the
+        other rows of the call there (``FLOAT_ROW_INDEPENDENT``: MKL products and element-wise
+        ops; convolutions run in oneDNN, which has no such mode, and stay per step). Else False
+        (one call per step)."""
         if self.fixed or self.device.type != "cpu" or row_independent() is not True:
             return False
         return lambda slot: isinstance(slot.op, FLOAT_ROW_INDEPENDENT)
@@ -241,25 +243,17 @@ class GraphRuntime:
             k = r.kernel
             return isinstance(k, fx.SynapseKernel) and k.plan.dtype == "float32" and k.plan.limbs == 1
 
-        carried = set()
         for s in self.slots:
             k, rs = s.kernel, readers[s.index]
             exact = self._bounds.get(s.name, UNKNOWN_BOUND) < FLOAT32_EXACT
             if isinstance(k, fx.SynapseKernel):
                 k.out_float = bool(rs) and k.direct_float32() and all(fused(r) for r in rs)
-                on = k.out_float
             elif isinstance(k, fx.QuantizeKernel):
                 k.out_float = bool(rs) and exact and all(takes_float32(r) for r in rs)
-                on = k.out_float
             elif isinstance(k, FusedPopulation):
                 k.out_float = (bool(rs) and k.active and exact and k.kernel is not None
                                and k.kernel.dtype == torch.int64 and all(takes_float32(r) for r in rs))
-                on = k.out_float
-            else:
-                on = False
-            if on:
-                carried.add(s.name)
-        return carried
+        return {s.name for s in self.slots if getattr(s.kernel, "out_float", False)}
 
     def _input_bound(self, x: torch.Tensor) -> int:
         if self.input_float or x.numel() == 0:
